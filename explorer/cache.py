@@ -1,0 +1,108 @@
+"""The embedding cache: vectors stored on disk by model identity and text hash."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .embed import DEFAULT_BATCH_SIZE, Embedder
+from .hashing import text_hash
+from .progress import ProgressFn, no_progress
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddingCache:
+    """A SQLite table of (model, text hash) → float32 vector; safe for several processes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vector BLOB, "
+                "PRIMARY KEY (model, hash)) WITHOUT ROWID"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among ``hashes``."""
+        found: dict[str, np.ndarray] = {}
+        with self._connect() as db:
+            for start in range(0, len(hashes), 900):  # SQLite's limit on bound parameters
+                chunk = list(hashes[start : start + 900])
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT hash, vector FROM vectors WHERE model = ? AND hash IN ({marks})",
+                    [model_id, *chunk],
+                )
+                for key, blob in rows:
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model_id: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Store vectors under their text hashes."""
+        with self._connect() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(model_id, h, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)],
+            )
+
+
+@dataclass
+class EmbeddingResult:
+    """Row-aligned vectors and how many came from the cache."""
+
+    vectors: np.ndarray
+    model_id: str
+    n_cached: int
+    n_computed: int
+    seconds: float
+
+
+def embed_texts(
+    embedder: Embedder,
+    texts: Sequence[str],
+    *,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn = no_progress,
+) -> EmbeddingResult:
+    """Embed texts, reusing cached vectors and embedding each distinct new text once."""
+    started = time.perf_counter()
+    hashes = [text_hash(t) for t in texts]
+    unique = list(dict.fromkeys(hashes))
+    known = cache.get_many(embedder.model_id, unique) if cache else {}
+    todo = [h for h in unique if h not in known]
+    first_text = dict(zip(hashes, texts, strict=True))
+    n_cached = len(texts) - sum(1 for h in hashes if h not in known)
+    if todo:
+        if known:
+            progress("embed", 0.0, f"{len(known):,} texts from the cache; embedding {len(todo):,} new")
+        fresh = embedder.embed([first_text[h] for h in todo], batch_size=batch_size, progress=progress)
+        if cache:
+            cache.put_many(embedder.model_id, todo, fresh)
+        known.update(zip(todo, fresh, strict=True))
+    progress("embed", 1.0, f"{len(texts):,} / {len(texts):,} rows")
+    dim = next(iter(known.values())).shape[0] if known else embedder.dimension
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
+    for i, h in enumerate(hashes):
+        vectors[i] = known[h]
+    log.info("embedded %d texts (%d cached) with %s", len(texts), n_cached, embedder.model_id)
+    return EmbeddingResult(
+        vectors=vectors,
+        model_id=embedder.model_id,
+        n_cached=n_cached,
+        n_computed=len(todo),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,178 @@
+"""The `explorer` command: build, search, list, export, rename and delete maps from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import ExplorerError
+from .export import to_csv_bytes, to_parquet_bytes
+from .project import METHODS, ProjectionConfig
+from .store import Workspace
+
+EXIT_USER_ERROR = 2
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, redrawn per report."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self.stage = ""
+        self.started = time.perf_counter()
+
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
+        if stage != self.stage:
+            if self.stage:
+                self.stream.write("\n")
+            self.stage, self.started = stage, time.perf_counter()
+        filled = int(self.width * max(0.0, min(1.0, fraction)))
+        elapsed = time.perf_counter() - self.started
+        eta = f" ~{elapsed / fraction - elapsed:,.0f}s left" if 0.02 < fraction < 1 else ""
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{stage:<8}[{bar}] {fraction:4.0%} {message[:60]}{eta}\033[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.stage:
+            self.stream.write("\n")
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .pipeline import build_map
+
+    bar = _ProgressBar() if not args.quiet else None
+    config = ProjectionConfig(method=args.projection, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
+                              seed=args.seed)
+    try:
+        result = build_map(
+            Path(args.file), name=args.name, text_columns=args.text_column or None, template=args.template,
+            model=args.model, projection=config, workspace=Workspace(args.home),
+            use_cache=not args.no_cache, **({"progress": bar} if bar else {}),
+        )
+    finally:
+        if bar:
+            bar.close()
+    manifest = result.saved.manifest
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"saved: {result.saved.path}")
+    print(f"rows: {manifest['rows']:,}  embedded: {manifest['embedded_rows']:,}  "
+          f"from cache: {result.n_cached:,}  model: {manifest['model_id']}")
+    print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
+          + f"  total {result.total_seconds:.1f}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .search import search_map
+
+    saved = Workspace(args.home).open(args.map)
+    result = search_map(saved, args.query, k=args.k, threshold=args.threshold)
+    texts = saved.texts()
+    row_ids = saved.points["row_id"].to_numpy()
+    for rank, idx in enumerate(result.indices, start=1):
+        snippet = " ".join(texts[idx].split())[:100]
+        print(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {snippet}")
+    if len(result.indices) == 0:
+        print("no result above the threshold")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    maps = Workspace(args.home).list()
+    if not maps:
+        print("no saved maps yet: run `explorer build FILE`")
+    for info in maps:
+        print(f"{info.name}\t{info.rows:,} rows\t{info.model_id}\t{info.created}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    saved = Workspace(args.home).open(args.map)
+    data = to_csv_bytes(saved.points) if args.format == "csv" else to_parquet_bytes(saved.points)
+    out = Path(args.output or f"{saved.name}.{args.format}")
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(saved.points):,} rows)")
+    return 0
+
+
+def _rename(args: argparse.Namespace) -> int:
+    print(f"renamed to {Workspace(args.home).rename(args.map, args.new_name)}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    Workspace(args.home).delete(args.map)
+    print(f"deleted {args.map}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `explorer` command."""
+    parser = argparse.ArgumentParser(prog="explorer", description="Build and explore embedding maps.")
+    parser.add_argument("--home", help="workspace folder (default: $EXPLORER_HOME or ~/.embedding-explorer)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="embed a table, project it and save the map")
+    build.add_argument("file")
+    build.add_argument("--text-column", action="append", help="a text column (repeat for several)")
+    build.add_argument("--template", help='combine columns, e.g. "{title}. {abstract}"')
+    build.add_argument("--model", help="sentence-transformers name or folder (default: bundled MiniLM)")
+    build.add_argument("--name", help="map name (default: the file name)")
+    build.add_argument("--projection", choices=METHODS, default="umap")
+    build.add_argument("--n-neighbors", type=int, default=15)
+    build.add_argument("--min-dist", type=float, default=0.1)
+    build.add_argument("--seed", type=int, default=42)
+    build.add_argument("--no-cache", action="store_true", help="embed every text again")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(func=_build)
+
+    search = sub.add_parser("search", help="rank a map's rows by similarity to a query")
+    search.add_argument("map")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--threshold", type=float)
+    search.set_defaults(func=_search)
+
+    sub.add_parser("list", help="list saved maps").set_defaults(func=_list)
+
+    export = sub.add_parser("export", help="write a map's table as CSV or Parquet")
+    export.add_argument("map")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("-o", "--output")
+    export.set_defaults(func=_export)
+
+    rename = sub.add_parser("rename", help="rename a saved map")
+    rename.add_argument("map")
+    rename.add_argument("new_name")
+    rename.set_defaults(func=_rename)
+
+    delete = sub.add_parser("delete", help="delete a saved map")
+    delete.add_argument("map")
+    delete.set_defaults(func=_delete)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; user errors print one line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return args.func(args)
+    except ExplorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""The exceptions the library raises: one type per kind of failure, each with a message a person can act on."""
+
+from __future__ import annotations
+
+
+class ExplorerError(Exception):
+    """Base class: every failure the user can fix is an ExplorerError with a one-line message."""
+
+
+class InputError(ExplorerError):
+    """The input data cannot be used: unreadable file, unsupported format, no text, too large."""
+
+
+class ModelError(ExplorerError):
+    """The embedding model cannot be loaded or fails its integrity check."""
+
+
+class MapNotFoundError(ExplorerError):
+    """No saved map has the requested name."""

@@ -1,0 +1,33 @@
+"""Exports of a saved map: CSV safe for spreadsheets, exact Parquet."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value):
+    """Prefix a string that a spreadsheet would read as a formula with an apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """UTF-8 CSV (with BOM, so Excel detects it) with formula-like text cells neutralised."""
+    safe = frame.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = safe[col].map(neutralise_formula)
+    return safe.to_csv(index=False).encode("utf-8-sig")
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """Parquet with every value exact."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

@@ -1,0 +1,137 @@
+"""build_map: load → embed → project → save, end to end, with progress per stage."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .cache import EmbeddingCache, embed_texts
+from .embed import DEFAULT_BATCH_SIZE, Embedder, load_embedder
+from .load import LoadedTable, load_table
+from .progress import ProgressFn, no_progress
+from .project import ProjectionConfig, project
+from .store import SavedMap, Workspace
+from .texts import compose_texts
+
+log = logging.getLogger(__name__)
+
+STAGES = ("load", "embed", "project", "save")
+
+
+@dataclass
+class BuildResult:
+    """The saved map, the seconds each stage took, and everything the user should be told."""
+
+    saved: SavedMap
+    seconds: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    n_cached: int = 0
+
+    @property
+    def total_seconds(self) -> float:
+        """Wall time of the whole build."""
+        return sum(self.seconds.values())
+
+
+def build_map(
+    source: str | Path | bytes | BinaryIO | LoadedTable | pd.DataFrame,
+    *,
+    source_name: str | None = None,
+    name: str | None = None,
+    text_columns: list[str] | None = None,
+    template: str | None = None,
+    model: str | Embedder | None = None,
+    projection: ProjectionConfig | None = None,
+    workspace: Workspace | None = None,
+    use_cache: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn = no_progress,
+) -> BuildResult:
+    """Build and save a map from a file, bytes, a loaded table or a DataFrame."""
+    workspace = workspace or Workspace()
+    projection = projection or ProjectionConfig()
+    seconds: dict[str, float] = {}
+
+    started = time.perf_counter()
+    progress("load", 0.0, "Reading the data")
+    table = _as_table(source, source_name)
+    selection = compose_texts(table.frame, columns=text_columns, template=template)
+    notes = [*table.notes, *selection.notes]
+    seconds["load"] = time.perf_counter() - started
+    progress("load", 1.0, f"{len(table.frame):,} rows, text from {', '.join(selection.columns)}")
+
+    started = time.perf_counter()
+    embedder = load_embedder(model)
+    progress("embed", 0.0, f"Loading the model {embedder.model_id}")
+    cache = EmbeddingCache(workspace.cache_path) if use_cache else None
+    texts = [t for t, keep in zip(selection.texts, selection.embedded, strict=True) if keep]
+    embedded = embed_texts(embedder, texts, cache=cache, batch_size=batch_size, progress=progress)
+    seconds["embed"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    progress("project", 0.0, f"Projecting {len(texts):,} points with {projection.method.upper()}")
+    layout = project(embedded.vectors, config=projection)
+    seconds["project"] = time.perf_counter() - started
+    progress("project", 1.0, f"Layout by {layout.method.upper()}")
+
+    started = time.perf_counter()
+    progress("save", 0.0, "Saving the map")
+    points, vectors = assemble_points(table.frame, selection.embedded, embedded.vectors, layout.coords)
+    map_name = name or Path(table.source_name).stem or "map"
+    manifest = {
+        "name": map_name,
+        "rows": int(len(points)),
+        "embedded_rows": int(selection.n_embedded),
+        "text_columns": selection.columns,
+        "template": selection.template,
+        "model_id": embedded.model_id,
+        "model": model if isinstance(model, str) else getattr(embedder, "model_name", embedded.model_id),
+        "model_hash": getattr(embedder, "model_hash", ""),
+        "dimension": int(vectors.shape[1]),
+        "projection": {**projection.to_dict(), "method_used": layout.method},
+        "source": {"name": table.source_name, "format": table.format, "sha256": table.content_hash,
+                   "encoding": table.encoding},
+        "notes": notes,
+        "seconds": seconds,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": __version__,
+    }
+    saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest)
+    seconds["save"] = time.perf_counter() - started
+    progress("save", 1.0, f"Saved as '{saved.name}'")
+    return BuildResult(saved=saved, seconds=seconds, notes=notes, n_cached=embedded.n_cached)
+
+
+def _as_table(source, source_name: str | None) -> LoadedTable:
+    if isinstance(source, LoadedTable):
+        return source
+    if isinstance(source, pd.DataFrame):
+        return LoadedTable(frame=source.reset_index(drop=True), source_name=source_name or "dataframe",
+                           format="dataframe", content_hash="")
+    return load_table(source, name=source_name)
+
+
+def assemble_points(
+    frame: pd.DataFrame, embedded: np.ndarray, vectors: np.ndarray, coords: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """All original rows plus row_id, x, y, embedded; vectors and coords spread back to every row."""
+    n = len(frame)
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    full_vectors = np.zeros((n, dim), dtype=np.float32)
+    full_vectors[embedded] = vectors
+    full_coords = np.full((n, 2), np.nan, dtype=np.float32)
+    full_coords[embedded] = coords
+    points = frame.reset_index(drop=True).copy()
+    points.insert(0, "row_id", np.arange(n, dtype=np.int64))
+    points["x"] = full_coords[:, 0]
+    points["y"] = full_coords[:, 1]
+    points["embedded"] = embedded
+    return points, full_vectors

@@ -1,0 +1,256 @@
+"""Step 5, store: saved maps as folders in a workspace, written atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, MapNotFoundError
+
+log = logging.getLogger(__name__)
+
+POINTS_FILE = "points.parquet"
+EMBEDDINGS_FILE = "embeddings.npy"
+MANIFEST_FILE = "manifest.json"
+_TMP_PREFIX = ".tmp-"
+_TRASH_PREFIX = ".trash-"
+_UUID_LEN = 32
+
+
+def explorer_home() -> Path:
+    """The workspace root: $EXPLORER_HOME, else ~/.embedding-explorer."""
+    return Path(os.environ.get("EXPLORER_HOME") or Path.home() / ".embedding-explorer")
+
+
+def sanitise_map_name(name: str) -> str:
+    """A map name safe as one folder name: no separators, no leading dots, no `..`."""
+    cleaned = re.sub(r"[^\w\- .()]+", "_", str(name or ""), flags=re.UNICODE)
+    cleaned = re.sub(r"\.{2,}", "_", cleaned)
+    cleaned = cleaned.strip(" ._-")[:100].strip()
+    if not cleaned:
+        raise InputError(f"'{name}' cannot be used as a map name. Use letters, digits, spaces, - or _.")
+    return cleaned
+
+
+@dataclass
+class SavedMap:
+    """A map on disk: points (original columns + row_id, x, y, embedded), embeddings, manifest."""
+
+    path: Path
+    manifest: dict
+    points: pd.DataFrame
+    embeddings: np.ndarray
+
+    @property
+    def name(self) -> str:
+        """The map's name (its folder name)."""
+        return self.path.name
+
+    @property
+    def coords(self) -> np.ndarray:
+        """x, y as an (n, 2) float32 array (NaN for rows that were not embedded)."""
+        return self.points[["x", "y"]].to_numpy(dtype=np.float32, na_value=np.nan)
+
+    @property
+    def embedded(self) -> np.ndarray:
+        """Boolean mask of rows that have an embedding."""
+        return self.points["embedded"].to_numpy(dtype=bool)
+
+    def texts(self) -> list[str]:
+        """The text embedded for each row, rebuilt from the manifest's columns or template."""
+        from .texts import compose_texts
+
+        selection = compose_texts(
+            self.points,
+            columns=self.manifest.get("text_columns"),
+            template=self.manifest.get("template"),
+            max_chars=10**9,
+        )
+        return selection.texts
+
+
+@dataclass
+class MapInfo:
+    """One line of the workspace listing."""
+
+    name: str
+    path: Path
+    rows: int
+    embedded_rows: int
+    model_id: str
+    created: str
+    extra: dict = field(default_factory=dict)
+
+
+class Workspace:
+    """The folder of saved maps; every write lands whole or not at all."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else explorer_home()
+        self.maps_dir = self.root / "maps"
+        self.maps_dir.mkdir(parents=True, exist_ok=True)
+        self._recover()
+
+    @property
+    def cache_path(self) -> Path:
+        """Where the embedding cache of this workspace lives."""
+        return self.root / "cache" / "embeddings.sqlite"
+
+    def map_path(self, name: str) -> Path:
+        """The folder a map of this name has (or would have)."""
+        return self.maps_dir / sanitise_map_name(name)
+
+    def exists(self, name: str) -> bool:
+        """Whether a saved map has this name."""
+        return (self.map_path(name) / MANIFEST_FILE).is_file()
+
+    def unique_name(self, name: str) -> str:
+        """``name``, or ``name (2)``, ``name (3)``… whichever is free."""
+        base = sanitise_map_name(name)
+        candidate, n = base, 1
+        while self.exists(candidate):
+            n += 1
+            candidate = f"{base} ({n})"
+        return candidate
+
+    def save(self, name: str, *, points: pd.DataFrame, embeddings: np.ndarray, manifest: dict) -> SavedMap:
+        """Write a map atomically: into a temporary folder first, then swapped into place."""
+        final = self.map_path(name)
+        manifest = {**manifest, "name": final.name, "saved": datetime.now(UTC).isoformat(timespec="seconds")}
+        tmp = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            points.to_parquet(tmp / POINTS_FILE, index=False)
+            np.save(tmp / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
+            (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+            _fsync_tree(tmp)
+            self._swap_in(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
+
+    def _swap_in(self, tmp: Path, final: Path) -> None:
+        if final.exists():
+            trash = self.maps_dir / f"{_TRASH_PREFIX}{uuid.uuid4().hex}{final.name}"
+            os.rename(final, trash)
+            os.rename(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(self.maps_dir)
+
+    def _recover(self) -> None:
+        """Finish or undo a save that a crash interrupted."""
+        for entry in self.maps_dir.iterdir():
+            if entry.name.startswith(_TRASH_PREFIX):
+                original = self.maps_dir / entry.name[len(_TRASH_PREFIX) + _UUID_LEN :]
+                if original.exists():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    log.warning("restoring %s after an interrupted save", original.name)
+                    os.rename(entry, original)
+            elif entry.name.startswith(_TMP_PREFIX):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def open(self, name: str, *, mmap: bool = False) -> SavedMap:
+        """Load a saved map by name."""
+        path = self.map_path(name)
+        if not (path / MANIFEST_FILE).is_file():
+            known = ", ".join(m.name for m in self.list()[:10]) or "none yet"
+            raise MapNotFoundError(f"No saved map named '{name}'. Saved maps: {known}.")
+        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        points = pd.read_parquet(path / POINTS_FILE)
+        embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
+        return SavedMap(path=path, manifest=manifest, points=points, embeddings=embeddings)
+
+    def list(self) -> list[MapInfo]:
+        """Saved maps, newest first."""
+        infos = []
+        for entry in self.maps_dir.iterdir():
+            manifest_file = entry / MANIFEST_FILE
+            if entry.name.startswith(".") or not manifest_file.is_file():
+                continue
+            try:
+                manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                log.warning("skipping unreadable map %s", entry)
+                continue
+            infos.append(
+                MapInfo(
+                    name=entry.name,
+                    path=entry,
+                    rows=int(manifest.get("rows", 0)),
+                    embedded_rows=int(manifest.get("embedded_rows", 0)),
+                    model_id=str(manifest.get("model_id", "")),
+                    created=str(manifest.get("created", "")),
+                    extra=manifest,
+                )
+            )
+        return sorted(infos, key=lambda m: m.created, reverse=True)
+
+    def rename(self, old: str, new: str) -> str:
+        """Rename a map; returns the new (sanitised) name."""
+        source = self.map_path(old)
+        if not (source / MANIFEST_FILE).is_file():
+            raise MapNotFoundError(f"No saved map named '{old}'.")
+        target = self.map_path(new)
+        if target.exists():
+            raise InputError(f"A map named '{target.name}' already exists. Choose another name.")
+        os.rename(source, target)
+        manifest_file = target / MANIFEST_FILE
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        manifest["name"] = target.name
+        _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
+        return target.name
+
+    def update_manifest(self, name: str, changes: dict) -> dict:
+        """Merge ``changes`` into a map's manifest, atomically."""
+        manifest_file = self.map_path(name) / MANIFEST_FILE
+        if not manifest_file.is_file():
+            raise MapNotFoundError(f"No saved map named '{name}'.")
+        manifest = {**json.loads(manifest_file.read_text(encoding="utf-8")), **changes}
+        _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
+        return manifest
+
+    def delete(self, name: str) -> None:
+        """Delete a saved map (moved aside first, so a crash never leaves half a map)."""
+        path = self.map_path(name)
+        if not (path / MANIFEST_FILE).is_file():
+            raise MapNotFoundError(f"No saved map named '{name}'.")
+        doomed = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for item in folder.iterdir():
+        with open(item, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

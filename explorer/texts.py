@@ -1,0 +1,152 @@
+"""Step 1b, texts: pick the text columns of a table and combine them into the text that is embedded."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+# Column names that hold prose even when they are short (a title beside a long abstract).
+TEXT_COLUMN_NAMES = {
+    "title", "name", "headline", "subject", "abstract", "text", "body", "content",
+    "description", "summary", "sentence", "question", "answer", "comment", "review", "caption",
+}
+DEFAULT_SEPARATOR = ". "
+# Longer texts are cut before embedding (the model reads ~256 tokens anyway); the table keeps them whole.
+DEFAULT_MAX_CHARS = 20_000
+
+
+@dataclass
+class TextSelection:
+    """The text embedded for each row, and which rows have any."""
+
+    texts: list[str]
+    embedded: np.ndarray
+    columns: list[str]
+    template: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_embedded(self) -> int:
+        """How many rows have non-empty text."""
+        return int(self.embedded.sum())
+
+
+def detect_text_columns(frame: pd.DataFrame, *, max_columns: int = 3) -> list[str]:
+    """The columns that look like prose: the longest string column plus known text names."""
+    stats = []
+    for col in frame.columns:
+        values = frame[col].dropna()
+        values = values[values.map(lambda v: isinstance(v, str))]
+        if values.empty:
+            continue
+        lengths = values.str.len()
+        words = values.str.count(r"\s+") + 1
+        stats.append((col, float(lengths.mean()), float(words.mean())))
+    if not stats:
+        return []
+    prose = [s for s in stats if s[2] >= 3] or stats
+    longest = max(prose, key=lambda s: s[1])[0]
+    chosen = {longest}
+    for col, _, mean_words in prose:
+        if str(col).strip().lower() in TEXT_COLUMN_NAMES and mean_words >= 2:
+            chosen.add(col)
+    ordered = [c for c in frame.columns if c in chosen]
+    return ordered[:max_columns]
+
+
+def template_fields(template: str) -> list[str]:
+    """The column names a template such as ``"{title}. {abstract}"`` refers to."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise InputError(f"The template '{template}' is malformed: {exc}. Use {{column}} placeholders.") from exc
+    return [name for _, name, _, _ in parsed if name is not None]
+
+
+def compose_texts(
+    frame: pd.DataFrame,
+    *,
+    columns: list[str] | None = None,
+    template: str | None = None,
+    separator: str = DEFAULT_SEPARATOR,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> TextSelection:
+    """Build each row's text from ``columns`` (joined) or ``template``; empty rows are marked, not dropped."""
+    notes: list[str] = []
+    if template:
+        names = template_fields(template)
+        if not names:
+            raise InputError(f"The template '{template}' names no column. Use placeholders like {{title}}.")
+        _check_columns(frame, names)
+        columns = list(dict.fromkeys(names))
+        texts = [_fill_template(template, row) for row in _rows(frame, columns)]
+    else:
+        if columns is None:
+            columns = detect_text_columns(frame)
+            if not columns:
+                raise InputError(
+                    "No text column was found: every column holds numbers or is empty. "
+                    "Choose a column with text, or upload a file with a text column."
+                )
+        if not columns:
+            raise InputError("Choose at least one text column.")
+        _check_columns(frame, columns)
+        texts = [_join(row, separator) for row in _rows(frame, columns)]
+    truncated = 0
+    for i, text in enumerate(texts):
+        if len(text) > max_chars:
+            texts[i] = text[:max_chars]
+            truncated += 1
+    if truncated:
+        notes.append(
+            f"{truncated:,} row(s) have more than {max_chars:,} characters of text: only the first "
+            f"{max_chars:,} are embedded; the table keeps the full text."
+        )
+    embedded = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+    empty = len(texts) - int(embedded.sum())
+    if empty == len(texts):
+        raise InputError(
+            f"Every row's text is empty in column(s) {', '.join(columns)}. "
+            "Choose other text columns."
+        )
+    if empty:
+        notes.append(
+            f"{empty:,} of {len(texts):,} row(s) have no text in {', '.join(columns)}: they stay in "
+            "the table but are not embedded or drawn on the map."
+        )
+    return TextSelection(texts=texts, embedded=embedded, columns=list(columns), template=template, notes=notes)
+
+
+def _check_columns(frame: pd.DataFrame, names: list[str]) -> None:
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        available = ", ".join(map(str, frame.columns[:30]))
+        raise InputError(f"No column named {', '.join(map(repr, missing))}. Available columns: {available}.")
+
+
+def _rows(frame: pd.DataFrame, columns: list[str]):
+    cells = [frame[c].map(_cell_text).tolist() for c in columns]
+    return (dict(zip(columns, values, strict=True)) for values in zip(*cells, strict=True))
+
+
+def _cell_text(value) -> str:
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, float) and np.isnan(value):
+        return ""
+    return str(value).strip()
+
+
+def _join(row: dict[str, str], separator: str) -> str:
+    return separator.join(v for v in row.values() if v)
+
+
+def _fill_template(template: str, row: dict[str, str]) -> str:
+    if not any(row.values()):
+        return ""
+    return template.format_map(row).strip()

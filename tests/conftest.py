@@ -1,0 +1,56 @@
+"""Shared fixtures: a private workspace per test, a deterministic fake embedder, small datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from explorer import HashingEmbedder, Workspace
+
+# Nothing may be fetched from a model hub in tests: fail fast instead of retrying the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_PAPERS = REPO / "sample_data" / "papers.csv"
+
+
+@pytest.fixture(autouse=True)
+def explorer_home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own workspace, so no test sees another's maps or the user's."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("EXPLORER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def workspace(explorer_home) -> Workspace:
+    """An empty workspace in the test's home."""
+    return Workspace(explorer_home)
+
+
+@pytest.fixture
+def fake_embedder() -> HashingEmbedder:
+    """The deterministic, weights-free embedder used by unit tests."""
+    return HashingEmbedder(dimension=64)
+
+
+@pytest.fixture
+def papers_frame() -> pd.DataFrame:
+    """A small table of papers in three clearly different fields (30 rows)."""
+    topics = {
+        "biology": "protein folding enzyme cell gene sequence",
+        "physics": "quantum particle field energy relativity",
+        "economics": "market price inflation trade labour",
+    }
+    rows = []
+    for field, words in topics.items():
+        vocab = words.split()
+        for i in range(10):
+            title = f"{vocab[i % 5].title()} study {i} of {vocab[(i + 1) % 5]}"
+            abstract = " ".join(vocab[(i + j) % 5] for j in range(12))
+            rows.append({"title": title, "abstract": abstract, "field": field, "year": 2000 + i})
+    return pd.DataFrame(rows)
