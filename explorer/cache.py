@@ -55,7 +55,10 @@ class EmbeddingCache:
         with self._connect() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                [(model_id, h, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)],
+                [
+                    (model_id, h, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                    for h, v in zip(hashes, vectors, strict=True)
+                ],
             )
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -79,7 +80,9 @@ def load_table(
         frame = _read_xlsx(data, source_name, sheet=sheet, notes=notes)
     frame = _tidy_columns(frame, notes=notes)
     if frame.shape[1] == 0:
-        raise InputError(f"{source_name}: no columns were found. Check that the file has a header row.")
+        raise InputError(
+            f"{source_name}: no columns were found. Check that the file has a header row."
+        )
     if len(frame) == 0:
         raise InputError(f"{source_name}: the file has a header but no rows.")
     if len(frame) > max_rows:
@@ -114,7 +117,9 @@ def detect_format(name: str, data: bytes) -> str:
             )
         return fmt
     supported = ", ".join(sorted(TABLE_FORMATS))
-    raise InputError(f"{name}: unsupported file type '{suffix or '(none)'}'. Supported: {supported}.")
+    raise InputError(
+        f"{name}: unsupported file type '{suffix or '(none)'}'. Supported: {supported}."
+    )
 
 
 def decode_text(data: bytes, *, notes: list[str]) -> tuple[str, str]:
@@ -211,12 +216,21 @@ def _sniff_delimiter(text: str, name: str) -> str:
 def _read_delimited(text: str, name: str, *, notes: list[str], skipped: list[int]) -> pd.DataFrame:
     delimiter = _sniff_delimiter(text, name)
     if delimiter != ",":
-        notes.append(f"Columns are separated by {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}.")
+        named = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        notes.append(f"Columns are separated by {named}.")
     try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter, dtype_backend="numpy_nullable")
+        # A row with more fields than the header makes pandas either shift the first column into
+        # the index or (with index_col=False) drop the extra fields with only a ParserWarning: both
+        # lose data silently, so the warning is an error here and such files go to the tolerant
+        # reader.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(
+                io.StringIO(text), sep=delimiter, index_col=False, dtype_backend="numpy_nullable"
+            )
     except pd.errors.EmptyDataError as exc:
         raise InputError(f"{name}: the file has no columns or rows.") from exc
-    except (pd.errors.ParserError, ValueError) as exc:
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
         log.info("C parser failed on %s (%s); retrying line by line", name, exc)
     return _read_delimited_tolerant(text, name, delimiter, notes=notes, skipped=skipped)
 
@@ -227,43 +241,106 @@ _DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", "|": "pipes"}
 def _read_delimited_tolerant(
     text: str, name: str, delimiter: str, *, notes: list[str], skipped: list[int]
 ) -> pd.DataFrame:
-    """Parse with the csv module, keeping every well-formed row and recording the others."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration as exc:
-        raise InputError(f"{name}: the file has no header row.") from exc
-    except csv.Error as exc:
-        raise InputError(f"{name}: the header row cannot be read ({exc}).") from exc
+    """Parse with the csv module, keeping every row and reporting the lines that needed repair."""
+    # newline="" splits on \n, \r\n and \r only, as the csv module does (not on U+2028 and such).
+    lines = list(io.StringIO(text, newline=""))
+    records, unclosed = _parse_records(lines, delimiter, skipped=skipped)
+    if not records:
+        raise InputError(f"{name}: the file has no header row.")
+    (_, header), body = records[0], records[1:]
+    width = len(header)
+    long_lines: list[int] = []
     rows: list[list[str]] = []
-    while True:
-        line_no = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error:
-            skipped.append(line_no)
-            continue
-        if not row:
-            continue
-        if len(row) > len(header):
-            skipped.append(line_no)
-            continue
-        rows.append(row + [""] * (len(header) - len(row)))
-    if text.count('"') % 2 == 1:
-        notes.append("A quote is opened and never closed; the rows after it may be merged into one cell.")
-    if skipped:
-        shown = ", ".join(str(n) for n in skipped[:10]) + (" …" if len(skipped) > 10 else "")
+    for line_no, row in body:
+        if len(row) > width:
+            overflow = row[width - 1 :]
+            if any(field.strip() for field in row[width:]):
+                # Most often an unquoted delimiter inside the last (free-text) field: keep it there.
+                long_lines.append(line_no)
+                row = row[: width - 1] + [delimiter.join(overflow)]
+            else:
+                row = row[:width]
+        rows.append(row + [""] * (width - len(row)))
+    if unclosed:
         notes.append(
-            f"Skipped {len(skipped):,} malformed line(s) (line {shown}): they have more fields "
-            "than the header or broken quoting. Fix them in the file to include them."
+            f"A quote is opened and never closed on line {_shown(unclosed)}: the quote was read "
+            "as a plain character so the lines after it stay separate rows. Check those rows."
+        )
+    if long_lines:
+        notes.append(
+            f"{len(long_lines):,} line(s) have more fields than the header "
+            f"(line {_shown(long_lines)}): the extra fields were joined into the last column "
+            f"'{header[-1]}'. Quote fields that contain the delimiter to avoid this."
+        )
+    if skipped:
+        notes.append(
+            f"Skipped {len(skipped):,} unreadable line(s) (line {_shown(skipped)}). "
+            "Fix them in the file to include them."
         )
     if not rows:
         raise InputError(f"{name}: no row could be read. Check the delimiter and the quoting.")
     frame = pd.DataFrame(rows, columns=_dedupe(header))
     frame = frame.replace("", pd.NA)
     return frame.apply(_infer_column)
+
+
+def _parse_records(
+    lines: list[str], delimiter: str, *, skipped: list[int]
+) -> tuple[list[tuple[int, list[str]]], list[int]]:
+    """(line number, fields) of each non-blank record, and the lines with an unclosed quote."""
+    records: list[tuple[int, list[str]]] = []
+    unclosed: list[int] = []
+    start = 0
+    while start < len(lines):
+        consumed = _CountingLines(lines, start)
+        reader = csv.reader(consumed, delimiter=delimiter)
+        while True:
+            first = consumed.position
+            try:
+                row = next(reader)
+            except StopIteration:
+                start = len(lines)
+                break
+            except csv.Error:
+                skipped.append(first + 1)
+                continue
+            span = "".join(lines[first : consumed.position])
+            at_end = consumed.position == len(lines)
+            if at_end and consumed.position - first > 1 and span.count('"') % 2:
+                # A quote left open swallowed every later line: read its line with quotes as plain
+                # text and start again on the next line.
+                unclosed.append(first + 1)
+                plain = next(
+                    csv.reader([lines[first]], delimiter=delimiter, quoting=csv.QUOTE_NONE), []
+                )
+                if plain:
+                    records.append((first + 1, plain))
+                start = first + 1
+                break
+            if row:
+                records.append((first + 1, row))
+    return records, unclosed
+
+
+class _CountingLines:
+    """An iterator over ``lines[start:]`` that knows how many lines the csv reader has taken."""
+
+    def __init__(self, lines: list[str], start: int):
+        self.lines = lines
+        self.position = start
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.position >= len(self.lines):
+            raise StopIteration
+        self.position += 1
+        return self.lines[self.position - 1]
+
+
+def _shown(line_numbers: list[int]) -> str:
+    return ", ".join(str(n) for n in line_numbers[:10]) + (" …" if len(line_numbers) > 10 else "")
 
 
 def _infer_column(column: pd.Series) -> pd.Series:
@@ -282,7 +359,9 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
             raise InputError(
                 f"{name}: this looks like JSON Lines (one object per line). Rename it to .jsonl."
             ) from exc
-        raise InputError(f"{name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from exc
+        raise InputError(
+            f"{name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
+        ) from exc
     if isinstance(payload, dict):
         for key in ("data", "records", "rows", "items"):
             if isinstance(payload.get(key), list):
@@ -297,7 +376,9 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
                 '[{"title": "...", "abstract": "..."}].'
             )
         return pd.json_normalize(payload, max_level=0)
-    if isinstance(payload, dict) and payload and all(isinstance(v, (list, dict)) for v in payload.values()):
+    if isinstance(payload, dict) and payload and all(
+        isinstance(v, (list, dict)) for v in payload.values()
+    ):
         try:
             return pd.DataFrame(payload)
         except ValueError as exc:
@@ -323,8 +404,9 @@ def _read_jsonl(text: str, name: str, *, notes: list[str], skipped: list[int]) -
             continue
         records.append(item)
     if skipped:
-        shown = ", ".join(str(n) for n in skipped[:10]) + (" …" if len(skipped) > 10 else "")
-        notes.append(f"Skipped {len(skipped):,} line(s) that are not JSON objects (line {shown}).")
+        notes.append(
+            f"Skipped {len(skipped):,} line(s) that are not JSON objects (line {_shown(skipped)})."
+        )
     if not records:
         raise InputError(f"{name}: no line is a JSON object. Each line must be one {{...}} record.")
     return pd.json_normalize(records, max_level=0)
@@ -334,10 +416,14 @@ def _read_binary(reader, name: str, kind: str) -> pd.DataFrame:
     try:
         return reader()
     except Exception as exc:  # pyarrow and openpyxl raise many unrelated types
-        raise InputError(f"{name}: cannot read this {kind} file ({type(exc).__name__}: {exc}).") from exc
+        raise InputError(
+            f"{name}: cannot read this {kind} file ({type(exc).__name__}: {exc})."
+        ) from exc
 
 
-def _read_xlsx(data: bytes, name: str, *, sheet: str | int | None, notes: list[str]) -> pd.DataFrame:
+def _read_xlsx(
+    data: bytes, name: str, *, sheet: str | int | None, notes: list[str]
+) -> pd.DataFrame:
     sheets = _read_binary(
         lambda: pd.read_excel(io.BytesIO(data), sheet_name=None, engine="openpyxl"), name, "Excel"
     )
@@ -345,10 +431,11 @@ def _read_xlsx(data: bytes, name: str, *, sheet: str | int | None, notes: list[s
         raise InputError(f"{name}: the workbook has no sheets.")
     names = list(sheets)
     chosen = names[0] if sheet is None else (names[sheet] if isinstance(sheet, int) else sheet)
+    listed = ", ".join(map(str, names))
     if chosen not in sheets:
-        raise InputError(f"{name}: no sheet named '{chosen}'. Sheets: {', '.join(map(str, names))}.")
+        raise InputError(f"{name}: no sheet named '{chosen}'. Sheets: {listed}.")
     if len(names) > 1:
-        notes.append(f"Read sheet '{chosen}'; the workbook has {len(names)} sheets: {', '.join(map(str, names))}.")
+        notes.append(f"Read sheet '{chosen}'; the workbook has {len(names)} sheets: {listed}.")
     return sheets[chosen]
 
 
@@ -369,7 +456,10 @@ def _dedupe(names: list[str]) -> list[str]:
 
 def _tidy_columns(frame: pd.DataFrame, *, notes: list[str]) -> pd.DataFrame:
     """String column names, unique, none clashing with the columns a saved map adds."""
-    names = [str(c) if not str(c).startswith("Unnamed: ") else f"column_{i + 1}" for i, c in enumerate(frame.columns)]
+    names = [
+        f"column_{i + 1}" if str(c).startswith("Unnamed: ") else str(c)
+        for i, c in enumerate(frame.columns)
+    ]
     renamed = []
     for i, col in enumerate(names):
         if col in RESERVED_COLUMNS:
@@ -377,7 +467,8 @@ def _tidy_columns(frame: pd.DataFrame, *, notes: list[str]) -> pd.DataFrame:
             renamed.append(col)
     if renamed:
         notes.append(
-            f"Renamed column(s) {', '.join(renamed)} to *_original: the map uses those names itself."
+            f"Renamed column(s) {', '.join(renamed)} to *_original: the map uses those names "
+            "itself."
         )
     frame = frame.copy()
     frame.columns = _dedupe(names)

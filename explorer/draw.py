@@ -1,0 +1,211 @@
+"""Step 6, draw: the map as a plotly WebGL scatter, with search hits, query marker and selection overlays."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+HOVER_CHARS = 150
+MAX_CATEGORIES = 40
+OTHER = "(other)"
+MISSING = "(missing)"
+# Glasbey-style palette: 40 colours that stay distinguishable side by side (Alphabet + Dark24 hues).
+PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#bcbd22", "#7f7f7f", "#AA0DFE", "#3283FE", "#85660D", "#782AB6", "#565656", "#1C8356",
+    "#16FF32", "#F7E1A0", "#1CBE4F", "#C4451C", "#DEA0FD", "#FE00FA", "#325A9B", "#FEAF16",
+    "#F8A19F", "#90AD1C", "#F6222E", "#1CFFCE", "#2ED9FF", "#B10DA1", "#C075A6", "#FC1CBF",
+    "#B00068", "#FBE426", "#FA0087", "#0D2A63", "#AF0038", "#6C4516", "#E2E2E2", "#620042",
+]
+DIM_COLOUR = "rgba(160,160,160,0.35)"
+
+
+@dataclass
+class MapStyle:
+    """What the map shows on top of the points: colour, hover fields, dimming and highlights."""
+
+    color_by: str | None = None
+    hover_fields: Sequence[str] = ()
+    title_column: str | None = None
+    dimmed: np.ndarray | None = None
+    hits: np.ndarray | None = None
+    hit_scores: np.ndarray | None = None
+    similarity: np.ndarray | None = None
+    query_xy: np.ndarray | None = None
+    query_label: str = ""
+    selected: np.ndarray | None = None
+    focus: int | None = None
+    point_size: float = 5.0
+    extra_traces: list = field(default_factory=list)
+
+
+def escape_text(value) -> str:
+    """User text made inert for plotly's HTML-like labels (so `<img onerror=…>` shows as text)."""
+    return html.escape("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
+
+
+def shorten(text: str, limit: int = HOVER_CHARS) -> str:
+    """Collapse whitespace and cut to ``limit`` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def title_column(points: pd.DataFrame, text_columns: Sequence[str]) -> str | None:
+    """The column that names a row best: `title` or `name` if present, else the first text column."""
+    for candidate in ("title", "Title", "name", "file"):
+        if candidate in points.columns:
+            return candidate
+    return text_columns[0] if text_columns else None
+
+
+def hover_texts(points: pd.DataFrame, *, title: str | None, fields: Sequence[str] = ()) -> list[str]:
+    """Escaped hover labels: the title (≤150 characters) and one or two chosen fields."""
+    heads = points[title].map(lambda v: escape_text(shorten(v))) if title else points["row_id"].astype(str)
+    lines = [heads.tolist()]
+    for col in list(fields)[:2]:
+        if col in points.columns and col != title:
+            lines.append([f"<i>{escape_text(col)}</i>: {escape_text(shorten(v, 60))}" for v in points[col]])
+    return ["<br>".join(parts) for parts in zip(*lines, strict=True)]
+
+
+def is_categorical(series: pd.Series) -> bool:
+    """Numbers with many distinct values get a colour scale; everything else a legend."""
+    if pd.api.types.is_bool_dtype(series):
+        return True
+    if pd.api.types.is_numeric_dtype(series):
+        return series.nunique(dropna=True) <= 12
+    return True
+
+
+def category_values(series: pd.Series, *, max_categories: int = MAX_CATEGORIES) -> pd.Series:
+    """String categories, the rarest folded into "(other)" beyond ``max_categories``."""
+    values = series.astype("string").fillna(MISSING)
+    counts = values.value_counts()
+    if len(counts) > max_categories:
+        keep = set(counts.index[: max_categories - 1])
+        values = values.where(values.isin(keep), OTHER)
+    return values
+
+
+def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: int = 720):
+    """The map figure: base traces (one per category, or one with a colour scale) plus overlays."""
+    import plotly.graph_objects as go
+
+    style = style or MapStyle()
+    fig = go.Figure()
+    drawn = points["embedded"].to_numpy(dtype=bool) & points["x"].notna().to_numpy()
+    hover = np.asarray(hover_texts(points, title=style.title_column, fields=style.hover_fields), dtype=object)
+    row_ids = points["row_id"].to_numpy()
+    dimmed = np.zeros(len(points), dtype=bool) if style.dimmed is None else np.asarray(style.dimmed, bool)
+    faded = style.hits is not None
+    opacity = 0.35 if faded else 0.85
+
+    def scatter(mask: np.ndarray, *, name: str, marker: dict, showlegend: bool = True, **kw):
+        return go.Scattergl(
+            x=points["x"].to_numpy()[mask], y=points["y"].to_numpy()[mask], mode="markers", name=name,
+            customdata=row_ids[mask].reshape(-1, 1), hovertext=hover[mask], hoverinfo="text",
+            marker=marker, showlegend=showlegend, **kw,
+        )
+
+    live = drawn & ~dimmed
+    if dimmed.any():
+        fig.add_trace(scatter(drawn & dimmed, name="filtered out", marker={"color": DIM_COLOUR,
+                              "size": style.point_size * 0.8}, showlegend=True, legendrank=2000))
+    if style.similarity is not None:
+        fig.add_trace(scatter(live, name="similarity", marker={
+            "color": np.asarray(style.similarity)[live], "colorscale": "Viridis", "size": style.point_size,
+            "opacity": 0.9, "colorbar": {"title": "similarity", "thickness": 12}}, showlegend=False))
+    elif style.color_by and style.color_by in points.columns and is_categorical(points[style.color_by]):
+        values = category_values(points[style.color_by]).to_numpy()
+        order = pd.Series(values[drawn]).value_counts().index
+        for i, value in enumerate(order):
+            mask = live & (values == value)
+            colour = "#9e9e9e" if value in (OTHER, MISSING) else PALETTE[i % len(PALETTE)]
+            fig.add_trace(scatter(mask, name=escape_text(shorten(value, 40)), legendgroup=str(i),
+                                  marker={"color": colour, "size": style.point_size, "opacity": opacity}))
+    elif style.color_by and style.color_by in points.columns:
+        numbers = pd.to_numeric(points[style.color_by], errors="coerce").to_numpy(dtype=float)
+        fig.add_trace(scatter(live, name=escape_text(style.color_by), showlegend=False, marker={
+            "color": numbers[live], "colorscale": "Viridis", "size": style.point_size, "opacity": opacity,
+            "colorbar": {"title": escape_text(style.color_by), "thickness": 12}}))
+    else:
+        fig.add_trace(scatter(live, name="points", showlegend=False,
+                              marker={"color": PALETTE[0], "size": style.point_size, "opacity": opacity}))
+
+    _add_selection(fig, points, style, drawn, scatter)
+    _add_hits(fig, points, style, hover, row_ids)
+    _add_focus(fig, points, style, hover, row_ids)
+    for trace in style.extra_traces:
+        fig.add_trace(trace)
+    fig.update_layout(
+        height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso", hovermode="closest",
+        plot_bgcolor="white", paper_bgcolor="white", uirevision="map",
+        legend={"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)", "title": {"text": ""}},
+        xaxis={"visible": False, "showgrid": False, "zeroline": False},
+        yaxis={"visible": False, "showgrid": False, "zeroline": False, "scaleanchor": "x", "scaleratio": 1},
+    )
+    return fig
+
+
+def _add_selection(fig, points, style: MapStyle, drawn, scatter) -> None:
+    if style.selected is None or len(style.selected) == 0:
+        return
+    mask = drawn & points["row_id"].isin(np.asarray(style.selected)).to_numpy()
+    fig.add_trace(scatter(mask, name="selection", showlegend=True, marker={
+        "color": "rgba(0,0,0,0)", "size": style.point_size + 4,
+        "line": {"color": "#111111", "width": 1.2}}))
+
+
+def _add_hits(fig, points: pd.DataFrame, style: MapStyle, hover, row_ids) -> None:
+    import plotly.graph_objects as go
+
+    if style.hits is None or len(style.hits) == 0:
+        return
+    idx = np.asarray(style.hits)
+    idx = idx[points["x"].to_numpy()[idx] == points["x"].to_numpy()[idx]]  # drop NaN positions
+    x, y = points["x"].to_numpy()[idx], points["y"].to_numpy()[idx]
+    if style.query_xy is not None and np.isfinite(style.query_xy).all():
+        qx, qy = float(style.query_xy[0]), float(style.query_xy[1])
+        lines_x = np.column_stack([np.full(len(x), qx), x, np.full(len(x), np.nan)]).ravel()
+        lines_y = np.column_stack([np.full(len(y), qy), y, np.full(len(y), np.nan)]).ravel()
+        fig.add_trace(go.Scattergl(x=lines_x, y=lines_y, mode="lines", hoverinfo="skip", showlegend=False,
+                                   line={"color": "rgba(214,39,40,0.45)", "width": 1}, name="links"))
+    ranks = np.arange(1, len(idx) + 1)
+    scores = np.asarray(style.hit_scores)[: len(idx)] if style.hit_scores is not None else None
+    labels = [f"#{r}" + (f" · {s:.2f}" if scores is not None else "") for r, s in
+              zip(ranks, scores if scores is not None else ranks, strict=True)]
+    fig.add_trace(go.Scatter(
+        x=x, y=y, mode="markers+text", name="search hits", text=[str(r) for r in ranks],
+        textposition="top center", textfont={"size": 11, "color": "#b71c1c"},
+        customdata=row_ids[idx].reshape(-1, 1),
+        hovertext=[f"{lab}<br>{h}" for lab, h in zip(labels, hover[idx], strict=True)], hoverinfo="text",
+        marker={"size": 12, "color": "rgba(255,215,0,0.95)", "line": {"color": "#b71c1c", "width": 2}},
+    ))
+    if style.query_xy is not None and np.isfinite(style.query_xy).all():
+        fig.add_trace(go.Scatter(
+            x=[style.query_xy[0]], y=[style.query_xy[1]], mode="markers+text", name="query",
+            text=[escape_text(shorten(style.query_label, 40))], textposition="bottom center",
+            textfont={"size": 13, "color": "#b71c1c"}, hoverinfo="text",
+            hovertext=[f"query: {escape_text(shorten(style.query_label, 80))}"],
+            marker={"symbol": "star", "size": 20, "color": "#d62728", "line": {"color": "white", "width": 1.5}},
+        ))
+
+
+def _add_focus(fig, points: pd.DataFrame, style: MapStyle, hover, row_ids) -> None:
+    import plotly.graph_objects as go
+
+    if style.focus is None:
+        return
+    pos = np.flatnonzero(row_ids == style.focus)
+    if len(pos) == 0 or not np.isfinite(points["x"].to_numpy()[pos[0]]):
+        return
+    i = pos[0]
+    fig.add_trace(go.Scatter(
+        x=[points["x"].iloc[i]], y=[points["y"].iloc[i]], mode="markers", name="focused",
+        customdata=[[row_ids[i]]], hovertext=[hover[i]], hoverinfo="text", showlegend=False,
+        marker={"size": 22, "color": "rgba(0,0,0,0)", "line": {"color": "#000000", "width": 3}},
+    ))

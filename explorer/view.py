@@ -1,0 +1,73 @@
+"""What a map view needs besides the figure: filters, selections and row look-ups, free of any UI."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+
+def keyword_mask(texts: Sequence[str], pattern: str, *, regex: bool = False) -> np.ndarray:
+    """Rows whose text contains ``pattern`` (case-insensitive substring, or a regular expression)."""
+    if not pattern:
+        return np.ones(len(texts), dtype=bool)
+    if regex:
+        try:
+            compiled = re.compile(pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise InputError(f"The filter '{pattern}' is not a valid regular expression: {exc}.") from exc
+        return np.fromiter((bool(compiled.search(t)) for t in texts), dtype=bool, count=len(texts))
+    needle = pattern.casefold()
+    return np.fromiter((needle in t.casefold() for t in texts), dtype=bool, count=len(texts))
+
+
+def category_mask(points: pd.DataFrame, filters: Mapping[str, Iterable]) -> np.ndarray:
+    """Rows whose value in each filtered column is among the chosen values (no choice = no filter)."""
+    mask = np.ones(len(points), dtype=bool)
+    for column, values in filters.items():
+        values = list(values)
+        if values and column in points.columns:
+            mask &= points[column].astype("string").fillna("(missing)").isin([str(v) for v in values]).to_numpy()
+    return mask
+
+
+def filterable_columns(points: pd.DataFrame, *, max_values: int = 50) -> list[str]:
+    """Columns with few enough distinct values to filter on with a multiselect."""
+    skip = {"row_id", "x", "y", "embedded"}
+    return [c for c in points.columns if c not in skip and 1 < points[c].nunique(dropna=True) <= max_values]
+
+
+def selected_row_ids(event_points: Iterable[Mapping]) -> list[int]:
+    """Row ids of the points in a plotly selection event, read from ``customdata`` (not trace indices)."""
+    ids: list[int] = []
+    for point in event_points:
+        data = point.get("customdata")
+        if isinstance(data, (list, tuple)) and data:
+            data = data[0]
+        if data is not None:
+            ids.append(int(data))
+    return list(dict.fromkeys(ids))
+
+
+def positions_of(points: pd.DataFrame, row_ids: Iterable[int]) -> np.ndarray:
+    """Positions in ``points`` of the given row ids (unknown ids dropped)."""
+    index = pd.Index(points["row_id"])
+    pos = index.get_indexer(list(row_ids))
+    return pos[pos >= 0]
+
+
+def display_columns(points: pd.DataFrame) -> list[str]:
+    """The user's own columns, in order (without the map's bookkeeping columns)."""
+    return [c for c in points.columns if c not in ("x", "y", "embedded")]
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def escape_markdown(text: str) -> str:
+    """Text shown literally by a Markdown renderer (Streamlit labels and captions are Markdown)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
