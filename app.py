@@ -11,12 +11,13 @@ import numpy as np
 import streamlit as st
 
 from explorer import ExplorerError, ProjectionConfig, Workspace, build_map, load_embedder, load_table
-from explorer.draw import MapStyle, build_figure, shorten, title_column
+from explorer.draw import MapStyle, build_figure, default_colour_column, shorten, title_column
 from explorer.export import to_csv_bytes
 from explorer.project import warm_up_umap
 from explorer.search import embed_query, nearest_neighbors, query_position, search_similar
 from explorer.texts import compose_texts, detect_text_columns
 from explorer.view import (
+    VIEW_STATE_KEYS,
     category_mask,
     display_columns,
     escape_markdown,
@@ -76,7 +77,7 @@ def open_current_map():
 
 def reset_view() -> None:
     """Forget everything tied to the previous map."""
-    for key in ("selected_row", "selection", "last_event", "query", "last_query", "selected_title"):
+    for key in VIEW_STATE_KEYS:
         st.session_state.pop(key, None)
 
 
@@ -224,8 +225,7 @@ def sidebar_controls(saved) -> dict:
             st.rerun()
         candidates = [c for c in columns if c != "row_id"]
         categorical = filterable_columns(points)
-        default_colour = next((c for c in ("field", "category", "label", "primary_category") if c in candidates),
-                              categorical[0] if categorical else None)
+        default_colour = default_colour_column(points)
         options = ["(none)", *candidates]
         colour = st.selectbox("Colour by", options, key="colour_by",
                               index=options.index(default_colour) if default_colour in options else 0)

@@ -19,8 +19,8 @@ EXIT_USER_ERROR = 2
 class _ProgressBar:
     """A one-line progress bar on stderr, redrawn per report."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30):
-        self.stream = stream
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stderr
         self.width = width
         self.stage = ""
         self.started = time.perf_counter()
@@ -43,10 +43,18 @@ class _ProgressBar:
             self.stream.write("\n")
 
 
+def _progress_bar(args: argparse.Namespace) -> _ProgressBar | None:
+    # Carriage returns and escape codes only make sense on a terminal, not in a log or a pipe.
+    return None if args.quiet or not sys.stderr.isatty() else _ProgressBar()
+
+
 def _build(args: argparse.Namespace) -> int:
+    from .images import is_image_source
     from .pipeline import build_map
 
-    bar = _ProgressBar() if not args.quiet else None
+    if args.images or is_image_source(args.file):
+        return _build_images(args)
+    bar = _progress_bar(args)
     config = ProjectionConfig(method=args.projection, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
                               seed=args.seed)
     try:
@@ -69,10 +77,63 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_images(args: argparse.Namespace) -> int:
+    from .image_embed import load_image_embedder
+    from .image_pipeline import build_image_map
+    from .images import read_image_table
+
+    # Only the default model falls back: a CLIP model asked for by name must load or fail.
+    embedder = load_image_embedder(args.model, fallback=args.model is None)
+    if getattr(embedder, "fallback_reason", ""):
+        print(embedder.fallback_reason, file=sys.stderr)
+    bar = _progress_bar(args)
+    config = ProjectionConfig(method=args.projection, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
+                              seed=args.seed)
+    try:
+        source = read_image_table(Path(args.file), Path(args.images), path_column=args.path_column,
+                                  **({"progress": bar} if bar else {})) if args.images else Path(args.file)
+        result = build_image_map(source, name=args.name, model=embedder, projection=config,
+                                 workspace=Workspace(args.home), use_cache=not args.no_cache,
+                                 **({"progress": bar} if bar else {}))
+    finally:
+        if bar:
+            bar.close()
+    for name, reason in result.skipped[:20]:
+        print(f"skipped: {name}: {reason}")
+    if len(result.skipped) > 20:
+        print(f"skipped: … and {len(result.skipped) - 20:,} more (listed in the map's manifest)")
+    manifest = result.saved.manifest
+    print(f"saved: {result.saved.path}")
+    print(f"images: {manifest['rows']:,}  skipped: {len(result.skipped):,}  from cache: {result.n_cached:,}  "
+          f"model: {manifest['model_id']}  text search: {result.text_search}")
+    print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
+          + f"  total {result.total_seconds:.1f}")
+    return 0
+
+
+def _search_images(saved, args: argparse.Namespace) -> int:
+    from .image_search import search_images_by_text
+
+    result = search_images_by_text(saved, args.query, k=args.k, threshold=args.threshold)
+    print(f"search: {result.mode}. {result.reason}")
+    column = saved.manifest.get("images", {}).get("path_column", "file")
+    names = saved.points[column].astype("string").fillna("").tolist()
+    labels = saved.points["label"].astype("string").fillna("").tolist() if "label" in saved.points \
+        else [""] * len(names)
+    row_ids = saved.points["row_id"].to_numpy()
+    for rank, idx in enumerate(result.indices, start=1):
+        print(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {names[idx]}  {labels[idx]}")
+    if len(result.indices) == 0:
+        print("no result" if result.mode != "clip" else "no result above the threshold")
+    return 0
+
+
 def _search(args: argparse.Namespace) -> int:
     from .search import search_map
 
     saved = Workspace(args.home).open(args.map)
+    if saved.manifest.get("kind") == "images":
+        return _search_images(saved, args)
     result = search_map(saved, args.query, k=args.k, threshold=args.threshold)
     texts = saved.texts()
     row_ids = saved.points["row_id"].to_numpy()
@@ -81,6 +142,22 @@ def _search(args: argparse.Namespace) -> int:
         print(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {snippet}")
     if len(result.indices) == 0:
         print("no result above the threshold")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import explain_hit
+
+    saved = Workspace(args.home).open(args.map)
+    explanation = explain_hit(saved, args.query, args.row_id)
+    print(f"cosine: {explanation.cosine:.4f}  (row {args.row_id}; the sum of either side's shares)")
+    print(f"hit: {' '.join(explanation.text.split())[:100]}")
+    sides = (("query", explanation.query_tokens), ("hit", explanation.text_tokens))
+    for name, side in sides:
+        ranked = side.ranked(args.k)
+        print(f"{name} tokens, largest share first ({len(ranked)} of {len(side.tokens)}):")
+        for token, share in ranked:
+            print(f"  {share:+.4f}  {token}")
     return 0
 
 
@@ -120,11 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    build = sub.add_parser("build", help="embed a table, project it and save the map")
+    build = sub.add_parser("build", help="embed a table or images (a ZIP or folder), project and save the map")
     build.add_argument("file")
     build.add_argument("--text-column", action="append", help="a text column (repeat for several)")
     build.add_argument("--template", help='combine columns, e.g. "{title}. {abstract}"')
-    build.add_argument("--model", help="sentence-transformers name or folder (default: bundled MiniLM)")
+    build.add_argument("--model", help="sentence-transformers name or folder (default: bundled MiniLM; "
+                       "for images clip-ViT-B-32, or 'pixels' for the offline image embedder)")
+    build.add_argument("--images", metavar="ZIP", help="a ZIP of the images a table's path column names")
+    build.add_argument("--path-column", help="the table's column of image paths inside --images")
     build.add_argument("--name", help="map name (default: the file name)")
     build.add_argument("--projection", choices=METHODS, default="umap")
     build.add_argument("--n-neighbors", type=int, default=15)
@@ -140,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--threshold", type=float)
     search.set_defaults(func=_search)
+
+    explain = sub.add_parser("explain", help="show which tokens make a row match a query")
+    explain.add_argument("map")
+    explain.add_argument("query")
+    explain.add_argument("row_id", type=int)
+    explain.add_argument("-k", type=int, default=10, help="tokens to show per text (default 10)")
+    explain.set_defaults(func=_explain)
 
     sub.add_parser("list", help="list saved maps").set_defaults(func=_list)
 
@@ -166,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return args.func(args)
-    except ExplorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ExplorerError, OSError) as exc:
+        # One line, whatever the message holds: scripts and people read just the first.
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -45,7 +45,9 @@ class MapStyle:
 
 def escape_text(value) -> str:
     """User text made inert for plotly's HTML-like labels (so `<img onerror=…>` shows as text)."""
-    return html.escape("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    # Plotly decodes &lt; &gt; &amp; in labels but shows &quot; literally, so quotes stay as they are.
+    return html.escape(text, quote=False)
 
 
 def shorten(text: str, limit: int = HOVER_CHARS) -> str:
@@ -60,6 +62,17 @@ def title_column(points: pd.DataFrame, text_columns: Sequence[str]) -> str | Non
         if candidate in points.columns:
             return candidate
     return text_columns[0] if text_columns else None
+
+
+def default_colour_column(points: pd.DataFrame) -> str | None:
+    """The column to colour by when the user has not chosen: a field/category/label-like column."""
+    from .view import filterable_columns
+
+    for name in ("field", "category", "primary_category", "label", "cluster"):
+        if name in points.columns:
+            return name
+    candidates = filterable_columns(points, max_values=MAX_CATEGORIES)
+    return candidates[0] if candidates else None
 
 
 def hover_texts(points: pd.DataFrame, *, title: str | None, fields: Sequence[str] = ()) -> list[str]:
@@ -144,7 +157,8 @@ def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height:
     fig.update_layout(
         height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso", hovermode="closest",
         plot_bgcolor="white", paper_bgcolor="white", uirevision="map",
-        legend={"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)", "title": {"text": ""}},
+        legend={"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)", "title": {"text": ""},
+                "orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
         xaxis={"visible": False, "showgrid": False, "zeroline": False},
         yaxis={"visible": False, "showgrid": False, "zeroline": False, "scaleanchor": "x", "scaleratio": 1},
     )

@@ -154,8 +154,10 @@ def _load_sentence_transformer(path: str, device: str):
         hf_logging.disable_progress_bar()
         return SentenceTransformer(path, device=device)
     except Exception as exc:  # the hub client and torch raise many unrelated types
+        # Hub errors span several lines; the message must stay one line.
+        reason = " ".join(str(exc).split())[:200]
         raise ModelError(
-            f"Cannot load the model '{path}' ({type(exc).__name__}: {str(exc)[:200]}). Give a "
+            f"Cannot load the model '{path}' ({type(exc).__name__}: {reason}). Give a "
             "sentence-transformers model name that is cached on this machine or a local model folder."
         ) from exc
 
@@ -193,6 +195,8 @@ def load_embedder(model: str | Embedder | None = None, *, max_seq_length: int | 
     if not isinstance(model, str):
         return model
     if model == HASHING_MODEL or model.startswith(HASHING_MODEL + "-"):
-        dim = int(model.split("-", 1)[1]) if "-" in model else 256
-        return HashingEmbedder(dimension=dim)
+        size = model.split("-", 1)[1] if "-" in model else "256"
+        if not size.isdigit() or int(size) == 0:
+            raise ModelError(f"'{model}' is not a hashing model: use 'hashing' or 'hashing-<dimension>'.")
+        return HashingEmbedder(dimension=int(size))
     return SentenceTransformerEmbedder(model, max_seq_length=max_seq_length)

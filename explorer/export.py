@@ -23,6 +23,8 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     for col in safe.columns:
         if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(neutralise_formula)
+    # Column names come from the user's file too, and the header row is a row of cells.
+    safe.columns = [neutralise_formula(str(col)) for col in safe.columns]
     return safe.to_csv(index=False).encode("utf-8-sig")
 
 
@@ -31,3 +33,17 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+def to_html_bytes(saved, *, color_by: str | None = None) -> bytes:
+    """A standalone interactive HTML page of the map (plotly.js inlined, so it opens offline)."""
+    from .draw import MapStyle, build_figure, default_colour_column, escape_text, title_column
+
+    points = saved.points
+    style = MapStyle(
+        color_by=color_by or default_colour_column(points),
+        title_column=title_column(points, saved.manifest.get("text_columns") or []),
+    )
+    fig = build_figure(points, style=style)
+    fig.update_layout(title={"text": escape_text(saved.name)}, margin={"t": 40}, dragmode="pan")
+    return fig.to_html(include_plotlyjs=True, full_html=True, config={"scrollZoom": True}).encode("utf-8")

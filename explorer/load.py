@@ -78,7 +78,7 @@ def load_table(
         frame = _read_binary(lambda: pd.read_parquet(io.BytesIO(data)), source_name, "Parquet")
     else:
         frame = _read_xlsx(data, source_name, sheet=sheet, notes=notes)
-    frame = _tidy_columns(frame, notes=notes)
+    frame = tidy_columns(frame, notes=notes)
     if frame.shape[1] == 0:
         raise InputError(
             f"{source_name}: no columns were found. Check that the file has a header row."
@@ -454,7 +454,7 @@ def _dedupe(names: list[str]) -> list[str]:
     return out
 
 
-def _tidy_columns(frame: pd.DataFrame, *, notes: list[str]) -> pd.DataFrame:
+def tidy_columns(frame: pd.DataFrame, *, notes: list[str]) -> pd.DataFrame:
     """String column names, unique, none clashing with the columns a saved map adds."""
     names = [
         f"column_{i + 1}" if str(c).startswith("Unnamed: ") else str(c)
@@ -474,7 +474,12 @@ def _tidy_columns(frame: pd.DataFrame, *, notes: list[str]) -> pd.DataFrame:
     frame.columns = _dedupe(names)
     for col in frame.columns:
         if frame[col].dtype == object:
-            frame[col] = frame[col].map(_cell_to_scalar)
+            values = frame[col].map(_cell_to_scalar)
+            # A saved map is Parquet, one type per column: a column mixing numbers and text (common
+            # in spreadsheets and JSON) is kept as text rather than failing at the save.
+            if pd.api.types.infer_dtype(values, skipna=True) in ("mixed", "mixed-integer"):
+                values = values.map(lambda v: None if pd.isna(v) else str(v))
+            frame[col] = values
     return frame
 
 

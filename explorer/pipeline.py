@@ -15,10 +15,10 @@ import pandas as pd
 from . import __version__
 from .cache import EmbeddingCache, embed_texts
 from .embed import DEFAULT_BATCH_SIZE, Embedder, load_embedder
-from .load import LoadedTable, load_table
+from .load import LoadedTable, load_table, tidy_columns
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
-from .store import SavedMap, Workspace
+from .store import SavedMap, Workspace, sanitise_map_name
 from .texts import compose_texts
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def build_map(
     """Build and save a map from a file, bytes, a loaded table or a DataFrame."""
     workspace = workspace or Workspace()
     projection = projection or ProjectionConfig()
+    if name is not None:
+        sanitise_map_name(name)  # an unusable name fails now, not after minutes of embedding
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
@@ -114,8 +116,11 @@ def _as_table(source, source_name: str | None) -> LoadedTable:
     if isinstance(source, LoadedTable):
         return source
     if isinstance(source, pd.DataFrame):
-        return LoadedTable(frame=source.reset_index(drop=True), source_name=source_name or "dataframe",
-                           format="dataframe", content_hash="")
+        # The same column rules as a file: a user's x, y or row_id must not clash with the map's.
+        notes: list[str] = []
+        frame = tidy_columns(source.reset_index(drop=True), notes=notes)
+        return LoadedTable(frame=frame, source_name=source_name or "dataframe", format="dataframe",
+                           content_hash="", notes=notes)
     return load_table(source, name=source_name)
 
 

@@ -84,13 +84,15 @@ def project_pca(x: np.ndarray, *, seed: int = 42) -> np.ndarray:
     return coords.astype(np.float32)
 
 
-def project_umap(x: np.ndarray, *, config: ProjectionConfig) -> tuple[np.ndarray, object]:
+def project_umap(
+    x: np.ndarray, *, config: ProjectionConfig, n_components: int = 2
+) -> tuple[np.ndarray, object]:
     """UMAP with the configured neighbours, distance and seed; returns coordinates and the fitted reducer."""
     import umap
 
     n_neighbors = max(2, min(config.n_neighbors, len(x) - 1))
     reducer = umap.UMAP(
-        n_components=2,
+        n_components=n_components,
         n_neighbors=n_neighbors,
         min_dist=config.min_dist,
         metric=config.metric,

@@ -66,6 +66,10 @@ def nearest_neighbors(
     """The k rows closest to ``row`` in embedding space (the row itself excluded)."""
     if not 0 <= row < len(embeddings):
         raise InputError(f"Row {row} does not exist; the map has {len(embeddings):,} rows.")
+    if valid is not None and not valid[row]:
+        # A row without text has a zero vector: every other row would tie at score 0.
+        return SearchResult(scores=np.full(len(embeddings), np.nan, dtype=np.float32),
+                            indices=np.zeros(0, dtype=np.int64))
     return search_similar(embeddings, embeddings[row], k=k, valid=valid, exclude=row)
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ MANIFEST_FILE = "manifest.json"
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
 _UUID_LEN = 32
+# The app and the CLI share a workspace: a fresh temp folder may be another process's save in
+# progress, so only folders older than this are taken for the leftovers of a crash.
+STALE_TMP_SECONDS = 3600
 
 
 def explorer_home() -> Path:
@@ -144,7 +148,12 @@ class Workspace:
         if final.exists():
             trash = self.maps_dir / f"{_TRASH_PREFIX}{uuid.uuid4().hex}{final.name}"
             os.rename(final, trash)
-            os.rename(tmp, final)
+            try:
+                os.rename(tmp, final)
+            except BaseException:
+                # Put the previous version back now rather than at the next Workspace().
+                os.rename(trash, final)
+                raise
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(tmp, final)
@@ -160,7 +169,7 @@ class Workspace:
                 else:
                     log.warning("restoring %s after an interrupted save", original.name)
                     os.rename(entry, original)
-            elif entry.name.startswith(_TMP_PREFIX):
+            elif entry.name.startswith(_TMP_PREFIX) and _age_seconds(entry) > STALE_TMP_SECONDS:
                 shutil.rmtree(entry, ignore_errors=True)
 
     def open(self, name: str, *, mmap: bool = False) -> SavedMap:
@@ -231,6 +240,13 @@ class Workspace:
         doomed = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         os.rename(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _age_seconds(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:  # another process finished with it meanwhile
+        return 0.0
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -10,6 +10,9 @@ import pandas as pd
 
 from .errors import InputError
 
+# Per-session view state that belongs to one open map and is dropped when another map is opened.
+VIEW_STATE_KEYS = ("selected_row", "selection", "last_event", "query", "last_query", "selected_title")
+
 
 def keyword_mask(texts: Sequence[str], pattern: str, *, regex: bool = False) -> np.ndarray:
     """Rows whose text contains ``pattern`` (case-insensitive substring, or a regular expression)."""
@@ -36,9 +39,16 @@ def category_mask(points: pd.DataFrame, filters: Mapping[str, Iterable]) -> np.n
 
 
 def filterable_columns(points: pd.DataFrame, *, max_values: int = 50) -> list[str]:
-    """Columns with few enough distinct values to filter on with a multiselect."""
+    """Columns that hold categories: few distinct values, each shared by several rows."""
     skip = {"row_id", "x", "y", "embedded"}
-    return [c for c in points.columns if c not in skip and 1 < points[c].nunique(dropna=True) <= max_values]
+    columns = []
+    for col in points.columns:
+        if col in skip:
+            continue
+        distinct = points[col].nunique(dropna=True)
+        if 1 < distinct <= max_values and distinct <= 0.5 * points[col].notna().sum():
+            columns.append(col)
+    return columns
 
 
 def selected_row_ids(event_points: Iterable[Mapping]) -> list[int]:

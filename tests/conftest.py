@@ -54,3 +54,34 @@ def papers_frame() -> pd.DataFrame:
             abstract = " ".join(vocab[(i + j) % 5] for j in range(12))
             rows.append({"title": title, "abstract": abstract, "field": field, "year": 2000 + i})
     return pd.DataFrame(rows)
+
+
+# --- shared session fixtures for the slow tier: the real model is loaded once per run -------------
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    """The bundled all-MiniLM-L6-v2, loaded once and shared by every slow test."""
+    from explorer import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    assert embedder.model is not None  # load now, so the first test to use it is not billed for it
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def sample_papers() -> pd.DataFrame:
+    """200 rows of sample_data/papers.csv, 25 per field (the file is sorted by field)."""
+    from explorer import load_table
+
+    frame = load_table(SAMPLE_PAPERS).frame
+    return frame.groupby("field", sort=False).head(25).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def real_map(real_embedder, sample_papers, tmp_path_factory):
+    """The sample papers built once with the real model and UMAP, in a session workspace."""
+    from explorer import build_map
+
+    workspace = Workspace(tmp_path_factory.mktemp("real-map-home"))
+    return build_map(sample_papers, name="papers", model=real_embedder, workspace=workspace)

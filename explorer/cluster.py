@@ -1,0 +1,225 @@
+"""Step 4a, cluster: group the points of a map, at a coarse and (where the data supports it) a fine level."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from .project import MIN_ROWS_FOR_UMAP, ProjectionConfig, project_umap
+
+log = logging.getLogger(__name__)
+
+METHODS = ("hdbscan", "kmeans")
+SPACES = ("umap5", "2d")
+LEVELS = ("coarse", "fine")
+UNCLUSTERED = -1
+# Smallest group worth a name on the map; below twice this many rows nothing is clustered.
+MIN_CLUSTER_SIZE = 5
+# Derived HDBSCAN sizes: a coarse cluster holds at least 2% of the rows, a fine one 0.5%.
+COARSE_FRACTION = 1 / 50
+FINE_FRACTION = 1 / 200
+# HDBSCAN's "excess of mass" can crown one blob holding most of a map whose topics overlap (on the
+# arXiv 2,500 file two UMAP seeds in three gave one cluster of 79%); a cap of half the rows makes it
+# look at that blob's children instead, and leaves maps with a few genuinely big groups alone.
+MAX_CLUSTER_FRACTION = 1 / 2
+# Few core neighbours keep HDBSCAN from calling a third of a loose map "noise".
+MAX_MIN_SAMPLES = 5
+# A fine KMeans level splits each coarse cluster about this many ways.
+KMEANS_FINE_FACTOR = 3
+MAX_DERIVED_K = 30
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How to cluster a map; None sizes are derived from the row count, the seed fixes every random step."""
+
+    method: str = "hdbscan"
+    k: int | None = None
+    min_cluster_size: int | None = None
+    levels: int = 2
+    space: str = "umap5"
+    n_components: int = 5
+    # More neighbours than the 2D layout's: clusters should follow the broad topics, not local detail.
+    n_neighbors: int = 30
+    seed: int = 42
+
+    def to_dict(self) -> dict:
+        """Plain dict for the manifest."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClusterConfig:
+        """The config a manifest recorded (unknown keys ignored, so older manifests still load)."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ClusterLevel:
+    """One level: a label per point (-1 = unclustered), ids ordered by size, each with a 2D centre."""
+
+    name: str
+    labels: np.ndarray
+    centres: np.ndarray
+    params: dict = field(default_factory=dict)
+
+    @property
+    def n_clusters(self) -> int:
+        """How many clusters (the unclustered points are not one)."""
+        return len(self.centres)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Points per cluster, indexed by cluster id (largest first)."""
+        return np.bincount(self.labels[self.labels >= 0], minlength=self.n_clusters)
+
+    @property
+    def n_unclustered(self) -> int:
+        """How many points belong to no cluster."""
+        return int((self.labels == UNCLUSTERED).sum())
+
+
+@dataclass
+class Clustering:
+    """The levels found (coarse first), the space they were found in, and how long it took."""
+
+    levels: dict[str, ClusterLevel]
+    config: ClusterConfig
+    space: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def cluster_map(
+    embeddings: np.ndarray | None, coords: np.ndarray, *, config: ClusterConfig | None = None
+) -> Clustering:
+    """Cluster row-aligned embeddings (or the 2D coordinates) into one or two levels."""
+    config = config or ClusterConfig()
+    _validate(config)
+    started = time.perf_counter()
+    coords = np.asarray(coords, dtype=np.float32)
+    n = len(coords)
+    notes: list[str] = []
+    if n < 2 * MIN_CLUSTER_SIZE or _spread(coords) < 1e-6:
+        notes.append(f"{n:,} point(s) are too few or too alike to form clusters: all are unclustered.")
+        empty = _level("coarse", np.full(n, UNCLUSTERED), coords, {})
+        return Clustering({"coarse": empty}, config, "none", time.perf_counter() - started, notes)
+
+    space, features = _feature_space(embeddings, coords, config=config)
+    if space != config.space:
+        notes.append(f"Clustered on the 2D layout: {n:,} rows are too few for a {config.n_components}-D UMAP.")
+    fit = _fit_hdbscan if config.method == "hdbscan" else _fit_kmeans
+    levels: dict[str, ClusterLevel] = {}
+    for name, params in _level_params(n, config).items():
+        level = _level(name, fit(features, **params, seed=config.seed), coords, params)
+        # A fine level that finds no more groups than the coarse one would only repeat it.
+        if name == "fine" and level.n_clusters <= levels["coarse"].n_clusters:
+            log.info("fine level dropped: %d clusters, no more than coarse", level.n_clusters)
+            continue
+        levels[name] = level
+    seconds = time.perf_counter() - started
+    log.info("clustered %d points: %s in %.1f s", n,
+             ", ".join(f"{k} {v.n_clusters}" for k, v in levels.items()), seconds)
+    return Clustering(levels, config, space, seconds, notes)
+
+
+def _validate(config: ClusterConfig) -> None:
+    if config.method not in METHODS:
+        raise ValueError(f"Unknown clustering method '{config.method}'; choose one of {', '.join(METHODS)}.")
+    if config.space not in SPACES:
+        raise ValueError(f"Unknown clustering space '{config.space}'; choose one of {', '.join(SPACES)}.")
+    if config.levels not in (1, 2):
+        raise ValueError(f"levels must be 1 or 2, not {config.levels}.")
+    if config.k is not None and config.k < 2:
+        raise ValueError(f"k must be at least 2, not {config.k}.")
+    if config.min_cluster_size is not None and config.min_cluster_size < 2:
+        raise ValueError(f"min_cluster_size must be at least 2, not {config.min_cluster_size}.")
+
+
+def _spread(x: np.ndarray) -> float:
+    return float(np.abs(x - x[0]).max()) if len(x) else 0.0
+
+
+def _feature_space(
+    embeddings: np.ndarray | None, coords: np.ndarray, *, config: ClusterConfig
+) -> tuple[str, np.ndarray]:
+    """The points as the clusterer sees them: a low-dimensional UMAP of the embeddings, or the 2D map."""
+    n = len(coords)
+    if config.space == "2d" or embeddings is None or n < max(MIN_ROWS_FOR_UMAP, config.n_components + 2):
+        return "2d", coords
+    # min_dist 0 packs each group tightly, which is what a density clusterer wants (UMAP's advice).
+    umap_config = replace(ProjectionConfig(), n_neighbors=config.n_neighbors, min_dist=0.0, seed=config.seed)
+    features, _ = project_umap(
+        np.asarray(embeddings, dtype=np.float32), config=umap_config, n_components=config.n_components
+    )
+    return config.space, features
+
+
+def derived_min_cluster_size(n: int, *, fine: bool = False) -> int:
+    """The HDBSCAN minimum cluster size for ``n`` rows: 2% of them (0.5% at the fine level), at least 5."""
+    fraction = FINE_FRACTION if fine else COARSE_FRACTION
+    return max(MIN_CLUSTER_SIZE, round(n * fraction))
+
+
+def derived_k(n: int) -> int:
+    """A KMeans k for ``n`` rows when none is given: about sqrt(n / 20), between 2 and 30."""
+    return int(min(MAX_DERIVED_K, max(2, round(math.sqrt(n / 20)))))
+
+
+def _level_params(n: int, config: ClusterConfig) -> dict[str, dict]:
+    """Each level's parameters; the fine level is only tried when it can differ from the coarse one."""
+    if config.method == "kmeans":
+        k = min(config.k or derived_k(n), n // 2)
+        params = {"coarse": {"k": k}}
+        fine_k = min(k * KMEANS_FINE_FACTOR, n // MIN_CLUSTER_SIZE)
+        if config.levels == 2 and fine_k > k:
+            params["fine"] = {"k": fine_k}
+        return params
+    coarse = config.min_cluster_size or derived_min_cluster_size(n)
+    params = {"coarse": {"min_cluster_size": coarse}}
+    fine = max(MIN_CLUSTER_SIZE, coarse // 4) if config.min_cluster_size else derived_min_cluster_size(
+        n, fine=True)
+    if config.levels == 2 and fine < coarse:
+        params["fine"] = {"min_cluster_size": fine}
+    return params
+
+
+def _fit_hdbscan(features: np.ndarray, *, min_cluster_size: int, seed: int) -> np.ndarray:
+    """scikit-learn's HDBSCAN; deterministic, so the seed is unused."""
+    from sklearn.cluster import HDBSCAN
+
+    n = len(features)
+    return HDBSCAN(
+        min_cluster_size=min_cluster_size,
+        min_samples=min(min_cluster_size, MAX_MIN_SAMPLES),
+        max_cluster_size=max(min_cluster_size, int(n * MAX_CLUSTER_FRACTION)),
+        copy=True,
+    ).fit_predict(features)
+
+
+def _fit_kmeans(features: np.ndarray, *, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, random_state=seed, n_init="auto").fit_predict(features)
+
+
+def _level(name: str, raw: np.ndarray, coords: np.ndarray, params: dict) -> ClusterLevel:
+    """Renumber clusters largest first (ties by first appearance) and find each one's centre."""
+    raw = np.asarray(raw, dtype=np.int64)
+    ids, first, counts = np.unique(raw[raw >= 0], return_index=True, return_counts=True)
+    order = np.lexsort((first, -counts))
+    mapping = np.full(int(raw.max(initial=-1)) + 1, UNCLUSTERED, dtype=np.int32)
+    mapping[ids[order]] = np.arange(len(ids), dtype=np.int32)
+    labels = np.where(raw >= 0, mapping[np.maximum(raw, 0)], UNCLUSTERED).astype(np.int32)
+    centres = np.array([_centre(coords[labels == c]) for c in range(len(ids))], dtype=np.float32)
+    return ClusterLevel(name=name, labels=labels, centres=centres.reshape(-1, 2), params=params)
+
+
+def _centre(points: np.ndarray) -> np.ndarray:
+    # The member nearest the mean, not the mean itself: a curved cluster's mean can fall outside it.
+    mean = points.mean(axis=0)
+    return points[np.argmin(((points - mean) ** 2).sum(axis=1))]

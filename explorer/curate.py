@@ -1,0 +1,98 @@
+"""Curation: a new version of a map without some rows, re-projected from the stored embeddings.
+
+The new map keeps each remaining row's ``row_id`` from the map it came from, so a row can be traced
+back (and rows can be compared across versions); its row_ids are therefore no longer 0..n-1.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import fields
+from datetime import UTC, datetime
+
+import numpy as np
+
+from .cluster import ClusterConfig
+from .errors import InputError
+from .map_clusters import LEVEL_COLUMNS, add_clusters, read_thumbnails, write_thumbnails
+from .progress import ProgressFn, no_progress
+from .project import ProjectionConfig, project
+from .store import SavedMap, Workspace
+
+log = logging.getLogger(__name__)
+
+_VERSION_SUFFIX = re.compile(r"^(?P<base>.*) \(v(?P<n>\d+)\)$")
+
+
+def remove_and_reproject(
+    workspace: Workspace,
+    map_name: str,
+    row_ids: Iterable[int],
+    *,
+    new_name: str | None = None,
+    progress: ProgressFn = no_progress,
+) -> SavedMap:
+    """Save a new map without the rows ``row_ids``: same embeddings, a fresh layout, fresh clusters if the
+    source had them. The source map and its data are left untouched."""
+    source = workspace.open(map_name)
+    remove = np.isin(source.points["row_id"].to_numpy(), np.fromiter(map(int, row_ids), dtype=np.int64))
+    if not remove.any():
+        raise InputError(f"None of the rows to remove is in the map '{source.name}': nothing to do.")
+    keep = ~remove
+    kept_embedded = source.embedded[keep]
+    if not kept_embedded.any():
+        raise InputError(f"Removing {int(remove.sum()):,} rows would leave no point on the map "
+                         f"'{source.name}'. Keep at least one row.")
+    name = _new_map_name(workspace, source.name, new_name)
+
+    started = time.perf_counter()
+    config = _projection_config(source.manifest.get("projection") or {})
+    vectors = np.asarray(source.embeddings)[keep]
+    progress("project", 0.0, f"Projecting {int(kept_embedded.sum()):,} points with {config.method.upper()}")
+    layout = project(vectors[kept_embedded], config=config)
+    progress("project", 1.0, f"Layout by {layout.method.upper()}")
+
+    points = source.points[keep].drop(columns=list(LEVEL_COLUMNS.values()), errors="ignore")
+    points = points.reset_index(drop=True)
+    coords = np.full((len(points), 2), np.nan, dtype=np.float32)
+    coords[kept_embedded] = layout.coords
+    points["x"], points["y"] = coords[:, 0], coords[:, 1]
+    manifest = {key: value for key, value in source.manifest.items() if key != "clusters"}
+    manifest.update({
+        "rows": int(len(points)),
+        "embedded_rows": int(kept_embedded.sum()),
+        "projection": {**config.to_dict(), "method_used": layout.method},
+        "parent": {"name": source.name, "rows": int(len(source.points)), "removed_rows": int(remove.sum()),
+                   "row_ids": "kept from the parent map"},
+        "seconds": {"project": round(time.perf_counter() - started, 3)},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    })
+    saved = workspace.save(name, points=points, embeddings=vectors, manifest=manifest)
+    write_thumbnails(saved, read_thumbnails(source))
+    log.info("saved %s: %s without %d rows", saved.name, source.name, int(remove.sum()))
+    if "clusters" in source.manifest:
+        cluster_config = ClusterConfig.from_dict(source.manifest["clusters"].get("config") or {})
+        saved = add_clusters(saved, config=cluster_config, workspace=workspace, progress=progress)
+    return saved
+
+
+def _projection_config(recorded: dict) -> ProjectionConfig:
+    """The projection settings a manifest recorded (without the method_used note)."""
+    names = {f.name for f in fields(ProjectionConfig)}
+    return ProjectionConfig(**{k: v for k, v in recorded.items() if k in names})
+
+
+def _new_map_name(workspace: Workspace, source: str, new_name: str | None) -> str:
+    """``new_name`` if free; by default the next free "<name> (vN)" after the source's own version."""
+    if new_name:
+        if workspace.exists(new_name):
+            raise InputError(f"A map named '{new_name}' already exists. Choose another name.")
+        return new_name
+    match = _VERSION_SUFFIX.match(source)
+    base, version = (match["base"], int(match["n"])) if match else (source, 1)
+    while workspace.exists(candidate := f"{base} (v{version + 1})"):
+        version += 1
+    return candidate

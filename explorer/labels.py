@@ -1,0 +1,198 @@
+"""Step 4b, labels: name clusters by their most distinctive words, and contrast two selections."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# Words that start with a letter and have three or more characters: drops numbers ("2024", "3d")
+# and short tokens ("of", "ai") that make poor labels; "gpt4" and "llm" stay.
+TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W_]{2,}\b"
+LABEL_TERMS = 3
+SEPARATOR = " · "
+# A term is only a candidate when at least this many of the cluster's texts use it: a word that one
+# long abstract repeats says nothing about the others.
+MIN_TERM_DOCS = 2
+
+
+@dataclass
+class ClusterLabel:
+    """A cluster's short label ("robot · grasping · manipulation"), its top terms with scores, its size."""
+
+    cluster_id: int
+    label: str
+    terms: list[tuple[str, float]]
+    size: int
+
+    def to_dict(self) -> dict:
+        """Plain dict for the manifest."""
+        return {"id": self.cluster_id, "label": self.label, "size": self.size,
+                "terms": [[t, round(float(s), 6)] for t, s in self.terms]}
+
+
+@dataclass
+class Contrast:
+    """The terms most distinctive of selection A against B and of B against A, with z-scores."""
+
+    a_terms: list[tuple[str, float]]
+    b_terms: list[tuple[str, float]]
+    n_a: int
+    n_b: int
+
+
+def _vectorizer():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    return CountVectorizer(ngram_range=(1, 2), stop_words="english", token_pattern=TOKEN_PATTERN,
+                           dtype=np.float64)
+
+
+def _count(texts: Sequence[str]):
+    """Document-term counts and the vocabulary, or None when no text holds a usable word."""
+    vectorizer = _vectorizer()
+    try:
+        counts = vectorizer.fit_transform(texts)
+    except ValueError:  # scikit-learn's "empty vocabulary": only numbers, short words, stop words
+        return None, np.array([], dtype=object)
+    return counts.tocsr(), vectorizer.get_feature_names_out()
+
+
+def default_label(cluster_id: int) -> str:
+    """The label of a cluster whose texts give no usable word."""
+    return f"Cluster {cluster_id}"
+
+
+def label_clusters(
+    texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5
+) -> dict[int, ClusterLabel]:
+    """Label each cluster (labels >= 0) by class-based TF-IDF over its texts: words and two-word phrases."""
+    import scipy.sparse as sp
+
+    labels = np.asarray(labels)
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts for {len(labels)} cluster labels")
+    ids = np.unique(labels[labels >= 0])
+    sizes = {int(c): int((labels == c).sum()) for c in ids}
+    counts, vocab = _count(list(texts))
+    if counts is None or not len(ids):
+        return {c: ClusterLabel(c, default_label(c), [], size) for c, size in sizes.items()}
+
+    # Unclustered texts form a class of their own: their words count towards how common a term is.
+    classes = np.unique(labels)
+    rows = np.searchsorted(classes, labels)
+    member = sp.csr_matrix((np.ones(len(labels)), (rows, np.arange(len(labels)))),
+                           shape=(len(classes), len(labels)))
+    class_counts = (member @ counts).tocsr()
+    class_docs = (member @ (counts > 0).astype(np.float64)).tocsr()
+    # c-TF-IDF (Grootendorst, BERTopic): term frequency within the class times log(1 + A / f_t),
+    # A = the mean word count of a class, f_t = the term's count over all classes.
+    totals = np.asarray(class_counts.sum(axis=1)).ravel()
+    term_totals = np.asarray(class_counts.sum(axis=0)).ravel()
+    idf = np.log1p(totals.mean() / np.maximum(term_totals, 1e-12))
+    tf = sp.diags(1.0 / np.maximum(totals, 1e-12)) @ class_counts
+    scores = tf.multiply(idf).tocsr()
+
+    out: dict[int, ClusterLabel] = {}
+    for c in ids:
+        row = int(np.searchsorted(classes, c))
+        row_scores = scores.getrow(row).toarray().ravel()
+        docs = class_docs.getrow(row).toarray().ravel()
+        eligible = docs >= min(MIN_TERM_DOCS, sizes[int(c)])
+        candidates = np.flatnonzero(eligible & (row_scores > 0))
+        ranked = candidates[np.argsort(-row_scores[candidates], kind="stable")]
+        terms = _distinct_terms(((vocab[i], float(row_scores[i])) for i in ranked), top_n)
+        out[int(c)] = ClusterLabel(int(c), short_label(terms) or default_label(int(c)), terms, sizes[int(c)])
+    return out
+
+
+def _distinct_terms(ranked, top_n: int) -> list[tuple[str, float]]:
+    """The best terms that share no word with a better one ("robot" hides "robots", "robot arm")."""
+    chosen: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    for term, score in ranked:
+        words = {_stem(w) for w in term.split()}
+        if words & seen:
+            continue
+        chosen.append((term, score))
+        seen |= words
+        if len(chosen) == top_n:
+            break
+    return chosen
+
+
+def _stem(word: str) -> str:
+    # Enough to fold plurals ("robots", "models"); a real stemmer would also mangle the label.
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def short_label(terms: Sequence[tuple[str, float]], *, n: int = LABEL_TERMS) -> str:
+    """The first ``n`` terms joined as "a · b · c"."""
+    return SEPARATOR.join(t for t, _ in terms[:n])
+
+
+def label_by_category(values: Sequence, labels: np.ndarray, *, top_n: int = 5) -> dict[int, ClusterLabel]:
+    """Label clusters by their most common value (e.g. an image's folder label), with its share."""
+    frame = pd.DataFrame({"value": pd.Series(values, dtype="string"), "cluster": np.asarray(labels)})
+    frame = frame[frame["cluster"] >= 0]
+    out: dict[int, ClusterLabel] = {}
+    for c, group in frame.groupby("cluster", sort=True):
+        shares = group["value"].dropna().str.strip().replace("", pd.NA).dropna().value_counts()
+        if shares.empty:
+            continue
+        shares = shares / len(group)
+        terms = [(str(v), float(s)) for v, s in shares.head(top_n).items()]
+        out[int(c)] = ClusterLabel(int(c), terms[0][0], terms, len(group))
+    return out
+
+
+def contrast_terms(
+    texts: Sequence[str], mask_a: np.ndarray, mask_b: np.ndarray, *, top_n: int = 10
+) -> Contrast:
+    """The words and phrases most distinctive of rows A against rows B, and of B against A."""
+    mask_a, mask_b = np.asarray(mask_a, dtype=bool), np.asarray(mask_b, dtype=bool)
+    if not (len(texts) == len(mask_a) == len(mask_b)):
+        raise ValueError(f"{len(texts)} texts for selections of {len(mask_a)} and {len(mask_b)} rows")
+    n_a, n_b = int(mask_a.sum()), int(mask_b.sum())
+    # A row in both selections counts for both: the contrast is then about the rows that differ.
+    union = np.flatnonzero(mask_a | mask_b)
+    counts, vocab = _count([texts[i] for i in union])
+    if counts is None or not n_a or not n_b:
+        return Contrast([], [], n_a, n_b)
+    in_a, in_b = mask_a[union], mask_b[union]
+    y_a = np.asarray(counts[in_a].sum(axis=0)).ravel()
+    y_b = np.asarray(counts[in_b].sum(axis=0)).ravel()
+    docs = counts > 0
+    docs_a = np.asarray(docs[in_a].sum(axis=0)).ravel()
+    docs_b = np.asarray(docs[in_b].sum(axis=0)).ravel()
+    z = _log_odds_z(y_a, y_b, prior=y_a + y_b)
+    return Contrast(
+        a_terms=_top_contrast(z, vocab, docs_a >= min(MIN_TERM_DOCS, n_a), top_n),
+        b_terms=_top_contrast(-z, vocab, docs_b >= min(MIN_TERM_DOCS, n_b), top_n),
+        n_a=n_a,
+        n_b=n_b,
+    )
+
+
+def _log_odds_z(y_a: np.ndarray, y_b: np.ndarray, *, prior: np.ndarray) -> np.ndarray:
+    """Log-odds ratio with an informative Dirichlet prior, as z-scores (Monroe, Colaresi & Quinn 2008).
+
+    Plain frequency ratios crown rare words seen once on one side; the prior (the pooled counts)
+    shrinks those, and dividing by the standard error favours differences that are well attested."""
+    alpha = prior.astype(np.float64)
+    a0, n_a, n_b = alpha.sum(), y_a.sum(), y_b.sum()
+    odds_a = np.log((y_a + alpha) / (n_a + a0 - y_a - alpha))
+    odds_b = np.log((y_b + alpha) / (n_b + a0 - y_b - alpha))
+    variance = 1.0 / (y_a + alpha) + 1.0 / (y_b + alpha)
+    return (odds_a - odds_b) / np.sqrt(variance)
+
+
+def _top_contrast(z: np.ndarray, vocab: np.ndarray, eligible: np.ndarray, top_n: int):
+    candidates = np.flatnonzero(eligible & (z > 0))
+    ranked = candidates[np.argsort(-z[candidates], kind="stable")]
+    return _distinct_terms(((vocab[i], float(z[i])) for i in ranked), top_n)

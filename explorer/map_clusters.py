@@ -1,0 +1,161 @@
+"""A saved map's clusters: compute and store them (columns + manifest), read them back, rename them."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+
+from .cluster import UNCLUSTERED, ClusterConfig, Clustering, cluster_map
+from .errors import InputError
+from .labels import ClusterLabel, label_by_category, label_clusters
+from .progress import ProgressFn, no_progress
+from .store import SavedMap, Workspace
+
+log = logging.getLogger(__name__)
+
+# The points.parquet column of each level.
+LEVEL_COLUMNS = {"coarse": "cluster", "fine": "cluster_fine"}
+UNCLUSTERED_LABEL = "Unclustered"
+
+
+def add_clusters(
+    saved: SavedMap,
+    *,
+    config: ClusterConfig | None = None,
+    workspace: Workspace | None = None,
+    progress: ProgressFn = no_progress,
+) -> SavedMap:
+    """Cluster and label a saved map, then save it again with cluster columns and labels in the manifest."""
+    config = config or ClusterConfig()
+    workspace = workspace or Workspace(saved.path.parent.parent)
+    embedded = saved.embedded
+    progress("cluster", 0.0, f"Clustering {int(embedded.sum()):,} points")
+    clustering = cluster_map(np.asarray(saved.embeddings)[embedded], saved.coords[embedded], config=config)
+    progress("cluster", 0.6, "Labelling the clusters")
+    started = time.perf_counter()
+    labels = {name: _label_level(saved, level.labels) for name, level in clustering.levels.items()}
+    label_seconds = time.perf_counter() - started
+
+    points = saved.points.drop(columns=list(LEVEL_COLUMNS.values()), errors="ignore")
+    for name, level in clustering.levels.items():
+        column = np.full(len(points), UNCLUSTERED, dtype=np.int32)
+        column[embedded] = level.labels
+        points[LEVEL_COLUMNS[name]] = column
+    section = _manifest_section(clustering, labels, label_seconds=label_seconds)
+    thumbnails = read_thumbnails(saved)  # the save below replaces the folder they live in
+    updated = workspace.save(saved.name, points=points, embeddings=saved.embeddings,
+                             manifest={**saved.manifest, "clusters": section})
+    write_thumbnails(updated, thumbnails)
+    progress("cluster", 1.0, ", ".join(f"{len(v)} {k} clusters" for k, v in labels.items()))
+    return updated
+
+
+def _label_level(saved: SavedMap, cluster_ids: np.ndarray) -> dict[int, ClusterLabel]:
+    """Labels from the texts' distinctive terms; an image map's label column wins where it has values."""
+    embedded = saved.embedded
+    texts = [t for t, keep in zip(saved.texts(), embedded, strict=True) if keep]
+    labels = label_clusters(texts, cluster_ids)
+    column = (saved.manifest.get("images") or {}).get("label_column")
+    if column and column in saved.points:
+        labels.update(label_by_category(saved.points[column][embedded].tolist(), cluster_ids))
+    return labels
+
+
+def _manifest_section(clustering: Clustering, labels: dict[str, dict[int, ClusterLabel]], *,
+                      label_seconds: float) -> dict:
+    levels = {}
+    for name, level in clustering.levels.items():
+        clusters = []
+        for cid in range(level.n_clusters):
+            label = labels[name][cid]
+            clusters.append({
+                **label.to_dict(),
+                "auto_label": label.label,
+                "renamed": False,
+                "centre": [round(float(v), 4) for v in level.centres[cid]],
+            })
+        levels[name] = {"column": LEVEL_COLUMNS[name], "params": level.params,
+                        "unclustered": level.n_unclustered, "clusters": clusters}
+    return {
+        "config": clustering.config.to_dict(),
+        "space": clustering.space,
+        "levels": levels,
+        "notes": clustering.notes,
+        "seconds": {"cluster": round(clustering.seconds, 3), "label": round(label_seconds, 3)},
+    }
+
+
+def cluster_levels(saved: SavedMap) -> list[str]:
+    """The levels the map has clusters for, coarse first ([] when it was never clustered)."""
+    return list(((saved.manifest.get("clusters") or {}).get("levels") or {}).keys())
+
+
+def cluster_table(saved: SavedMap, level: str = "coarse") -> pd.DataFrame:
+    """One row per cluster of a level, largest first: id, label, size, x, y (its centre), terms, renamed."""
+    clusters = _level_section(saved.manifest, saved.name, level)["clusters"]
+    table = pd.DataFrame(
+        {
+            "id": [c["id"] for c in clusters],
+            "label": [c["label"] for c in clusters],
+            "size": [c["size"] for c in clusters],
+            "x": [c["centre"][0] for c in clusters],
+            "y": [c["centre"][1] for c in clusters],
+            "terms": [[t for t, _ in c["terms"]] for c in clusters],
+            "renamed": [bool(c.get("renamed")) for c in clusters],
+        }
+    )
+    return table.sort_values(["size", "id"], ascending=[False, True], ignore_index=True)
+
+
+def point_labels(saved: SavedMap, level: str = "coarse") -> pd.Series:
+    """Each point's cluster label at a level ("Unclustered" for noise), row-aligned with the points."""
+    section = _level_section(saved.manifest, saved.name, level)
+    names = {c["id"]: c["label"] for c in section["clusters"]}
+    ids = saved.points[section["column"]].to_numpy()
+    return pd.Series([names.get(int(i), UNCLUSTERED_LABEL) for i in ids], index=saved.points.index,
+                     dtype="string", name=f"{section['column']}_label")
+
+
+def rename_cluster(workspace: Workspace, map_name: str, level: str, cluster_id: int, new_label: str) -> dict:
+    """Give a cluster a label of the user's choosing, kept in the manifest; an empty label restores the
+    automatic one. Returns the updated manifest."""
+    manifest = workspace.open(map_name, mmap=True).manifest
+    section = _level_section(manifest, map_name, level)
+    matches = [c for c in section["clusters"] if c["id"] == int(cluster_id)]
+    if not matches:
+        known = ", ".join(str(c["id"]) for c in section["clusters"][:20])
+        raise InputError(f"The {level} level of '{map_name}' has no cluster {cluster_id}. Its clusters: {known}.")
+    cluster = matches[0]
+    new_label = " ".join(str(new_label or "").split())
+    cluster["label"] = new_label or cluster["auto_label"]
+    cluster["renamed"] = bool(new_label) and new_label != cluster["auto_label"]
+    log.info("renamed %s cluster %s of %s to %r", level, cluster_id, map_name, cluster["label"])
+    return workspace.update_manifest(map_name, {"clusters": manifest["clusters"]})
+
+
+def _level_section(manifest: dict, map_name: str, level: str) -> dict:
+    levels = (manifest.get("clusters") or {}).get("levels") or {}
+    if not levels:
+        raise InputError(f"The map '{map_name}' has no clusters yet. Build it with clusters, or run "
+                         f"`explorer clusters \"{map_name}\" --compute`.")
+    if level not in levels:
+        raise InputError(f"The map '{map_name}' has no {level} clusters; it has: {', '.join(levels)}.")
+    return levels[level]
+
+
+def read_thumbnails(saved: SavedMap) -> dict[int, bytes] | None:
+    """An image map's thumbnails by row_id (None for a text map), read before its folder is replaced."""
+    from .thumbnails import has_thumbnails, load_thumbnails
+
+    return load_thumbnails(saved) if has_thumbnails(saved) else None
+
+
+def write_thumbnails(saved: SavedMap, thumbnails: dict[int, bytes] | None) -> None:
+    """Store the thumbnails of the map's rows (by row_id) in its folder; nothing for a text map."""
+    from .thumbnails import save_thumbnails
+
+    if thumbnails is not None:
+        save_thumbnails(saved, [thumbnails[int(r)] for r in saved.points["row_id"]])

@@ -1,0 +1,147 @@
+"""The real app in Chromium: upload, build, search, click a result, and the injection canary."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, chromium_path, streamlit_server, wait_until_idle
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CANARY = '<img src=x onerror="window.__pwned=1">'
+TOPICS = {
+    "biology": [
+        ("Protein folding pathways observed in single molecules", "How a chain of amino acids folds into its native protein structure, tracked molecule by molecule."),
+        ("Chaperones that assist protein folding in the cell", "Molecular chaperones prevent misfolding and aggregation of newly made proteins."),
+        ("Predicting protein structure from sequence", "Deep networks predict the folded three-dimensional structure of a protein from its amino acid sequence."),
+        ("Gene expression in yeast under stress", "Transcription of yeast genes changes when cells are starved or heated."),
+        ("DNA repair enzymes at replication forks", "Enzymes that fix broken DNA strands while the genome is copied."),
+        ("Ribosome structure at atomic resolution", "The ribosome that translates messenger RNA into protein, seen in a crystal structure."),
+    ],
+    "physics": [
+        ("Gravitational waves from merging black holes", "Interferometers detect ripples in spacetime from two black holes spiralling together."),
+        ("Superconductivity in layered copper oxides", "Electrical resistance vanishes below a critical temperature in these ceramic materials."),
+        ("Quantum entanglement over long distances", "Photon pairs stay correlated across kilometres of optical fibre."),
+        ("Dark matter in galaxy rotation curves", "Stars orbit galaxies faster than visible mass explains."),
+        ("Neutrino oscillations between flavours", "Neutrinos change type as they travel, so they must have mass."),
+        ("Cosmic microwave background anisotropies", "Tiny temperature differences in the oldest light of the universe."),
+    ],
+    "economics": [
+        ("Minimum wage and employment in fast food", "Raising the minimum wage did not reduce jobs in restaurants."),
+        ("Inflation expectations and central bank policy", "How interest rate decisions shape what households expect prices to do."),
+        ("Trade tariffs and consumer prices", "Import taxes were passed on almost fully to the prices consumers pay."),
+        ("Housing markets and mortgage credit", "Easy mortgage lending drove up house prices before the crisis."),
+        ("Labour market effects of immigration", "Wages of native workers after a large wave of immigrants."),
+        ("Stock market returns and investor sentiment", "Optimistic investors push share prices above fundamentals."),
+    ],
+}
+
+
+def _dataset(path):
+    rows = [{"title": t, "abstract": a, "field": f} for f, items in TOPICS.items() for t, a in items]
+    rows.append({"title": CANARY, "abstract": "Protein folding and misfolding of amino acid chains in cells.",
+                 "field": "biology"})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright (installed by `make test`)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    executable = chromium_path()
+    assert executable, "Chromium is missing: `make test` installs it with apt-get (package chromium)."
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """One real server for this module, with the bundled model and a private workspace."""
+    with streamlit_server(tmp_path_factory.mktemp("browser-home")) as url:
+        yield url
+
+
+def _new_page(browser, url):
+    page = browser.new_page(viewport={"width": 1500, "height": 1050})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    wait_until_idle(page)
+    return page, errors
+
+
+def _search(page, query: str) -> None:
+    box = page.get_by_label("Search the map")
+    box.fill(query)
+    box.press("Enter")
+    page.get_by_role("heading", name="Results").wait_for(timeout=120_000)
+    wait_until_idle(page)
+
+
+def test_upload_build_search_and_details(browser, app_url, tmp_path):
+    page, errors = _new_page(browser, app_url)
+    csv_path = _dataset(tmp_path / "papers_upload.csv")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name=re.compile(r"^\s*(upload\s*)?(Upload|Browse files)\s*$", re.I)).click()
+    chooser.value.set_files(str(csv_path))
+    page.get_by_role("button", name="Build map").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    page.get_by_role("button", name="Build map").click()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    wait_until_idle(page)
+    # The base layer is WebGL; every point is on the canvas.
+    assert page.locator(".js-plotly-plot .gl-container canvas").count() >= 1
+
+    _search(page, "protein folding")
+    page.screenshot(path=str(ARTIFACTS / "upload_search.png"), full_page=True)
+    # Hits are an SVG overlay: one marker per ranked result, plus the query star.
+    assert page.locator(".js-plotly-plot .scatterlayer .point").count() >= 10
+    results = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
+    labels = results.all_inner_texts()
+    assert any("Protein folding pathways" in label for label in labels[:4]), labels
+    assert any(CANARY in label for label in labels), "the canary title must show as literal text"
+
+    results.filter(has_text="Chaperones that assist protein folding").first.click()
+    page.get_by_role("heading", name="Details").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    details = page.locator('[data-testid="stText"]').all_inner_texts()
+    assert any("Chaperones that assist protein folding in the cell" in t for t in details), details
+    assert page.get_by_role("button", name=re.compile("Close details")).is_visible()
+
+    _hover_every_hit_until(page, CANARY)
+    page.screenshot(path=str(ARTIFACTS / "upload_details.png"), full_page=True)
+    assert page.evaluate("window.__pwned") is None
+    assert not [e for e in errors if "pwned" in e]
+
+
+def _hover_every_hit_until(page, text: str) -> None:
+    """Hover the highlighted hits one by one until the tooltip shows ``text`` literally."""
+    points = page.locator(".js-plotly-plot .scatterlayer .point")
+    for i in range(points.count()):
+        points.nth(i).hover(force=True)
+        page.wait_for_timeout(150)
+        hover = page.locator(".js-plotly-plot .hoverlayer").first.text_content() or ""
+        if text in hover:
+            return
+    raise AssertionError(f"no hover label showed {text!r} as text")
+
+
+def test_sample_papers_protein_folding(browser, app_url):
+    page, _ = _new_page(browser, app_url)
+    page.get_by_role("button", name="Try the sample papers").click()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    wait_until_idle(page)
+    _search(page, "protein folding")
+    results = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
+    top = results.all_inner_texts()[:5]
+    assert sum("rotein" in label or "olding" in label for label in top) >= 4, top
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "sample_protein_folding.png"))
+    assert page.evaluate("window.__pwned") is None

@@ -1,0 +1,286 @@
+"""Step 2, embed: the embedders, the model loader, its integrity check, and the embedding cache."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from explorer import (
+    EmbeddingCache,
+    HashingEmbedder,
+    ModelError,
+    SentenceTransformerEmbedder,
+    embed_texts,
+    load_embedder,
+)
+from explorer import embed as embed_module
+from explorer.embed import (
+    BUNDLED_MODEL_SHA256,
+    DEFAULT_BATCH_SIZE,
+    Embedder,
+    bundled_model_path,
+    l2_normalise,
+    verify_bundled_model,
+)
+
+BUNDLED_ID = f"sentence-transformers/all-MiniLM-L6-v2@{BUNDLED_MODEL_SHA256[:16]}"
+TEXTS = [
+    "Protein folding and the energy landscape",
+    "Quantum field theory of particles",
+    "Inflation, prices and the labour market",
+    "Protein folding and the energy landscape",  # a duplicate: embedded once, vector shared
+]
+
+
+class CountingEmbedder:
+    """Wraps an embedder and records every text it is asked to embed."""
+
+    def __init__(self, inner: Embedder):
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+        self.seen: list[str] = []
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE, progress=None):
+        self.seen.extend(texts)
+        return self.inner.embed(texts, batch_size=batch_size)
+
+
+@pytest.fixture
+def cache(tmp_path) -> EmbeddingCache:
+    return EmbeddingCache(tmp_path / "cache" / "embeddings.sqlite")
+
+
+# --- the fake embedder and the helpers ------------------------------------------------------------
+
+
+def test_hashing_embedder_is_deterministic_and_normalised(fake_embedder):
+    first = fake_embedder.embed(TEXTS)
+    again = HashingEmbedder(dimension=64).embed(TEXTS)
+    assert first.shape == (4, 64) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(first[0], first[3])
+    assert not np.allclose(first[0], first[1])
+
+
+def test_hashing_embedder_relates_similar_texts(fake_embedder):
+    query, near, far = fake_embedder.embed(
+        ["protein folding", "folding of a protein chain", "inflation and trade"]
+    )
+    assert query @ near > query @ far
+
+
+def test_hashing_embedder_reports_progress(fake_embedder):
+    calls = []
+    fake_embedder.embed(["a"] * 5, batch_size=2, progress=lambda *a: calls.append(a[:2]))
+    assert calls == [("embed", 0.4), ("embed", 0.8), ("embed", 1.0)]
+
+
+def test_text_without_words_is_a_zero_vector(fake_embedder):
+    vectors = fake_embedder.embed(["...", "word"])
+    assert not vectors[0].any()
+    assert np.linalg.norm(vectors[1]) == pytest.approx(1.0)
+
+
+def test_l2_normalise_keeps_zero_rows():
+    out = l2_normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_embedders_follow_the_protocol(fake_embedder):
+    assert isinstance(fake_embedder, Embedder)
+    assert isinstance(SentenceTransformerEmbedder(), Embedder)
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "model_id"),
+    [
+        ("hashing", HashingEmbedder, "hashing-256"),
+        ("hashing-32", HashingEmbedder, "hashing-32"),
+        (None, SentenceTransformerEmbedder, BUNDLED_ID),
+        ("bundled", SentenceTransformerEmbedder, BUNDLED_ID),
+        ("sentence-transformers/all-MiniLM-L6-v2", SentenceTransformerEmbedder, BUNDLED_ID),
+    ],
+)
+def test_load_embedder_specs(spec, kind, model_id):
+    embedder = load_embedder(spec)
+    assert type(embedder) is kind
+    assert embedder.model_id == model_id
+
+
+def test_load_embedder_passes_an_embedder_through(fake_embedder):
+    assert load_embedder(fake_embedder) is fake_embedder
+
+
+def test_load_embedder_does_not_load_the_model():
+    # Building the embedder must be instant: the weights load on first use.
+    assert load_embedder(None)._model is None
+
+
+def test_bad_hashing_dimension_is_a_model_error():
+    with pytest.raises(ModelError, match="hashing-abc"):
+        load_embedder("hashing-abc")
+
+
+@pytest.mark.slow  # imports torch and sentence-transformers
+def test_unknown_model_is_a_model_error_fast(monkeypatch):
+    import sentence_transformers  # noqa: F401  (the import is not what this test times)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    embedder = load_embedder("no-such-org/no-such-model-for-tests")
+    started = time.perf_counter()
+    with pytest.raises(ModelError, match="Cannot load the model 'no-such-org/no-such-") as caught:
+        embedder.embed(["hello"])
+    assert time.perf_counter() - started < 10, "offline, a missing model must fail without retrying"
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.slow  # imports torch and sentence-transformers
+def test_missing_local_model_folder_is_a_model_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="Cannot load the model"):
+        load_embedder(str(tmp_path / "no-model-here")).embed(["hello"])
+
+
+# --- the bundled model's integrity check ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_copy(tmp_path_factory):
+    """A copy of the bundled model folder (the installed package is never touched)."""
+    target = tmp_path_factory.mktemp("model") / "all-MiniLM-L6-v2"
+    shutil.copytree(bundled_model_path(), target)
+    return target
+
+
+def test_bundled_model_verifies():
+    assert verify_bundled_model() == BUNDLED_MODEL_SHA256
+
+
+def test_tampered_weights_are_refused(model_copy, monkeypatch):
+    weights = model_copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="do not match the published all-MiniLM-L6-v2"):
+        verify_bundled_model(model_copy)
+    # The embedder checks before it loads anything.
+    monkeypatch.setattr(embed_module, "bundled_model_path", lambda: model_copy)
+    with pytest.raises(ModelError, match="tampered"):
+        SentenceTransformerEmbedder().embed(["hello"])
+
+
+def test_missing_weights_are_refused(tmp_path):
+    with pytest.raises(ModelError, match="incomplete"):
+        verify_bundled_model(tmp_path)
+
+
+# --- the cache --------------------------------------------------------------------------------------
+
+
+def test_embed_texts_without_cache(fake_embedder):
+    result = embed_texts(fake_embedder, TEXTS)
+    np.testing.assert_array_equal(result.vectors, fake_embedder.embed(TEXTS))
+    assert result.model_id == "hashing-64"
+    assert (result.n_cached, result.n_computed) == (0, 3)
+
+
+def test_distinct_texts_are_embedded_once(fake_embedder):
+    counting = CountingEmbedder(fake_embedder)
+    embed_texts(counting, TEXTS)
+    assert counting.seen == TEXTS[:3]
+
+
+def test_second_embed_computes_nothing(fake_embedder, cache):
+    first = embed_texts(CountingEmbedder(fake_embedder), TEXTS, cache=cache)
+    counting = CountingEmbedder(fake_embedder)
+    again = embed_texts(counting, TEXTS, cache=cache)
+    assert (again.n_cached, again.n_computed) == (4, 0)
+    assert counting.seen == []
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+
+
+def test_cache_survives_a_new_cache_object(fake_embedder, cache):
+    embed_texts(fake_embedder, TEXTS, cache=cache)
+    reopened = EmbeddingCache(cache.path)
+    assert embed_texts(fake_embedder, TEXTS, cache=reopened).n_computed == 0
+
+
+def test_only_new_rows_are_embedded(fake_embedder, cache):
+    embed_texts(fake_embedder, TEXTS, cache=cache)
+    counting = CountingEmbedder(fake_embedder)
+    grown = TEXTS + ["Neurons that fire together", "A brand new row"]
+    result = embed_texts(counting, grown, cache=cache)
+    assert counting.seen == ["Neurons that fire together", "A brand new row"]
+    assert (result.n_cached, result.n_computed) == (4, 2)
+    np.testing.assert_array_equal(result.vectors, fake_embedder.embed(grown))
+
+
+def test_cache_keys_include_the_model(cache):
+    small, large = HashingEmbedder(dimension=16), HashingEmbedder(dimension=32)
+    embed_texts(small, TEXTS, cache=cache)
+    counting = CountingEmbedder(large)
+    result = embed_texts(counting, TEXTS, cache=cache)
+    assert counting.seen == TEXTS[:3]
+    assert result.n_computed == 3
+    assert result.vectors.shape == (4, 32)
+
+
+def test_cache_get_and_put(cache):
+    vectors = np.eye(3, dtype=np.float32)
+    cache.put_many("model-a", ["h1", "h2", "h3"], vectors)
+    found = cache.get_many("model-a", ["h1", "h3", "missing"])
+    assert sorted(found) == ["h1", "h3"]
+    np.testing.assert_array_equal(found["h3"], vectors[2])
+    assert cache.get_many("model-b", ["h1"]) == {}
+
+
+def test_cache_handles_more_keys_than_sqlite_parameters(cache):
+    hashes = [f"h{i}" for i in range(2000)]
+    cache.put_many("m", hashes, np.ones((2000, 2), dtype=np.float32))
+    assert len(cache.get_many("m", hashes)) == 2000
+
+
+def test_embed_texts_reports_progress_to_the_end(fake_embedder, cache):
+    embed_texts(fake_embedder, TEXTS, cache=cache)
+    calls = []
+    embed_texts(fake_embedder, TEXTS, cache=cache, progress=lambda *a: calls.append(a[:2]))
+    assert calls == [("embed", 1.0)]
+
+
+# --- the real model (slow) --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_model_gives_unit_384_vectors(real_embedder):
+    vectors = real_embedder.embed(TEXTS)
+    assert vectors.shape == (4, 384) and vectors.dtype == np.float32
+    assert real_embedder.dimension == 384
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_real_model_matches_sentence_transformers(real_embedder):
+    from sentence_transformers import SentenceTransformer
+
+    # Texts of very different lengths: the embedder sorts them into batches by length.
+    texts = [*TEXTS, "x", "A much longer sentence about the folding of proteins into shapes " * 5]
+    reference = SentenceTransformer(str(bundled_model_path()), device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    ours = real_embedder.embed(texts, batch_size=2)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_real_model_ranks_related_text_first(real_embedder):
+    query, near, far = real_embedder.embed(
+        ["protein folding", "How do amino-acid chains fold into structures?", "Inflation and prices"]
+    )
+    assert query @ near > query @ far + 0.2

@@ -1,0 +1,132 @@
+"""Step 4, search: cosine scores for every row, ranked hits, and a row's neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer import (
+    HashingEmbedder,
+    InputError,
+    ProjectionConfig,
+    build_map,
+    nearest_neighbors,
+    search_map,
+    search_similar,
+)
+from explorer.search import MAX_QUERY_CHARS, clean_query, embed_query, query_position
+
+# Five unit vectors in 3D whose cosine to QUERY is known: 1.0, 0.8, 0.6, 0.0, -1.0.
+VECTORS = np.array(
+    [[1, 0, 0], [0.8, 0.6, 0], [0.6, 0, 0.8], [0, 1, 0], [-1, 0, 0]], dtype=np.float32
+)
+QUERY = np.array([1, 0, 0], dtype=np.float32)
+
+
+def test_scores_for_every_row_and_ranked_hits():
+    result = search_similar(VECTORS, QUERY, k=3)
+    np.testing.assert_allclose(result.scores, [1.0, 0.8, 0.6, 0.0, -1.0], atol=1e-6)
+    assert result.indices.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(result.top_scores, [1.0, 0.8, 0.6], atol=1e-6)
+
+
+def test_k_larger_than_the_rows():
+    assert search_similar(VECTORS, QUERY, k=50).indices.tolist() == [0, 1, 2, 3, 4]
+    assert search_similar(VECTORS, QUERY, k=0).indices.tolist() == []
+
+
+def test_threshold():
+    assert search_similar(VECTORS, QUERY, k=10, threshold=0.5).indices.tolist() == [0, 1, 2]
+    assert search_similar(VECTORS, QUERY, k=10, threshold=1.5).indices.tolist() == []
+
+
+def test_rows_without_embeddings_are_never_returned():
+    valid = np.array([False, True, True, False, True])
+    result = search_similar(VECTORS, QUERY, k=10, valid=valid)
+    assert result.indices.tolist() == [1, 2, 4]
+    assert np.isnan(result.scores[[0, 3]]).all()
+    assert np.isfinite(result.scores[[1, 2, 4]]).all()
+
+
+def test_no_valid_row_gives_no_hit():
+    result = search_similar(VECTORS, QUERY, k=3, valid=np.zeros(5, dtype=bool))
+    assert result.indices.tolist() == []
+
+
+def test_nearest_neighbors_excludes_the_row_itself():
+    result = nearest_neighbors(VECTORS, 0, k=2)
+    assert result.indices.tolist() == [1, 2]
+    assert 0 not in nearest_neighbors(VECTORS, 0, k=10).indices
+
+
+def test_nearest_neighbors_respects_valid():
+    valid = np.array([True, False, True, True, True])
+    assert nearest_neighbors(VECTORS, 0, k=2, valid=valid).indices.tolist() == [2, 3]
+
+
+def test_nearest_neighbors_of_a_row_without_embedding_is_empty():
+    valid = np.array([False, True, True, True, True])
+    assert nearest_neighbors(VECTORS, 0, k=3, valid=valid).indices.tolist() == []
+
+
+@pytest.mark.parametrize("row", [-1, 5])
+def test_nearest_neighbors_of_a_missing_row(row):
+    with pytest.raises(InputError, match=f"Row {row} does not exist"):
+        nearest_neighbors(VECTORS, row)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t", None])
+def test_empty_query_is_an_input_error(query, fake_embedder):
+    with pytest.raises(InputError, match="query is empty"):
+        clean_query(query)
+    with pytest.raises(InputError, match="query is empty"):
+        embed_query(query, fake_embedder)
+
+
+def test_long_query_is_cut():
+    assert clean_query("  " + "a" * (MAX_QUERY_CHARS + 50)) == "a" * MAX_QUERY_CHARS
+
+
+def test_query_position_is_near_the_best_hits():
+    coords = np.array([[0, 0], [2, 0], [10, 10], [50, 50], [90, 90]], dtype=np.float32)
+    result = search_similar(VECTORS, QUERY, k=2)
+    position = query_position(coords, result, top=2)
+    assert 0 < position[0] < 2 and position[1] == 0
+    assert position[0] < 1, "the better hit pulls harder"
+
+
+def test_query_position_without_drawn_hits():
+    coords = np.full((5, 2), np.nan, dtype=np.float32)
+    assert np.isnan(query_position(coords, search_similar(VECTORS, QUERY, k=2))).all()
+
+
+# --- searching a saved map ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(papers_frame, workspace, fake_embedder):
+    papers_frame.loc[3, ["title", "abstract"]] = ["", None]
+    pca = ProjectionConfig(method="pca")
+    return build_map(
+        papers_frame, name="papers", model=fake_embedder, workspace=workspace, projection=pca
+    ).saved
+
+
+def test_search_map_with_the_maps_own_model(saved):
+    # No embedder given: the map's manifest says which model to load.
+    result = search_map(saved, "  protein folding enzyme  ", k=5)
+    assert result.query == "protein folding enzyme"
+    fields = saved.points["field"].to_numpy()[result.indices]
+    assert list(fields) == ["biology"] * 5
+    assert np.all(np.diff(result.top_scores) <= 0)
+    assert 3 not in result.indices and np.isnan(result.scores[3])
+
+
+def test_search_map_refuses_another_model(saved):
+    with pytest.raises(InputError, match="built with hashing-64"):
+        search_map(saved, "protein", embedder=HashingEmbedder(dimension=32))
+
+
+def test_search_map_empty_query(saved):
+    with pytest.raises(InputError, match="query is empty"):
+        search_map(saved, "  ")
