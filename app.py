@@ -291,8 +291,32 @@ def results_panel(saved, result, titles) -> None:
     row_ids = saved.points["row_id"].to_numpy()
     for rank, idx in enumerate(result.indices, start=1):
         label = f"{rank}. {result.scores[idx]:.2f} · {escape_markdown(shorten(titles[idx], 90))}"
-        if st.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch"):
+        hit_col, why_col = st.columns([6, 1], gap="small", vertical_alignment="center")
+        if hit_col.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch"):
             st.session_state["selected_row"] = int(row_ids[idx])
+            st.rerun()
+        if why_col.button("why?", key=f"why_{rank}_{row_ids[idx]}", help="Which words made this a match"):
+            st.session_state["why_row"] = int(row_ids[idx])
+    why_row = st.session_state.get("why_row")
+    if why_row is not None and why_row in set(row_ids[result.indices].tolist()):
+        why_panel(saved, result.query, why_row)
+
+
+def why_panel(saved, query: str, row_id: int) -> None:
+    """The query's and the hit's tokens shaded by their share of the cosine similarity."""
+    from explorer.explain import explain_hit
+    from explorer.explain_figures import match_figure
+
+    with st.expander("Why this match", expanded=True):
+        try:
+            explanation = explain_hit(saved, query, row_id, embedder=get_embedder(saved.manifest.get("model")))
+        except ExplorerError as exc:
+            st.info(str(exc))
+            return
+        st.caption(f"Cosine {explanation.cosine:.3f}: each token's share of it; the shares add up to the score.")
+        st.plotly_chart(match_figure(explanation), key="why_figure")
+        if st.button("Hide", key="why_hide"):
+            st.session_state.pop("why_row", None)
             st.rerun()
 
 

@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from .cluster import METHODS as CLUSTER_METHODS
+from .cluster import SPACES as CLUSTER_SPACES
+from .cluster import ClusterConfig
 from .errors import ExplorerError
 from .export import to_csv_bytes, to_parquet_bytes
 from .project import METHODS, ProjectionConfig
@@ -61,7 +64,8 @@ def _build(args: argparse.Namespace) -> int:
         result = build_map(
             Path(args.file), name=args.name, text_columns=args.text_column or None, template=args.template,
             model=args.model, projection=config, workspace=Workspace(args.home),
-            use_cache=not args.no_cache, **({"progress": bar} if bar else {}),
+            use_cache=not args.no_cache, clusters=_cluster_config(args) if args.clusters else None,
+            **({"progress": bar} if bar else {}),
         )
     finally:
         if bar:
@@ -72,6 +76,7 @@ def _build(args: argparse.Namespace) -> int:
     print(f"saved: {result.saved.path}")
     print(f"rows: {manifest['rows']:,}  embedded: {manifest['embedded_rows']:,}  "
           f"from cache: {result.n_cached:,}  model: {manifest['model_id']}")
+    _print_cluster_summary(result.saved)
     print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
           + f"  total {result.total_seconds:.1f}")
     return 0
@@ -95,6 +100,11 @@ def _build_images(args: argparse.Namespace) -> int:
         result = build_image_map(source, name=args.name, model=embedder, projection=config,
                                  workspace=Workspace(args.home), use_cache=not args.no_cache,
                                  **({"progress": bar} if bar else {}))
+        if args.clusters:
+            from .map_clusters import add_clusters
+
+            result.saved = add_clusters(result.saved, config=_cluster_config(args),
+                                        workspace=Workspace(args.home))
     finally:
         if bar:
             bar.close()
@@ -106,6 +116,7 @@ def _build_images(args: argparse.Namespace) -> int:
     print(f"saved: {result.saved.path}")
     print(f"images: {manifest['rows']:,}  skipped: {len(result.skipped):,}  from cache: {result.n_cached:,}  "
           f"model: {manifest['model_id']}  text search: {result.text_search}")
+    _print_cluster_summary(result.saved)
     print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
           + f"  total {result.total_seconds:.1f}")
     return 0
@@ -161,6 +172,36 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_config(args: argparse.Namespace) -> ClusterConfig:
+    method = args.cluster_method or ("kmeans" if args.k else "hdbscan")
+    return ClusterConfig(method=method, k=args.k, min_cluster_size=args.min_cluster_size,
+                         space=args.cluster_space, seed=args.seed)
+
+
+def _print_cluster_summary(saved) -> None:
+    levels = (saved.manifest.get("clusters") or {}).get("levels") or {}
+    if levels:
+        print("clusters: " + "  ".join(f"{name} {len(level['clusters'])}" for name, level in levels.items())
+              + f"  (list them with `explorer clusters \"{saved.name}\"`)")
+
+
+def _clusters(args: argparse.Namespace) -> int:
+    from .map_clusters import add_clusters, cluster_levels, cluster_table
+
+    workspace = Workspace(args.home)
+    saved = workspace.open(args.map)
+    if args.compute:
+        saved = add_clusters(saved, config=_cluster_config(args), workspace=workspace)
+    levels = cluster_levels(saved)
+    for level in [args.level] if args.level else levels or ["coarse"]:
+        table = cluster_table(saved, level)
+        unclustered = saved.manifest["clusters"]["levels"][level]["unclustered"]
+        print(f"{level}: {len(table)} clusters, {unclustered:,} points unclustered")
+        for row in table.itertuples():
+            print(f"{level}\t{row.id}\t{row.size}\t{row.label}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     maps = Workspace(args.home).list()
     if not maps:
@@ -190,6 +231,14 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster-method", choices=CLUSTER_METHODS, help="default hdbscan (kmeans with --k)")
+    parser.add_argument("--k", type=int, help="number of KMeans clusters")
+    parser.add_argument("--min-cluster-size", type=int, help="HDBSCAN (default: from the row count)")
+    parser.add_argument("--cluster-space", choices=CLUSTER_SPACES, default="umap5",
+                        help="cluster a 5-D UMAP of the embeddings (default) or the 2D map")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `explorer` command."""
     parser = argparse.ArgumentParser(prog="explorer", description="Build and explore embedding maps.")
@@ -212,7 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=42)
     build.add_argument("--no-cache", action="store_true", help="embed every text again")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    build.add_argument("--clusters", action="store_true", help="also find clusters and label them")
+    _add_cluster_options(build)
     build.set_defaults(func=_build)
+
+    clusters = sub.add_parser("clusters", help="list a map's clusters (level, id, size, label), largest first")
+    clusters.add_argument("map")
+    clusters.add_argument("--level", choices=("coarse", "fine"), help="only this level")
+    clusters.add_argument("--compute", action="store_true", help="(re)compute the clusters first")
+    clusters.add_argument("--seed", type=int, default=42)
+    _add_cluster_options(clusters)
+    clusters.set_defaults(func=_clusters)
 
     search = sub.add_parser("search", help="rank a map's rows by similarity to a query")
     search.add_argument("map")

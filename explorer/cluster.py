@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .errors import InputError
 from .project import MIN_ROWS_FOR_UMAP, ProjectionConfig, project_umap
 
 log = logging.getLogger(__name__)
@@ -129,15 +130,15 @@ def cluster_map(
 
 def _validate(config: ClusterConfig) -> None:
     if config.method not in METHODS:
-        raise ValueError(f"Unknown clustering method '{config.method}'; choose one of {', '.join(METHODS)}.")
+        raise InputError(f"Unknown clustering method '{config.method}'; choose one of {', '.join(METHODS)}.")
     if config.space not in SPACES:
-        raise ValueError(f"Unknown clustering space '{config.space}'; choose one of {', '.join(SPACES)}.")
+        raise InputError(f"Unknown clustering space '{config.space}'; choose one of {', '.join(SPACES)}.")
     if config.levels not in (1, 2):
-        raise ValueError(f"levels must be 1 or 2, not {config.levels}.")
+        raise InputError(f"levels must be 1 or 2, not {config.levels}.")
     if config.k is not None and config.k < 2:
-        raise ValueError(f"k must be at least 2, not {config.k}.")
+        raise InputError(f"k must be at least 2, not {config.k}.")
     if config.min_cluster_size is not None and config.min_cluster_size < 2:
-        raise ValueError(f"min_cluster_size must be at least 2, not {config.min_cluster_size}.")
+        raise InputError(f"min_cluster_size must be at least 2, not {config.min_cluster_size}.")
 
 
 def _spread(x: np.ndarray) -> float:

@@ -58,7 +58,7 @@ class ClipEmbedder(SentenceTransformerEmbedder):
                 loaded = super().model
             except ModelError as exc:
                 log.info("CLIP load failed: %s", exc)
-                raise ModelError(self._unavailable()) from exc
+                raise ModelError(self._unavailable(exc.__cause__ or exc)) from exc
             if "image" not in getattr(loaded, "modalities", ()):
                 self._model = None
                 raise ModelError(
@@ -67,16 +67,18 @@ class ClipEmbedder(SentenceTransformerEmbedder):
                 )
         return self._model
 
-    def _unavailable(self) -> str:
+    def _unavailable(self, cause: BaseException | None = None) -> str:
         if Path(self.model_name).exists():
+            detail = f" ({type(cause).__name__}: {' '.join(str(cause).split())[:160]})" if cause else ""
             return (f"The folder {self.model_name} could not be loaded as a sentence-transformers "
-                    "CLIP model.")
+                    f"CLIP model{detail}.")
         return (f"The CLIP model '{self.model_name}' is not on this machine and cannot be "
                 "downloaded (no network, or the name is wrong).")
 
     def load(self) -> ClipEmbedder:
         """Load the model now, so a missing model is reported before any work starts."""
-        assert self.model is not None
+        if self.model is None:  # the property loads it or raises ModelError; never None after
+            raise ModelError(self._unavailable())
         return self
 
     def embed_images(
@@ -203,7 +205,8 @@ def load_image_embedder(
             raise
         reason = (f"CLIP could not be loaded: {exc} Using the offline pixel embedder instead, so "
                   "text search matches file names and labels only.")
-        log.warning("%s", reason)
+        # Logged at info only: the caller tells the user, once, in its own words or with this reason.
+        log.info("%s", reason)
         return PixelFeatureEmbedder(fallback_reason=reason)
 
 

@@ -18,7 +18,8 @@ from .texts import compose_texts
 log = logging.getLogger(__name__)
 
 EXAMPLE = "example"
-_WORD = re.compile(r"\w+")
+# Letters and digits apart and underscores as separators, so "tabby_cat2.jpg" gives tabby, cat, 2, jpg.
+_WORD = re.compile(r"[^\W\d_]+|\d+")
 
 
 @dataclass
@@ -55,15 +56,15 @@ def search_images_by_text(
 
 
 def keyword_search(saved, query: str, *, k: int = 10) -> SearchResult:
-    """Rows scored by the share of the query's words that occur in their keyword text (0 to 1);
-    rows with no word in common are not ranked."""
+    """Rows scored by the share of the query's words found among their keyword text's words (0 to
+    1); a word of 3+ letters also matches longer words it starts (cat → cats); rows with no word in
+    common are not ranked."""
     words = list(dict.fromkeys(_WORD.findall(clean_query(query).lower())))
     if not words:
         raise InputError("The search query has no letters or digits to match. Type a word.")
     texts = compose_texts(saved.points, columns=saved.manifest.get("text_columns"),
                           max_chars=10**9).texts
-    haystacks = [t.lower() for t in texts]
-    scores = np.array([sum(w in text for w in words) / len(words) for text in haystacks],
+    scores = np.array([_share_found(words, set(_WORD.findall(t.lower()))) for t in texts],
                       dtype=np.float32)
     scores[~saved.embedded] = np.nan
     ranked = np.where(np.isnan(scores), 0.0, scores)
@@ -71,6 +72,14 @@ def keyword_search(saved, query: str, *, k: int = 10) -> SearchResult:
     order = np.argsort(-ranked, kind="stable")
     top = order[ranked[order] > 0][:k]
     return SearchResult(scores=scores, indices=top.astype(np.int64), query=query)
+
+
+def _share_found(words: list[str], tokens: set[str]) -> float:
+    found = sum(
+        w in tokens or (w.isalpha() and len(w) >= 3 and any(t.startswith(w) for t in tokens))
+        for w in words
+    )
+    return found / len(words)
 
 
 def search_images_by_example(

@@ -14,8 +14,10 @@ import pandas as pd
 
 from . import __version__
 from .cache import EmbeddingCache, embed_texts
+from .cluster import ClusterConfig
 from .embed import DEFAULT_BATCH_SIZE, Embedder, load_embedder
 from .load import LoadedTable, load_table, tidy_columns
+from .map_clusters import add_clusters
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
@@ -50,6 +52,7 @@ def build_map(
     template: str | None = None,
     model: str | Embedder | None = None,
     projection: ProjectionConfig | None = None,
+    clusters: ClusterConfig | None = None,
     workspace: Workspace | None = None,
     use_cache: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -109,6 +112,10 @@ def build_map(
     saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest)
     seconds["save"] = time.perf_counter() - started
     progress("save", 1.0, f"Saved as '{saved.name}'")
+    if clusters is not None:
+        started = time.perf_counter()
+        saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
+        seconds["cluster"] = time.perf_counter() - started
     return BuildResult(saved=saved, seconds=seconds, notes=notes, n_cached=embedded.n_cached)
 
 

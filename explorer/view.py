@@ -11,7 +11,7 @@ import pandas as pd
 from .errors import InputError
 
 # Per-session view state that belongs to one open map and is dropped when another map is opened.
-VIEW_STATE_KEYS = ("selected_row", "selection", "last_event", "query", "last_query", "selected_title")
+VIEW_STATE_KEYS = ("selected_row", "selection", "last_event", "query", "last_query", "selected_title", "why_row")
 
 
 def keyword_mask(texts: Sequence[str], pattern: str, *, regex: bool = False) -> np.ndarray:

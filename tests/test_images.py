@@ -418,6 +418,22 @@ def test_cli_builds_a_folder_with_the_pixel_embedder(capsys):
     assert main(["build", str(SAMPLE_IMAGES), "--model", "pixels", "--projection", "pca", "-q",
                  "--name", "digits"]) == 0
     assert "images: 300  skipped: 0" in capsys.readouterr().out
+    # Keywords are whole words: "7" finds the sevens, not 3_0217.png.
+    assert main(["search", "digits", "7", "-k", "50"]) == 0
+    hits = capsys.readouterr().out.splitlines()[1:]
+    assert len(hits) == 30 and all(line.split()[-1] == "7" for line in hits)
+
+
+def test_keyword_search_matches_words_and_their_longer_forms(workspace):
+    files = [("cats/tabby_cat2.png", encode(square("red"))), ("dogs/puppy.png", encode(square("blue"))),
+             ("birds/redstart.png", encode(square("green")))]
+    saved = build_image_map(files, name="pets", model="pixels", projection=PCA, workspace=workspace).saved
+    files_of = saved.points["file"]
+    assert files_of.iloc[search_images_by_text(saved, "cat").indices].tolist() == ["cats/tabby_cat2.png"]
+    assert files_of.iloc[search_images_by_text(saved, "dog").indices].tolist() == ["dogs/puppy.png"]
+    assert len(search_images_by_text(saved, "re").indices) == 0  # too short to match a longer word
+    both = search_images_by_text(saved, "tabby puppy")
+    assert both.top_scores.tolist() == [0.5, 0.5]
 
 
 def test_cli_builds_a_table_beside_a_zip(tmp_path, capsys):

@@ -1,0 +1,163 @@
+"""AppTest of the app's pages: first screen, upload and build, search, selection, library, about."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import Workspace, build_map
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+LIBRARY = str(REPO / "pages" / "1_Library.py")
+ABOUT = str(REPO / "pages" / "2_About.py")
+
+
+@pytest.fixture(autouse=True)
+def hashing_model(monkeypatch):
+    """The app's default model becomes the weights-free hashing embedder: fast and deterministic."""
+    monkeypatch.setenv("EXPLORER_DEFAULT_MODEL", "hashing")
+
+
+def _app(path: str = APP) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> None:
+    at.file_uploader(key="upload").set_value((name, data, "text/csv"))
+    at.run()
+    assert not at.exception, at.exception
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def test_first_screen_offers_three_ways_in():
+    at = _app()
+    assert at.title[0].value == "Embedding Explorer"
+    assert at.button(key="try_sample").label == "Try the sample papers"
+    assert len(at.file_uploader) == 1
+    assert any("No saved maps yet" in c.value for c in at.caption)
+
+
+def test_upload_preview_detects_columns_and_builds(papers_frame):
+    at = _app()
+    _upload(at, "papers.csv", _csv(papers_frame))
+    assert at.multiselect(key="upload_columns").value == ["title", "abstract"]
+    assert at.dataframe[0].value.shape[0] == 20
+    assert at.text_input(key="upload_name").value == "papers"
+    at.button(key="build_upload").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["map_name"] == "papers"
+    assert Workspace().open("papers").manifest["rows"] == len(papers_frame)
+    assert at.selectbox(key="colour_by").value == "field"
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_bad_upload_shows_error_and_app_stays_usable():
+    at = _app()
+    _upload(at, "numbers.csv", b"a,b\n1,2\n3,4\n")
+    assert not at.exception
+    assert any("No text column" in w.value for w in at.warning)
+    assert at.button(key="try_sample").label == "Try the sample papers"
+
+
+def test_template_overrides_columns(papers_frame):
+    at = _app()
+    _upload(at, "papers.csv", _csv(papers_frame))
+    at.text_input(key="upload_template").set_value("{title} ({field})").run()
+    assert any("Protein study 0 of folding (biology)" in c.value.replace("\\", "") for c in at.caption)
+    at.text_input(key="upload_template").set_value("{nope}").run()
+    assert any("No column named 'nope'" in w.value for w in at.warning)
+
+
+def _open_built_map(papers_frame) -> AppTest:
+    build_map(papers_frame, name="papers", model="hashing", workspace=Workspace())
+    at = _app()
+    at.selectbox(key="open_choice").set_value("papers")
+    at.button(key="open_saved").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.slow
+def test_search_lists_ranked_results_and_focuses_a_hit(papers_frame):
+    at = _open_built_map(papers_frame)
+    at.text_input(key="query").set_value("protein folding enzyme").run()
+    assert not at.exception, at.exception
+    hits = [b for b in at.button if b.key and b.key.startswith("hit_")]
+    assert len(hits) == 10
+    fields = papers_frame.set_index("title")["field"]
+    top_titles = [b.label.split("· ", 1)[1].replace("\\", "") for b in hits[:3]]
+    assert [fields[t] for t in top_titles] == ["biology"] * 3
+    first_title = top_titles[0]
+    hits[0].click().run()
+    assert not at.exception, at.exception
+    assert any(h.value == "Details" for h in at.subheader)
+    assert at.text[0].value == first_title
+    neighbours = [b for b in at.button if b.key and b.key.startswith("nn_")]
+    assert len(neighbours) == 10
+    neighbours[0].click().run()
+    assert at.session_state["selected_row"] == int(neighbours[0].key.rsplit("_", 1)[1])
+
+
+@pytest.mark.slow
+def test_selection_survives_search_and_recolouring(papers_frame):
+    at = _open_built_map(papers_frame)
+    at.session_state["selection"] = [0, 1, 2, 15]
+    at.run()
+    assert any(h.value == "Selection: 4 rows" for h in at.subheader)
+    at.text_input(key="query").set_value("market price").run()
+    at.selectbox(key="colour_by").set_value("year").run()
+    assert not at.exception, at.exception
+    assert any(h.value == "Selection: 4 rows" for h in at.subheader)
+    assert at.get("download_button")
+    at.button(key="clear_selection").click().run()
+    assert not any(h.value.startswith("Selection") for h in at.subheader)
+
+
+@pytest.mark.slow
+def test_filters_dim_without_removing(papers_frame):
+    at = _open_built_map(papers_frame)
+    at.multiselect(key="filter_field").set_value(["physics"]).run()
+    assert any("10 of 30 rows match the filters" in c.value for c in at.caption)
+    at.text_input(key="keyword").set_value("[unclosed").run()
+    at.checkbox(key="keyword_regex").check().run()
+    assert not at.exception
+    assert any("not a valid regular expression" in w.value for w in at.warning)
+
+
+def test_library_lists_renames_and_deletes(papers_frame):
+    build_map(papers_frame, name="first map", model="hashing", projection=None, workspace=Workspace())
+    at = _app(LIBRARY)
+    assert list(at.dataframe[0].value["map"]) == ["first map"]
+    at.text_input(key="library_new_name").set_value("renamed map").run()
+    at.button(key="library_rename").click().run()
+    assert not at.exception, at.exception
+    assert [m.name for m in Workspace().list()] == ["renamed map"]
+    assert at.button(key="library_delete").disabled
+    at.checkbox(key="library_confirm_delete").check().run()
+    at.button(key="library_delete").click().run()
+    assert Workspace().list() == []
+    assert any("No saved maps yet" in i.value for i in at.info)
+
+
+def test_library_html_export_is_offered(papers_frame):
+    build_map(papers_frame, name="html map", model="hashing", workspace=Workspace())
+    at = _app(LIBRARY)
+    at.button(key="library_prepare_html").click().run()
+    assert not at.exception, at.exception
+    assert len(at.get("download_button")) == 3
+
+
+def test_about_names_the_model_and_licence():
+    at = _app(ABOUT)
+    text = " ".join(m.value for m in at.markdown)
+    assert "all-MiniLM-L6-v2" in text and "Apache 2.0" in text
