@@ -1,4 +1,4 @@
-"""Step 4a, cluster: group the points of a map, at a coarse and (where the data supports it) a fine level."""
+"""Step 4a, cluster: group a map's points, coarse and (where the data supports it) fine."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ MAX_DERIVED_K = 30
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """How to cluster a map; None sizes are derived from the row count, the seed fixes every random step."""
+    """How to cluster a map; None sizes come from the row count, the seed fixes random steps."""
 
     method: str = "hdbscan"
     k: int | None = None
@@ -44,7 +44,7 @@ class ClusterConfig:
     levels: int = 2
     space: str = "umap5"
     n_components: int = 5
-    # More neighbours than the 2D layout's: clusters should follow the broad topics, not local detail.
+    # More neighbours than the 2D layout's: clusters follow broad topics, not local detail.
     n_neighbors: int = 30
     seed: int = 42
 
@@ -61,7 +61,7 @@ class ClusterConfig:
 
 @dataclass
 class ClusterLevel:
-    """One level: a label per point (-1 = unclustered), ids ordered by size, each with a 2D centre."""
+    """One level: a label per point (-1 = unclustered), ids by size, each with a 2D centre."""
 
     name: str
     labels: np.ndarray
@@ -106,13 +106,18 @@ def cluster_map(
     n = len(coords)
     notes: list[str] = []
     if n < 2 * MIN_CLUSTER_SIZE or _spread(coords) < 1e-6:
-        notes.append(f"{n:,} point(s) are too few or too alike to form clusters: all are unclustered.")
+        notes.append(
+            f"{n:,} point(s) are too few or too alike to form clusters: all are unclustered."
+        )
         empty = _level("coarse", np.full(n, UNCLUSTERED), coords, {})
         return Clustering({"coarse": empty}, config, "none", time.perf_counter() - started, notes)
 
     space, features = _feature_space(embeddings, coords, config=config)
     if space != config.space:
-        notes.append(f"Clustered on the 2D layout: {n:,} rows are too few for a {config.n_components}-D UMAP.")
+        notes.append(
+            f"Clustered on the 2D layout: {n:,} rows are too few for a "
+            f"{config.n_components}-D UMAP."
+        )
     fit = _fit_hdbscan if config.method == "hdbscan" else _fit_kmeans
     levels: dict[str, ClusterLevel] = {}
     for name, params in _level_params(n, config).items():
@@ -123,16 +128,24 @@ def cluster_map(
             continue
         levels[name] = level
     seconds = time.perf_counter() - started
-    log.info("clustered %d points: %s in %.1f s", n,
-             ", ".join(f"{k} {v.n_clusters}" for k, v in levels.items()), seconds)
+    log.info(
+        "clustered %d points: %s in %.1f s",
+        n,
+        ", ".join(f"{k} {v.n_clusters}" for k, v in levels.items()),
+        seconds,
+    )
     return Clustering(levels, config, space, seconds, notes)
 
 
 def _validate(config: ClusterConfig) -> None:
     if config.method not in METHODS:
-        raise InputError(f"Unknown clustering method '{config.method}'; choose one of {', '.join(METHODS)}.")
+        raise InputError(
+            f"Unknown clustering method '{config.method}'; choose one of {', '.join(METHODS)}."
+        )
     if config.space not in SPACES:
-        raise InputError(f"Unknown clustering space '{config.space}'; choose one of {', '.join(SPACES)}.")
+        raise InputError(
+            f"Unknown clustering space '{config.space}'; choose one of {', '.join(SPACES)}."
+        )
     if config.levels not in (1, 2):
         raise InputError(f"levels must be 1 or 2, not {config.levels}.")
     if config.k is not None and config.k < 2:
@@ -148,20 +161,28 @@ def _spread(x: np.ndarray) -> float:
 def _feature_space(
     embeddings: np.ndarray | None, coords: np.ndarray, *, config: ClusterConfig
 ) -> tuple[str, np.ndarray]:
-    """The points as the clusterer sees them: a low-dimensional UMAP of the embeddings, or the 2D map."""
+    """The points as the clusterer sees them: a low-dimensional UMAP, or the 2D map."""
     n = len(coords)
-    if config.space == "2d" or embeddings is None or n < max(MIN_ROWS_FOR_UMAP, config.n_components + 2):
+    if (
+        config.space == "2d"
+        or embeddings is None
+        or n < max(MIN_ROWS_FOR_UMAP, config.n_components + 2)
+    ):
         return "2d", coords
     # min_dist 0 packs each group tightly, which is what a density clusterer wants (UMAP's advice).
-    umap_config = replace(ProjectionConfig(), n_neighbors=config.n_neighbors, min_dist=0.0, seed=config.seed)
+    umap_config = replace(
+        ProjectionConfig(), n_neighbors=config.n_neighbors, min_dist=0.0, seed=config.seed
+    )
     features, _ = project_umap(
-        np.asarray(embeddings, dtype=np.float32), config=umap_config, n_components=config.n_components
+        np.asarray(embeddings, dtype=np.float32),
+        config=umap_config,
+        n_components=config.n_components,
     )
     return config.space, features
 
 
 def derived_min_cluster_size(n: int, *, fine: bool = False) -> int:
-    """The HDBSCAN minimum cluster size for ``n`` rows: 2% of them (0.5% at the fine level), at least 5."""
+    """HDBSCAN's minimum cluster size for ``n`` rows: 2% (0.5% when fine), at least 5."""
     fraction = FINE_FRACTION if fine else COARSE_FRACTION
     return max(MIN_CLUSTER_SIZE, round(n * fraction))
 
@@ -172,7 +193,7 @@ def derived_k(n: int) -> int:
 
 
 def _level_params(n: int, config: ClusterConfig) -> dict[str, dict]:
-    """Each level's parameters; the fine level is only tried when it can differ from the coarse one."""
+    """Each level's parameters; the fine level is only tried when it can differ from coarse."""
     if config.method == "kmeans":
         k = min(config.k or derived_k(n), n // 2)
         params = {"coarse": {"k": k}}
@@ -182,8 +203,11 @@ def _level_params(n: int, config: ClusterConfig) -> dict[str, dict]:
         return params
     coarse = config.min_cluster_size or derived_min_cluster_size(n)
     params = {"coarse": {"min_cluster_size": coarse}}
-    fine = max(MIN_CLUSTER_SIZE, coarse // 4) if config.min_cluster_size else derived_min_cluster_size(
-        n, fine=True)
+    fine = (
+        max(MIN_CLUSTER_SIZE, coarse // 4)
+        if config.min_cluster_size
+        else derived_min_cluster_size(n, fine=True)
+    )
     if config.levels == 2 and fine < coarse:
         params["fine"] = {"min_cluster_size": fine}
     return params
@@ -213,7 +237,7 @@ def _level(name: str, raw: np.ndarray, coords: np.ndarray, params: dict) -> Clus
     raw = np.asarray(raw, dtype=np.int64)
     ids, first, counts = np.unique(raw[raw >= 0], return_index=True, return_counts=True)
     order = np.lexsort((first, -counts))
-    mapping = np.full(int(raw.max(initial=-1)) + 1, UNCLUSTERED, dtype=np.int32)
+    mapping = np.full(max(int(raw.max(initial=-1)) + 1, 1), UNCLUSTERED, dtype=np.int32)
     mapping[ids[order]] = np.arange(len(ids), dtype=np.int32)
     labels = np.where(raw >= 0, mapping[np.maximum(raw, 0)], UNCLUSTERED).astype(np.int32)
     centres = np.array([_centre(coords[labels == c]) for c in range(len(ids))], dtype=np.float32)

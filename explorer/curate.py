@@ -35,23 +35,33 @@ def remove_and_reproject(
     new_name: str | None = None,
     progress: ProgressFn = no_progress,
 ) -> SavedMap:
-    """Save a new map without the rows ``row_ids``: same embeddings, a fresh layout, fresh clusters if the
-    source had them. The source map and its data are left untouched."""
+    """Save a new map without the rows ``row_ids``: same embeddings, a fresh layout, fresh
+    clusters if the source had them. The source map and its data are left untouched."""
     source = workspace.open(map_name)
-    remove = np.isin(source.points["row_id"].to_numpy(), np.fromiter(map(int, row_ids), dtype=np.int64))
+    remove = np.isin(
+        source.points["row_id"].to_numpy(), np.fromiter(map(int, row_ids), dtype=np.int64)
+    )
     if not remove.any():
-        raise InputError(f"None of the rows to remove is in the map '{source.name}': nothing to do.")
+        raise InputError(
+            f"None of the rows to remove is in the map '{source.name}': nothing to do."
+        )
     keep = ~remove
     kept_embedded = source.embedded[keep]
     if not kept_embedded.any():
-        raise InputError(f"Removing {int(remove.sum()):,} rows would leave no point on the map "
-                         f"'{source.name}'. Keep at least one row.")
+        raise InputError(
+            f"Removing {int(remove.sum()):,} rows would leave no point on the map "
+            f"'{source.name}'. Keep at least one row."
+        )
     name = _new_map_name(workspace, source.name, new_name)
 
     started = time.perf_counter()
     config = _projection_config(source.manifest.get("projection") or {})
     vectors = np.asarray(source.embeddings)[keep]
-    progress("project", 0.0, f"Projecting {int(kept_embedded.sum()):,} points with {config.method.upper()}")
+    progress(
+        "project",
+        0.0,
+        f"Projecting {int(kept_embedded.sum()):,} points with {config.method.upper()}",
+    )
     layout = project(vectors[kept_embedded], config=config)
     progress("project", 1.0, f"Layout by {layout.method.upper()}")
 
@@ -61,15 +71,21 @@ def remove_and_reproject(
     coords[kept_embedded] = layout.coords
     points["x"], points["y"] = coords[:, 0], coords[:, 1]
     manifest = {key: value for key, value in source.manifest.items() if key != "clusters"}
-    manifest.update({
-        "rows": int(len(points)),
-        "embedded_rows": int(kept_embedded.sum()),
-        "projection": {**config.to_dict(), "method_used": layout.method},
-        "parent": {"name": source.name, "rows": int(len(source.points)), "removed_rows": int(remove.sum()),
-                   "row_ids": "kept from the parent map"},
-        "seconds": {"project": round(time.perf_counter() - started, 3)},
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    })
+    manifest.update(
+        {
+            "rows": int(len(points)),
+            "embedded_rows": int(kept_embedded.sum()),
+            "projection": {**config.to_dict(), "method_used": layout.method},
+            "parent": {
+                "name": source.name,
+                "rows": int(len(source.points)),
+                "removed_rows": int(remove.sum()),
+                "row_ids": "kept from the parent map",
+            },
+            "seconds": {"project": round(time.perf_counter() - started, 3)},
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
     saved = workspace.save(name, points=points, embeddings=vectors, manifest=manifest)
     write_thumbnails(saved, read_thumbnails(source))
     log.info("saved %s: %s without %d rows", saved.name, source.name, int(remove.sum()))
@@ -86,7 +102,7 @@ def _projection_config(recorded: dict) -> ProjectionConfig:
 
 
 def _new_map_name(workspace: Workspace, source: str, new_name: str | None) -> str:
-    """``new_name`` if free; by default the next free "<name> (vN)" after the source's own version."""
+    """``new_name`` if free; by default the next free "<name> (vN)" after the source's version."""
     if new_name:
         if workspace.exists(new_name):
             raise InputError(f"A map named '{new_name}' already exists. Choose another name.")

@@ -23,7 +23,7 @@ MIN_TERM_DOCS = 2
 
 @dataclass
 class ClusterLabel:
-    """A cluster's short label ("robot · grasping · manipulation"), its top terms with scores, its size."""
+    """A cluster's short label ("robot · grasping · manipulation"), top terms with scores, size."""
 
     cluster_id: int
     label: str
@@ -32,8 +32,12 @@ class ClusterLabel:
 
     def to_dict(self) -> dict:
         """Plain dict for the manifest."""
-        return {"id": self.cluster_id, "label": self.label, "size": self.size,
-                "terms": [[t, round(float(s), 6)] for t, s in self.terms]}
+        return {
+            "id": self.cluster_id,
+            "label": self.label,
+            "size": self.size,
+            "terms": [[t, round(float(s), 6)] for t, s in self.terms],
+        }
 
 
 @dataclass
@@ -49,8 +53,9 @@ class Contrast:
 def _vectorizer():
     from sklearn.feature_extraction.text import CountVectorizer
 
-    return CountVectorizer(ngram_range=(1, 2), stop_words="english", token_pattern=TOKEN_PATTERN,
-                           dtype=np.float64)
+    return CountVectorizer(
+        ngram_range=(1, 2), stop_words="english", token_pattern=TOKEN_PATTERN, dtype=np.float64
+    )
 
 
 def _count(texts: Sequence[str]):
@@ -71,7 +76,7 @@ def default_label(cluster_id: int) -> str:
 def label_clusters(
     texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5
 ) -> dict[int, ClusterLabel]:
-    """Label each cluster (labels >= 0) by class-based TF-IDF over its texts: words and two-word phrases."""
+    """Label each cluster (labels >= 0) by class-based TF-IDF of its words and two-word phrases."""
     import scipy.sparse as sp
 
     labels = np.asarray(labels)
@@ -86,8 +91,9 @@ def label_clusters(
     # Unclustered texts form a class of their own: their words count towards how common a term is.
     classes = np.unique(labels)
     rows = np.searchsorted(classes, labels)
-    member = sp.csr_matrix((np.ones(len(labels)), (rows, np.arange(len(labels)))),
-                           shape=(len(classes), len(labels)))
+    member = sp.csr_matrix(
+        (np.ones(len(labels)), (rows, np.arange(len(labels)))), shape=(len(classes), len(labels))
+    )
     class_counts = (member @ counts).tocsr()
     class_docs = (member @ (counts > 0).astype(np.float64)).tocsr()
     # c-TF-IDF (Grootendorst, BERTopic): term frequency within the class times log(1 + A / f_t),
@@ -107,7 +113,9 @@ def label_clusters(
         candidates = np.flatnonzero(eligible & (row_scores > 0))
         ranked = candidates[np.argsort(-row_scores[candidates], kind="stable")]
         terms = _distinct_terms(((vocab[i], float(row_scores[i])) for i in ranked), top_n)
-        out[int(c)] = ClusterLabel(int(c), short_label(terms) or default_label(int(c)), terms, sizes[int(c)])
+        out[int(c)] = ClusterLabel(
+            int(c), short_label(terms) or default_label(int(c)), terms, sizes[int(c)]
+        )
     return out
 
 
@@ -136,9 +144,13 @@ def short_label(terms: Sequence[tuple[str, float]], *, n: int = LABEL_TERMS) -> 
     return SEPARATOR.join(t for t, _ in terms[:n])
 
 
-def label_by_category(values: Sequence, labels: np.ndarray, *, top_n: int = 5) -> dict[int, ClusterLabel]:
+def label_by_category(
+    values: Sequence, labels: np.ndarray, *, top_n: int = 5
+) -> dict[int, ClusterLabel]:
     """Label clusters by their most common value (e.g. an image's folder label), with its share."""
-    frame = pd.DataFrame({"value": pd.Series(values, dtype="string"), "cluster": np.asarray(labels)})
+    frame = pd.DataFrame(
+        {"value": pd.Series(values, dtype="string"), "cluster": np.asarray(labels)}
+    )
     frame = frame[frame["cluster"] >= 0]
     out: dict[int, ClusterLabel] = {}
     for c, group in frame.groupby("cluster", sort=True):
@@ -157,7 +169,9 @@ def contrast_terms(
     """The words and phrases most distinctive of rows A against rows B, and of B against A."""
     mask_a, mask_b = np.asarray(mask_a, dtype=bool), np.asarray(mask_b, dtype=bool)
     if not (len(texts) == len(mask_a) == len(mask_b)):
-        raise ValueError(f"{len(texts)} texts for selections of {len(mask_a)} and {len(mask_b)} rows")
+        raise ValueError(
+            f"{len(texts)} texts for selections of {len(mask_a)} and {len(mask_b)} rows"
+        )
     n_a, n_b = int(mask_a.sum()), int(mask_b.sum())
     # A row in both selections counts for both: the contrast is then about the rows that differ.
     union = np.flatnonzero(mask_a | mask_b)
@@ -180,7 +194,7 @@ def contrast_terms(
 
 
 def _log_odds_z(y_a: np.ndarray, y_b: np.ndarray, *, prior: np.ndarray) -> np.ndarray:
-    """Log-odds ratio with an informative Dirichlet prior, as z-scores (Monroe, Colaresi & Quinn 2008).
+    """Log-odds ratios with an informative Dirichlet prior, as z-scores (Monroe et al. 2008).
 
     Plain frequency ratios crown rare words seen once on one side; the prior (the pooled counts)
     shrinks those, and dividing by the standard error favours differences that are well attested."""

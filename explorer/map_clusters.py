@@ -1,4 +1,4 @@
-"""A saved map's clusters: compute and store them (columns + manifest), read them back, rename them."""
+"""A saved map's clusters: compute and store (columns + manifest), read back, rename."""
 
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ def add_clusters(
     workspace: Workspace | None = None,
     progress: ProgressFn = no_progress,
 ) -> SavedMap:
-    """Cluster and label a saved map, then save it again with cluster columns and labels in the manifest."""
+    """Cluster and label a saved map; save it again with cluster columns and manifest labels."""
     config = config or ClusterConfig()
     workspace = workspace or Workspace(saved.path.parent.parent)
     embedded = saved.embedded
     progress("cluster", 0.0, f"Clustering {int(embedded.sum()):,} points")
-    clustering = cluster_map(np.asarray(saved.embeddings)[embedded], saved.coords[embedded], config=config)
+    clustering = cluster_map(
+        np.asarray(saved.embeddings)[embedded], saved.coords[embedded], config=config
+    )
     progress("cluster", 0.6, "Labelling the clusters")
     started = time.perf_counter()
     labels = {name: _label_level(saved, level.labels) for name, level in clustering.levels.items()}
@@ -46,15 +48,19 @@ def add_clusters(
         points[LEVEL_COLUMNS[name]] = column
     section = _manifest_section(clustering, labels, label_seconds=label_seconds)
     thumbnails = read_thumbnails(saved)  # the save below replaces the folder they live in
-    updated = workspace.save(saved.name, points=points, embeddings=saved.embeddings,
-                             manifest={**saved.manifest, "clusters": section})
+    updated = workspace.save(
+        saved.name,
+        points=points,
+        embeddings=saved.embeddings,
+        manifest={**saved.manifest, "clusters": section},
+    )
     write_thumbnails(updated, thumbnails)
     progress("cluster", 1.0, ", ".join(f"{len(v)} {k} clusters" for k, v in labels.items()))
     return updated
 
 
 def _label_level(saved: SavedMap, cluster_ids: np.ndarray) -> dict[int, ClusterLabel]:
-    """Labels from the texts' distinctive terms; an image map's label column wins where it has values."""
+    """Labels from the texts' distinctive terms; an image map's label column wins where set."""
     embedded = saved.embedded
     texts = [t for t, keep in zip(saved.texts(), embedded, strict=True) if keep]
     labels = label_clusters(texts, cluster_ids)
@@ -64,21 +70,28 @@ def _label_level(saved: SavedMap, cluster_ids: np.ndarray) -> dict[int, ClusterL
     return labels
 
 
-def _manifest_section(clustering: Clustering, labels: dict[str, dict[int, ClusterLabel]], *,
-                      label_seconds: float) -> dict:
+def _manifest_section(
+    clustering: Clustering, labels: dict[str, dict[int, ClusterLabel]], *, label_seconds: float
+) -> dict:
     levels = {}
     for name, level in clustering.levels.items():
         clusters = []
         for cid in range(level.n_clusters):
             label = labels[name][cid]
-            clusters.append({
-                **label.to_dict(),
-                "auto_label": label.label,
-                "renamed": False,
-                "centre": [round(float(v), 4) for v in level.centres[cid]],
-            })
-        levels[name] = {"column": LEVEL_COLUMNS[name], "params": level.params,
-                        "unclustered": level.n_unclustered, "clusters": clusters}
+            clusters.append(
+                {
+                    **label.to_dict(),
+                    "auto_label": label.label,
+                    "renamed": False,
+                    "centre": [float(v) for v in level.centres[cid]],
+                }
+            )
+        levels[name] = {
+            "column": LEVEL_COLUMNS[name],
+            "params": level.params,
+            "unclustered": level.n_unclustered,
+            "clusters": clusters,
+        }
     return {
         "config": clustering.config.to_dict(),
         "space": clustering.space,
@@ -94,7 +107,7 @@ def cluster_levels(saved: SavedMap) -> list[str]:
 
 
 def cluster_table(saved: SavedMap, level: str = "coarse") -> pd.DataFrame:
-    """One row per cluster of a level, largest first: id, label, size, x, y (its centre), terms, renamed."""
+    """One row per cluster, largest first: id, label, size, x, y (its centre), terms, renamed."""
     clusters = _level_section(saved.manifest, saved.name, level)["clusters"]
     table = pd.DataFrame(
         {
@@ -111,23 +124,31 @@ def cluster_table(saved: SavedMap, level: str = "coarse") -> pd.DataFrame:
 
 
 def point_labels(saved: SavedMap, level: str = "coarse") -> pd.Series:
-    """Each point's cluster label at a level ("Unclustered" for noise), row-aligned with the points."""
+    """Each point's cluster label ("Unclustered" for noise), row-aligned with the points."""
     section = _level_section(saved.manifest, saved.name, level)
     names = {c["id"]: c["label"] for c in section["clusters"]}
     ids = saved.points[section["column"]].to_numpy()
-    return pd.Series([names.get(int(i), UNCLUSTERED_LABEL) for i in ids], index=saved.points.index,
-                     dtype="string", name=f"{section['column']}_label")
+    return pd.Series(
+        [names.get(int(i), UNCLUSTERED_LABEL) for i in ids],
+        index=saved.points.index,
+        dtype="string",
+        name=f"{section['column']}_label",
+    )
 
 
-def rename_cluster(workspace: Workspace, map_name: str, level: str, cluster_id: int, new_label: str) -> dict:
-    """Give a cluster a label of the user's choosing, kept in the manifest; an empty label restores the
+def rename_cluster(
+    workspace: Workspace, map_name: str, level: str, cluster_id: int, new_label: str
+) -> dict:
+    """Give a cluster the user's label, kept in the manifest; an empty label restores the
     automatic one. Returns the updated manifest."""
     manifest = workspace.open(map_name, mmap=True).manifest
     section = _level_section(manifest, map_name, level)
     matches = [c for c in section["clusters"] if c["id"] == int(cluster_id)]
     if not matches:
         known = ", ".join(str(c["id"]) for c in section["clusters"][:20])
-        raise InputError(f"The {level} level of '{map_name}' has no cluster {cluster_id}. Its clusters: {known}.")
+        raise InputError(
+            f"The {level} level of '{map_name}' has no cluster {cluster_id}. Its clusters: {known}."
+        )
     cluster = matches[0]
     new_label = " ".join(str(new_label or "").split())
     cluster["label"] = new_label or cluster["auto_label"]
@@ -139,15 +160,19 @@ def rename_cluster(workspace: Workspace, map_name: str, level: str, cluster_id: 
 def _level_section(manifest: dict, map_name: str, level: str) -> dict:
     levels = (manifest.get("clusters") or {}).get("levels") or {}
     if not levels:
-        raise InputError(f"The map '{map_name}' has no clusters yet. Build it with clusters, or run "
-                         f"`explorer clusters \"{map_name}\" --compute`.")
+        raise InputError(
+            f"The map '{map_name}' has no clusters yet. Build it with clusters, or run "
+            f'`explorer clusters "{map_name}" --compute`.'
+        )
     if level not in levels:
-        raise InputError(f"The map '{map_name}' has no {level} clusters; it has: {', '.join(levels)}.")
+        raise InputError(
+            f"The map '{map_name}' has no {level} clusters; it has: {', '.join(levels)}."
+        )
     return levels[level]
 
 
 def read_thumbnails(saved: SavedMap) -> dict[int, bytes] | None:
-    """An image map's thumbnails by row_id (None for a text map), read before its folder is replaced."""
+    """An image map's thumbnails by row_id (None for a text map), read before a save."""
     from .thumbnails import has_thumbnails, load_thumbnails
 
     return load_thumbnails(saved) if has_thumbnails(saved) else None

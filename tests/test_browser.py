@@ -117,8 +117,36 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
 
     _hover_every_hit_until(page, CANARY)
     page.screenshot(path=str(ARTIFACTS / "upload_details.png"), full_page=True)
+
+    page.get_by_role("button", name="why?").first.click()
+    page.get_by_text("Why this match").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert page.get_by_text(re.compile(r"Cosine 0\.\d{3}")).is_visible()
+
+    _box_select_whole_map(page)
+    page.get_by_role("heading", name=re.compile(r"Selection: \d+ rows")).wait_for(timeout=60_000)
+    selected = page.get_by_role("heading", name=re.compile(r"Selection: \d+ rows")).inner_text()
+    assert int(re.search(r"(\d+) rows", selected).group(1)) >= 5
+    _search(page, "black holes and gravity")
+    assert page.get_by_role("heading", name=selected).is_visible(), "a new search must keep the selection"
+    assert page.get_by_role("button", name="Download CSV").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "upload_selection.png"), full_page=True)
     assert page.evaluate("window.__pwned") is None
     assert not [e for e in errors if "pwned" in e]
+
+
+def _box_select_whole_map(page) -> None:
+    """Pick plotly's box tool and drag across most of the plot area."""
+    chart = page.locator(".js-plotly-plot").first
+    chart.hover()
+    chart.locator('.modebar-btn[data-title="Box Select"]').click()
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=5)
+    page.mouse.up()
+    wait_until_idle(page)
 
 
 def _hover_every_hit_until(page, text: str) -> None:

@@ -1,0 +1,541 @@
+"""Clusters, their labels, renaming, contrast, curation (remove and re-project) and the CLI (issue 5)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from explorer import (
+    ClusterConfig,
+    InputError,
+    ProjectionConfig,
+    Workspace,
+    add_clusters,
+    build_map,
+    cluster_levels,
+    cluster_map,
+    cluster_table,
+    contrast_terms,
+    label_clusters,
+    point_labels,
+    remove_and_reproject,
+    rename_cluster,
+)
+from explorer.cli import main
+from explorer.cluster import UNCLUSTERED, derived_min_cluster_size
+from explorer.labels import label_by_category
+
+REPO = Path(__file__).resolve().parents[1]
+ARXIV_2500 = REPO.parent / "shared" / "data" / "arxiv_cs" / "arxiv_cs10_2500.csv"
+PCA = ProjectionConfig(method="pca")
+ON_2D = ClusterConfig(space="2d")
+FIELD_WORDS = {
+    "biology": {"protein", "folding", "enzyme", "cell", "gene", "sequence"},
+    "physics": {"quantum", "particle", "field", "energy", "relativity"},
+    "economics": {"market", "price", "inflation", "trade", "labour"},
+}
+
+
+def blobs(
+    centres, per_blob: int, *, spread: float = 0.3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs around ``centres`` and each point's true blob."""
+    rng = np.random.default_rng(seed)
+    centres = np.asarray(centres, dtype=np.float32)
+    points = np.concatenate(
+        [c + rng.normal(0, spread, (per_blob, centres.shape[1])) for c in centres]
+    )
+    return points.astype(np.float32), np.repeat(np.arange(len(centres)), per_blob)
+
+
+def same_partition(found: np.ndarray, truth: np.ndarray) -> bool:
+    from sklearn.metrics import adjusted_rand_score
+
+    return adjusted_rand_score(truth, found) == pytest.approx(1.0)
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def papers_map(papers_frame, fake_embedder, workspace):
+    """The 30 papers (three fields) built with the fake embedder, PCA and clusters on the 2D layout."""
+    return build_map(
+        papers_frame,
+        name="papers",
+        model=fake_embedder,
+        projection=PCA,
+        workspace=workspace,
+        clusters=ON_2D,
+    )
+
+
+# --- cluster_map -------------------------------------------------------------------------------
+
+
+def test_hdbscan_finds_separated_blobs_largest_first_and_leaves_outliers_unclustered():
+    points, truth = blobs([[0, 0], [10, 0], [0, 10]], 40)
+    sizes = [30, 20, 40]
+    keep = np.concatenate([np.flatnonzero(truth == b)[:n] for b, n in enumerate(sizes)])
+    points, truth = points[keep], truth[keep]
+    outliers = np.array([[30, 30], [-30, 30], [30, -30]], dtype=np.float32)
+    coords = np.vstack([points, outliers])
+
+    clustering = cluster_map(None, coords, config=ON_2D)
+
+    coarse = clustering.levels["coarse"]
+    assert clustering.space == "2d" and list(clustering.levels) == ["coarse"]  # 93 rows: one level
+    assert coarse.n_clusters == 3
+    assert coarse.sizes.tolist() == [40, 30, 20]  # ids are ordered by size
+    assert same_partition(coarse.labels[: len(points)], truth)
+    assert coarse.labels[len(points) :].tolist() == [UNCLUSTERED] * 3
+    assert coarse.n_unclustered == 3
+    # Each centre is a member of its cluster, near the blob's middle.
+    for cid, centre in enumerate(coarse.centres):
+        members = coords[coarse.labels == cid]
+        assert any(np.array_equal(centre, m) for m in members)
+        assert np.linalg.norm(centre - members.mean(axis=0)) < 0.5
+
+
+def test_the_fine_level_splits_groups_the_coarse_level_keeps_whole():
+    groups = [[0, 0], [40, 0], [0, 40]]
+    centres = [[gx + dx, gy + dy] for gx, gy in groups for dx, dy in ((0, 0), (4, 0), (0, 4))]
+    coords, truth = blobs(centres, 15, spread=0.4)
+
+    clustering = cluster_map(None, coords, config=ClusterConfig(space="2d", min_cluster_size=30))
+
+    assert clustering.levels["coarse"].n_clusters == 3
+    assert same_partition(clustering.levels["coarse"].labels, truth // 3)
+    fine = clustering.levels["fine"]
+    assert fine.params == {"min_cluster_size": 7}
+    assert fine.n_clusters == 9 and same_partition(fine.labels, truth)
+
+
+def test_kmeans_uses_the_chosen_k_and_is_repeatable():
+    coords, truth = blobs([[0, 0], [10, 0], [0, 10], [10, 10]], 25)
+    config = ClusterConfig(method="kmeans", k=4, space="2d", levels=1, seed=7)
+
+    first = cluster_map(None, coords, config=config)
+    again = cluster_map(None, coords, config=config)
+
+    assert list(first.levels) == ["coarse"]
+    assert first.levels["coarse"].n_clusters == 4 and first.levels["coarse"].n_unclustered == 0
+    assert same_partition(first.levels["coarse"].labels, truth)
+    assert np.array_equal(first.levels["coarse"].labels, again.levels["coarse"].labels)
+    two_levels = cluster_map(None, coords, config=ClusterConfig(method="kmeans", k=4, space="2d"))
+    assert two_levels.levels["fine"].n_clusters == 12
+
+
+def test_too_few_or_identical_points_are_all_unclustered_with_a_note():
+    for coords in (np.random.default_rng(0).normal(size=(6, 2)), np.ones((40, 2))):
+        clustering = cluster_map(None, coords, config=ON_2D)
+        level = clustering.levels["coarse"]
+        assert level.n_clusters == 0 and level.n_unclustered == len(coords)
+        assert "unclustered" in clustering.notes[0]
+
+
+def test_minimum_cluster_size_grows_with_the_row_count():
+    assert derived_min_cluster_size(30) == 5
+    assert derived_min_cluster_size(2_500) == 50
+    assert derived_min_cluster_size(2_500, fine=True) == 12
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ClusterConfig(method="dbscan"),
+        ClusterConfig(space="3d"),
+        ClusterConfig(levels=3),
+        ClusterConfig(method="kmeans", k=1),
+        ClusterConfig(min_cluster_size=1),
+    ],
+)
+def test_bad_settings_are_one_clear_error(config):
+    with pytest.raises(InputError):
+        cluster_map(None, np.zeros((20, 2)), config=config)
+
+
+# --- labels and contrast -----------------------------------------------------------------------
+
+
+def test_labels_are_each_clusters_distinctive_words_without_numbers_or_short_tokens(papers_frame):
+    texts = (papers_frame["title"] + ". " + papers_frame["abstract"] + " 2024 of ai").tolist()
+    fields = papers_frame["field"].tolist()
+    ids = np.array([list(FIELD_WORDS).index(f) for f in fields])
+    ids[0] = UNCLUSTERED  # an unclustered row is allowed and gets no label
+
+    labels = label_clusters(texts, ids, top_n=5)
+
+    assert sorted(labels) == [0, 1, 2]
+    for cid, field in enumerate(FIELD_WORDS):
+        label = labels[cid]
+        assert label.size == (9 if cid == 0 else 10)
+        assert len(label.terms) == 5
+        words = {w for term, _ in label.terms for w in term.split()}
+        assert words <= FIELD_WORDS[field], (field, label.terms)
+        assert label.label == " · ".join(t for t, _ in label.terms[:3])
+        scores = [s for _, s in label.terms]
+        assert scores == sorted(scores, reverse=True) and scores[-1] > 0
+
+
+def test_a_label_does_not_repeat_a_word_as_its_plural_or_inside_a_phrase():
+    texts = [
+        "robot robots grasping",
+        "robot robots grasping",
+        "robot arm grasping arms",
+        "stock market price",
+        "stock market price",
+        "market price stock",
+    ]
+    labels = label_clusters(texts, np.array([0, 0, 0, 1, 1, 1]))
+    terms = [t for t, _ in labels[0].terms]
+    assert "robot" in terms and "robots" not in terms
+    assert not any(" " in t and "robot" in t.split() for t in terms)
+
+
+def test_texts_without_usable_words_get_a_plain_label():
+    labels = label_clusters(["12 34", "a b", "56", "of to"], np.array([0, 0, 1, 1]))
+    assert labels[0].label == "Cluster 0" and labels[0].terms == [] and labels[1].size == 2
+
+
+def test_image_clusters_take_their_dominant_label_value():
+    values = ["cat", "cat", "dog", None, "dog", "dog", "bird"]
+    labels = label_by_category(values, np.array([0, 0, 0, 1, 1, 1, UNCLUSTERED]))
+    assert labels[0].label == "cat" and labels[0].terms[0] == ("cat", pytest.approx(2 / 3))
+    assert labels[1].label == "dog" and labels[1].size == 3
+    assert UNCLUSTERED not in labels
+
+
+def test_contrast_lists_the_words_of_each_side(papers_frame):
+    texts = (papers_frame["title"] + ". " + papers_frame["abstract"]).tolist()
+    a = (papers_frame["field"] == "biology").to_numpy()
+    b = (papers_frame["field"] == "physics").to_numpy()
+
+    contrast = contrast_terms(texts, a, b, top_n=4)
+
+    assert (contrast.n_a, contrast.n_b) == (10, 10)
+    assert len(contrast.a_terms) == 4 and len(contrast.b_terms) == 4
+    assert {w for t, _ in contrast.a_terms for w in t.split()} <= FIELD_WORDS["biology"]
+    assert {w for t, _ in contrast.b_terms for w in t.split()} <= FIELD_WORDS["physics"]
+    assert all(score > 0 for _, score in contrast.a_terms + contrast.b_terms)
+    empty = contrast_terms(texts, a, np.zeros(len(texts), dtype=bool))
+    assert empty.a_terms == [] and empty.b_terms == [] and empty.n_b == 0
+
+
+# --- clusters in the saved map -----------------------------------------------------------------
+
+
+def test_build_with_clusters_stores_columns_and_labels_in_the_saved_map(papers_map, workspace):
+    assert "cluster" in papers_map.seconds
+    saved = workspace.open("papers")
+    assert cluster_levels(saved) == ["coarse"]
+    points = saved.points
+    assert points["cluster"].dtype == np.int32
+    # Three fields, three clusters, each one field.
+    assert pd.crosstab(points["cluster"], points["field"]).gt(0).sum(axis=1).tolist() == [1, 1, 1]
+
+    table = cluster_table(saved)
+    assert table["size"].tolist() == [10, 10, 10] and table["id"].tolist() == [0, 1, 2]
+    for row in table.itertuples():
+        field = points.loc[points["cluster"] == row.id, "field"].iloc[0]
+        assert set(" ".join(row.terms).split()) <= FIELD_WORDS[field] | {"study"}
+        members = points[points["cluster"] == row.id]
+        assert ((members["x"] == row.x) & (members["y"] == row.y)).any()  # centre on a member
+    section = saved.manifest["clusters"]
+    assert section["config"]["space"] == "2d" and section["space"] == "2d"
+    assert set(section["seconds"]) == {"cluster", "label"}
+    assert point_labels(saved).tolist() == [
+        table.set_index("id").loc[c, "label"] for c in points["cluster"]
+    ]
+
+
+def test_unembedded_rows_are_unclustered(papers_frame, fake_embedder, workspace):
+    frame = papers_frame.copy()
+    frame.loc[[0, 15], ["title", "abstract"]] = ""
+    saved = build_map(
+        frame, name="gaps", model=fake_embedder, projection=PCA, workspace=workspace, clusters=ON_2D
+    ).saved
+    assert saved.points.loc[[0, 15], "cluster"].tolist() == [UNCLUSTERED, UNCLUSTERED]
+    assert point_labels(saved).iloc[0] == "Unclustered"
+    assert (saved.points["cluster"] >= 0).sum() == 28
+
+
+def test_add_clusters_to_an_existing_map_keeps_everything_else(
+    papers_frame, fake_embedder, workspace
+):
+    plain = build_map(
+        papers_frame, name="plain", model=fake_embedder, projection=PCA, workspace=workspace
+    ).saved
+    with pytest.raises(InputError, match="no clusters yet"):
+        cluster_table(plain)
+
+    clustered = add_clusters(
+        plain, config=ClusterConfig(method="kmeans", k=3, space="2d"), workspace=workspace
+    )
+
+    reopened = workspace.open("plain")
+    assert reopened.points.drop(columns=["cluster", "cluster_fine"]).equals(plain.points)
+    assert np.array_equal(reopened.embeddings, plain.embeddings)
+    assert cluster_levels(reopened) == ["coarse", "fine"]
+    assert (
+        reopened.points["cluster"].nunique() == 3 and reopened.points["cluster_fine"].nunique() == 6
+    )
+    assert clustered.manifest["clusters"] == reopened.manifest["clusters"]
+    assert reopened.manifest["model_id"] == plain.manifest["model_id"]
+
+
+def test_rename_is_kept_with_the_map_and_an_empty_name_restores_the_automatic_one(
+    papers_map, workspace
+):
+    auto = cluster_table(workspace.open("papers")).loc[0, "label"]
+
+    rename_cluster(workspace, "papers", "coarse", 0, "  Proteins   and genes ")
+
+    table = cluster_table(workspace.open("papers"))
+    assert table.loc[0, "label"] == "Proteins and genes" and bool(table.loc[0, "renamed"])
+    assert not table.loc[1:, "renamed"].any()
+    rename_cluster(workspace, "papers", "coarse", 0, "")
+    table = cluster_table(workspace.open("papers"))
+    assert table.loc[0, "label"] == auto and not table.loc[0, "renamed"]
+    with pytest.raises(InputError, match="no cluster 9"):
+        rename_cluster(workspace, "papers", "coarse", 9, "x")
+    with pytest.raises(InputError, match="no fine clusters"):
+        rename_cluster(workspace, "papers", "fine", 0, "x")
+
+
+# --- curation ----------------------------------------------------------------------------------
+
+
+def test_remove_and_reproject_saves_a_new_version_and_leaves_the_original_untouched(
+    papers_map, workspace
+):
+    original = workspace.open("papers")
+    before = folder_hashes(original.path)
+    economics = original.points.loc[original.points["field"] == "economics", "row_id"].tolist()
+
+    v2 = remove_and_reproject(workspace, "papers", economics)
+
+    assert folder_hashes(original.path) == before
+    assert v2.name == "papers (v2)"
+    kept = original.points[~original.points["row_id"].isin(economics)]
+    assert v2.points["row_id"].tolist() == kept["row_id"].tolist()  # original ids, for traceability
+    assert np.array_equal(v2.embeddings, original.embeddings[kept.index.to_numpy()])
+    assert v2.points[["title", "field"]].equals(kept[["title", "field"]].reset_index(drop=True))
+    assert not np.allclose(v2.coords, original.coords[kept.index.to_numpy()])  # a fresh layout
+    manifest = v2.manifest
+    assert manifest["rows"] == 20 and manifest["embedded_rows"] == 20
+    assert manifest["parent"]["name"] == "papers" and manifest["parent"]["removed_rows"] == 10
+    assert (
+        manifest["projection"]["method"] == "pca"
+        and manifest["source"] == original.manifest["source"]
+    )
+    # Re-clustered with the source's settings: two fields left, two clusters.
+    assert manifest["clusters"]["config"] == original.manifest["clusters"]["config"]
+    assert sorted(cluster_table(v2)["size"]) == [10, 10]
+
+    v3 = remove_and_reproject(workspace, v2.name, v2.points["row_id"].tolist()[:2])
+    assert v3.name == "papers (v3)" and v3.manifest["parent"]["name"] == "papers (v2)"
+    named = remove_and_reproject(workspace, "papers", [0], new_name="no first row")
+    assert named.name == "no first row" and len(named.points) == 29
+
+
+def test_remove_and_reproject_refuses_what_would_do_nothing_or_leave_nothing(papers_map, workspace):
+    with pytest.raises(InputError, match="nothing to do"):
+        remove_and_reproject(workspace, "papers", [999])
+    with pytest.raises(InputError, match="leave no point"):
+        remove_and_reproject(workspace, "papers", range(30))
+    with pytest.raises(InputError, match="already exists"):
+        remove_and_reproject(workspace, "papers", [0], new_name="papers")
+    assert [m.name for m in workspace.list()] == ["papers"]
+
+
+def colour_zip(per_colour: int) -> bytes:
+    """Noisy red, green and blue squares in one folder per colour (the folder is the label)."""
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for colour, rgb in {
+            "red": (220, 30, 30),
+            "green": (30, 200, 30),
+            "blue": (30, 30, 220),
+        }.items():
+            for i in range(per_colour):
+                pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (24, 24, 3)), 0, 255).astype(
+                    np.uint8
+                )
+                png = io.BytesIO()
+                Image.fromarray(pixels).save(png, format="PNG")
+                archive.writestr(f"{colour}/{colour}_{i}.png", png.getvalue())
+    return buffer.getvalue()
+
+
+def test_image_maps_are_labelled_by_folder_and_keep_their_thumbnails(workspace, tmp_path):
+    from explorer import build_image_map, load_thumbnails
+
+    archive = tmp_path / "colours.zip"
+    archive.write_bytes(colour_zip(8))
+    saved = build_image_map(archive, model="pixels", projection=PCA, workspace=workspace).saved
+    thumbnails = load_thumbnails(saved)
+
+    clustered = add_clusters(saved, config=ON_2D, workspace=workspace)
+
+    assert sorted(cluster_table(clustered)["label"]) == ["blue", "green", "red"]
+    assert load_thumbnails(workspace.open("colours")) == thumbnails
+    reds = clustered.points.loc[clustered.points["label"] == "red", "row_id"].tolist()
+    smaller = remove_and_reproject(workspace, "colours", reds)
+    assert sorted(cluster_table(smaller)["label"]) == ["blue", "green"]
+    assert load_thumbnails(smaller) == {r: thumbnails[r] for r in smaller.points["row_id"]}
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_builds_with_clusters_and_lists_them_largest_first(papers_frame, tmp_path, capsys):
+    csv = tmp_path / "papers.csv"
+    papers_frame.iloc[:25].to_csv(csv, index=False)
+    assert (
+        main(
+            [
+                "build",
+                str(csv),
+                "--model",
+                "hashing-64",
+                "--projection",
+                "pca",
+                "--clusters",
+                "--cluster-space",
+                "2d",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert "clusters: coarse 3" in capsys.readouterr().out
+
+    assert main(["clusters", "papers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "coarse: 3 clusters, 0 points unclustered"
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [r[0] for r in rows] == ["coarse"] * 3
+    assert [int(r[2]) for r in rows] == [10, 10, 5]
+    saved = Workspace().open("papers")
+    assert [r[3] for r in rows] == cluster_table(saved)["label"].tolist()
+
+    assert main(["clusters", "papers", "--compute", "--k", "2", "--cluster-space", "2d"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("coarse: 2 clusters") and "fine: 5 clusters" in out
+
+
+def test_cli_clusters_errors_are_one_line(papers_frame, fake_embedder, workspace, capsys):
+    build_map(papers_frame, name="plain", model=fake_embedder, projection=PCA, workspace=workspace)
+    assert main(["clusters", "plain"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: The map 'plain' has no clusters yet")
+    assert main(["clusters", "missing"]) == 2
+    assert capsys.readouterr().err.startswith("error: No saved map named 'missing'")
+    assert main(["clusters", "plain", "--compute", "--k", "1"]) == 2
+    assert capsys.readouterr().err.startswith("error: k must be at least 2")
+
+
+# --- slow: UMAP and the real model -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_hdbscan_on_a_five_dimensional_umap_finds_blobs_in_high_dimensions():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1, (4, 32)) * 4
+    embeddings, truth = blobs(centres, 40, spread=0.3, seed=2)
+    coords = embeddings[:, :2]
+
+    clustering = cluster_map(embeddings, coords, config=ClusterConfig(seed=3))
+    again = cluster_map(embeddings, coords, config=ClusterConfig(seed=3))
+
+    assert clustering.space == "umap5"
+    coarse = clustering.levels["coarse"]
+    assert coarse.n_clusters == 4 and coarse.n_unclustered <= 4
+    clustered = coarse.labels >= 0
+    assert same_partition(coarse.labels[clustered], truth[clustered])
+    assert np.array_equal(coarse.labels, again.levels["coarse"].labels)
+
+
+ROBOTICS_WORDS = {
+    "robot",
+    "robots",
+    "robotic",
+    "robotics",
+    "manipulation",
+    "navigation",
+    "locomotion",
+    "grasping",
+    "humanoid",
+    "legged",
+    "quadruped",
+}
+LANGUAGE_WORDS = {
+    "language",
+    "languages",
+    "llm",
+    "llms",
+    "text",
+    "translation",
+    "linguistic",
+    "multilingual",
+    "nlp",
+    "sentence",
+    "sentences",
+    "speech",
+    "tokens",
+}
+
+
+@pytest.fixture(scope="session")
+def arxiv_map(real_embedder, pytestconfig):
+    """The arXiv 2,500 file built once per session with clusters; its embeddings are cached across
+    sessions in pytest's cache folder (a first run embeds for minutes, later ones only project)."""
+    if not ARXIV_2500.is_file():
+        pytest.skip(f"{ARXIV_2500} is absent: the arXiv benchmark data is not on this machine")
+    workspace = Workspace(pytestconfig.cache.mkdir("explorer-arxiv2500"))
+    frame = pd.read_csv(ARXIV_2500, dtype={"arxiv_id": str})
+    return build_map(
+        frame, name="arxiv2500", model=real_embedder, workspace=workspace, clusters=ClusterConfig()
+    ).saved
+
+
+def _top_terms_of_cluster_holding(saved, category: str, level: str) -> list[str]:
+    column = saved.manifest["clusters"]["levels"][level]["column"]
+    points = saved.points[saved.points[column] >= 0]
+    holder = points.loc[points["primary_category"] == category, column].value_counts().index[0]
+    table = cluster_table(saved, level).set_index("id")
+    return table.loc[holder, "terms"][:5]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", ["coarse", "fine"])
+def test_arxiv_labels_are_meaningful(arxiv_map, level):
+    assert cluster_levels(arxiv_map) == ["coarse", "fine"]
+    assert 5 <= len(cluster_table(arxiv_map, "coarse")) < len(cluster_table(arxiv_map, "fine"))
+    robotics = _top_terms_of_cluster_holding(arxiv_map, "cs.RO", level)
+    assert {w for t in robotics for w in t.split()} & ROBOTICS_WORDS, robotics
+    language = _top_terms_of_cluster_holding(arxiv_map, "cs.CL", level)
+    assert {w for t in language for w in t.split()} & LANGUAGE_WORDS, language
+
+
+@pytest.mark.slow
+def test_arxiv_contrast_of_robotics_and_language_papers(arxiv_map):
+    points = arxiv_map.points
+    contrast = contrast_terms(
+        arxiv_map.texts(),
+        (points["primary_category"] == "cs.RO").to_numpy(),
+        (points["primary_category"] == "cs.CL").to_numpy(),
+        top_n=5,
+    )
+    assert {w for t, _ in contrast.a_terms for w in t.split()} & ROBOTICS_WORDS, contrast.a_terms
+    assert {w for t, _ in contrast.b_terms for w in t.split()} & LANGUAGE_WORDS, contrast.b_terms
