@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 from quality import DEFAULT_DATA, LABEL, _relative, read_source, write_section
 
-from explorer import ClusterConfig, SavedMap, Workspace, add_clusters, build_map, cluster_table
+from explorer import (
+    BuildResult,
+    ClusterConfig,
+    SavedMap,
+    Workspace,
+    add_clusters,
+    build_map,
+    cluster_table,
+)
 
 SECTION = "clusters"
 # The embeddings are cached here between runs: embedding 2,500 abstracts takes minutes on 2 cores.
@@ -86,13 +94,13 @@ def run_config(base: SavedMap, workspace: Workspace, name: str, config: ClusterC
                      section["seconds"]["label"], wall, saved)
 
 
-def run_benchmark(data: Path, home: Path) -> tuple[SavedMap, dict[str, float], list[ConfigRun]]:
+def run_benchmark(data: Path, home: Path) -> tuple[BuildResult, list[ConfigRun]]:
     """Build (or rebuild from cached embeddings) the map, then cluster it every way in CONFIGS."""
     workspace = Workspace(home)
     frame = read_source(data)
     build = build_map(frame, name=data.stem, workspace=workspace)
     runs = [run_config(build.saved, workspace, name, config) for name, config in CONFIGS.items()]
-    return build.saved, build.seconds, runs
+    return build, runs
 
 
 def majority(saved: SavedMap, column: str) -> pd.Series:
@@ -113,7 +121,7 @@ def holder(saved: SavedMap, column: str, category: str) -> int:
 
 
 def render_section(
-    data: Path, build_seconds: dict[str, float], runs: list[ConfigRun], *, invocation: str
+    data: Path, build: BuildResult, runs: list[ConfigRun], *, invocation: str
 ) -> str:
     """The markdown section of docs/benchmarks.md."""
     default = runs[0]
@@ -163,9 +171,10 @@ def render_section(
         "category is their own. KMeans leaves nothing unclustered.",
         "- Seconds come from the manifest: `cluster` includes the 5-D UMAP (most of it), "
         "`label` both levels' labels. The 2D build before them took "
-        f"{build_seconds['project']:.1f} s to project (it also compiled UMAP's kernels, which "
+        f"{build.seconds['project']:.1f} s to project (it also compiled UMAP's kernels, which "
         "the clustering then reuses) and "
-        f"{build_seconds['embed']:.1f} s to embed (from the benchmark's cache when warm). "
+        f"{build.seconds['embed']:.1f} s to embed ({build.n_cached:,} texts from the benchmark's "
+        "cache). "
         f"The 2 cores are shared with other work (load average {os.getloadavg()[0]:.1f} at the "
         "end), so the timings are pessimistic.",
         f"- Benchmark: `{invocation}`. Versions: {versions}.",
@@ -188,10 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not args.data.is_file():
         raise SystemExit(f"No data at {args.data}: pass --data with the arXiv CSV.")
-    _, build_seconds, runs = run_benchmark(args.data, args.home)
+    build, runs = run_benchmark(args.data, args.home)
     invocation = shlex.join([_relative(sys.executable), _relative(Path(__file__).resolve()),
                              *(sys.argv[1:] if argv is None else argv)])
-    section = render_section(args.data, build_seconds, runs, invocation=invocation)
+    section = render_section(args.data, build, runs, invocation=invocation)
     print(section)
     if args.write:
         write_section(section, marker=SECTION)

@@ -56,8 +56,11 @@ def selected_row_ids(event_points: Iterable[Mapping]) -> list[int]:
     ids: list[int] = []
     for point in event_points:
         data = point.get("customdata")
-        if isinstance(data, (list, tuple)) and data:
-            data = data[0]
+        # Plotly sends customdata as a number, a list, or (for typed arrays) an index-keyed dict.
+        if isinstance(data, dict):
+            data = next(iter(data.values()), None)
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
         if data is not None:
             ids.append(int(data))
     return list(dict.fromkeys(ids))

@@ -81,7 +81,9 @@ def _search(page, query: str) -> None:
     box = page.get_by_label("Search the map")
     box.fill(query)
     box.press("Enter")
-    page.get_by_role("heading", name="Results").wait_for(timeout=120_000)
+    # The query's label on the map proves this search (not an earlier one) has been drawn.
+    page.locator(".js-plotly-plot text", has_text=query).first.wait_for(timeout=120_000)
+    page.get_by_role("heading", name="Results").wait_for(timeout=60_000)
     wait_until_idle(page)
 
 
@@ -129,8 +131,8 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     assert int(re.search(r"(\d+) rows", selected).group(1)) >= 5
     _search(page, "black holes and gravity")
     assert page.get_by_role("heading", name=selected).is_visible(), "a new search must keep the selection"
-    assert page.get_by_role("button", name="Download CSV").is_visible()
     page.screenshot(path=str(ARTIFACTS / "upload_selection.png"), full_page=True)
+    page.locator('[data-testid="stDownloadButton"]').filter(has_text="Download CSV").wait_for(timeout=30_000)
     assert page.evaluate("window.__pwned") is None
     assert not [e for e in errors if "pwned" in e]
 
