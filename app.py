@@ -13,9 +13,14 @@ import streamlit as st
 from explorer import ExplorerError, ProjectionConfig, Workspace, build_map, load_embedder, load_table
 from explorer.draw import MapStyle, build_figure, default_colour_column, shorten, title_column
 from explorer.export import to_csv_bytes
+from explorer.image_embed import DEFAULT_CLIP_MODEL, KEYWORD, PIXEL_MODEL, load_image_embedder
+from explorer.image_pipeline import IMAGE_KIND, build_image_map
+from explorer.image_search import search_images_by_example, search_images_by_text
+from explorer.images import read_images
 from explorer.project import warm_up_umap
 from explorer.search import embed_query, nearest_neighbors, query_position, search_similar
 from explorer.texts import compose_texts, detect_text_columns
+from explorer.thumbnails import has_thumbnails, load_thumbnails
 from explorer.view import (
     VIEW_STATE_KEYS,
     category_mask,
@@ -28,6 +33,8 @@ from explorer.view import (
 )
 
 SAMPLE_PAPERS = Path(__file__).parent / "sample_data" / "papers.csv"
+SAMPLE_IMAGES = Path(__file__).parent / "sample_data" / "images"
+IMAGE_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 # Tests and demos may pick another default model (e.g. "hashing"); unset means the bundled MiniLM.
 DEFAULT_MODEL = os.environ.get("EXPLORER_DEFAULT_MODEL") or None
 STAGE_TITLES = {"load": "Loading", "embed": "Embedding", "project": "Projecting", "save": "Saving"}
@@ -44,9 +51,24 @@ def start_umap_warm_up() -> threading.Thread:
 
 
 @st.cache_resource(show_spinner="Loading the model…")
-def get_embedder(model: str | None):
+def get_embedder(model: str | None, kind: str = "text"):
     """One loaded model per server process, shared by every session (models are read-only)."""
-    return load_embedder(model)
+    return load_image_embedder(model) if kind == IMAGE_KIND else load_embedder(model)
+
+
+def map_embedder(saved):
+    """The embedder a saved map was built with."""
+    return get_embedder(saved.manifest.get("model"), saved.manifest.get("kind", "text"))
+
+
+@st.cache_resource(show_spinner="Checking the CLIP model…")
+def clip_problem(model: str) -> str | None:
+    """Why a CLIP model cannot be loaded here (None when it can)."""
+    try:
+        get_embedder(model, IMAGE_KIND)
+    except ExplorerError as exc:
+        return str(exc)
+    return None
 
 
 @st.cache_resource(max_entries=8, show_spinner="Opening the map…")
@@ -90,7 +112,7 @@ def show_map(name: str) -> None:
 # ---------------------------------------------------------------- building
 
 
-def run_build(source, *, source_name: str, **options) -> None:
+def run_build(source, *, builder=build_map, **options) -> None:
     """Build a map inside a status box with a live progress bar; errors are shown, nothing is lost."""
     with st.status("Building the map…", expanded=True) as status:
         stage_text = st.empty()
@@ -108,8 +130,7 @@ def run_build(source, *, source_name: str, **options) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0))
 
         try:
-            result = build_map(source, source_name=source_name, workspace=Workspace(), progress=progress,
-                               **options)
+            result = builder(source, workspace=Workspace(), progress=progress, **options)
         except ExplorerError as exc:
             status.update(label="The map could not be built", state="error", expanded=True)
             st.error(str(exc))
@@ -118,7 +139,13 @@ def run_build(source, *, source_name: str, **options) -> None:
         status.update(label=f"Built '{result.saved.name}' in {result.total_seconds:.1f} s ({seconds})",
                       state="complete", expanded=False)
     show_map(result.saved.name)
-    st.session_state["build_notes"] = result.notes
+    notes = list(result.notes)
+    if getattr(result, "skipped", None):
+        notes.append(f"Skipped {len(result.skipped):,} file(s): " + "; ".join(
+            f"{name}: {reason}" for name, reason in result.skipped[:10]) + (" …" if len(result.skipped) > 10 else ""))
+    if getattr(result, "text_search", None) == KEYWORD:
+        notes.append(result.text_search_reason)
+    st.session_state["build_notes"] = notes
     st.rerun()
 
 
@@ -176,6 +203,45 @@ def upload_form(uploaded) -> None:
                   template=template or None, model=model, projection=projection)
 
 
+def image_form(files) -> None:
+    """Preview uploaded images, say what was skipped, and choose CLIP or the offline embedder."""
+    source = files[0].getvalue() if len(files) == 1 and files[0].name.lower().endswith(".zip") else files
+    try:
+        image_set = read_images(source, name=files[0].name if len(files) == 1 else "upload")
+    except ExplorerError as exc:
+        st.error(str(exc))
+        return
+    for note in image_set.notes:
+        st.info(note)
+    if image_set.skipped:
+        with st.expander(f"{len(image_set.skipped):,} file(s) skipped", expanded=True):
+            st.dataframe({"file": [n for n, _ in image_set.skipped], "reason": [r for _, r in image_set.skipped]},
+                         hide_index=True, width="stretch")
+    if len(image_set) == 0:
+        st.error("None of the uploaded files is a readable image. Upload JPEG, PNG, WebP, GIF, BMP or TIFF files.")
+        return
+    st.caption(f"{len(image_set):,} images. The first ones:")
+    frame = image_set.frame
+    st.image(image_set.thumbnails[:24], width=72,
+             caption=[str(label or file)[:20] for file, label in zip(frame["file"][:24], frame["label"][:24],
+                                                                     strict=True)])
+    choice = st.radio("Embedding", ["CLIP (text and images in one space)", "Offline pixel features (no weights)"],
+                      key="image_model_choice", horizontal=True)
+    model = PIXEL_MODEL
+    if choice.startswith("CLIP"):
+        model = st.text_input("CLIP model name or folder", value=DEFAULT_CLIP_MODEL, key="image_clip_name").strip()
+        problem = clip_problem(model or DEFAULT_CLIP_MODEL)
+        if problem:
+            st.warning(f"{problem} Choose the offline pixel features: they need no download; text search "
+                       "will then match file names and labels only.")
+    name = st.text_input("Map name", value=Path(files[0].name).stem if len(files) == 1 else "images",
+                         key="image_map_name")
+    projection = projection_settings("images")
+    if st.button("Build map", type="primary", key="build_images",
+                 disabled=choice.startswith("CLIP") and bool(clip_problem(model or DEFAULT_CLIP_MODEL))):
+        run_build(image_set, builder=build_image_map, name=name or None, model=model, projection=projection)
+
+
 def landing() -> None:
     """The first screen: three ways in."""
     st.title("Embedding Explorer")
@@ -186,11 +252,16 @@ def landing() -> None:
         st.subheader("Upload a table")
         uploaded = st.file_uploader("CSV, TSV, JSON, JSONL, Parquet or XLSX", key="upload",
                                     type=["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "xlsx"])
+        images = st.file_uploader("…or images: several files, or a ZIP (its folders become labels)",
+                                  key="upload_images", type=IMAGE_TYPES, accept_multiple_files=True)
     with sample_col:
         st.subheader("Try the sample")
         st.caption(f"{SAMPLE_PAPERS.stem}: ~500 well-known papers from eight fields, mapped by title.")
         if st.button("Try the sample papers", type="primary", key="try_sample"):
             st.session_state["building_sample"] = True
+        st.caption("300 handwritten digits (scikit-learn's set), one folder per digit.")
+        if st.button("Try the sample digits", key="try_sample_images"):
+            st.session_state["building_sample_images"] = True
     with saved_col:
         st.subheader("Open a saved map")
         maps = Workspace().list()
@@ -203,9 +274,14 @@ def landing() -> None:
             st.caption("No saved maps yet.")
     if st.session_state.pop("building_sample", False):
         run_build(SAMPLE_PAPERS, source_name=SAMPLE_PAPERS.name, name="Sample papers", model=DEFAULT_MODEL)
+    if st.session_state.pop("building_sample_images", False):
+        run_build(SAMPLE_IMAGES, builder=build_image_map, name="Sample digits", model=PIXEL_MODEL)
     if uploaded is not None:
         st.divider()
         upload_form(uploaded)
+    elif images:
+        st.divider()
+        image_form(images)
 
 
 # ---------------------------------------------------------------- the map
@@ -242,29 +318,57 @@ def sidebar_controls(saved) -> dict:
             "regex": regex, "categories": chosen}
 
 
-def search_controls() -> dict:
-    """The search box and its sliders."""
+def search_controls(*, images: bool) -> dict:
+    """The search box and its sliders (plus search by an example image on image maps)."""
     box, k_col, t_col, sim_col = st.columns([4, 1.2, 1.2, 1.2])
-    query = box.text_input("Search the map", key="query", placeholder="e.g. protein folding")
+    query = box.text_input("Search the map", key="query",
+                           placeholder="e.g. a digit's label, or a description" if images else "e.g. protein folding")
     k = k_col.slider("Results", 1, 50, 10, key="k")
     threshold = t_col.slider("Min. similarity", 0.0, 1.0, 0.0, 0.05, key="threshold")
     by_similarity = sim_col.checkbox("Colour by similarity", key="colour_by_similarity")
-    return {"query": query.strip(), "k": k, "threshold": threshold, "by_similarity": by_similarity}
+    example = None
+    if images:
+        upload = st.file_uploader("…or search by an example image", key="example_image",
+                                  type=[t for t in IMAGE_TYPES if t != "zip"])
+        example = upload.getvalue() if upload is not None else None
+    return {"query": query.strip(), "k": k, "threshold": threshold, "by_similarity": by_similarity,
+            "example": example}
 
 
-def run_search(saved, query: str, *, k: int, threshold: float):
-    """Embed the query with the map's model and rank the rows; None when there is no query."""
-    if not query:
+def run_search(saved, query: str, *, k: int, threshold: float, example: bytes | None = None):
+    """Rank the rows by a query (or, on image maps, an example image); None when there is neither."""
+    if not query and example is None:
         return None
     try:
-        vector = embed_query(query, get_embedder(saved.manifest.get("model")))
+        if example is not None:
+            result = search_images_by_example(saved, example, embedder=map_embedder(saved), k=k)
+            result.query = "example image"
+        elif saved.manifest.get("kind") == IMAGE_KIND:
+            embedder = map_embedder(saved) if saved.manifest.get("text_search") != KEYWORD else None
+            result = search_images_by_text(saved, query, embedder=embedder, k=k, threshold=threshold or None)
+            if result.mode == KEYWORD:
+                st.info(result.reason)
+        else:
+            vector = embed_query(query, map_embedder(saved))
+            result = search_similar(saved.embeddings, vector, k=k, threshold=threshold or None,
+                                    valid=saved.embedded)
+            result.query = query
     except ExplorerError as exc:
         st.error(str(exc))
         return None
-    result = search_similar(saved.embeddings, vector, k=k, threshold=threshold or None, valid=saved.embedded)
-    result.query = query
-    st.session_state["last_query"] = query
+    if query:
+        st.session_state["last_query"] = query
     return result
+
+
+def thumbnail_grid(saved, row_ids, captions, *, width: int = 72) -> None:
+    """Thumbnails of an image map's rows with captions (labels, scores); nothing for text maps."""
+    if saved.manifest.get("kind") != IMAGE_KIND or not has_thumbnails(saved) or not len(row_ids):
+        return
+    thumbs = load_thumbnails(saved, row_ids)
+    shown = [(thumbs[r], c) for r, c in zip(row_ids, captions, strict=True) if r in thumbs]
+    if shown:
+        st.image([t for t, _ in shown], caption=[c for _, c in shown], width=width)
 
 
 def handle_chart_event(event) -> None:
@@ -289,8 +393,17 @@ def results_panel(saved, result, titles) -> None:
     if len(result.indices) == 0:
         st.caption("Nothing above the similarity threshold.")
     row_ids = saved.points["row_id"].to_numpy()
+    thumbnail_grid(saved, row_ids[result.indices].tolist(),
+                   [f"#{r} {shorten(titles[i], 14)} · {result.scores[i]:.2f}" for r, i in
+                    enumerate(result.indices, start=1)])
+    explainable = saved.manifest.get("kind", "text") != IMAGE_KIND
     for rank, idx in enumerate(result.indices, start=1):
         label = f"{rank}. {result.scores[idx]:.2f} · {escape_markdown(shorten(titles[idx], 90))}"
+        if not explainable:
+            if st.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch"):
+                st.session_state["selected_row"] = int(row_ids[idx])
+                st.rerun()
+            continue
         hit_col, why_col = st.columns([6, 1], gap="small", vertical_alignment="center")
         if hit_col.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch"):
             st.session_state["selected_row"] = int(row_ids[idx])
@@ -309,7 +422,7 @@ def why_panel(saved, query: str, row_id: int) -> None:
 
     with st.expander("Why this match", expanded=True):
         try:
-            explanation = explain_hit(saved, query, row_id, embedder=get_embedder(saved.manifest.get("model")))
+            explanation = explain_hit(saved, query, row_id, embedder=map_embedder(saved))
         except ExplorerError as exc:
             st.info(str(exc))
             return
@@ -329,6 +442,7 @@ def details_panel(saved, row_id: int, titles) -> None:
     st.subheader("Details")
     st.session_state["selected_title"] = titles[i]
     st.text(shorten(titles[i], 300))
+    thumbnail_grid(saved, [row_id], [str(titles[i])], width=240)
     row = saved.points.iloc[i][display_columns(saved.points)]
     st.dataframe({"field": [str(c) for c in row.index], "value": [str(v) for v in row.to_numpy()]},
                  hide_index=True, width="stretch")
@@ -342,6 +456,9 @@ def details_panel(saved, row_id: int, titles) -> None:
     st.markdown("**Nearest neighbours**")
     neighbours = nearest_neighbors(saved.embeddings, i, k=10, valid=saved.embedded)
     row_ids = saved.points["row_id"].to_numpy()
+    thumbnail_grid(saved, row_ids[neighbours.indices].tolist(),
+                   [f"{shorten(titles[j], 14)} · {neighbours.scores[j]:.2f}" for j in neighbours.indices],
+                   width=56)
     for idx in neighbours.indices:
         label = f"{neighbours.scores[idx]:.2f} · {escape_markdown(shorten(titles[idx], 80))}"
         if st.button(label, key=f"nn_{row_id}_{row_ids[idx]}", width="stretch"):
@@ -349,7 +466,7 @@ def details_panel(saved, row_id: int, titles) -> None:
             st.rerun()
 
 
-def selection_table(saved) -> None:
+def selection_table(saved, titles) -> None:
     """The lasso/box selection as a table with a CSV download."""
     ids = st.session_state.get("selection") or []
     if not ids:
@@ -363,6 +480,9 @@ def selection_table(saved) -> None:
     if right.button("Clear selection", key="clear_selection"):
         st.session_state.pop("selection", None)
         st.rerun()
+    positions = positions_of(saved.points, ids)[:60]
+    thumbnail_grid(saved, saved.points["row_id"].to_numpy()[positions].tolist(),
+                   [shorten(titles[p], 14) for p in positions])
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
@@ -373,10 +493,12 @@ def map_view(saved, controls: dict) -> None:
     texts = get_texts(saved.name, stamp)
     title_col = title_column(points, saved.manifest.get("text_columns") or [])
     titles = points[title_col].astype("string").fillna("").tolist() if title_col else texts
-    search = search_controls()
+    images = saved.manifest.get("kind") == IMAGE_KIND
+    search = search_controls(images=images)
     # Read the chart's event before drawing, so a click or lasso shows up in this very run.
     handle_chart_event(st.session_state.get("map"))
-    result = run_search(saved, search["query"], k=search["k"], threshold=search["threshold"])
+    result = run_search(saved, search["query"], k=search["k"], threshold=search["threshold"],
+                        example=search["example"])
     try:
         keep = keyword_mask(texts, controls["keyword"], regex=controls["regex"])
     except ExplorerError as exc:
@@ -409,7 +531,7 @@ def map_view(saved, controls: dict) -> None:
             results_panel(saved, result, titles)
         elif st.session_state.get("selected_row") is None:
             st.caption("Search above, or click a point to see its details and nearest neighbours.")
-    selection_table(saved)
+    selection_table(saved, titles)
 
 
 def main() -> None:

@@ -136,7 +136,7 @@ def render_section(
         "with `add_clusters` (cluster, label with class-based TF-IDF, save).",
         "",
         "| configuration | level | clusters | unclustered | ARI | ARI, clustered rows | purity "
-        "| seconds: cluster + label |",
+        "| seconds (both levels): cluster + label |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:

@@ -13,7 +13,7 @@ from .image_embed import ClipEmbedder, PixelFeatureEmbedder, load_image_embedder
 from .image_pipeline import ImageBuildResult, build_image_map
 from .image_search import ImageSearchResult, search_images_by_example, search_images_by_text
 from .images import ImageLimits, ImageSet, open_image, read_image_table, read_images
-from .labels import ClusterLabel, Contrast, contrast_terms, label_clusters
+from .labels import ClusterLabel, Contrast, contrast_terms, label_clusters, label_levels
 from .load import LoadedTable, load_table
 from .map_clusters import add_clusters, cluster_levels, cluster_table, point_labels, rename_cluster
 from .pipeline import BuildResult, build_map
@@ -40,6 +40,6 @@ __all__ += [
 # Clusters, labels, curation and contrast (issue 5).
 __all__ += [
     "ClusterConfig", "ClusterLabel", "ClusterLevel", "Clustering", "Contrast", "add_clusters",
-    "cluster_levels", "cluster_map", "cluster_table", "contrast_terms", "label_clusters", "point_labels",
-    "remove_and_reproject", "rename_cluster",
+    "cluster_levels", "cluster_map", "cluster_table", "contrast_terms", "label_clusters",
+    "label_levels", "point_labels", "remove_and_reproject", "rename_cluster",
 ]

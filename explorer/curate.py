@@ -36,7 +36,8 @@ def remove_and_reproject(
     progress: ProgressFn = no_progress,
 ) -> SavedMap:
     """Save a new map without the rows ``row_ids``: same embeddings, a fresh layout, fresh
-    clusters if the source had them. The source map and its data are left untouched."""
+    clusters if the source had them (labels renamed in the source do not carry over: the clusters
+    are new). The source map and its data are left untouched."""
     source = workspace.open(map_name)
     remove = np.isin(
         source.points["row_id"].to_numpy(), np.fromiter(map(int, row_ids), dtype=np.int64)

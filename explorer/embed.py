@@ -188,10 +188,12 @@ class HashingEmbedder:
 _WORD = re.compile(r"\w+")
 
 
-def load_embedder(model: str | Embedder | None = None, *, max_seq_length: int | None = None) -> Embedder:
+def load_embedder(
+    model: str | Embedder | None = None, *, max_seq_length: int | None = None, device: str = "cpu"
+) -> Embedder:
     """The embedder for a model spec: None → bundled MiniLM, "hashing" → HashingEmbedder, else a name/path."""
     if model is None or model == "":
-        return SentenceTransformerEmbedder(BUNDLED_MODEL, max_seq_length=max_seq_length)
+        return SentenceTransformerEmbedder(BUNDLED_MODEL, max_seq_length=max_seq_length, device=device)
     if not isinstance(model, str):
         return model
     if model == HASHING_MODEL or model.startswith(HASHING_MODEL + "-"):
@@ -199,4 +201,4 @@ def load_embedder(model: str | Embedder | None = None, *, max_seq_length: int | 
         if not size.isdigit() or int(size) == 0:
             raise ModelError(f"'{model}' is not a hashing model: use 'hashing' or 'hashing-<dimension>'.")
         return HashingEmbedder(dimension=int(size))
-    return SentenceTransformerEmbedder(model, max_seq_length=max_seq_length)
+    return SentenceTransformerEmbedder(model, max_seq_length=max_seq_length, device=device)

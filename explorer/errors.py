@@ -17,3 +17,7 @@ class ModelError(ExplorerError):
 
 class MapNotFoundError(ExplorerError):
     """No saved map has the requested name."""
+
+
+class EngineError(ExplorerError):
+    """The compute engine cannot run: Ray is not installed, the cluster is unreachable, or a run lost rows."""

@@ -77,14 +77,25 @@ def label_clusters(
     texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5
 ) -> dict[int, ClusterLabel]:
     """Label each cluster (labels >= 0) by class-based TF-IDF of its words and two-word phrases."""
+    return label_levels(texts, {"": labels}, top_n=top_n)[""]
+
+
+def label_levels(
+    texts: Sequence[str], levels: dict[str, np.ndarray], *, top_n: int = 5
+) -> dict[str, dict[int, ClusterLabel]]:
+    """`label_clusters` for several levels of the same texts, counting their words once."""
+    for labels in levels.values():
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts for {len(labels)} cluster labels")
+    counts, vocab = _count(list(texts))
+    return {name: _label(counts, vocab, np.asarray(ids), top_n) for name, ids in levels.items()}
+
+
+def _label(counts, vocab: np.ndarray, labels: np.ndarray, top_n: int) -> dict[int, ClusterLabel]:
     import scipy.sparse as sp
 
-    labels = np.asarray(labels)
-    if len(texts) != len(labels):
-        raise ValueError(f"{len(texts)} texts for {len(labels)} cluster labels")
     ids = np.unique(labels[labels >= 0])
     sizes = {int(c): int((labels == c).sum()) for c in ids}
-    counts, vocab = _count(list(texts))
     if counts is None or not len(ids):
         return {c: ClusterLabel(c, default_label(c), [], size) for c, size in sizes.items()}
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .cluster import UNCLUSTERED, ClusterConfig, Clustering, cluster_map
 from .errors import InputError
-from .labels import ClusterLabel, label_by_category, label_clusters
+from .labels import ClusterLabel, label_by_category, label_levels
 from .progress import ProgressFn, no_progress
 from .store import SavedMap, Workspace
 
@@ -38,7 +38,7 @@ def add_clusters(
     )
     progress("cluster", 0.6, "Labelling the clusters")
     started = time.perf_counter()
-    labels = {name: _label_level(saved, level.labels) for name, level in clustering.levels.items()}
+    labels = _label_levels(saved, {name: level.labels for name, level in clustering.levels.items()})
     label_seconds = time.perf_counter() - started
 
     points = saved.points.drop(columns=list(LEVEL_COLUMNS.values()), errors="ignore")
@@ -59,14 +59,18 @@ def add_clusters(
     return updated
 
 
-def _label_level(saved: SavedMap, cluster_ids: np.ndarray) -> dict[int, ClusterLabel]:
+def _label_levels(
+    saved: SavedMap, levels: dict[str, np.ndarray]
+) -> dict[str, dict[int, ClusterLabel]]:
     """Labels from the texts' distinctive terms; an image map's label column wins where set."""
     embedded = saved.embedded
     texts = [t for t, keep in zip(saved.texts(), embedded, strict=True) if keep]
-    labels = label_clusters(texts, cluster_ids)
+    labels = label_levels(texts, levels)
     column = (saved.manifest.get("images") or {}).get("label_column")
     if column and column in saved.points:
-        labels.update(label_by_category(saved.points[column][embedded].tolist(), cluster_ids))
+        values = saved.points[column][embedded].tolist()
+        for name, cluster_ids in levels.items():
+            labels[name].update(label_by_category(values, cluster_ids))
     return labels
 
 

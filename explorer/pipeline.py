@@ -21,7 +21,7 @@ from .map_clusters import add_clusters
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
-from .texts import compose_texts
+from .texts import TextSelection, compose_texts
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +91,10 @@ def build_map(
     progress("save", 0.0, "Saving the map")
     points, vectors = assemble_points(table.frame, selection.embedded, embedded.vectors, layout.coords)
     map_name = name or Path(table.source_name).stem or "map"
-    manifest = {
-        "name": map_name,
-        "rows": int(len(points)),
-        "embedded_rows": int(selection.n_embedded),
-        "text_columns": selection.columns,
-        "template": selection.template,
-        "model_id": embedded.model_id,
-        "model": model if isinstance(model, str) else getattr(embedder, "model_name", embedded.model_id),
-        "model_hash": getattr(embedder, "model_hash", ""),
-        "dimension": int(vectors.shape[1]),
-        "projection": {**projection.to_dict(), "method_used": layout.method},
-        "source": {"name": table.source_name, "format": table.format, "sha256": table.content_hash,
-                   "encoding": table.encoding},
-        "notes": notes,
-        "seconds": seconds,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "version": __version__,
-    }
+    manifest = text_map_manifest(
+        table, selection, name=map_name, rows=len(points), model=model, embedder=embedder,
+        dimension=vectors.shape[1], projection=projection, method_used=layout.method, notes=notes, seconds=seconds,
+    )
     saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest)
     seconds["save"] = time.perf_counter() - started
     progress("save", 1.0, f"Saved as '{saved.name}'")
@@ -117,6 +103,41 @@ def build_map(
         saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
         seconds["cluster"] = time.perf_counter() - started
     return BuildResult(saved=saved, seconds=seconds, notes=notes, n_cached=embedded.n_cached)
+
+
+def text_map_manifest(
+    table: LoadedTable,
+    selection: TextSelection,
+    *,
+    name: str,
+    rows: int,
+    model: str | Embedder | None,
+    embedder: Embedder,
+    dimension: int,
+    projection: ProjectionConfig,
+    method_used: str,
+    notes: list[str],
+    seconds: dict[str, float],
+) -> dict:
+    """The manifest of a text map: what was read, how it was embedded and how it was laid out."""
+    return {
+        "name": name,
+        "rows": int(rows),
+        "embedded_rows": int(selection.n_embedded),
+        "text_columns": selection.columns,
+        "template": selection.template,
+        "model_id": embedder.model_id,
+        "model": model if isinstance(model, str) else getattr(embedder, "model_name", embedder.model_id),
+        "model_hash": getattr(embedder, "model_hash", ""),
+        "dimension": int(dimension),
+        "projection": {**projection.to_dict(), "method_used": method_used},
+        "source": {"name": table.source_name, "format": table.format, "sha256": table.content_hash,
+                   "encoding": table.encoding},
+        "notes": notes,
+        "seconds": seconds,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": __version__,
+    }
 
 
 def _as_table(source, source_name: str | None) -> LoadedTable:

@@ -69,6 +69,7 @@ def app_url(tmp_path_factory):
 
 
 def _new_page(browser, url):
+    """A fresh page on the app, with page errors collected."""
     page = browser.new_page(viewport={"width": 1500, "height": 1050})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -497,12 +497,14 @@ LANGUAGE_WORDS = {
 
 
 @pytest.fixture(scope="session")
-def arxiv_map(real_embedder, pytestconfig):
+def arxiv_map(real_embedder, pytestconfig, tmp_path_factory):
     """The arXiv 2,500 file built once per session with clusters; its embeddings are cached across
     sessions in pytest's cache folder (a first run embeds for minutes, later ones only project)."""
     if not ARXIV_2500.is_file():
         pytest.skip(f"{ARXIV_2500} is absent: the arXiv benchmark data is not on this machine")
-    workspace = Workspace(pytestconfig.cache.mkdir("explorer-arxiv2500"))
+    cache = getattr(pytestconfig, "cache", None)  # None under -p no:cacheprovider
+    root = cache.mkdir("explorer-arxiv2500") if cache else tmp_path_factory.mktemp("arxiv2500")
+    workspace = Workspace(root)
     frame = pd.read_csv(ARXIV_2500, dtype={"arxiv_id": str})
     return build_map(
         frame, name="arxiv2500", model=real_embedder, workspace=workspace, clusters=ClusterConfig()

@@ -1,0 +1,65 @@
+"""The real app in Chromium with an image ZIP: build with the offline embedder, thumbnails render."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+import pytest
+from streamlit_server import ARTIFACTS, REPO, streamlit_server, wait_until_idle
+from test_browser import _new_page, browser  # noqa: F401  (the shared Chromium fixture)
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """A server of its own, so this module's maps never mix with the text tests'."""
+    with streamlit_server(tmp_path_factory.mktemp("images-home")) as url:
+        yield url
+
+
+def _digits_zip(path, digits=("1", "3", "8"), per_digit: int = 12):
+    """A ZIP of sample digits in one folder per digit, plus one file that is not an image."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for digit in digits:
+            for png in sorted((REPO / "sample_data" / "images" / digit).glob("*.png"))[:per_digit]:
+                archive.write(png, f"{digit}/{png.name}")
+        archive.writestr("notes/readme.txt", "not an image")
+    return path
+
+
+def _rendered_images(page, selector: str) -> int:
+    """How many <img> under ``selector`` have actually decoded (naturalWidth > 0)."""
+    return page.locator(f"{selector} img").evaluate_all("els => els.filter(e => e.naturalWidth > 0).length")
+
+
+def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):  # noqa: F811
+    page, errors = _new_page(browser, app_url)
+    archive = _digits_zip(tmp_path / "digits.zip")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').nth(1).set_input_files(str(archive))
+    page.get_by_text("1 file(s) skipped").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert _rendered_images(page, '[data-testid="stImage"]') >= 20
+    page.get_by_text("Offline pixel features (no weights)").click()
+    wait_until_idle(page)
+    page.get_by_role("button", name="Build map").click()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    wait_until_idle(page)
+
+    box = page.get_by_label("Search the map")
+    box.fill("3")
+    box.press("Enter")
+    page.get_by_role("heading", name="Results").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert page.get_by_text(re.compile("matches words in file names and labels")).first.is_visible()
+    assert _rendered_images(page, '[data-testid="stImage"]') >= 10
+    hits = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
+    assert all("3/" in label for label in hits.all_inner_texts())
+    hits.first.click()
+    page.get_by_role("heading", name="Details").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    widths = page.locator('[data-testid="stImage"] img').evaluate_all("els => els.map(e => e.width)")
+    assert max(widths) >= 200, "the details panel shows the picked image large"
+    page.screenshot(path=str(ARTIFACTS / "images_map.png"))
+    assert not errors
