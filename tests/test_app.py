@@ -43,7 +43,8 @@ def test_first_screen_offers_three_ways_in():
     at = _app()
     assert at.title[0].value == "Embedding Explorer"
     assert at.button(key="try_sample").label == "Try the sample papers"
-    assert len(at.file_uploader) == 1
+    assert [u.key for u in at.file_uploader] == ["upload", "upload_images"]
+    assert at.button(key="try_sample_images").label == "Try the sample digits"
     assert any("No saved maps yet" in c.value for c in at.caption)
 
 

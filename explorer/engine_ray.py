@@ -1,0 +1,452 @@
+"""Build a text map on a Ray cluster: Ray Data reads the files, an actor pool embeds, UMAP fits a sample.
+
+The only module that imports ray (the optional extra ``embedding-explorer[ray]``); the CLI imports it
+only for ``--engine ray``. The map it saves has the local engine's format: same texts, row ids,
+embedder, manifest fields and Workspace.save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+from .cluster import ClusterConfig
+from .embed import DEFAULT_BATCH_SIZE, load_embedder
+from .errors import EngineError, ExplorerError, InputError
+from .hashing import bytes_hash, file_sha256
+from .load import LoadedTable, tidy_columns
+from .map_clusters import add_clusters
+from .pipeline import BuildResult, assemble_points, text_map_manifest
+from .progress import ProgressFn, no_progress
+from .project import Projection, ProjectionConfig, project
+from .store import Workspace, sanitise_map_name
+from .texts import TextSelection, compose_texts
+
+log = logging.getLogger(__name__)
+
+RAY_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+DEFAULT_SAMPLE_ROWS = 50_000
+# Rows per Ray task: the unit an actor embeds, Ray retries and the driver counts for progress.
+DEFAULT_BATCH_ROWS = 512
+TRANSFORM_CHUNK_ROWS = 10_000
+WORK_DIR = "ray-work"
+# Test hook, "N:MARKER": the actor that claims the MARKER file exits hard on its Nth batch, once per run.
+CRASH_ENV = "EXPLORER_RAY_CRASH_AFTER"
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Where the build runs and how wide: cluster address, actor pool, rows per task, UMAP sample."""
+
+    address: str | None = None
+    num_workers: int | None = None
+    num_cpus_per_worker: float = 1.0
+    num_gpus_per_worker: float = 0.0
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    sample_rows: int = DEFAULT_SAMPLE_ROWS
+    # Ray restarts a dead actor and re-runs its task; -1 means without limit, as Ray Data defaults to.
+    max_restarts: int = -1
+    max_task_retries: int = -1
+
+    def to_dict(self) -> dict:
+        """Plain dict for the manifest."""
+        return asdict(self)
+
+
+def build_map_ray(
+    source: str | Path,
+    *,
+    name: str | None = None,
+    text_columns: list[str] | None = None,
+    template: str | None = None,
+    model: str | None = None,
+    projection: ProjectionConfig | None = None,
+    clusters: ClusterConfig | None = None,
+    workspace: Workspace | None = None,
+    ray_config: RayConfig | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn = no_progress,
+) -> BuildResult:
+    """Build and save a map from a CSV/Parquet file or folder of them, embedding and projecting on Ray."""
+    workspace = workspace or Workspace()
+    projection = projection or ProjectionConfig()
+    ray_config = ray_config or RayConfig()
+    _check_config(ray_config)
+    if name is not None:
+        sanitise_map_name(name)
+    files, fmt = input_files(source)
+    embedder = load_embedder(model)  # the identity only: each actor loads the weights itself
+    seconds: dict[str, float] = {}
+    with ray_session(ray_config.address):
+        started = time.perf_counter()
+        progress("load", 0.0, f"Reading {len(files):,} {fmt.upper()} file(s) with Ray Data")
+        table = read_table(files, fmt, source_name=Path(source).name)
+        selection = compose_texts(table.frame, columns=text_columns, template=template)
+        notes = [*table.notes, *selection.notes]
+        seconds["load"] = time.perf_counter() - started
+        progress("load", 1.0, f"{len(table.frame):,} rows, text from {', '.join(selection.columns)}")
+
+        started = time.perf_counter()
+        row_ids = np.flatnonzero(selection.embedded).astype(np.int64)
+        texts = [selection.texts[i] for i in row_ids]
+        work = workspace.root / WORK_DIR / _run_key(table, selection, embedder.model_id)
+        workers = pool_size(ray_config)
+        vectors = embed_on_ray(texts, row_ids, model=model, shards=work, workers=workers, config=ray_config,
+                               batch_size=batch_size, progress=progress)
+        seconds["embed"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        progress("project", 0.0, f"Projecting {len(vectors):,} points with {projection.method.upper()}")
+        layout, fit_rows = project_sample_then_transform(vectors, config=projection,
+                                                         sample_rows=ray_config.sample_rows, progress=progress)
+        seconds["project"] = time.perf_counter() - started
+        progress("project", 1.0, f"Layout by {layout.method.upper()} fitted on {fit_rows:,} rows")
+
+    started = time.perf_counter()
+    progress("save", 0.0, "Saving the map")
+    points, full_vectors = assemble_points(table.frame, selection.embedded, vectors, layout.coords)
+    map_name = name or Path(table.source_name).stem or "map"
+    manifest = text_map_manifest(
+        table, selection, name=map_name, rows=len(points), model=model, embedder=embedder,
+        dimension=full_vectors.shape[1], projection=projection, method_used=layout.method, notes=notes,
+        seconds=seconds,
+    )
+    manifest["projection"]["fit_rows"] = fit_rows
+    manifest["engine"] = {"name": "ray", "workers": workers, "address": ray_config.address or "local",
+                          **ray_config.to_dict()}
+    saved = workspace.save(map_name, points=points, embeddings=full_vectors, manifest=manifest)
+    shutil.rmtree(work, ignore_errors=True)  # the map holds the vectors now; the shards were the checkpoint
+    seconds["save"] = time.perf_counter() - started
+    progress("save", 1.0, f"Saved as '{saved.name}'")
+    if clusters is not None:
+        started = time.perf_counter()
+        saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
+        seconds["cluster"] = time.perf_counter() - started
+    return BuildResult(saved=saved, seconds=seconds, notes=notes)
+
+
+def _check_config(config: RayConfig) -> None:
+    if config.num_workers is not None and config.num_workers < 1:
+        raise InputError(f"--num-workers must be at least 1, not {config.num_workers}.")
+    if config.sample_rows < 2:
+        raise InputError(f"--sample-rows must be at least 2, not {config.sample_rows}.")
+    if config.batch_rows < 1:
+        raise InputError(f"The rows per Ray task must be at least 1, not {config.batch_rows}.")
+    if config.num_gpus_per_worker < 0 or config.num_cpus_per_worker <= 0:
+        raise InputError("Each worker needs more than 0 CPUs and at least 0 GPUs.")
+
+
+def input_files(source: str | Path) -> tuple[list[Path], str]:
+    """The CSV or Parquet files to read (a file, or a folder's files sorted by path) and their format."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RAY_FORMATS
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InputError(f"{source}: no such file or folder.")
+    if not files or any(p.suffix.lower() not in RAY_FORMATS for p in files):
+        raise InputError(f"{source}: the ray engine reads .csv and .parquet files (or a folder of them).")
+    formats = {RAY_FORMATS[p.suffix.lower()] for p in files}
+    if len(formats) > 1:
+        raise InputError(f"{source}: the folder mixes CSV and Parquet files; give it one kind.")
+    return files, formats.pop()
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Connect to the cluster at ``address`` (a local instance without one); reuse a session already open."""
+    if ray.is_initialized():
+        yield
+        return
+    try:
+        # Ray's own logs and the workers' output would drown the progress bar; failures still raise.
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise EngineError(f"Cannot connect to {where}: {' '.join(str(exc).split())[:200]}") from exc
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _quiet_ray_data() -> None:
+    """Keep Ray Data's progress bars and per-run INFO lines off the console (they stay in its log files)."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+
+
+def read_table(files: list[Path], fmt: str, *, source_name: str) -> LoadedTable:
+    """Read the files as one Ray dataset, in file order, into the table the map keeps."""
+    import pyarrow.csv as pacsv
+
+    _quiet_ray_data()
+    paths = [str(p) for p in files]
+    context = ray.data.DataContext.get_current()
+    keep_order = context.execution_options.preserve_order
+    # Row ids follow the files' order, as a local build of the concatenated files would number them.
+    context.execution_options.preserve_order = True
+    try:
+        if fmt == "csv":
+            dataset = ray.data.read_csv(
+                paths,
+                # Abstracts hold quoted newlines; an empty cell is missing, as the local reader has it.
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            )
+        else:
+            dataset = ray.data.read_parquet(paths)
+        frame = dataset.to_pandas()
+    except ray.exceptions.RayError as exc:
+        raise InputError(f"{source_name}: Ray Data cannot read it ({_first_line(exc)}).") from exc
+    finally:
+        context.execution_options.preserve_order = keep_order
+    if len(frame) == 0:
+        raise InputError(f"{source_name}: the file(s) have no rows.")
+    notes: list[str] = []
+    frame = tidy_columns(frame.reset_index(drop=True), notes=notes)
+    for column in frame.columns:
+        if pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = frame[column].astype("string")  # the dtype load_table gives text columns
+    if len(files) == 1:
+        content_hash = file_sha256(files[0])  # equal to a local build's hash of the same file
+    else:
+        content_hash = bytes_hash("\n".join(f"{p.name} {file_sha256(p)}" for p in files).encode())
+    return LoadedTable(frame=frame, source_name=source_name, format=fmt, content_hash=content_hash, notes=notes)
+
+
+def _run_key(table: LoadedTable, selection: TextSelection, model_id: str) -> str:
+    """The shard folder's name: a rerun of the same input, texts and model picks up the shards left."""
+    recipe = f"{table.content_hash}|{selection.columns}|{selection.template}|{model_id}|{len(table.frame)}"
+    return hashlib.sha256(recipe.encode()).hexdigest()[:24]
+
+
+def pool_size(config: RayConfig) -> int:
+    """The number of embedding actors: as asked, else as many as the cluster's CPUs (or GPUs) hold."""
+    if config.num_workers is not None:
+        return config.num_workers
+    resources = ray.cluster_resources()
+    if config.num_gpus_per_worker > 0:
+        return max(1, int(resources.get("GPU", 0) // config.num_gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1) // config.num_cpus_per_worker))
+
+
+class EmbedBatches:
+    """A Ray Data actor: loads the embedder once, then turns (row_id, text) batches into vectors."""
+
+    def __init__(self, *, model: str | None, device: str, batch_size: int, crash_after: str | None = None):
+        self.embedder = load_embedder(model, device=device)
+        getattr(self.embedder, "model", None)  # load the weights now, not inside the first batch
+        self.batch_size = batch_size
+        self.crash_after = crash_after
+        self.calls = 0
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """Embed one batch; the row ids travel with their vectors, so order never matters."""
+        self.calls += 1
+        self._maybe_crash()
+        vectors = self.embedder.embed(batch.column("text").to_pylist(), batch_size=self.batch_size)
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        return pa.table({
+            "row_id": batch.column("row_id"),
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+        })
+
+    def _maybe_crash(self) -> None:
+        if not self.crash_after:
+            return
+        nth, marker = self.crash_after.split(":", 1)
+        if self.calls == int(nth) and _claim(marker):
+            os._exit(1)
+
+
+def _claim(marker: str) -> bool:
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def embed_on_ray(
+    texts: list[str],
+    row_ids: np.ndarray,
+    *,
+    model: str | None,
+    shards: Path,
+    workers: int,
+    config: RayConfig,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn = no_progress,
+) -> np.ndarray:
+    """Embed texts on a pool of actors, checkpointing Parquet shards; vectors come back in row_ids' order."""
+    _quiet_ray_data()
+    shards.mkdir(parents=True, exist_ok=True)
+    done_ids = _shard_row_ids(shards)
+    todo = ~np.isin(row_ids, done_ids)
+    total, done = len(row_ids), len(row_ids) - int(todo.sum())
+    if done:
+        log.info("resuming: %d of %d rows are in the shards of an earlier run", done, total)
+    progress("embed", done / total, f"Starting {workers} worker(s); {done:,} / {total:,} rows embedded")
+    if todo.any():
+        frame = pd.DataFrame({"row_id": row_ids[todo], "text": [t for t, keep in zip(texts, todo, strict=True)
+                                                                 if keep]})
+        blocks = [frame.iloc[i : i + config.batch_rows] for i in range(0, len(frame), config.batch_rows)]
+        dataset = ray.data.from_pandas(blocks).map_batches(
+            EmbedBatches,
+            fn_constructor_kwargs={
+                "model": model, "device": "cuda" if config.num_gpus_per_worker > 0 else "cpu",
+                "batch_size": batch_size, "crash_after": os.environ.get(CRASH_ENV),
+            },
+            batch_size=None,  # one block is one batch is one task: the unit Ray retries
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=config.num_cpus_per_worker,
+            num_gpus=config.num_gpus_per_worker or None,
+            max_restarts=config.max_restarts,
+            max_task_retries=config.max_task_retries,
+        )
+        part = len(list(shards.glob("part-*.parquet")))
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+                _write_shard(batch, shards / f"part-{part:06d}.parquet")
+                part += 1
+                done += batch.num_rows
+                progress("embed", done / total, f"{done:,} / {total:,} rows embedded on {workers} worker(s)")
+        except ray.exceptions.RayError as exc:
+            raise _explain_ray_error(exc) from exc
+    return read_shards(shards, row_ids)
+
+
+def _write_shard(batch: pa.Table, path: Path) -> None:
+    # Written aside then renamed: a driver killed mid-write leaves no half shard for a rerun to trust.
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(batch, tmp)
+    os.replace(tmp, path)
+
+
+def _shard_row_ids(shards: Path) -> np.ndarray:
+    files = sorted(shards.glob("part-*.parquet"))
+    if not files:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([pq.read_table(f, columns=["row_id"]).column("row_id").to_numpy() for f in files])
+
+
+def read_shards(shards: Path, row_ids: np.ndarray) -> np.ndarray:
+    """The shards' vectors in ``row_ids`` order; every row must be there exactly once."""
+    position = {int(r): i for i, r in enumerate(row_ids)}
+    seen = np.zeros(len(row_ids), dtype=np.int64)
+    vectors: np.ndarray | None = None
+    stray = 0
+    for path in sorted(shards.glob("part-*.parquet")):
+        table = pq.read_table(path)
+        column = table.column("embedding").combine_chunks()
+        block = column.values.to_numpy(zero_copy_only=False).reshape(-1, column.type.list_size)
+        if vectors is None:
+            vectors = np.zeros((len(row_ids), block.shape[1]), dtype=np.float32)
+        for row_id, vector in zip(table.column("row_id").to_numpy(), block, strict=True):
+            i = position.get(int(row_id))
+            if i is None:
+                stray += 1
+                continue
+            seen[i] += 1
+            vectors[i] = vector
+    missing, repeated = int((seen == 0).sum()), int((seen > 1).sum())
+    if missing or repeated or stray:
+        raise EngineError(
+            f"The Ray run did not return every row exactly once: {missing:,} missing, {repeated:,} repeated, "
+            f"{stray:,} unknown. Delete {shards} and build again."
+        )
+    return vectors if vectors is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def _explain_ray_error(exc: Exception) -> Exception:
+    """The ExplorerError a worker raised (e.g. a model that cannot load), else a one-line EngineError."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ExplorerError):
+            return cause
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return EngineError(f"The Ray run failed: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
+
+
+@ray.remote(num_cpus=1)
+def _transform_chunk(reducer, vectors: np.ndarray) -> np.ndarray:
+    return np.asarray(reducer.transform(vectors), dtype=np.float32)
+
+
+def project_sample_then_transform(
+    vectors: np.ndarray,
+    *,
+    config: ProjectionConfig,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    chunk_rows: int = TRANSFORM_CHUNK_ROWS,
+    progress: ProgressFn = no_progress,
+) -> tuple[Projection, int]:
+    """UMAP fitted on a seeded sample, the other rows placed by ``transform`` in parallel Ray tasks.
+
+    Returns the layout and the number of rows the fit saw. At or below ``sample_rows`` rows (or for
+    PCA, or an input UMAP cannot fit) it is the local engine's ``project`` on every row.
+    """
+    n = len(vectors)
+    if n <= sample_rows or config.method != "umap":
+        return project(vectors, config=config), n
+    started = time.perf_counter()
+    sample = np.sort(np.random.default_rng(config.seed).choice(n, size=sample_rows, replace=False))
+    progress("project", 0.0, f"Fitting UMAP on a sample of {sample_rows:,} of {n:,} rows")
+    fitted = project(vectors[sample], config=config)
+    if fitted.reducer is None:  # a degenerate sample: fall back to laying out every row at once
+        return project(vectors, config=config), n
+    coords = np.zeros((n, 2), dtype=np.float32)
+    coords[sample] = fitted.coords
+    rest = np.setdiff1d(np.arange(n), sample)
+    chunks = np.array_split(rest, math.ceil(len(rest) / chunk_rows))
+    reducer = ray.put(fitted.reducer)
+    # A bounded window of chunks in flight keeps the object store from holding every vector at once.
+    window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    pending: dict = {}
+    placed = 0
+    for chunk in chunks:
+        pending[_transform_chunk.remote(reducer, vectors[chunk])] = chunk
+        if len(pending) < window:
+            continue
+        placed += _collect_one(pending, coords)
+        progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed by transform")
+    while pending:
+        placed += _collect_one(pending, coords)
+        progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed by transform")
+    layout = Projection(coords=coords, method="umap", config=config, seconds=time.perf_counter() - started,
+                        reducer=fitted.reducer)
+    return layout, sample_rows
+
+
+def _collect_one(pending: dict, coords: np.ndarray) -> int:
+    (ready,), _ = ray.wait(list(pending), num_returns=1)
+    chunk = pending.pop(ready)
+    coords[chunk] = ray.get(ready)
+    return len(chunk)
