@@ -11,12 +11,24 @@ import numpy as np
 import streamlit as st
 
 from explorer import ExplorerError, ProjectionConfig, Workspace, build_map, load_embedder, load_table
-from explorer.draw import MapStyle, build_figure, default_colour_column, shorten, title_column
+from explorer.cluster import ClusterConfig
+from explorer.curate import remove_and_reproject
+from explorer.draw import (
+    CLUSTER_LABEL_COLUMN,
+    MapStyle,
+    build_figure,
+    default_colour_column,
+    place_labels,
+    shorten,
+    title_column,
+)
 from explorer.export import to_csv_bytes
 from explorer.image_embed import DEFAULT_CLIP_MODEL, KEYWORD, PIXEL_MODEL, load_image_embedder
 from explorer.image_pipeline import IMAGE_KIND, build_image_map
 from explorer.image_search import search_images_by_example, search_images_by_text
 from explorer.images import read_images
+from explorer.labels import contrast_terms
+from explorer.map_clusters import add_clusters, cluster_levels, cluster_table, point_labels, rename_cluster
 from explorer.project import warm_up_umap
 from explorer.search import embed_query, nearest_neighbors, query_position, search_similar
 from explorer.texts import compose_texts, detect_text_columns
@@ -197,10 +209,13 @@ def upload_form(uploaded) -> None:
         st.warning(str(exc))
     model = model_picker("upload")
     name = st.text_input("Map name", value=Path(uploaded.name).stem, key="upload_name")
+    find_clusters = st.checkbox("Find clusters and label them", value=True, key="upload_clusters",
+                                help="Topic labels drawn on the map; adds a few seconds.")
     projection = projection_settings("upload")
     if st.button("Build map", type="primary", key="build_upload"):
         run_build(table, source_name=uploaded.name, name=name or None, text_columns=columns or None,
-                  template=template or None, model=model, projection=projection)
+                  template=template or None, model=model, projection=projection,
+                  clusters=ClusterConfig() if find_clusters else None)
 
 
 def image_form(files) -> None:
@@ -273,7 +288,8 @@ def landing() -> None:
         else:
             st.caption("No saved maps yet.")
     if st.session_state.pop("building_sample", False):
-        run_build(SAMPLE_PAPERS, source_name=SAMPLE_PAPERS.name, name="Sample papers", model=DEFAULT_MODEL)
+        run_build(SAMPLE_PAPERS, source_name=SAMPLE_PAPERS.name, name="Sample papers", model=DEFAULT_MODEL,
+                  clusters=ClusterConfig())
     if st.session_state.pop("building_sample_images", False):
         run_build(SAMPLE_IMAGES, builder=build_image_map, name="Sample digits", model=PIXEL_MODEL)
     if uploaded is not None:
@@ -287,10 +303,16 @@ def landing() -> None:
 # ---------------------------------------------------------------- the map
 
 
+def display_points(saved, level: str | None):
+    """The map's points plus, when it has clusters, each point's cluster label (for colour and filters)."""
+    if level is None:
+        return saved.points
+    return saved.points.assign(**{CLUSTER_LABEL_COLUMN: point_labels(saved, level)})
+
+
 def sidebar_controls(saved) -> dict:
-    """Colour, hover and filter choices for the open map."""
-    points = saved.points
-    columns = display_columns(points)
+    """Colour, hover, cluster and filter choices for the open map."""
+    levels = cluster_levels(saved)
     with st.sidebar:
         st.header(escape_markdown(saved.name))
         st.caption(f"{saved.manifest['embedded_rows']:,} of {saved.manifest['rows']:,} rows on the map · "
@@ -299,8 +321,18 @@ def sidebar_controls(saved) -> dict:
             st.session_state.pop("map_name", None)
             reset_view()
             st.rerun()
-        candidates = [c for c in columns if c != "row_id"]
-        categorical = filterable_columns(points)
+        level = None
+        show_labels = False
+        if levels:
+            show_labels = st.checkbox("Cluster labels on the map", value=True, key="show_labels")
+            fine = "fine" in levels and st.toggle("Fine clusters", key="fine_clusters",
+                                                  help="Smaller clusters with more specific labels.")
+            level = "fine" if fine else levels[0]
+        points = display_points(saved, level)
+        # Cluster ids are shown through their labels; the raw id columns would only repeat them.
+        hidden = {"row_id", *(cluster_column(saved, name) for name in levels)}
+        candidates = [c for c in display_columns(points) if c not in hidden]
+        categorical = [c for c in filterable_columns(points) if c not in hidden]
         default_colour = default_colour_column(points)
         options = ["(none)", *candidates]
         colour = st.selectbox("Colour by", options, key="colour_by",
@@ -315,7 +347,7 @@ def sidebar_controls(saved) -> dict:
             values = sorted(points[col].astype("string").fillna("(missing)").unique().tolist())
             chosen[col] = st.multiselect(f"{col}", values, key=f"filter_{col}")
     return {"colour": None if colour == "(none)" else colour, "hover": hover, "keyword": keyword,
-            "regex": regex, "categories": chosen}
+            "regex": regex, "categories": chosen, "level": level, "show_labels": show_labels, "points": points}
 
 
 def search_controls(*, images: bool) -> dict:
@@ -404,7 +436,7 @@ def results_panel(saved, result, titles) -> None:
                 st.session_state["selected_row"] = int(row_ids[idx])
                 st.rerun()
             continue
-        hit_col, why_col = st.columns([6, 1], gap="small", vertical_alignment="center")
+        hit_col, why_col = st.columns([4, 1.4], gap="small", vertical_alignment="center")
         if hit_col.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch"):
             st.session_state["selected_row"] = int(row_ids[idx])
             st.rerun()
@@ -480,15 +512,115 @@ def selection_table(saved, titles) -> None:
     if right.button("Clear selection", key="clear_selection"):
         st.session_state.pop("selection", None)
         st.rerun()
+    curate_button(saved, [int(i) for i in ids], key="remove_selection", what="the selected rows")
     positions = positions_of(saved.points, ids)[:60]
     thumbnail_grid(saved, saved.points["row_id"].to_numpy()[positions].tolist(),
                    [shorten(titles[p], 14) for p in positions])
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
+def cluster_column(saved, level: str) -> str:
+    """The points column holding cluster ids at ``level``."""
+    return saved.manifest["clusters"]["levels"][level]["column"]
+
+
+def visible_labels(saved, level: str):
+    """Cluster labels at their centres, thinned so none overlaps another (largest clusters win)."""
+    table = cluster_table(saved, level)
+    coords = saved.coords[np.isfinite(saved.coords).all(axis=1)]
+    if not len(coords) or table.empty:
+        return table
+    return place_labels(table, x_range=(coords[:, 0].min(), coords[:, 0].max()),
+                        y_range=(coords[:, 1].min(), coords[:, 1].max()), width_px=760, height_px=680)
+
+
+def offer_clustering(saved) -> None:
+    """A map built without clusters can get them afterwards."""
+    with st.expander("Clusters"):
+        st.caption("Find groups of similar rows and label each with its most distinctive words.")
+        if st.button("Find clusters", key="find_clusters"):
+            with st.spinner("Clustering and labelling…"):
+                try:
+                    add_clusters(saved, config=ClusterConfig(), workspace=Workspace())
+                except ExplorerError as exc:
+                    st.error(str(exc))
+                    return
+            st.rerun()
+
+
+def cluster_panel(saved, level: str, texts: list[str]) -> None:
+    """Clusters by size: pick one to highlight it, rename it, remove it, or contrast two groups."""
+    table = cluster_table(saved, level)
+    st.subheader(f"Clusters ({len(table)})")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        event = st.dataframe(table[["label", "size"]], hide_index=True, width="stretch", height=260,
+                             on_select="rerun", selection_mode="single-row", key=f"cluster_table_{level}")
+        rows = event.selection.rows if event else []
+        chosen = None if not rows else table.iloc[rows[0]]
+        st.session_state["focus_cluster"] = None if chosen is None else int(chosen["id"])
+        if chosen is None:
+            st.caption("Select a cluster to highlight it on the map (the others are dimmed).")
+    with right:
+        if chosen is not None:
+            st.markdown(f"**{escape_markdown(chosen['label'])}** · {int(chosen['size']):,} rows")
+            st.caption("Top terms: " + escape_markdown(", ".join(chosen["terms"])))
+            new_label = st.text_input("Rename this cluster", key=f"rename_{level}_{int(chosen['id'])}",
+                                      placeholder="empty restores the automatic label")
+            if st.button("Save label", key="save_label"):
+                rename_cluster(Workspace(), saved.name, level, int(chosen["id"]), new_label)
+                st.rerun()
+            ids = saved.points["row_id"].to_numpy()[(saved.points[cluster_column(saved, level)] ==
+                                                      int(chosen["id"])).to_numpy()]
+            curate_button(saved, ids.tolist(), key="remove_cluster", what="this cluster")
+    contrast_panel(saved, table, level, texts)
+
+
+def curate_button(saved, row_ids: list[int], *, key: str, what: str) -> None:
+    """Save a new version of the map without ``row_ids``; the original stays as it is."""
+    if st.button(f"Remove {what} and re-project", key=key,
+                 help="Saves a new version of the map without these rows; this map stays as it is."):
+        with st.spinner("Re-projecting without those rows…"):
+            try:
+                new = remove_and_reproject(Workspace(), saved.name, row_ids)
+            except ExplorerError as exc:
+                st.error(str(exc))
+                return
+        show_map(new.name)
+        st.session_state["build_notes"] = [f"Saved '{new.name}' without {len(row_ids):,} rows; "
+                                           f"'{saved.name}' is unchanged in the Library."]
+        st.rerun()
+
+
+def contrast_panel(saved, table, level: str, texts: list[str]) -> None:
+    """The words most distinctive of group A against group B, and of B against A."""
+    with st.expander("Contrast two groups"):
+        options = {f"{r.label} ({r.size})": int(r.id) for r in table.itertuples()}
+        if st.session_state.get("selection"):
+            options = {"Current selection": "selection", **options}
+        names = list(options)
+        if len(names) < 2:
+            st.caption("Needs two clusters, or a selection and a cluster.")
+            return
+        a_col, b_col = st.columns(2)
+        a = a_col.selectbox("Group A", names, index=0, key="contrast_a")
+        b = b_col.selectbox("Group B", names, index=1, key="contrast_b")
+        column = saved.points[cluster_column(saved, level)].to_numpy()
+        selected = saved.points["row_id"].isin(st.session_state.get("selection") or []).to_numpy()
+
+        def mask(choice):
+            return selected if options[choice] == "selection" else column == options[choice]
+
+        result = contrast_terms(texts, mask(a) & saved.embedded, mask(b) & saved.embedded)
+        a_col.dataframe({"word": [t for t, _ in result.a_terms], "z": [round(z, 1) for _, z in result.a_terms]},
+                        hide_index=True, width="stretch")
+        b_col.dataframe({"word": [t for t, _ in result.b_terms], "z": [round(z, 1) for _, z in result.b_terms]},
+                        hide_index=True, width="stretch")
+
+
 def map_view(saved, controls: dict) -> None:
-    """Search bar, the map, the side panel and the selection table."""
-    points = saved.points
+    """Search bar, the map, the side panel, the selection table and the cluster panel."""
+    points = controls["points"]
     stamp = st.session_state["map_stamp"]
     texts = get_texts(saved.name, stamp)
     title_col = title_column(points, saved.manifest.get("text_columns") or [])
@@ -505,6 +637,9 @@ def map_view(saved, controls: dict) -> None:
         st.warning(str(exc))
         keep = np.ones(len(points), dtype=bool)
     keep &= category_mask(points, controls["categories"])
+    focus_cluster = st.session_state.get("focus_cluster")
+    if focus_cluster is not None and controls["level"] is not None:
+        keep &= (points[cluster_column(saved, controls["level"])] == focus_cluster).to_numpy()
     style = MapStyle(
         color_by=controls["colour"], hover_fields=controls["hover"], title_column=title_col,
         dimmed=~keep if not keep.all() else None, selected=st.session_state.get("selection"),
@@ -517,6 +652,8 @@ def map_view(saved, controls: dict) -> None:
         style.query_label = result.query
         if search["by_similarity"]:
             style.similarity = np.nan_to_num(result.scores, nan=0.0)
+    if controls["show_labels"]:
+        style.labels = visible_labels(saved, controls["level"])
     map_col, side_col = st.columns([3, 1.3], gap="medium")
     with map_col:
         if not keep.all():
@@ -532,6 +669,10 @@ def map_view(saved, controls: dict) -> None:
         elif st.session_state.get("selected_row") is None:
             st.caption("Search above, or click a point to see its details and nearest neighbours.")
     selection_table(saved, titles)
+    if controls["level"] is not None:
+        cluster_panel(saved, controls["level"], texts)
+    else:
+        offer_clustering(saved)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from .cluster import METHODS as CLUSTER_METHODS
 from .cluster import SPACES as CLUSTER_SPACES
 from .cluster import ClusterConfig
-from .errors import ExplorerError
+from .errors import EngineError, ExplorerError, InputError
 from .export import to_csv_bytes, to_parquet_bytes
 from .project import METHODS, ProjectionConfig
 from .store import Workspace
@@ -55,18 +55,23 @@ def _build(args: argparse.Namespace) -> int:
     from .images import is_image_source
     from .pipeline import build_map
 
-    if args.images or is_image_source(args.file):
+    _check_engine_options(args)
+    if args.engine == "ray" and args.images:
+        raise InputError("The ray engine builds text maps from CSV or Parquet; build images with --engine local.")
+    # With the ray engine a folder holds CSV or Parquet files, not images.
+    if args.engine == "local" and (args.images or is_image_source(args.file)):
         return _build_images(args)
     bar = _progress_bar(args)
     config = ProjectionConfig(method=args.projection, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
                               seed=args.seed)
+    common = dict(name=args.name, text_columns=args.text_column or None, template=args.template, model=args.model,
+                  projection=config, workspace=Workspace(args.home),
+                  clusters=_cluster_config(args) if args.clusters else None, **({"progress": bar} if bar else {}))
     try:
-        result = build_map(
-            Path(args.file), name=args.name, text_columns=args.text_column or None, template=args.template,
-            model=args.model, projection=config, workspace=Workspace(args.home),
-            use_cache=not args.no_cache, clusters=_cluster_config(args) if args.clusters else None,
-            **({"progress": bar} if bar else {}),
-        )
+        if args.engine == "ray":
+            result = _ray_engine().build_map_ray(args.file, ray_config=_ray_config(args), **common)
+        else:
+            result = build_map(Path(args.file), use_cache=not args.no_cache, **common)
     finally:
         if bar:
             bar.close()
@@ -80,6 +85,36 @@ def _build(args: argparse.Namespace) -> int:
     print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
           + f"  total {result.total_seconds:.1f}")
     return 0
+
+
+RAY_ONLY_OPTIONS = ("address", "num_workers", "sample_rows", "num_gpus_per_worker")
+
+
+def _check_engine_options(args: argparse.Namespace) -> None:
+    given = [f"--{o.replace('_', '-')}" for o in RAY_ONLY_OPTIONS if getattr(args, o) is not None]
+    if args.engine != "ray" and given:
+        raise InputError(f"{', '.join(given)} only apply with --engine ray.")
+
+
+def _ray_engine():
+    """explorer.engine_ray, imported only now: the local engine never loads Ray."""
+    try:
+        from . import engine_ray
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "ray":
+            raise
+        raise EngineError(
+            "The ray engine needs Ray: pip install 'embedding-explorer[ray]' (on every node of the cluster)."
+        ) from exc
+    return engine_ray
+
+
+def _ray_config(args: argparse.Namespace):
+    from .engine_ray import DEFAULT_SAMPLE_ROWS, RayConfig
+
+    return RayConfig(address=args.address, num_workers=args.num_workers,
+                     num_gpus_per_worker=args.num_gpus_per_worker or 0.0,
+                     sample_rows=DEFAULT_SAMPLE_ROWS if args.sample_rows is None else args.sample_rows)
 
 
 def _build_images(args: argparse.Namespace) -> int:
@@ -146,6 +181,8 @@ def _search(args: argparse.Namespace) -> int:
     if saved.manifest.get("kind") == "images":
         return _search_images(saved, args)
     result = search_map(saved, args.query, k=args.k, threshold=args.threshold)
+    for note in result.notes:
+        print(f"note: {note}")
     texts = saved.texts()
     row_ids = saved.points["row_id"].to_numpy()
     for rank, idx in enumerate(result.indices, start=1):
@@ -262,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--no-cache", action="store_true", help="embed every text again")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     build.add_argument("--clusters", action="store_true", help="also find clusters and label them")
+    build.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="where to embed and project: this process, or a Ray cluster (pip install "
+                       "'embedding-explorer[ray]'); ray reads a CSV/Parquet file or a folder of them")
+    build.add_argument("--address", help="ray: the cluster to use, e.g. ray://head:10001 or auto "
+                       "(default: start a local Ray instance)")
+    build.add_argument("--num-workers", type=int, help="ray: embedding actors (default: one per CPU, or per "
+                       "GPU share with --num-gpus-per-worker)")
+    build.add_argument("--num-gpus-per-worker", type=float, help="ray: GPUs per embedding actor (default 0: CPU)")
+    build.add_argument("--sample-rows", type=int, help="ray: rows UMAP is fitted on; the rest are placed by "
+                       "transform (default 50,000)")
     _add_cluster_options(build)
     build.set_defaults(func=_build)
 

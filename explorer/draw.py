@@ -22,6 +22,10 @@ PALETTE = [
     "#B00068", "#FBE426", "#FA0087", "#0D2A63", "#AF0038", "#6C4516", "#E2E2E2", "#620042",
 ]
 DIM_COLOUR = "rgba(160,160,160,0.35)"
+CLUSTER_LABEL_COLUMN = "cluster label"
+# Label boxes are estimated from the character count: about 7 px per character at 12 px font, 18 px tall.
+LABEL_CHAR_PX = 7.0
+LABEL_HEIGHT_PX = 18.0
 
 
 @dataclass
@@ -40,6 +44,7 @@ class MapStyle:
     selected: np.ndarray | None = None
     focus: int | None = None
     point_size: float = 5.0
+    labels: pd.DataFrame | None = None
     extra_traces: list = field(default_factory=list)
 
 
@@ -68,7 +73,7 @@ def default_colour_column(points: pd.DataFrame) -> str | None:
     """The column to colour by when the user has not chosen: a field/category/label-like column."""
     from .view import filterable_columns
 
-    for name in ("field", "category", "primary_category", "label", "cluster"):
+    for name in ("field", "category", "primary_category", "label", CLUSTER_LABEL_COLUMN):
         if name in points.columns:
             return name
     candidates = filterable_columns(points, max_values=MAX_CATEGORIES)
@@ -154,6 +159,8 @@ def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height:
     _add_focus(fig, points, style, hover, row_ids)
     for trace in style.extra_traces:
         fig.add_trace(trace)
+    if style.labels is not None and len(style.labels):
+        fig.update_layout(annotations=_label_annotations(style.labels))
     fig.update_layout(
         height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso", hovermode="closest",
         plot_bgcolor="white", paper_bgcolor="white", uirevision="map",
@@ -223,3 +230,37 @@ def _add_focus(fig, points: pd.DataFrame, style: MapStyle, hover, row_ids) -> No
         customdata=[[row_ids[i]]], hovertext=[hover[i]], hoverinfo="text", showlegend=False,
         marker={"size": 22, "color": "rgba(0,0,0,0)", "line": {"color": "#000000", "width": 3}},
     ))
+
+
+def place_labels(
+    labels: pd.DataFrame, *, x_range: tuple[float, float], y_range: tuple[float, float],
+    width_px: float = 800, height_px: float = 720, max_labels: int = 40,
+) -> pd.DataFrame:
+    """The labels (columns x, y, label, size) that fit without overlapping, biggest clusters first."""
+    if labels is None or labels.empty:
+        return labels
+    sx = width_px / max(x_range[1] - x_range[0], 1e-9)
+    sy = height_px / max(y_range[1] - y_range[0], 1e-9)
+    placed: list[tuple[float, float, float, float]] = []
+    keep = []
+    for idx, row in labels.sort_values("size", ascending=False).iterrows():
+        half_w = len(str(row["label"])) * LABEL_CHAR_PX / 2 + 4
+        half_h = LABEL_HEIGHT_PX / 2 + 2
+        cx, cy = (row["x"] - x_range[0]) * sx, (row["y"] - y_range[0]) * sy
+        box = (cx - half_w, cx + half_w, cy - half_h, cy + half_h)
+        if any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed):
+            continue
+        placed.append(box)
+        keep.append(idx)
+        if len(keep) == max_labels:
+            break
+    return labels.loc[keep]
+
+
+def _label_annotations(labels: pd.DataFrame) -> list[dict]:
+    return [
+        {"x": float(row["x"]), "y": float(row["y"]), "text": escape_text(row["label"]), "showarrow": False,
+         "font": {"size": 12, "color": "#111111"}, "bgcolor": "rgba(255,255,255,0.78)",
+         "bordercolor": "rgba(0,0,0,0.25)", "borderwidth": 1, "borderpad": 2}
+        for _, row in labels.iterrows()
+    ]

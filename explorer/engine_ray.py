@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +24,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
+import ray.data
 
 from .cluster import ClusterConfig
 from .embed import DEFAULT_BATCH_SIZE, load_embedder
 from .errors import EngineError, ExplorerError, InputError
 from .hashing import bytes_hash, file_sha256
 from .load import LoadedTable, tidy_columns
+from .load import _infer_column as infer_column_type
 from .map_clusters import add_clusters
 from .pipeline import BuildResult, assemble_points, text_map_manifest
 from .progress import ProgressFn, no_progress
@@ -58,9 +61,6 @@ class RayConfig:
     num_gpus_per_worker: float = 0.0
     batch_rows: int = DEFAULT_BATCH_ROWS
     sample_rows: int = DEFAULT_SAMPLE_ROWS
-    # Ray restarts a dead actor and re-runs its task; -1 means without limit, as Ray Data defaults to.
-    max_restarts: int = -1
-    max_task_retries: int = -1
 
     def to_dict(self) -> dict:
         """Plain dict for the manifest."""
@@ -91,7 +91,7 @@ def build_map_ray(
     files, fmt = input_files(source)
     embedder = load_embedder(model)  # the identity only: each actor loads the weights itself
     seconds: dict[str, float] = {}
-    with ray_session(ray_config.address):
+    with ray_session(ray_config.address, log_path=workspace.root / WORK_DIR / "ray-start.log"):
         started = time.perf_counter()
         progress("load", 0.0, f"Reading {len(files):,} {fmt.upper()} file(s) with Ray Data")
         table = read_table(files, fmt, source_name=Path(source).name)
@@ -126,8 +126,8 @@ def build_map_ray(
         seconds=seconds,
     )
     manifest["projection"]["fit_rows"] = fit_rows
-    manifest["engine"] = {"name": "ray", "workers": workers, "address": ray_config.address or "local",
-                          **ray_config.to_dict()}
+    manifest["engine"] = {**ray_config.to_dict(), "name": "ray", "workers": workers,
+                          "address": ray_config.address or "local"}
     saved = workspace.save(map_name, points=points, embeddings=full_vectors, manifest=manifest)
     shutil.rmtree(work, ignore_errors=True)  # the map holds the vectors now; the shards were the checkpoint
     seconds["save"] = time.perf_counter() - started
@@ -169,14 +169,19 @@ def input_files(source: str | Path) -> tuple[list[Path], str]:
 
 
 @contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
+def ray_session(address: str | None, *, log_path: Path) -> Iterator[None]:
     """Connect to the cluster at ``address`` (a local instance without one); reuse a session already open."""
     if ray.is_initialized():
         yield
         return
+    # Ray's own logs and the workers' output would drown the progress bar; failures still raise. Its C++
+    # core prints errors such as "actor has constructor arguments in the object store" (about Ray Data's
+    # own actors) unless its level is fatal, and announces that level on stderr as it starts.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # Ray's own logs and the workers' output would drown the progress bar; failures still raise.
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        with _stderr_to(log_path):
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise EngineError(f"Cannot connect to {where}: {' '.join(str(exc).split())[:200]}") from exc
@@ -186,14 +191,29 @@ def ray_session(address: str | None) -> Iterator[None]:
         ray.shutdown()
 
 
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """File descriptor 2 pointed at ``path``: what C++ code writes there, Python's logging cannot filter."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _quiet_ray_data() -> None:
     """Keep Ray Data's progress bars and per-run INFO lines off the console (they stay in its log files)."""
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler):  # the console, not Ray Data's session log file
+            handler.setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    for handler in logging.getLogger("ray.data").handlers:
-        if not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.WARNING)
 
 
 def read_table(files: list[Path], fmt: str, *, source_name: str) -> LoadedTable:
@@ -208,26 +228,29 @@ def read_table(files: list[Path], fmt: str, *, source_name: str) -> LoadedTable:
     context.execution_options.preserve_order = True
     try:
         if fmt == "csv":
+            # Abstracts hold quoted newlines. Every cell is read as text and typed below by the local
+            # reader's rule, so a column gets the same type whichever engine built the map.
+            parse = pacsv.ParseOptions(newlines_in_values=True)
+            header = {name: pa.string() for p in paths for name in pacsv.open_csv(p, parse_options=parse).schema.names}
             dataset = ray.data.read_csv(
-                paths,
-                # Abstracts hold quoted newlines; an empty cell is missing, as the local reader has it.
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+                paths, parse_options=parse,
+                convert_options=pacsv.ConvertOptions(column_types=header, strings_can_be_null=True),
             )
         else:
             dataset = ray.data.read_parquet(paths)
-        frame = dataset.to_pandas()
-    except ray.exceptions.RayError as exc:
+        # Through Arrow rather than Dataset.to_pandas, whose Arrow-backed dtypes differ from pd.read_parquet's.
+        arrow = pa.concat_tables(ray.get(dataset.to_arrow_refs()), promote_options="default")
+        frame = arrow.to_pandas().reset_index(drop=True)
+    except (ray.exceptions.RayError, pa.ArrowInvalid) as exc:
         raise InputError(f"{source_name}: Ray Data cannot read it ({_first_line(exc)}).") from exc
     finally:
         context.execution_options.preserve_order = keep_order
     if len(frame) == 0:
         raise InputError(f"{source_name}: the file(s) have no rows.")
+    if fmt == "csv":
+        frame = frame.apply(infer_column_type)
     notes: list[str] = []
-    frame = tidy_columns(frame.reset_index(drop=True), notes=notes)
-    for column in frame.columns:
-        if pd.api.types.is_string_dtype(frame[column]):
-            frame[column] = frame[column].astype("string")  # the dtype load_table gives text columns
+    frame = tidy_columns(frame, notes=notes)
     if len(files) == 1:
         content_hash = file_sha256(files[0])  # equal to a local build's hash of the same file
     else:
@@ -323,8 +346,8 @@ def embed_on_ray(
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=config.num_cpus_per_worker,
             num_gpus=config.num_gpus_per_worker or None,
-            max_restarts=config.max_restarts,
-            max_task_retries=config.max_task_retries,
+            # No retry settings here: Ray Data starts pool actors with max_restarts=-1 and
+            # max_task_retries=-1, so a dead actor is restarted and its batch runs again.
         )
         part = len(list(shards.glob("part-*.parquet")))
         try:

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 
 from .errors import InputError
 from .hashing import bytes_hash, combined_hash
+from .limits import Limits
 from .load import LoadedTable, load_table, tidy_columns
 from .progress import ProgressFn, no_progress
 from .thumbnails import THUMBNAIL_SIZE, make_thumbnail
@@ -51,6 +52,13 @@ class ImageLimits:
     max_files: int = 20_000
     max_total_bytes: int = 1024**3
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def from_env(cls) -> ImageLimits:
+        """The caps of ``Limits.from_env()``: the defaults, or what the environment sets."""
+        limits = Limits.from_env()
+        return cls(max_files=limits.max_zip_files, max_total_bytes=limits.max_unzipped_bytes,
+                   max_pixels=limits.max_image_pixels)
 
 
 @dataclass
@@ -119,7 +127,7 @@ def read_images(
 ) -> ImageSet:
     """Read a ZIP (path, bytes or file object), a folder, one image file, or several files given as
     (name, bytes) pairs or uploaded-file objects; a file inside a ZIP folder gets that folder as label."""
-    limits = limits or ImageLimits()
+    limits = limits or ImageLimits.from_env()
     skipped: list[tuple[str, str]] = []
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         root = Path(source)
@@ -156,7 +164,7 @@ def read_image_table(
 ) -> ImageSet:
     """A table (CSV, Parquet, ...) whose ``path_column`` names images inside a ZIP: its rows with a
     readable image, with its own columns plus file, label, width, height and format."""
-    limits = limits or ImageLimits()
+    limits = limits or ImageLimits.from_env()
     if isinstance(table, pd.DataFrame):
         tidied: list[str] = []
         loaded = LoadedTable(frame=tidy_columns(table.reset_index(drop=True), notes=tidied),
@@ -249,7 +257,7 @@ def _decode(data: bytes, *, max_side: int | None, max_pixels: int) -> tuple[Imag
         width, height = image.size
         if width * height > max_pixels:
             raise InputError(f"refused: {width:,} x {height:,} pixels is more than the limit of "
-                             f"{max_pixels:,} (a possible decompression bomb)")
+                             f"{max_pixels:,} (a possible decompression bomb; the cap is EXPLORER_MAX_IMAGE_PIXELS)")
         try:
             if fmt == "JPEG" and max_side:
                 # Decoding at 1/2, 1/4 or 1/8 scale is far faster than decoding whole and shrinking.
@@ -365,12 +373,13 @@ def _read_bytes(source, name: str | None, limits: ImageLimits) -> tuple[bytes, s
 
 def _too_big(name: str, size: int, limits: ImageLimits) -> str:
     return (f"{name}: {size / 1e6:,.1f} MB of images is more than the limit of "
-            f"{limits.max_total_bytes / 1e6:,.0f} MB. Upload fewer or smaller images.")
+            f"{limits.max_total_bytes / 1e6:,.0f} MB. Upload fewer or smaller images "
+            "(or raise EXPLORER_MAX_UNZIPPED_MB).")
 
 
 def _too_many(name: str, count: int, limits: ImageLimits) -> str:
     return (f"{name}: {count:,} files is more than the limit of {limits.max_files:,}. "
-            "Upload fewer files at a time.")
+            "Upload fewer files at a time (or raise EXPLORER_MAX_ZIP_FILES).")
 
 
 def _open_zip(data: bytes, name: str) -> zipfile.ZipFile:
@@ -399,7 +408,8 @@ def _zip_entries(archive: zipfile.ZipFile, name: str, limits: ImageLimits, skipp
     if declared > limits.max_total_bytes:
         raise InputError(
             f"{name}: the ZIP would unpack to {declared / 1e6:,.1f} MB, more than the limit of "
-            f"{limits.max_total_bytes / 1e6:,.0f} MB. Upload fewer or smaller images."
+            f"{limits.max_total_bytes / 1e6:,.0f} MB. Upload fewer or smaller images "
+            "(or raise EXPLORER_MAX_UNZIPPED_MB)."
         )
     entries = []
     for info in infos:

@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import warnings
+import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +17,7 @@ import pandas as pd
 
 from .errors import InputError
 from .hashing import bytes_hash
+from .limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,15 @@ TABLE_FORMATS = {
 }
 # Columns the saved map adds; a user column with one of these names is renamed, never overwritten.
 RESERVED_COLUMNS = ("row_id", "x", "y", "embedded")
-DEFAULT_MAX_BYTES = 500 * 1024 * 1024
-DEFAULT_MAX_ROWS = 2_000_000
+TEXT_FORMATS = ("csv", "json", "jsonl")
+# Content that is no table whatever its name says, by its first bytes (Parquet and ZIP are handled apart).
+NOT_A_TABLE = {
+    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
+    b"\x1f\x8b": "gzip-compressed: decompress it first", b"\xd0\xcf\x11\xe0": "an old-style Excel (.xls) or "
+    "Office file: save it as .xlsx or CSV",
+}
+# A decoded text with more control characters than this share is binary data, not a table.
+MAX_CONTROL_SHARE = 0.05
 
 
 @dataclass
@@ -54,25 +64,30 @@ def load_table(
     *,
     name: str | None = None,
     sheet: str | int | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_rows: int = DEFAULT_MAX_ROWS,
+    max_bytes: int | None = None,
+    max_rows: int | None = None,
 ) -> LoadedTable:
-    """Read a table; ``name`` gives the file name (and so the format) when ``source`` is bytes."""
+    """Read a table; ``name`` gives the file name (and so the format) when ``source`` is bytes.
+    The caps default to ``Limits.from_env()``."""
+    limits = Limits.from_env()
+    max_bytes = limits.max_upload_bytes if max_bytes is None else max_bytes
+    max_rows = limits.max_rows if max_rows is None else max_rows
     data, source_name = _read_source(source, name=name, max_bytes=max_bytes)
-    fmt = detect_format(source_name, data)
     notes: list[str] = []
+    fmt = detect_format(source_name, data, notes=notes)
     skipped: list[int] = []
     encoding: str | None = None
-    if not data.strip():
+    text = ""
+    if fmt in TEXT_FORMATS:
+        text, encoding = decode_text(data, notes=notes)
+        _check_is_text(text, source_name)
+    if not (text if fmt in TEXT_FORMATS else data).strip():
         raise InputError(f"{source_name}: the file is empty. Choose a file with a header and rows.")
     if fmt == "csv":
-        text, encoding = decode_text(data, notes=notes)
         frame = _read_delimited(text, source_name, notes=notes, skipped=skipped)
     elif fmt == "json":
-        text, encoding = decode_text(data, notes=notes)
         frame = _read_json(text, source_name)
     elif fmt == "jsonl":
-        text, encoding = decode_text(data, notes=notes)
         frame = _read_jsonl(text, source_name, notes=notes, skipped=skipped)
     elif fmt == "parquet":
         frame = _read_binary(lambda: pd.read_parquet(io.BytesIO(data)), source_name, "Parquet")
@@ -88,7 +103,7 @@ def load_table(
     if len(frame) > max_rows:
         raise InputError(
             f"{source_name}: {len(frame):,} rows is more than the limit of {max_rows:,}. "
-            "Split the file or raise the row limit."
+            "Split the file, or raise the limit (EXPLORER_MAX_ROWS)."
         )
     return LoadedTable(
         frame=frame.reset_index(drop=True),
@@ -101,14 +116,27 @@ def load_table(
     )
 
 
-def detect_format(name: str, data: bytes) -> str:
-    """The table format from the file's magic bytes, else its extension."""
-    if data[:4] == b"PAR1":
-        return "parquet"
-    if data[:4] == b"PK\x03\x04" and Path(name).suffix.lower() in (".xlsx", ""):
-        return "xlsx"
+def detect_format(name: str, data: bytes, *, notes: list[str] | None = None) -> str:
+    """The table format from the file's magic bytes, else its extension; a note says when they disagree."""
     suffix = Path(name).suffix.lower()
+    if data[:4] == b"PAR1":
+        if suffix not in (".parquet", ".pq") and notes is not None:
+            notes.append(f"{name} is a Parquet file: it was read as one.")
+        return "parquet"
+    if data[:4] == b"PK\x03\x04" and suffix in (".xlsx", ""):
+        return "xlsx"
     if suffix in TABLE_FORMATS:
+        if data[:4] == b"PK\x03\x04":
+            if not _is_workbook(data):
+                raise InputError(f"{name}: the file is a ZIP archive, not a table. Unzip it and upload the "
+                                 "table inside it.")
+            if notes is not None:
+                notes.append(f"{name} is an Excel workbook: it was read as one.")
+            return "xlsx"
+        for magic, what in NOT_A_TABLE.items():
+            if data.startswith(magic):
+                raise InputError(f"{name}: the file is {what}, not a table. Upload a CSV, TSV, JSON, JSONL, "
+                                 "Parquet or XLSX file.")
         fmt = TABLE_FORMATS[suffix]
         if fmt in ("parquet", "xlsx"):
             raise InputError(
@@ -120,6 +148,25 @@ def detect_format(name: str, data: bytes) -> str:
     raise InputError(
         f"{name}: unsupported file type '{suffix or '(none)'}'. Supported: {supported}."
     )
+
+
+def _is_workbook(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "xl/workbook.xml" in archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def _check_is_text(text: str, name: str) -> None:
+    """Refuse binary data that decoded to text: it would make a table of garbage."""
+    sample = text[:8192]
+    controls = sum(1 for ch in sample if ch < " " and ch not in "\t\n\r")
+    if controls > MAX_CONTROL_SHARE * len(sample):
+        raise InputError(
+            f"{name}: this is binary data, not text ({controls:,} control characters in the first "
+            f"{len(sample):,}). Upload a CSV, TSV, JSON, JSONL, Parquet or XLSX file."
+        )
 
 
 def decode_text(data: bytes, *, notes: list[str]) -> tuple[str, str]:
@@ -136,6 +183,16 @@ def decode_text(data: bytes, *, notes: list[str]) -> tuple[str, str]:
         return _strip_nul(data.decode("utf-8"), notes), "utf-8"
     except UnicodeDecodeError as exc:
         bad_at = exc.start
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    if non_ascii - bad > bad:
+        # Mostly valid UTF-8 with a few broken bytes: cp1252 would garble every other accent.
+        notes.append(
+            f"The file is UTF-8 except for {bad:,} invalid byte sequence(s) on line {_shown(_bad_lines(text))}: "
+            "they were replaced by \ufffd. Check those rows."
+        )
+        return _strip_nul(text, notes), "utf-8"
     for fallback in ("cp1252", "latin-1"):
         try:
             text = data.decode(fallback)
@@ -148,6 +205,18 @@ def decode_text(data: bytes, *, notes: list[str]) -> tuple[str, str]:
         )
         return _strip_nul(text, notes), fallback
     raise AssertionError("latin-1 decodes every byte string")
+
+
+def _bad_lines(text: str, *, most: int = 11) -> list[int]:
+    """The line numbers of the first few replacement characters."""
+    lines: list[int] = []
+    at = text.find("\ufffd")
+    while at >= 0 and len(lines) < most:
+        line = text.count("\n", 0, at) + 1
+        if line not in lines:
+            lines.append(line)
+        at = text.find("\ufffd", at + 1)
+    return lines
 
 
 def _guess_utf16(data: bytes) -> str | None:
@@ -196,7 +265,7 @@ def _read_source(
 def _too_big(name: str, size: int, limit: int) -> str:
     return (
         f"{name}: the file is {size / 1e6:,.1f} MB, more than the limit of {limit / 1e6:,.0f} MB. "
-        "Upload a smaller file or raise the limit."
+        "Upload a smaller file, or raise the limit (EXPLORER_MAX_UPLOAD_MB)."
     )
 
 
@@ -218,6 +287,10 @@ def _read_delimited(text: str, name: str, *, notes: list[str], skipped: list[int
     if delimiter != ",":
         named = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
         notes.append(f"Columns are separated by {named}.")
+    repeated = _repeated_names(text, delimiter)
+    if repeated:
+        notes.append(f"Renamed repeated column name(s): {', '.join(repeated)} (the second is now "
+                     f"{repeated[0]}.1, and so on).")
     try:
         # A row with more fields than the header makes pandas either shift the first column into
         # the index or (with index_col=False) drop the extra fields with only a ParserWarning: both
@@ -235,6 +308,16 @@ def _read_delimited(text: str, name: str, *, notes: list[str], skipped: list[int
     return _read_delimited_tolerant(text, name, delimiter, notes=notes, skipped=skipped)
 
 
+def _repeated_names(text: str, delimiter: str) -> list[str]:
+    """Header names given to more than one column (pandas and the tolerant reader number them)."""
+    try:
+        header = next(csv.reader(io.StringIO(text[:65536]), delimiter=delimiter), [])
+    except csv.Error:
+        return []
+    counts = Counter(h.strip() for h in header if h.strip())
+    return [n for n, count in counts.items() if count > 1]
+
+
 _DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", "|": "pipes"}
 
 
@@ -244,6 +327,8 @@ def _read_delimited_tolerant(
     """Parse with the csv module, keeping every row and reporting the lines that needed repair."""
     # newline="" splits on \n, \r\n and \r only, as the csv module does (not on U+2028 and such).
     lines = list(io.StringIO(text, newline=""))
+    # The csv module refuses fields over 128 kB by default; the upload cap already bounds them.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     records, unclosed = _parse_records(lines, delimiter, skipped=skipped)
     if not records:
         raise InputError(f"{name}: the file has no header row.")
@@ -353,6 +438,9 @@ def _infer_column(column: pd.Series) -> pd.Series:
 def _read_json(text: str, name: str) -> pd.DataFrame:
     try:
         payload = json.loads(text)
+    except RecursionError as exc:
+        raise InputError(f"{name}: the JSON is nested too deeply to be a table. Use a list of records such "
+                         'as [{"title": "...", "abstract": "..."}].') from exc
     except json.JSONDecodeError as exc:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if len(lines) > 1 and all(ln.lstrip().startswith("{") for ln in lines[:5]):
@@ -396,7 +484,7 @@ def _read_jsonl(text: str, name: str, *, notes: list[str], skipped: list[int]) -
             continue
         try:
             item = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             skipped.append(line_no)
             continue
         if not isinstance(item, dict):
@@ -425,7 +513,7 @@ def _read_xlsx(
     data: bytes, name: str, *, sheet: str | int | None, notes: list[str]
 ) -> pd.DataFrame:
     sheets = _read_binary(
-        lambda: pd.read_excel(io.BytesIO(data), sheet_name=None, engine="openpyxl"), name, "Excel"
+        lambda: pd.read_excel(io.BytesIO(data), sheet_name=None, header=None, engine="openpyxl"), name, "Excel"
     )
     if not sheets:
         raise InputError(f"{name}: the workbook has no sheets.")
@@ -436,7 +524,73 @@ def _read_xlsx(
         raise InputError(f"{name}: no sheet named '{chosen}'. Sheets: {listed}.")
     if len(names) > 1:
         notes.append(f"Read sheet '{chosen}'; the workbook has {len(names)} sheets: {listed}.")
-    return sheets[chosen]
+    return _sheet_table(sheets[chosen], _merged_ranges(data, str(chosen)), notes=notes)
+
+
+def _sheet_table(grid: pd.DataFrame, merged: list[str], *, notes: list[str]) -> pd.DataFrame:
+    """A sheet's cells (row 1, column A at [0, 0]) as a table: a cell merged down several rows gives its
+    value to each of them, and the header is the first non-blank row that is not a title merged across
+    the table, so blank rows and columns and such a title are not taken for it."""
+    from openpyxl.utils.cell import range_boundaries
+
+    grid = grid.copy()
+    spread, banners = [], set()
+    for ref in merged:
+        try:
+            first_col, first_row, last_col, last_row = range_boundaries(ref)
+        except (TypeError, ValueError):
+            continue
+        if last_col > first_col:
+            banners.add(first_row - 1)
+        if last_row > first_row and first_row <= len(grid) and first_col <= grid.shape[1]:
+            grid.iloc[first_row:last_row, first_col - 1] = grid.iat[first_row - 1, first_col - 1]
+            spread.append(ref)
+    if spread:
+        notes.append(f"{len(spread):,} merged cell(s) ({', '.join(spread[:5])}{' …' if len(spread) > 5 else ''}) "
+                     "span several rows: their value was given to each row.")
+    grid = grid.loc[:, grid.notna().any()]
+    filled = grid.notna().sum(axis=1).tolist()
+    header_at = next((i for i, n in enumerate(filled) if n > 1 or (n == 1 and i not in banners)), None)
+    if header_at is None:
+        return pd.DataFrame()
+    titles = [str(v) for v in grid.iloc[:header_at].to_numpy().ravel() if not pd.isna(v)]
+    if titles:
+        notes.append(f"Took sheet row {header_at + 1} as the header; the title above it was left out: "
+                     f"{'; '.join(titles)[:200]}.")
+    header = [f"Unnamed: {i}" if pd.isna(v) else v for i, v in enumerate(grid.iloc[header_at])]
+    frame = grid.iloc[header_at + 1 :].reset_index(drop=True)
+    frame.columns = header
+    return frame.infer_objects()
+
+
+_SPREADSHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELATIONSHIP_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+def _merged_ranges(data: bytes, sheet: str) -> list[str]:
+    """The merged-cell ranges (such as "C2:C3") of one sheet, read from the workbook's XML: pandas
+    reads sheets in openpyxl's read-only mode, which does not report them."""
+    from xml.etree import ElementTree
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as book:
+            workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+            links = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+            link = next(s.get(f"{_RELATIONSHIP_NS}id") for s in workbook.iter(f"{_SPREADSHEET_NS}sheet")
+                        if s.get("name") == sheet)
+            target = next(r.get("Target") for r in links if r.get("Id") == link)
+            path = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            ranges = []
+            with book.open(path) as xml:
+                for _, element in ElementTree.iterparse(xml):
+                    if element.tag == f"{_SPREADSHEET_NS}mergeCell":
+                        ranges.append(element.get("ref", ""))
+                    elif element.tag == f"{_SPREADSHEET_NS}row":
+                        element.clear()  # keep memory flat on a large sheet
+            return ranges
+    except Exception as exc:  # merged cells are a refinement: never fail a sheet pandas could read
+        log.info("could not read the merged cells of sheet %s (%s)", sheet, exc)
+        return []
 
 
 def _dedupe(names: list[str]) -> list[str]:

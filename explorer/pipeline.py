@@ -96,6 +96,9 @@ def build_map(
         dimension=vectors.shape[1], projection=projection, method_used=layout.method, notes=notes, seconds=seconds,
     )
     saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest)
+    if saved.name != map_name:
+        notes.append(f"The map name '{map_name}' was saved as '{saved.name}': a name keeps only letters, digits, "
+                     "spaces and - _ . ( ), and cannot start with a dot.")
     seconds["save"] = time.perf_counter() - started
     progress("save", 1.0, f"Saved as '{saved.name}'")
     if clusters is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,7 @@ class SearchResult:
     scores: np.ndarray
     indices: np.ndarray
     query: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def top_scores(self) -> np.ndarray:
@@ -31,6 +32,14 @@ def clean_query(query: str) -> str:
     if not query:
         raise InputError("The search query is empty. Type a few words to search for.")
     return query[:MAX_QUERY_CHARS]
+
+
+def query_notes(query: str) -> list[str]:
+    """What the user should know about how their query was searched (a long one is cut)."""
+    length = len((query or "").strip())
+    if length > MAX_QUERY_CHARS:
+        return [f"The query was cut: only its first {MAX_QUERY_CHARS:,} of {length:,} characters were searched."]
+    return []
 
 
 def search_similar(
@@ -101,4 +110,5 @@ def search_map(saved, query: str, *, embedder=None, k: int = 10, threshold: floa
     result = search_similar(saved.embeddings, embed_query(query, embedder), k=k, threshold=threshold,
                             valid=saved.embedded)
     result.query = clean_query(query)
+    result.notes = query_notes(query)
     return result

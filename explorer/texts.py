@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .limits import Limits
 
 # Column names that hold prose even when they are short (a title beside a long abstract).
 TEXT_COLUMN_NAMES = {
@@ -16,8 +17,6 @@ TEXT_COLUMN_NAMES = {
     "description", "summary", "sentence", "question", "answer", "comment", "review", "caption",
 }
 DEFAULT_SEPARATOR = ". "
-# Longer texts are cut before embedding (the model reads ~256 tokens anyway); the table keeps them whole.
-DEFAULT_MAX_CHARS = 20_000
 
 
 @dataclass
@@ -74,9 +73,11 @@ def compose_texts(
     columns: list[str] | None = None,
     template: str | None = None,
     separator: str = DEFAULT_SEPARATOR,
-    max_chars: int = DEFAULT_MAX_CHARS,
+    max_chars: int | None = None,
 ) -> TextSelection:
-    """Build each row's text from ``columns`` (joined) or ``template``; empty rows are marked, not dropped."""
+    """Build each row's text from ``columns`` (joined) or ``template``; empty rows are marked, not dropped.
+    Texts longer than ``max_chars`` (default ``Limits.from_env().max_text_chars``) are cut for embedding."""
+    max_chars = Limits.from_env().max_text_chars if max_chars is None else max_chars
     notes: list[str] = []
     if template:
         names = template_fields(template)

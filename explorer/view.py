@@ -11,7 +11,9 @@ import pandas as pd
 from .errors import InputError
 
 # Per-session view state that belongs to one open map and is dropped when another map is opened.
-VIEW_STATE_KEYS = ("selected_row", "selection", "last_event", "query", "last_query", "selected_title", "why_row")
+VIEW_STATE_KEYS = (
+    "selected_row", "selection", "last_event", "query", "last_query", "selected_title", "why_row", "focus_cluster",
+)
 
 
 def keyword_mask(texts: Sequence[str], pattern: str, *, regex: bool = False) -> np.ndarray:

@@ -9,14 +9,17 @@ turns the same table into docs/reliability.md.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import pandas as pd
 
@@ -108,7 +111,8 @@ def make_zip(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
-            archive.writestr(zipfile.ZipInfo(name), data)
+            # A ZipInfo keeps the name exactly as given (../ and all) but must be told to deflate.
+            archive.writestr(zipfile.ZipInfo(name), data, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
@@ -152,16 +156,20 @@ def _parquet(frame: pd.DataFrame) -> bytes:
 
 
 def xlsx_with_sheets_and_merged_cells() -> bytes:
-    """Three sheets; the first has a merged title cell above its header and a merged 'field' column."""
+    """Three sheets; the first has a title merged across the table above its header and a 'field' column
+    whose cells are merged down pairs of rows."""
     from openpyxl import Workbook
 
     book = Workbook()
     sheet = book.active
     sheet.title = "papers"
+    sheet.append(["Papers we read in 2024"])
+    sheet.merge_cells("A1:C1")
+    sheet.append([])
     sheet.append(["title", "abstract", "field"])
     for i, (title, abstract) in enumerate(_TOPICS):
         sheet.append([title, abstract, ("biology", "physics", "economics")[i // 2] if i % 2 == 0 else None])
-    for first in (2, 4, 6):  # each field names the two rows below it, as people lay out groups
+    for first in (4, 6, 8):  # each field names the two rows beside it, as people lay out groups
         sheet.merge_cells(f"C{first}:C{first + 1}")
     book.create_sheet("notes").append(["this sheet is not the data"])
     book.create_sheet("empty")
@@ -418,7 +426,7 @@ CASES: list[Case] = [
                                        "Protein folding,Chains fold", encoding="latin-1")),
          rows=2, message="it was read as latin-1"),
     Case("invalid_utf8_middle", "UTF-8 with invalid bytes in the middle", _invalid_utf8_middle, rows=4,
-         message="2 byte(s) on line 4 are not valid UTF-8", app=True),
+         message="2 invalid byte sequence(s) on line 4: they were replaced", app=True),
     Case("five_mb_cell", "a 5 MB single cell", _five_mb_cell, rows=4,
          message="only the first 20,000 are embedded"),
     Case("long_text_cap", "text over the per-row cap (EXPLORER_MAX_TEXT_CHARS=40)",
@@ -439,7 +447,8 @@ CASES: list[Case] = [
          message="Read sheet 'papers'; the workbook has 3 sheets", app=True),
     Case("xlsx_named_csv", "an Excel workbook named .csv", _xlsx_named_csv, rows=6,
          message="is an Excel workbook: it was read as one"),
-    Case("parquet_named_csv", "Parquet named .csv", lambda: ("papers.csv", _parquet(papers())), rows=6),
+    Case("parquet_named_csv", "Parquet named .csv", lambda: ("papers.csv", _parquet(papers())), rows=6,
+         message="papers.csv is a Parquet file: it was read as one"),
     Case("html_titles", "HTML and script tags in titles", _html_titles, rows=6),
     Case("formula_cells", "cells starting with =, +, -, @", _formula_cells, rows=5),
     # --- images ----------------------------------------------------------------------------------------
@@ -485,6 +494,76 @@ CASES: list[Case] = [
     Case("query_blank", "a query of spaces and newlines", lambda: ("papers.csv", papers_csv()), kind=QUERY,
          query=" \n\t ", error=InputError, message="The search query is empty"),
 ]
+
+
+# --- running a case through the library ----------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What the library did with one case."""
+
+    error: ExplorerError | None = None
+    rows: int | None = None
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+    table: object = None  # the LoadedTable of a TABLE case that loaded
+
+    @property
+    def message(self) -> str:
+        """The text a person is shown: the error, or the notes."""
+        return str(self.error) if self.error else " / ".join(self.notes)
+
+
+@contextlib.contextmanager
+def case_env(case: Case) -> Iterator[None]:
+    """The case's environment (its lowered limits) for the duration of the block."""
+    saved = {name: os.environ.get(name) for name in case.env}
+    os.environ.update(case.env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+QUERY_MAP = "searched"
+
+
+def run_library(case: Case, path: Path, workspace) -> Outcome:
+    """Do with ``path`` what the app and the CLI do with such an input, in ``workspace``; an
+    ExplorerError becomes the outcome, any other exception is a bug and propagates."""
+    from explorer import (
+        ProjectionConfig,
+        build_image_map,
+        build_map,
+        compose_texts,
+        load_table,
+        search_map,
+    )
+
+    pca = ProjectionConfig(method="pca")
+    try:
+        if case.kind == TABLE:
+            table = load_table(path)
+            selection = compose_texts(table.frame)
+            return Outcome(rows=len(table.frame), skipped=len(table.skipped_lines),
+                           notes=[*table.notes, *selection.notes], table=table)
+        if case.kind == IMAGES:
+            images = build_image_map(path, model="pixels", projection=pca, workspace=workspace)
+            return Outcome(rows=len(images.saved.points), skipped=len(images.skipped), notes=images.notes)
+        if case.kind == MAP_NAME:
+            built = build_map(path, name=case.map_name, model="hashing", projection=pca, workspace=workspace)
+            return Outcome(rows=len(built.saved.points), notes=built.notes)
+        saved = build_map(path, name=QUERY_MAP, model="hashing", projection=pca, workspace=workspace).saved
+        result = search_map(saved, case.query)
+        return Outcome(rows=len(saved.points), notes=result.notes)
+    except ExplorerError as exc:
+        return Outcome(error=exc)
+
 
 CHECKS: dict[str, Callable] = {
     "five_mb_cell": _check_five_mb_cell, "pandas_internals": _check_internals, "emoji_rtl": _check_emoji_rtl,

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer import Workspace, build_map
+from explorer.cluster import ClusterConfig
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -162,3 +163,53 @@ def test_about_names_the_model_and_licence():
     at = _app(ABOUT)
     text = " ".join(m.value for m in at.markdown)
     assert "all-MiniLM-L6-v2" in text and "Apache 2.0" in text
+
+
+def _open(name: str) -> AppTest:
+    at = _app()
+    at.selectbox(key="open_choice").set_value(name)
+    at.button(key="open_saved").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.slow
+def test_cluster_panel_colours_and_contrast(papers_frame):
+    build_map(papers_frame, name="clustered", model="hashing", workspace=Workspace(),
+              clusters=ClusterConfig(method="kmeans", k=3, levels=1))
+    at = _open("clustered")
+    assert any(h.value == "Clusters (3)" for h in at.subheader)
+    assert "cluster label" in at.selectbox(key="colour_by").options
+    assert "cluster" not in at.selectbox(key="colour_by").options
+    at.selectbox(key="colour_by").set_value("cluster label").run()
+    assert not at.exception, at.exception
+    figure = at.get("plotly_chart")[0].proto.spec
+    assert figure.count('"annotations"') == 1, "cluster labels are drawn as annotations"
+    assert at.selectbox(key="contrast_a").value != at.selectbox(key="contrast_b").value
+    assert len(at.expander[-1].dataframe) == 2
+
+
+@pytest.mark.slow
+def test_find_clusters_on_a_map_built_without(papers_frame):
+    build_map(papers_frame, name="plain", model="hashing", workspace=Workspace())
+    at = _open("plain")
+    at.button(key="find_clusters").click().run()
+    assert not at.exception, at.exception
+    assert any(h.value.startswith("Clusters (") for h in at.subheader)
+    assert Workspace().open("plain").manifest["clusters"]
+
+
+@pytest.mark.slow
+def test_remove_selection_and_reproject_keeps_the_original(papers_frame):
+    build_map(papers_frame, name="source", model="hashing", workspace=Workspace())
+    before = (Workspace().map_path("source") / "points.parquet").read_bytes()
+    at = _open("source")
+    at.session_state["selection"] = list(range(10))
+    at.run()
+    at.button(key="remove_selection").click().run()
+    assert not at.exception, at.exception
+    new_name = at.session_state["map_name"]
+    assert new_name != "source"
+    assert len(Workspace().open(new_name).points) == len(papers_frame) - 10
+    assert (Workspace().map_path("source") / "points.parquet").read_bytes() == before
+    assert any("is unchanged" in i.value for i in at.info)

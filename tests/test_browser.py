@@ -173,6 +173,16 @@ def test_sample_papers_protein_folding(browser, app_url):
     results = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
     top = results.all_inner_texts()[:5]
     assert sum("rotein" in label or "olding" in label for label in top) >= 4, top
+    # Cluster labels are drawn on the map, readable (boxed) and not piled on each other.
+    labels = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
+    assert len(labels) >= 4, labels
+    assert any("protein" in label or "folding" in label for label in labels), labels
+    boxes = [page.locator(".js-plotly-plot .annotation").nth(i).bounding_box() for i in range(len(labels))]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap_x = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+            overlap_y = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+            assert overlap_x <= 2 or overlap_y <= 2, (a, b)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "sample_protein_folding.png"))
     assert page.evaluate("window.__pwned") is None
