@@ -239,13 +239,14 @@ def place_labels(
     """The labels (columns x, y, label, size) that fit without overlapping, biggest clusters first."""
     if labels is None or labels.empty:
         return labels
-    sx = width_px / max(x_range[1] - x_range[0], 1e-9)
-    sy = height_px / max(y_range[1] - y_range[0], 1e-9)
+    # The map keeps a square aspect, so one scale (the tighter axis's) maps data units to pixels.
+    scale = min(width_px / max(x_range[1] - x_range[0], 1e-9), height_px / max(y_range[1] - y_range[0], 1e-9))
+    sx = sy = scale
     placed: list[tuple[float, float, float, float]] = []
     keep = []
     for idx, row in labels.sort_values("size", ascending=False).iterrows():
-        half_w = len(str(row["label"])) * LABEL_CHAR_PX / 2 + 4
-        half_h = LABEL_HEIGHT_PX / 2 + 2
+        half_w = len(str(row["label"])) * LABEL_CHAR_PX / 2 + 6
+        half_h = LABEL_HEIGHT_PX / 2 + 4
         cx, cy = (row["x"] - x_range[0]) * sx, (row["y"] - y_range[0]) * sy
         box = (cx - half_w, cx + half_w, cy - half_h, cy + half_h)
         if any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed):

@@ -68,12 +68,13 @@ def streamlit_server(home: Path, *, env: dict[str, str] | None = None, timeout: 
             proc.kill()
 
 
+# True once Streamlit has finished running the script (for sync and async Playwright pages alike).
+IDLE_SCRIPT = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app && app.getAttribute('data-test-script-state') === 'notRunning';
+}"""
+
+
 def wait_until_idle(page, *, timeout: float = 180_000) -> None:
     """Wait until Streamlit has finished running the script (its status widget says not running)."""
-    page.wait_for_function(
-        """() => {
-            const app = document.querySelector('[data-testid="stApp"]');
-            return app && app.getAttribute('data-test-script-state') === 'notRunning';
-        }""",
-        timeout=timeout,
-    )
+    page.wait_for_function(IDLE_SCRIPT, timeout=timeout)

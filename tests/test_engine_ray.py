@@ -1,0 +1,180 @@
+"""The ray engine (issue 9): the local engine's map on a local Ray instance, every row once despite a dead worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sklearn.manifold import trustworthiness
+
+from explorer import HashingEmbedder, ProjectionConfig, Workspace, build_map
+
+REPO = Path(__file__).resolve().parents[1]
+ARXIV = REPO.parent / "shared" / "data" / "arxiv_cs" / "arxiv_cs10_2500.csv"
+RAY_CPUS = 2
+
+
+def titles_csv(path: Path, rows: int) -> Path:
+    """``rows`` short texts: arXiv titles when the shared data is there, else generated sentences."""
+    if ARXIV.is_file():
+        frame = pd.read_csv(ARXIV, dtype={"arxiv_id": str})[["arxiv_id", "title", "primary_category"]]
+        frame = frame.head(rows)
+    else:
+        subjects = ["Graph networks", "Protein folding", "Market prices", "Quantum fields", "Robot arms",
+                    "Image segmentation", "Language models", "Game theory", "Coding theory", "Ray tracing"]
+        frame = pd.DataFrame({
+            "title": [f"{subjects[i % 10]} under constraint {i % 37}, case {i}" for i in range(rows)],
+            "primary_category": [f"c{i % 10}" for i in range(rows)],
+        })
+    assert len(frame) == rows
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_python(code: str, *, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_import_and_local_build_never_import_ray(tmp_path, papers_frame):
+    csv = tmp_path / "papers.csv"
+    papers_frame.to_csv(csv, index=False)
+    code = f"""
+import json, sys
+import explorer
+after_import = sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))
+from explorer.cli import main
+status = main(["--home", {str(tmp_path / "home")!r}, "build", {str(csv)!r}, "--model", "hashing",
+               "--projection", "pca", "-q"])
+after_build = sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))
+print(json.dumps({{"status": status, "after_import": after_import, "after_build": after_build}}))
+"""
+    done = run_python(code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"status": 0, "after_import": [], "after_build": []}
+    assert Workspace(tmp_path / "home").exists("papers")  # the build did run
+
+
+def test_ray_only_options_need_the_ray_engine(tmp_path, papers_frame, capsys):
+    from explorer.cli import main
+
+    csv = tmp_path / "papers.csv"
+    papers_frame.to_csv(csv, index=False)
+    assert main(["build", str(csv), "--model", "hashing", "--num-workers", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --num-workers only apply with --engine ray."
+
+
+@pytest.mark.slow
+def test_cli_starts_a_local_ray_instance_and_prints_only_its_own_lines(tmp_path):
+    pytest.importorskip("ray")
+    csv = titles_csv(tmp_path / "titles.csv", 300)
+    home = tmp_path / "home"
+    done = subprocess.run(
+        [sys.executable, "-m", "explorer.cli", "--home", str(home), "build", str(csv), "--engine", "ray",
+         "--num-workers", "2", "--model", "hashing", "--projection", "pca", "--name", "on-ray"],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    # Ray's start-up lines, progress bars and INFO logs stay out of the terminal.
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"saved: {home / 'maps' / 'on-ray'}"
+    assert lines[1].startswith("rows: 300  embedded: 300  from cache: 0  model: hashing-256")
+    saved = Workspace(home).open("on-ray")
+    assert saved.manifest["engine"]["name"] == "ray"
+    assert saved.manifest["engine"]["address"] == "local"
+    assert saved.points["row_id"].tolist() == list(range(300))
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance limited to 2 CPUs for the module's builds."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_build_of_2000_titles_equals_the_local_build(ray_instance, tmp_path, workspace):
+    from explorer.engine_ray import RayConfig, build_map_ray
+
+    csv = titles_csv(tmp_path / "titles.csv", 2000)
+    local = build_map(csv, name="local", workspace=workspace, use_cache=False).saved
+    reports: list[tuple[str, float, str]] = []
+    remote = build_map_ray(csv, name="ray", workspace=workspace, ray_config=RayConfig(num_workers=2, batch_rows=250),
+                           progress=lambda stage, fraction, message="": reports.append((stage, fraction, message)))
+    remote = workspace.open(remote.saved.name)  # what the app would open
+
+    assert remote.points["row_id"].tolist() == local.points["row_id"].tolist() == list(range(2000))
+    pd.testing.assert_frame_equal(remote.points.drop(columns=["x", "y"]), local.points.drop(columns=["x", "y"]))
+    assert remote.embeddings.shape == local.embeddings.shape == (2000, 384)
+    assert np.abs(remote.embeddings - local.embeddings).max() < 1e-5
+    same_fields = ("rows", "embedded_rows", "text_columns", "template", "model_id", "model_hash", "dimension", "source")
+    assert {k: remote.manifest[k] for k in same_fields} == {k: local.manifest[k] for k in same_fields}
+    assert set(local.manifest) <= set(remote.manifest)
+    # 2,000 rows is below the 50,000-row sample: UMAP is fitted on every row, as the local engine does.
+    assert remote.manifest["projection"]["method_used"] == "umap"
+    assert remote.manifest["projection"]["fit_rows"] == 2000
+
+    coords = remote.coords
+    assert np.isfinite(coords).all() and (coords.std(axis=0) > 0.5).all()
+    assert trustworthiness(remote.embeddings, coords, n_neighbors=10) > 0.85
+
+    embed = [(fraction, message) for stage, fraction, message in reports if stage == "embed"]
+    fractions = [fraction for fraction, _ in embed]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert embed[-1][1] == "2,000 / 2,000 rows embedded on 2 worker(s)"
+    assert len(embed) >= 1 + 2000 // 250  # one report per task, as its rows come back
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_retried_and_every_row_comes_back_once(ray_instance, tmp_path, monkeypatch):
+    from explorer.engine_ray import CRASH_ENV, RayConfig, embed_on_ray
+
+    texts = [f"record {i} on topic {i % 7} with detail {i % 11}" for i in range(3000)]
+    row_ids = np.arange(3000, dtype=np.int64) * 3 + 1  # ids that are not positions
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_ENV, f"3:{marker}")  # one actor dies on its third batch, once
+    shards = tmp_path / "shards"
+    vectors = embed_on_ray(texts, row_ids, model="hashing", shards=shards, workers=2,
+                           config=RayConfig(batch_rows=100))
+    assert marker.exists(), "no actor was killed: the test hook did not fire"
+
+    written = np.concatenate([pq.read_table(f).column("row_id").to_numpy() for f in sorted(shards.glob("*.parquet"))])
+    assert len(written) == len(row_ids)
+    assert sorted(written.tolist()) == row_ids.tolist()  # every row exactly once
+    np.testing.assert_array_equal(vectors, HashingEmbedder().embed(texts))  # each vector beside its own row
+
+
+@pytest.mark.slow
+def test_large_input_fits_umap_on_a_sample_and_transforms_the_rest_on_the_cluster(ray_instance, tmp_path, workspace):
+    from explorer.engine_ray import RayConfig, build_map_ray
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    csv = titles_csv(tmp_path / "all.csv", 1500)
+    frame = pd.read_csv(csv, dtype={"arxiv_id": str})
+    for part, start in enumerate(range(0, 1500, 500)):
+        frame.iloc[start : start + 500].to_parquet(folder / f"part-{part}.parquet", index=False)
+
+    result = build_map_ray(folder, model="hashing-64", workspace=workspace, projection=ProjectionConfig(),
+                           ray_config=RayConfig(num_workers=2, batch_rows=200, sample_rows=600))
+    saved = result.saved
+    assert saved.name == "parts" and saved.manifest["source"]["format"] == "parquet"
+    assert saved.points["title"].tolist() == frame["title"].tolist()  # the folder's files in order
+    assert saved.manifest["projection"]["fit_rows"] == 600
+    assert np.isfinite(saved.coords).all()
+    # The 900 transformed rows land among their neighbours, not at one spot.
+    assert trustworthiness(saved.embeddings, saved.coords, n_neighbors=10) > 0.8
+    assert not list((workspace.root / "ray-work").glob("*/part-*.parquet"))  # the shards go once the map is saved
