@@ -23,6 +23,7 @@ from explorer.draw import (
     title_column,
 )
 from explorer.export import to_csv_bytes
+from explorer.hashing import file_sha256
 from explorer.image_embed import DEFAULT_CLIP_MODEL, KEYWORD, PIXEL_MODEL, load_image_embedder
 from explorer.image_pipeline import IMAGE_KIND, build_image_map
 from explorer.image_search import search_images_by_example, search_images_by_text
@@ -46,6 +47,7 @@ from explorer.view import (
 
 SAMPLE_PAPERS = Path(__file__).parent / "sample_data" / "papers.csv"
 SAMPLE_IMAGES = Path(__file__).parent / "sample_data" / "images"
+SAMPLE_MAP = "Sample papers"
 IMAGE_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 # Tests and demos may pick another default model (e.g. "hashing"); unset means the bundled MiniLM.
 DEFAULT_MODEL = os.environ.get("EXPLORER_DEFAULT_MODEL") or None
@@ -257,6 +259,17 @@ def image_form(files) -> None:
         run_build(image_set, builder=build_image_map, name=name or None, model=model, projection=projection)
 
 
+def sample_map_is_current() -> bool:
+    """Whether the saved sample map was built from today's sample file with the default model."""
+    workspace = Workspace()
+    if not workspace.exists(SAMPLE_MAP):
+        return False
+    manifest = workspace.open(SAMPLE_MAP, mmap=True).manifest
+    expected_model = load_embedder(DEFAULT_MODEL).model_id
+    return (manifest.get("source", {}).get("sha256") == file_sha256(SAMPLE_PAPERS)
+            and manifest.get("model_id") == expected_model and bool(manifest.get("clusters")))
+
+
 def landing() -> None:
     """The first screen: three ways in."""
     st.title("Embedding Explorer")
@@ -288,7 +301,10 @@ def landing() -> None:
         else:
             st.caption("No saved maps yet.")
     if st.session_state.pop("building_sample", False):
-        run_build(SAMPLE_PAPERS, source_name=SAMPLE_PAPERS.name, name="Sample papers", model=DEFAULT_MODEL,
+        if sample_map_is_current():
+            show_map(SAMPLE_MAP)
+            st.rerun()
+        run_build(SAMPLE_PAPERS, source_name=SAMPLE_PAPERS.name, name=SAMPLE_MAP, model=DEFAULT_MODEL,
                   clusters=ClusterConfig())
     if st.session_state.pop("building_sample_images", False):
         run_build(SAMPLE_IMAGES, builder=build_image_map, name="Sample digits", model=PIXEL_MODEL)

@@ -213,3 +213,17 @@ def test_remove_selection_and_reproject_keeps_the_original(papers_frame):
     assert len(Workspace().open(new_name).points) == len(papers_frame) - 10
     assert (Workspace().map_path("source") / "points.parquet").read_bytes() == before
     assert any("is unchanged" in i.value for i in at.info)
+
+
+@pytest.mark.slow
+def test_sample_papers_is_built_once_then_reopened():
+    at = _app()
+    at.button(key="try_sample").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["map_name"] == "Sample papers"
+    first = Workspace().open("Sample papers").manifest["created"]
+    assert any(h.value.startswith("Clusters (") for h in at.subheader)
+    at.button(key="new_map").click().run()
+    at.button(key="try_sample").click().run()
+    assert at.session_state["map_name"] == "Sample papers"
+    assert Workspace().open("Sample papers").manifest["created"] == first, "the second click reopens, not rebuilds"
