@@ -31,7 +31,7 @@ from explorer.images import read_images
 from explorer.labels import contrast_terms
 from explorer.map_clusters import add_clusters, cluster_levels, cluster_table, point_labels, rename_cluster
 from explorer.project import warm_up_umap
-from explorer.search import embed_query, nearest_neighbors, query_position, search_similar
+from explorer.search import embed_query, nearest_neighbors, query_notes, query_position, search_similar
 from explorer.texts import compose_texts, detect_text_columns
 from explorer.thumbnails import has_thumbnails, load_thumbnails
 from explorer.view import (
@@ -126,8 +126,11 @@ def show_map(name: str) -> None:
 # ---------------------------------------------------------------- building
 
 
-def run_build(source, *, builder=build_map, **options) -> None:
-    """Build a map inside a status box with a live progress bar; errors are shown, nothing is lost."""
+def run_build(source, *, builder=build_map, replace: bool = False, **options) -> None:
+    """Build a map inside a status box with a live progress bar; errors are shown, nothing is lost.
+
+    Unless ``replace``, the map gets a free name ("data (2)"): another session's map of the same
+    name must never be overwritten under it."""
     with st.status("Building the map…", expanded=True) as status:
         stage_text = st.empty()
         bar = st.progress(0.0)
@@ -144,7 +147,10 @@ def run_build(source, *, builder=build_map, **options) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0))
 
         try:
-            result = builder(source, workspace=Workspace(), progress=progress, **options)
+            workspace = Workspace()
+            if options.get("name") and not replace:
+                options["name"] = workspace.unique_name(options["name"])
+            result = builder(source, workspace=workspace, progress=progress, **options)
         except ExplorerError as exc:
             status.update(label="The map could not be built", state="error", expanded=True)
             st.error(str(exc))
@@ -305,7 +311,7 @@ def landing() -> None:
             show_map(SAMPLE_MAP)
             st.rerun()
         run_build(SAMPLE_PAPERS, source_name=SAMPLE_PAPERS.name, name=SAMPLE_MAP, model=DEFAULT_MODEL,
-                  clusters=ClusterConfig())
+                  clusters=ClusterConfig(), replace=True)
     if st.session_state.pop("building_sample_images", False):
         run_build(SAMPLE_IMAGES, builder=build_image_map, name="Sample digits", model=PIXEL_MODEL)
     if uploaded is not None:
@@ -406,6 +412,8 @@ def run_search(saved, query: str, *, k: int, threshold: float, example: bytes | 
         return None
     if query:
         st.session_state["last_query"] = query
+        for note in query_notes(query):
+            st.info(note)
     return result
 
 

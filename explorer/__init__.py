@@ -14,6 +14,7 @@ from .image_pipeline import ImageBuildResult, build_image_map
 from .image_search import ImageSearchResult, search_images_by_example, search_images_by_text
 from .images import ImageLimits, ImageSet, open_image, read_image_table, read_images
 from .labels import ClusterLabel, Contrast, contrast_terms, label_clusters, label_levels
+from .limits import Limits
 from .load import LoadedTable, load_table
 from .map_clusters import add_clusters, cluster_levels, cluster_table, point_labels, rename_cluster
 from .pipeline import BuildResult, build_map
@@ -43,3 +44,5 @@ __all__ += [
     "cluster_levels", "cluster_map", "cluster_table", "contrast_terms", "label_clusters",
     "label_levels", "point_labels", "remove_and_reproject", "rename_cluster",
 ]
+# Caps on what one upload may hold (issue 7).
+__all__ += ["Limits"]

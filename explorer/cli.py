@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -13,10 +14,18 @@ from .cluster import SPACES as CLUSTER_SPACES
 from .cluster import ClusterConfig
 from .errors import EngineError, ExplorerError, InputError
 from .export import to_csv_bytes, to_parquet_bytes
+from .modes import MODES
 from .project import METHODS, ProjectionConfig
 from .store import Workspace
 
 EXIT_USER_ERROR = 2
+# Titles, labels, column and file names come from the user's data: their control characters (escape
+# sequences can move the cursor, retitle the window or clear the screen) are printed as "?", not obeyed.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text) -> str:
+    return _CONTROL_CHARS.sub("?", str(text))
 
 
 class _ProgressBar:
@@ -71,13 +80,13 @@ def _build(args: argparse.Namespace) -> int:
         if args.engine == "ray":
             result = _ray_engine().build_map_ray(args.file, ray_config=_ray_config(args), **common)
         else:
-            result = build_map(Path(args.file), use_cache=not args.no_cache, **common)
+            result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, **common)
     finally:
         if bar:
             bar.close()
     manifest = result.saved.manifest
     for note in result.notes:
-        print(f"note: {note}")
+        print(f"note: {_printable(note)}")
     print(f"saved: {result.saved.path}")
     print(f"rows: {manifest['rows']:,}  embedded: {manifest['embedded_rows']:,}  "
           f"from cache: {result.n_cached:,}  model: {manifest['model_id']}")
@@ -144,7 +153,7 @@ def _build_images(args: argparse.Namespace) -> int:
         if bar:
             bar.close()
     for name, reason in result.skipped[:20]:
-        print(f"skipped: {name}: {reason}")
+        print(f"skipped: {_printable(name)}: {_printable(reason)}")
     if len(result.skipped) > 20:
         print(f"skipped: … and {len(result.skipped) - 20:,} more (listed in the map's manifest)")
     manifest = result.saved.manifest
@@ -168,7 +177,7 @@ def _search_images(saved, args: argparse.Namespace) -> int:
         else [""] * len(names)
     row_ids = saved.points["row_id"].to_numpy()
     for rank, idx in enumerate(result.indices, start=1):
-        print(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {names[idx]}  {labels[idx]}")
+        print(_printable(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {names[idx]}  {labels[idx]}"))
     if len(result.indices) == 0:
         print("no result" if result.mode != "clip" else "no result above the threshold")
     return 0
@@ -182,12 +191,12 @@ def _search(args: argparse.Namespace) -> int:
         return _search_images(saved, args)
     result = search_map(saved, args.query, k=args.k, threshold=args.threshold)
     for note in result.notes:
-        print(f"note: {note}")
+        print(f"note: {_printable(note)}")
     texts = saved.texts()
     row_ids = saved.points["row_id"].to_numpy()
     for rank, idx in enumerate(result.indices, start=1):
         snippet = " ".join(texts[idx].split())[:100]
-        print(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {snippet}")
+        print(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {_printable(snippet)}")
     if len(result.indices) == 0:
         print("no result above the threshold")
     return 0
@@ -199,13 +208,13 @@ def _explain(args: argparse.Namespace) -> int:
     saved = Workspace(args.home).open(args.map)
     explanation = explain_hit(saved, args.query, args.row_id)
     print(f"cosine: {explanation.cosine:.4f}  (row {args.row_id}; the sum of either side's shares)")
-    print(f"hit: {' '.join(explanation.text.split())[:100]}")
+    print(f"hit: {_printable(' '.join(explanation.text.split())[:100])}")
     sides = (("query", explanation.query_tokens), ("hit", explanation.text_tokens))
     for name, side in sides:
         ranked = side.ranked(args.k)
         print(f"{name} tokens, largest share first ({len(ranked)} of {len(side.tokens)}):")
         for token, share in ranked:
-            print(f"  {share:+.4f}  {token}")
+            print(f"  {share:+.4f}  {_printable(token)}")
     return 0
 
 
@@ -235,7 +244,7 @@ def _clusters(args: argparse.Namespace) -> int:
         unclustered = saved.manifest["clusters"]["levels"][level]["unclustered"]
         print(f"{level}: {len(table)} clusters, {unclustered:,} points unclustered")
         for row in table.itertuples():
-            print(f"{level}\t{row.id}\t{row.size}\t{row.label}")
+            print(f"{level}\t{row.id}\t{row.size}\t{_printable(row.label)}")
     return 0
 
 
@@ -289,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--template", help='combine columns, e.g. "{title}. {abstract}"')
     build.add_argument("--model", help="sentence-transformers name or folder (default: bundled MiniLM; "
                        "for images clip-ViT-B-32, or 'pixels' for the offline image embedder)")
+    build.add_argument("--mode", choices=MODES, default="auto",
+                       help="text maps without --model: 'quality' (the transformer), 'fast' (TF-IDF + SVD fitted on "
+                       "the data, ~1,000 rows/s) or 'auto' (default: fast when the transformer would take "
+                       "over a minute)")
     build.add_argument("--images", metavar="ZIP", help="a ZIP of the images a table's path column names")
     build.add_argument("--path-column", help="the table's column of image paths inside --images")
     build.add_argument("--name", help="map name (default: the file name)")
@@ -361,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ExplorerError, OSError) as exc:
         # One line, whatever the message holds: scripts and people read just the first.
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: {_printable(' '.join(str(exc).split()))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

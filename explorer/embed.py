@@ -191,7 +191,8 @@ _WORD = re.compile(r"\w+")
 def load_embedder(
     model: str | Embedder | None = None, *, max_seq_length: int | None = None, device: str = "cpu"
 ) -> Embedder:
-    """The embedder for a model spec: None → bundled MiniLM, "hashing" → HashingEmbedder, else a name/path."""
+    """The embedder for a model spec: None → bundled MiniLM, "hashing" → HashingEmbedder, "tfidf-svd…" → the
+    fast corpus embedder (fitted ones from the default workspace), else a sentence-transformers name/path."""
     if model is None or model == "":
         return SentenceTransformerEmbedder(BUNDLED_MODEL, max_seq_length=max_seq_length, device=device)
     if not isinstance(model, str):
@@ -201,4 +202,8 @@ def load_embedder(
         if not size.isdigit() or int(size) == 0:
             raise ModelError(f"'{model}' is not a hashing model: use 'hashing' or 'hashing-<dimension>'.")
         return HashingEmbedder(dimension=int(size))
+    from .fast_embed import is_corpus_model, load_corpus_embedder
+
+    if is_corpus_model(model):
+        return load_corpus_embedder(model)
     return SentenceTransformerEmbedder(model, max_seq_length=max_seq_length, device=device)

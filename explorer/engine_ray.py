@@ -31,7 +31,6 @@ from .embed import DEFAULT_BATCH_SIZE, load_embedder
 from .errors import EngineError, ExplorerError, InputError
 from .hashing import bytes_hash, file_sha256
 from .load import LoadedTable, tidy_columns
-from .load import _infer_column as infer_column_type
 from .map_clusters import add_clusters
 from .pipeline import BuildResult, assemble_points, text_map_manifest
 from .progress import ProgressFn, no_progress
@@ -248,14 +247,24 @@ def read_table(files: list[Path], fmt: str, *, source_name: str) -> LoadedTable:
     if len(frame) == 0:
         raise InputError(f"{source_name}: the file(s) have no rows.")
     if fmt == "csv":
-        frame = frame.apply(infer_column_type)
+        frame = frame.apply(_type_like_read_csv)
     notes: list[str] = []
     frame = tidy_columns(frame, notes=notes)
     if len(files) == 1:
         content_hash = file_sha256(files[0])  # equal to a local build's hash of the same file
     else:
         content_hash = bytes_hash("\n".join(f"{p.name} {file_sha256(p)}" for p in files).encode())
-    return LoadedTable(frame=frame, source_name=source_name, format=fmt, content_hash=content_hash, notes=notes)
+    return LoadedTable(frame=frame, source_name=source_name, format=fmt, content_hash=content_hash,
+                       encoding="utf-8" if fmt == "csv" else None, notes=notes)  # Arrow reads CSV as UTF-8
+
+
+def _type_like_read_csv(column: pd.Series) -> pd.Series:
+    """A text column typed as load_table's pandas reader does it: Int64, Float64 or string."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    if column.notna().any() and numbers.notna().sum() == column.notna().sum():
+        integral = column.dropna().str.fullmatch(r"\s*[+-]?\d+\s*").all()
+        return numbers.astype("Int64" if integral else "Float64")
+    return column.astype("string")
 
 
 def _run_key(table: LoadedTable, selection: TextSelection, model_id: str) -> str:
@@ -334,7 +343,9 @@ def embed_on_ray(
     if todo.any():
         frame = pd.DataFrame({"row_id": row_ids[todo], "text": [t for t, keep in zip(texts, todo, strict=True)
                                                                  if keep]})
-        blocks = [frame.iloc[i : i + config.batch_rows] for i in range(0, len(frame), config.batch_rows)]
+        # Small inputs are cut finer so that every actor of the pool gets a share.
+        rows_per_task = max(1, min(config.batch_rows, math.ceil(len(frame) / workers)))
+        blocks = [frame.iloc[i : i + rows_per_task] for i in range(0, len(frame), rows_per_task)]
         dataset = ray.data.from_pandas(blocks).map_batches(
             EmbedBatches,
             fn_constructor_kwargs={
@@ -418,6 +429,11 @@ def _first_line(exc: BaseException) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
+def sample_indices(n: int, sample_rows: int, *, seed: int) -> np.ndarray:
+    """The sorted positions of the rows UMAP is fitted on: a uniform sample fixed by the seed."""
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(n, sample_rows), replace=False))
+
+
 @ray.remote(num_cpus=1)
 def _transform_chunk(reducer, vectors: np.ndarray) -> np.ndarray:
     return np.asarray(reducer.transform(vectors), dtype=np.float32)
@@ -440,7 +456,7 @@ def project_sample_then_transform(
     if n <= sample_rows or config.method != "umap":
         return project(vectors, config=config), n
     started = time.perf_counter()
-    sample = np.sort(np.random.default_rng(config.seed).choice(n, size=sample_rows, replace=False))
+    sample = sample_indices(n, sample_rows, seed=config.seed)
     progress("project", 0.0, f"Fitting UMAP on a sample of {sample_rows:,} of {n:,} rows")
     fitted = project(vectors[sample], config=config)
     if fitted.reducer is None:  # a degenerate sample: fall back to laying out every row at once

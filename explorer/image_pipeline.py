@@ -16,7 +16,7 @@ from .cache import EmbeddingCache
 from .embed import DEFAULT_BATCH_SIZE
 from .errors import InputError
 from .image_embed import SEMANTIC, ImageEmbedder, embed_image_set, load_image_embedder
-from .images import IMAGE_COLUMNS, ImageLimits, ImageSet, read_images
+from .images import IMAGE_COLUMNS, ImageLimits, ImageSet, describe_skipped, read_images
 from .pipeline import BuildResult, assemble_points
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
@@ -74,7 +74,7 @@ def build_image_map(
     images = source if isinstance(source, ImageSet) else read_images(source, limits=limits,
                                                                       progress=progress)
     if len(images) == 0:
-        reasons = "; ".join(f"{n} ({r})" for n, r in images.skipped[:5]) or "it holds no files"
+        reasons = describe_skipped(images.skipped) or "it holds no files"
         raise InputError(f"{images.source_name}: no readable image was found: {reasons}.")
     seconds["load"] = time.perf_counter() - started
     progress("load", 1.0, f"{len(images):,} images, {len(images.skipped):,} skipped")

@@ -41,17 +41,16 @@ IMAGE_COLUMNS = ("file", "label", "width", "height", "format")
 DEFAULT_MAX_SIDE = 512
 # Names a table's image-path column often has, in the order they are preferred.
 PATH_COLUMN_NAMES = ("path", "image_path", "file", "filename", "file_name", "image", "img", "filepath")
-# Pillow's own limit (about 89 megapixels) is the documented decompression-bomb threshold.
-DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+DEFAULT_MAX_PIXELS = Limits.max_image_pixels
 
 
 @dataclass(frozen=True)
 class ImageLimits:
     """Caps on what one upload may hold, so a hostile ZIP cannot exhaust memory or time."""
 
-    max_files: int = 20_000
-    max_total_bytes: int = 1024**3
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_files: int = Limits.max_zip_files
+    max_total_bytes: int = Limits.max_unzipped_bytes
+    max_pixels: int = Limits.max_image_pixels
 
     @classmethod
     def from_env(cls) -> ImageLimits:
@@ -321,12 +320,22 @@ class _Decoded:
                path_column: str = "file") -> ImageSet:
         notes = list(notes or [])
         if skipped:
-            notes.append(f"Skipped {len(skipped):,} file(s) that are not usable images: "
-                         + "; ".join(f"{n} ({r})" for n, r in skipped[:5])
-                         + (" …" if len(skipped) > 5 else ""))
+            notes.append(f"Skipped {len(skipped):,} file(s) that are not usable images: {describe_skipped(skipped)}")
         return ImageSet(frame=frame, data=self.data, thumbnails=self.thumbnails, hashes=self.hashes,
                         skipped=skipped, source_name=source_name, format=fmt,
                         content_hash=content_hash, notes=notes, path_column=path_column)
+
+
+def describe_skipped(skipped: list[tuple[str, str]], *, reasons: int = 5, names: int = 3) -> str:
+    """Skipped files grouped by reason, a few names each, such as "a.txt, b.txt and 9 more (not an image)"."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in skipped:
+        by_reason.setdefault(reason, []).append(name)
+    parts = []
+    for reason, files in list(by_reason.items())[:reasons]:
+        more = f" and {len(files) - names:,} more" if len(files) > names else ""
+        parts.append(f"{', '.join(files[:names])}{more} ({reason})")
+    return "; ".join(parts) + (" …" if len(by_reason) > reasons else "")
 
 
 def _decode_entries(

@@ -16,8 +16,11 @@ from . import __version__
 from .cache import EmbeddingCache, embed_texts
 from .cluster import ClusterConfig
 from .embed import DEFAULT_BATCH_SIZE, Embedder, load_embedder
+from .errors import InputError
+from .fast_embed import CorpusEmbedder, save_corpus_embedder
 from .load import LoadedTable, load_table, tidy_columns
 from .map_clusters import add_clusters
+from .modes import ModeChoice, choose_mode_for_texts
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
@@ -36,6 +39,7 @@ class BuildResult:
     seconds: dict[str, float]
     notes: list[str] = field(default_factory=list)
     n_cached: int = 0
+    mode: ModeChoice | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -51,6 +55,7 @@ def build_map(
     text_columns: list[str] | None = None,
     template: str | None = None,
     model: str | Embedder | None = None,
+    mode: str = "auto",
     projection: ProjectionConfig | None = None,
     clusters: ClusterConfig | None = None,
     workspace: Workspace | None = None,
@@ -58,7 +63,10 @@ def build_map(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn = no_progress,
 ) -> BuildResult:
-    """Build and save a map from a file, bytes, a loaded table or a DataFrame."""
+    """Build and save a map from a file, bytes, a loaded table or a DataFrame.
+
+    Without a ``model``, ``mode`` picks the embedder: "quality" (the bundled transformer), "fast"
+    (TF-IDF + SVD fitted on the data) or "auto" (by the data's size, see explorer.modes)."""
     workspace = workspace or Workspace()
     projection = projection or ProjectionConfig()
     if name is not None:
@@ -74,16 +82,25 @@ def build_map(
     progress("load", 1.0, f"{len(table.frame):,} rows, text from {', '.join(selection.columns)}")
 
     started = time.perf_counter()
-    embedder = load_embedder(model)
-    progress("embed", 0.0, f"Loading the model {embedder.model_id}")
-    cache = EmbeddingCache(workspace.cache_path) if use_cache else None
     texts = [t for t, keep in zip(selection.texts, selection.embedded, strict=True) if keep]
+    choice = _choose_mode(texts, model=model, mode=mode)
+    if choice is not None:
+        notes.append(choice.reason)
+        progress("embed", 0.0, choice.reason)
+    embedder = load_embedder(choice.model if choice is not None else model)
+    progress("embed", 0.0, f"Loading the model {embedder.model_id}")
+    # A corpus-fitted embedder's vectors belong to this corpus alone: caching them would only grow the file.
+    fitted_here = isinstance(embedder, CorpusEmbedder)
+    cache = EmbeddingCache(workspace.cache_path) if use_cache and not fitted_here else None
     embedded = embed_texts(embedder, texts, cache=cache, batch_size=batch_size, progress=progress)
+    if fitted_here and embedder.fitted:
+        save_corpus_embedder(embedder, workspace_root=workspace.root)
     seconds["embed"] = time.perf_counter() - started
 
     started = time.perf_counter()
     progress("project", 0.0, f"Projecting {len(texts):,} points with {projection.method.upper()}")
-    layout = project(embedded.vectors, config=projection)
+    layout = project(embedded.vectors, config=projection,
+                     cache_dir=workspace.projection_cache_dir if use_cache else None)
     seconds["project"] = time.perf_counter() - started
     progress("project", 1.0, f"Layout by {layout.method.upper()}")
 
@@ -95,6 +112,7 @@ def build_map(
         table, selection, name=map_name, rows=len(points), model=model, embedder=embedder,
         dimension=vectors.shape[1], projection=projection, method_used=layout.method, notes=notes, seconds=seconds,
     )
+    manifest["mode"] = choice.to_dict() if choice is not None else None
     saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest)
     if saved.name != map_name:
         notes.append(f"The map name '{map_name}' was saved as '{saved.name}': a name keeps only letters, digits, "
@@ -105,7 +123,16 @@ def build_map(
         started = time.perf_counter()
         saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
         seconds["cluster"] = time.perf_counter() - started
-    return BuildResult(saved=saved, seconds=seconds, notes=notes, n_cached=embedded.n_cached)
+    return BuildResult(saved=saved, seconds=seconds, notes=notes, n_cached=embedded.n_cached, mode=choice)
+
+
+def _choose_mode(texts: list[str], *, model, mode: str) -> ModeChoice | None:
+    """The mode of a build without an explicit model (None when the caller named one)."""
+    if model is None or model == "":
+        return choose_mode_for_texts(texts, requested=mode)
+    if mode != "auto":
+        raise InputError(f"Choose either a model ({model}) or a mode ({mode}), not both.")
+    return None
 
 
 def text_map_manifest(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+
+from .hashing import bytes_hash, combined_hash
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +18,10 @@ METHODS = ("umap", "pca")
 # Below this many rows UMAP's graph is too small to be meaningful (and its spectral init fails).
 MIN_ROWS_FOR_UMAP = 10
 WARM_UP_ROWS = 4_200
+# Above this many rows UMAP is fitted on a seeded sample and the other rows are placed with
+# ``transform``: measured on 100k rows (docs/benchmarks.md, "Speed"), a full fit takes minutes and
+# gigabytes, while the sample keeps the layout of the whole.
+SAMPLE_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,7 @@ class ProjectionConfig:
     min_dist: float = 0.1
     metric: str = "cosine"
     seed: int = 42
+    sample_rows: int = SAMPLE_ROWS
 
     def to_dict(self) -> dict:
         """Plain dict for the manifest."""
@@ -42,13 +51,24 @@ class Projection:
     reducer: object | None = None
 
 
-def project(embeddings: np.ndarray, *, config: ProjectionConfig | None = None) -> Projection:
-    """Lay out embeddings in 2D; tiny or degenerate inputs get a valid layout, not an exception."""
+def project(
+    embeddings: np.ndarray, *, config: ProjectionConfig | None = None, cache_dir: str | Path | None = None
+) -> Projection:
+    """Lay out embeddings in 2D; tiny or degenerate inputs get a valid layout, not an exception.
+
+    With ``cache_dir`` a layout is kept by the hash of the embeddings and the configuration, so the
+    same vectors with the same settings are laid out once (the reducer is not kept)."""
     config = config or ProjectionConfig()
     if config.method not in METHODS:
         raise ValueError(f"Unknown projection method '{config.method}'; choose one of {', '.join(METHODS)}.")
     started = time.perf_counter()
-    x = np.asarray(embeddings, dtype=np.float32)
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    cached = _cache_file(cache_dir, x, config) if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        with np.load(cached, allow_pickle=False) as stored:
+            coords, method = stored["coords"], str(stored["method"])
+        log.info("layout of %d rows from the projection cache", len(coords))
+        return Projection(coords=coords, method=method, config=config, seconds=time.perf_counter() - started)
     n = len(x)
     reducer = None
     if n == 0:
@@ -60,13 +80,32 @@ def project(embeddings: np.ndarray, *, config: ProjectionConfig | None = None) -
     else:
         coords, reducer = project_umap(x, config=config)
         method = "umap"
+    coords = coords.astype(np.float32)
+    if cached is not None:
+        _store(cached, coords, method)
     return Projection(
-        coords=coords.astype(np.float32),
+        coords=coords,
         method=method,
         config=config,
         seconds=time.perf_counter() - started,
         reducer=reducer,
     )
+
+
+def _cache_file(cache_dir: str | Path, x: np.ndarray, config: ProjectionConfig) -> Path:
+    """The cache entry of a layout: one recipe over the vectors' bytes and shape, the settings and UMAP's version."""
+    from importlib.metadata import version
+
+    key = combined_hash([bytes_hash(x.tobytes()), str(x.shape), json.dumps(config.to_dict(), sort_keys=True),
+                         version("umap-learn")])
+    return Path(cache_dir) / f"{key}.npz"
+
+
+def _store(path: Path, coords: np.ndarray, method: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{time.time_ns()}.npz")
+    np.savez(tmp, coords=coords, method=np.array(method))
+    tmp.replace(path)  # atomic: a reader sees the whole entry or none
 
 
 def _spread(x: np.ndarray) -> float:
@@ -87,7 +126,10 @@ def project_pca(x: np.ndarray, *, seed: int = 42) -> np.ndarray:
 def project_umap(
     x: np.ndarray, *, config: ProjectionConfig, n_components: int = 2
 ) -> tuple[np.ndarray, object]:
-    """UMAP with the configured neighbours, distance and seed; returns coordinates and the fitted reducer."""
+    """UMAP with the configured neighbours, distance and seed; returns coordinates and the fitted reducer.
+
+    Above ``config.sample_rows`` rows the reducer is fitted on a seeded sample and places the rest
+    with ``transform``."""
     import umap
 
     n_neighbors = max(2, min(config.n_neighbors, len(x) - 1))
@@ -100,8 +142,20 @@ def project_umap(
         # A fixed random_state makes UMAP single-threaded anyway; saying so silences its warning.
         n_jobs=1,
     )
-    coords = reducer.fit_transform(x)
-    return np.asarray(coords, dtype=np.float32), reducer
+    if len(x) <= config.sample_rows:
+        return np.asarray(reducer.fit_transform(x), dtype=np.float32), reducer
+    sample = sample_indices(len(x), config.sample_rows, seed=config.seed)
+    coords = np.empty((len(x), n_components), dtype=np.float32)
+    coords[sample] = reducer.fit_transform(x[sample])
+    rest = np.setdiff1d(np.arange(len(x)), sample)
+    log.info("UMAP fitted on %d of %d rows; placing the other %d with transform", len(sample), len(x), len(rest))
+    coords[rest] = reducer.transform(x[rest])
+    return coords, reducer
+
+
+def sample_indices(n: int, sample_rows: int, *, seed: int) -> np.ndarray:
+    """The sorted positions of the rows UMAP is fitted on: a uniform sample fixed by the seed."""
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(n, sample_rows), replace=False))
 
 
 def warm_up_umap() -> float:
@@ -110,7 +164,9 @@ def warm_up_umap() -> float:
     rng = np.random.default_rng(0)
     # Above 4,096 rows UMAP switches to pynndescent, whose kernels compile separately: cover both.
     for rows in (64, WARM_UP_ROWS):
-        project_umap(rng.normal(size=(rows, 8)).astype(np.float32), config=ProjectionConfig())
+        _, reducer = project_umap(rng.normal(size=(rows, 8)).astype(np.float32), config=ProjectionConfig())
+    # transform (used above SAMPLE_ROWS) compiles kernels of its own.
+    reducer.transform(rng.normal(size=(64, 8)).astype(np.float32))
     seconds = time.perf_counter() - started
     log.info("UMAP warmed up in %.1f s", seconds)
     return seconds

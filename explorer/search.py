@@ -97,11 +97,20 @@ def embed_query(query: str, embedder) -> np.ndarray:
     return embedder.embed([clean_query(query)])[0]
 
 
+def map_embedder(saved):
+    """The embedder a saved text map's queries go through: its model, or the fast embedder fitted on its rows."""
+    from .embed import load_embedder
+    from .fast_embed import is_corpus_model, load_corpus_embedder
+
+    model = saved.manifest.get("model")
+    if is_corpus_model(model):
+        return load_corpus_embedder(model, workspace_root=saved.path.parent.parent)
+    return load_embedder(model)
+
+
 def search_map(saved, query: str, *, embedder=None, k: int = 10, threshold: float | None = None) -> SearchResult:
     """Search a saved map with the model it was built with (or the embedder given)."""
-    from .embed import load_embedder
-
-    embedder = embedder or load_embedder(saved.manifest.get("model"))
+    embedder = embedder or map_embedder(saved)
     if embedder.model_id != saved.manifest.get("model_id"):
         raise InputError(
             f"This map was built with {saved.manifest.get('model_id')}; the query model is "

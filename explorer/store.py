@@ -110,6 +110,11 @@ class Workspace:
         """Where the embedding cache of this workspace lives."""
         return self.root / "cache" / "embeddings.sqlite"
 
+    @property
+    def projection_cache_dir(self) -> Path:
+        """Where layouts are kept by the hash of their embeddings and settings (see project.project)."""
+        return self.root / "cache" / "projections"
+
     def map_path(self, name: str) -> Path:
         """The folder a map of this name has (or would have)."""
         return self.maps_dir / sanitise_map_name(name)

@@ -233,6 +233,28 @@ def _check_five_mb_cell(table) -> None:
     assert len(table.frame.loc[1, "abstract"]) == 5_000_000, "the table keeps the whole cell"
 
 
+def _five_mb_cell_ragged() -> tuple[str, bytes]:
+    # A row with too many fields sends the file to the line-by-line reader, which has its own field limit.
+    return "huge_cell_ragged.csv", _five_mb_cell()[1] + b"Copper oxides,Resistance vanishes,2005,extra,fields\n"
+
+
+def _binary() -> tuple[str, bytes]:
+    import random
+
+    return "papers.csv", random.Random(7).randbytes(4096)
+
+
+ESCAPES = "\x1b[2J\x1b]0;owned\x07\x9b31m"
+
+
+def _terminal_escapes() -> tuple[str, bytes]:
+    frame = papers(6)
+    frame["title"] = [f"{ESCAPES}{title}" for title in frame["title"]]
+    frame["again"] = frame["year"]
+    header = f"title,abstract,{ESCAPES}year,{ESCAPES}year"
+    return "escapes.csv", frame.to_csv(index=False).replace("title,abstract,year,again", header, 1).encode()
+
+
 def _thousand_columns() -> tuple[str, bytes]:
     frame = papers(3)
     extra = pd.DataFrame({f"c{i}": range(3) for i in range(997)})
@@ -391,6 +413,8 @@ CASES: list[Case] = [
          message="is a PNG image, not a table", app=True),
     Case("zip_named_csv", "a ZIP of images named .csv", lambda: ("papers.csv", make_zip({"a.png": png()})),
          error=InputError, message="is a ZIP archive, not a table"),
+    Case("binary_named_csv", "random bytes named .csv", _binary, error=InputError,
+         message="this is binary data, not text"),
     Case("gzip_csv", "a gzip-compressed CSV (.csv.gz)",
          lambda: ("papers.csv.gz", zlib.compress(papers_csv())), error=InputError,
          message="unsupported file type '.gz'"),
@@ -429,6 +453,8 @@ CASES: list[Case] = [
          message="2 invalid byte sequence(s) on line 4: they were replaced", app=True),
     Case("five_mb_cell", "a 5 MB single cell", _five_mb_cell, rows=4,
          message="only the first 20,000 are embedded"),
+    Case("five_mb_cell_ragged", "a 5 MB cell in a file with a ragged row", _five_mb_cell_ragged, rows=5,
+         message="1 line(s) have more fields than the header (line 6)"),
     Case("long_text_cap", "text over the per-row cap (EXPLORER_MAX_TEXT_CHARS=40)",
          lambda: ("long.csv", papers_csv()), rows=6, message="only the first 40 are embedded",
          env={"EXPLORER_MAX_TEXT_CHARS": "40"}),
@@ -438,6 +464,8 @@ CASES: list[Case] = [
          rows=2, message="Renamed repeated column name(s): title, abstract"),
     Case("pandas_internals", "columns named index, level_0, __index_level_0__, row_id, x", _pandas_internals,
          rows=6, message="Renamed column(s) row_id, x to *_original"),
+    Case("terminal_escapes", "terminal escape codes in titles and column names", _terminal_escapes, rows=6,
+         message="Renamed repeated column name(s)"),
     Case("emoji_rtl", "emoji, right-to-left and combining text", _emoji_rtl, rows=6),
     Case("jsonl_broken_line", "JSONL with one broken line", _jsonl_broken_line, rows=5, skipped=1,
          message="Skipped 1 line(s) that are not JSON objects (line 3)", app=True),
@@ -453,7 +481,7 @@ CASES: list[Case] = [
     Case("formula_cells", "cells starting with =, +, -, @", _formula_cells, rows=5),
     # --- images ----------------------------------------------------------------------------------------
     Case("text_named_png", "a text file named .png", lambda: ("photo.png", b"hello, I am text\n"),
-         kind=IMAGES, error=InputError, message="photo.png (not an image"),
+         kind=IMAGES, error=InputError, message="photo.png (not an image", app=True),
     Case("svg_named_png", "an SVG with a script, named .png", _svg_as_png, kind=IMAGES, error=InputError,
          message="logo.png (not an image"),
     Case("empty_jpeg", "an empty .jpg", lambda: ("empty.jpg", b""), kind=IMAGES, error=InputError,
@@ -461,21 +489,21 @@ CASES: list[Case] = [
     Case("truncated_jpeg", "a truncated JPEG", _truncated_jpeg, kind=IMAGES, error=InputError,
          message="cut.jpg (corrupt or truncated image"),
     Case("png_bomb", "a decompression-bomb PNG (30,000 x 30,000)", lambda: ("bomb.png", png_bomb()),
-         kind=IMAGES, error=InputError, message="possible decompression bomb"),
+         kind=IMAGES, error=InputError, message="possible decompression bomb", app=True),
     Case("pixel_cap", "an image over the pixel cap (EXPLORER_MAX_IMAGE_PIXELS=100)",
          lambda: ("small.png", png(20, 20)), kind=IMAGES, error=InputError,
          message="20 x 20 pixels is more than the limit of 100", env={"EXPLORER_MAX_IMAGE_PIXELS": "100"}),
     Case("zip_some_corrupt", "a ZIP with 3 good images, a truncated JPEG and a text file", _zip_some_corrupt,
-         kind=IMAGES, rows=3, skipped=2, message="Skipped 2 file(s) that are not usable images"),
+         kind=IMAGES, rows=3, skipped=2, message="Skipped 2 file(s) that are not usable images", app=True),
     Case("zip_slip", "a ZIP with ../ and absolute paths", _zip_slip, kind=IMAGES, rows=2, skipped=4,
-         message="refused: a path with '..' inside the ZIP"),
+         message="refused: a path with '..' inside the ZIP", app=True),
     Case("zip_bomb", "a ZIP bomb (1 MB unpacking to 1.1 GB)", lambda: ("bomb.zip", zip_bomb()), kind=IMAGES,
-         error=InputError, message="would unpack to 1,153.4 MB, more than the limit of 1,074 MB"),
+         error=InputError, message="would unpack to 1,153.4 MB, more than the limit of 1,074 MB", app=True),
     Case("unzipped_cap", "a ZIP over the unpacked-size cap (EXPLORER_MAX_UNZIPPED_MB=1)",
          lambda: ("zeros.zip", make_zip({"zeros.bmp": bytes(2_000_000)})), kind=IMAGES, error=InputError,
          message="would unpack to 2.0 MB, more than the limit of 1 MB", env={"EXPLORER_MAX_UNZIPPED_MB": "1"}),
     Case("zip_20000_files", "a ZIP of 20,000 tiny files", lambda: ("tiny.zip", many_files_zip(20_000)),
-         kind=IMAGES, error=InputError, message="no readable image was found: f/00000.png (not an image"),
+         kind=IMAGES, error=InputError, message="no readable image was found: f/00000.png, f/00001.png, f/00002.png and 19,997 more (not an image"),
     Case("zip_over_file_cap", "a ZIP of 20,001 files (over the entry cap)",
          lambda: ("many.zip", many_files_zip(20_001)), kind=IMAGES, error=InputError,
          message="20,001 files is more than the limit of 20,000"),
@@ -489,6 +517,8 @@ CASES: list[Case] = [
     Case("query_100k", "a query of 100,000 characters", lambda: ("papers.csv", papers_csv()), kind=QUERY,
          query=("protein folding " * 6_250)[:-1] + "s", rows=6,
          message="only its first 2,000 of 100,000 characters were searched"),
+    Case("query_terminal_escapes", "search results whose titles hold terminal escape codes", _terminal_escapes,
+         kind=QUERY, query="protein folding", rows=6),
     Case("query_empty", "an empty query", lambda: ("papers.csv", papers_csv()), kind=QUERY, query="",
          error=InputError, message="The search query is empty"),
     Case("query_blank", "a query of spaces and newlines", lambda: ("papers.csv", papers_csv()), kind=QUERY,
@@ -566,7 +596,7 @@ def run_library(case: Case, path: Path, workspace) -> Outcome:
 
 
 CHECKS: dict[str, Callable] = {
-    "five_mb_cell": _check_five_mb_cell, "pandas_internals": _check_internals, "emoji_rtl": _check_emoji_rtl,
+    "five_mb_cell": _check_five_mb_cell, "five_mb_cell_ragged": _check_five_mb_cell, "pandas_internals": _check_internals, "emoji_rtl": _check_emoji_rtl,
     "parquet_nested": _check_nested, "xlsx_sheets_merged": _check_merged, "xlsx_named_csv": _check_merged,
     "html_titles": _check_html, "formula_cells": _check_formulas,
 }

@@ -8,6 +8,7 @@ or exits 0 with the note; the input file and the maps saved before are byte-iden
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 PCA = ProjectionConfig(method="pca")
 BEFORE = "saved before"
 BY_ID = {case.id: case for case in CASES}
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -97,6 +99,7 @@ def test_case(case, tmp_path, workspace, earlier_map, capsys):
 
     # The CLI: the same message on one `error:` line and exit 2, or exit 0 and the note.
     assert "Traceback" not in out + err
+    assert not CONTROL_CHARS.search(out + err), "user text reaches the terminal as text, never as escape codes"
     if case.error:
         assert code == EXIT_USER_ERROR, out + err
         lines = err.splitlines()
@@ -179,7 +182,7 @@ def test_a_bad_limit_is_one_cli_error_line(monkeypatch, tmp_path, capsys):
 
 APP_CASES = [case for case in CASES if case.app]
 MIME = {".csv": "text/csv", ".json": "application/json", ".jsonl": "application/jsonl",
-        ".parquet": "application/octet-stream",
+        ".parquet": "application/octet-stream", ".zip": "application/zip", ".png": "image/png",
         ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
@@ -188,21 +191,54 @@ def test_the_app_shows_the_message_and_stays_usable(case, monkeypatch, workspace
     monkeypatch.setenv("EXPLORER_DEFAULT_MODEL", "hashing")
     for variable, value in case.env.items():
         monkeypatch.setenv(variable, value)
-    assert case.kind == TABLE, "the app's uploader takes tables"
     name, data = case.make()
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
-    at.file_uploader(key="upload").set_value((name, data, MIME[Path(name).suffix]))
+    upload = (name, data, MIME[Path(name).suffix])
+    if case.kind == TABLE:
+        at.file_uploader(key="upload").set_value(upload)
+    else:
+        at.file_uploader(key="upload_images").set_value([upload])
     at.run()
     assert not at.exception, at.exception
     shown = [element.value for element in (*at.error, *at.warning, *at.info)]
     assert any(case.message in message for message in shown), shown
     assert at.button(key="try_sample").label == "Try the sample papers"
-    if case.error is None:
+    if case.error is None and case.kind == TABLE:
         assert at.dataframe[0].value.shape[0] == case.rows
+    elif case.error is None:
+        assert any(c.value.startswith(f"{case.rows:,} images.") for c in at.caption)
     # Still usable: the next, good upload previews and offers to build.
     at.file_uploader(key="upload").set_value(("papers.csv", papers_csv(), "text/csv"))
     at.run()
     assert not at.exception, at.exception
     assert at.button(key="build_upload").label == "Build map"
     assert _snapshot(workspace.map_path(BEFORE)) == earlier_map
+
+
+def _build_in_new_session(frame: pd.DataFrame) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.file_uploader(key="upload").set_value(("data.csv", frame.to_csv(index=False).encode(), "text/csv"))
+    at.run()
+    at.button(key="build_upload").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_two_people_uploading_files_of_the_same_name_keep_their_own_maps(monkeypatch, workspace):
+    monkeypatch.setenv("EXPLORER_DEFAULT_MODEL", "hashing")
+    alice_rows, bob_rows = papers(), papers()
+    alice_rows["title"] = [f"alice private {i}" for i in range(len(alice_rows))]
+    bob_rows["title"] = [f"bob private {i}" for i in range(len(bob_rows))]
+    alice = _build_in_new_session(alice_rows)
+    _build_in_new_session(bob_rows)
+    alice.run()
+    chart = alice.get("plotly_chart")[0].proto.spec
+    assert "alice private" in chart and "bob private" not in chart
+
+
+def test_the_reliability_doc_lists_every_case():
+    doc = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+    missing = [case.input for case in CASES if f"| {case.input} |" not in doc]
+    assert not missing, "run `.venv/bin/python benchmarks/reliability_table.py --write`: " + ", ".join(missing)

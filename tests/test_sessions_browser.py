@@ -12,7 +12,6 @@ import asyncio
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from hostile_inputs import CANARY, papers
 from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, IDLE_SCRIPT, chromium_path, streamlit_server
