@@ -30,6 +30,7 @@ from explorer.image_search import search_images_by_example, search_images_by_tex
 from explorer.images import read_images
 from explorer.labels import contrast_terms
 from explorer.map_clusters import add_clusters, cluster_levels, cluster_table, point_labels, rename_cluster
+from explorer.modes import MODES, choose_mode_for_texts
 from explorer.project import warm_up_umap
 from explorer.search import embed_query, nearest_neighbors, query_notes, query_position, search_similar
 from explorer.texts import compose_texts, detect_text_columns
@@ -210,19 +211,28 @@ def upload_form(uploaded) -> None:
                              help="Non-empty values of these columns are joined with '. '.")
     template = st.text_input("…or a template", key="upload_template", placeholder="{title}. {abstract}",
                              help="Overrides the columns above when filled in.")
+    selection = None
     try:
         selection = compose_texts(frame, columns=columns or None, template=template or None)
         st.caption("Text of the first row: " + escape_markdown(shorten(selection.texts[0], 200)))
     except ExplorerError as exc:
         st.warning(str(exc))
     model = model_picker("upload")
+    mode = "auto"
+    if model is None:
+        mode = st.radio("Embedding mode", list(MODES), key="upload_mode", horizontal=True,
+                        format_func=lambda m: {"auto": "Auto (by size)", "fast": "Fast (TF-IDF + SVD)",
+                                               "quality": "Quality (the transformer)"}[m])
+        if selection is not None:
+            texts = [t for t, keep in zip(selection.texts, selection.embedded, strict=True) if keep]
+            st.info(choose_mode_for_texts(texts, requested=mode).reason)
     name = st.text_input("Map name", value=Path(uploaded.name).stem, key="upload_name")
     find_clusters = st.checkbox("Find clusters and label them", value=True, key="upload_clusters",
                                 help="Topic labels drawn on the map; adds a few seconds.")
     projection = projection_settings("upload")
     if st.button("Build map", type="primary", key="build_upload"):
         run_build(table, source_name=uploaded.name, name=name or None, text_columns=columns or None,
-                  template=template or None, model=model, projection=projection,
+                  template=template or None, model=model, mode=mode, projection=projection,
                   clusters=ClusterConfig() if find_clusters else None)
 
 

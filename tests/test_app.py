@@ -227,3 +227,13 @@ def test_sample_papers_is_built_once_then_reopened():
     at.button(key="try_sample").click().run()
     assert at.session_state["map_name"] == "Sample papers"
     assert Workspace().open("Sample papers").manifest["created"] == first, "the second click reopens, not rebuilds"
+
+
+def test_mode_choice_is_explained_before_building(papers_frame, monkeypatch):
+    monkeypatch.delenv("EXPLORER_DEFAULT_MODEL")
+    at = _app()
+    _upload(at, "papers.csv", _csv(papers_frame))
+    assert at.radio(key="upload_mode").value == "auto"
+    assert any("few enough for the transformer" in i.value for i in at.info)
+    at.radio(key="upload_mode").set_value("fast").run()
+    assert any("You chose the fast mode" in i.value for i in at.info)
