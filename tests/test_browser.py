@@ -92,7 +92,8 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     page, errors = _new_page(browser, app_url)
     csv_path = _dataset(tmp_path / "papers_upload.csv")
     with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name=re.compile(r"^\s*(upload\s*)?(Upload|Browse files)\s*$", re.I)).click()
+        # The first uploader takes tables; the second one takes images.
+        page.get_by_role("button", name=re.compile(r"^\s*(upload\s*)?(Upload|Browse files)\s*$", re.I)).first.click()
     chooser.value.set_files(str(csv_path))
     page.get_by_role("button", name="Build map").wait_for(timeout=60_000)
     wait_until_idle(page)

@@ -30,8 +30,16 @@ def _digits_zip(path, digits=("1", "3", "8"), per_digit: int = 12):
 
 
 def _rendered_images(page, selector: str) -> int:
-    """How many <img> under ``selector`` have actually decoded (naturalWidth > 0)."""
-    return page.locator(f"{selector} img").evaluate_all("els => els.filter(e => e.naturalWidth > 0).length")
+    """How many <img> under ``selector`` decode to a real picture (lazy ones are made to load first)."""
+    return page.locator(f"{selector} img").evaluate_all(
+        """async els => {
+            const widths = await Promise.all(els.map(e => {
+                e.loading = "eager";
+                return e.decode().then(() => e.naturalWidth, () => 0);
+            }));
+            return widths.filter(w => w > 0).length;
+        }"""
+    )
 
 
 def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):  # noqa: F811
