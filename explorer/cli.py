@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .cluster import METHODS as CLUSTER_METHODS
@@ -78,7 +79,7 @@ def _build(args: argparse.Namespace) -> int:
                   clusters=_cluster_config(args) if args.clusters else None, **({"progress": bar} if bar else {}))
     try:
         if args.engine == "ray":
-            result = _ray_engine().build_map_ray(args.file, ray_config=_ray_config(args), **common)
+            result = _build_on_ray(args, common)
         else:
             result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, **common)
     finally:
@@ -103,6 +104,8 @@ def _check_engine_options(args: argparse.Namespace) -> None:
     given = [f"--{o.replace('_', '-')}" for o in RAY_ONLY_OPTIONS if getattr(args, o) is not None]
     if args.engine != "ray" and given:
         raise InputError(f"{', '.join(given)} only apply with --engine ray.")
+    if args.engine == "ray" and args.mode != "auto":
+        raise InputError("--mode applies to the local engine; the ray engine embeds with the transformer or --model.")
 
 
 def _ray_engine():
@@ -118,12 +121,13 @@ def _ray_engine():
     return engine_ray
 
 
-def _ray_config(args: argparse.Namespace):
-    from .engine_ray import DEFAULT_SAMPLE_ROWS, RayConfig
-
-    return RayConfig(address=args.address, num_workers=args.num_workers,
-                     num_gpus_per_worker=args.num_gpus_per_worker or 0.0,
-                     sample_rows=DEFAULT_SAMPLE_ROWS if args.sample_rows is None else args.sample_rows)
+def _build_on_ray(args: argparse.Namespace, common: dict):
+    engine = _ray_engine()
+    sample_rows = engine.DEFAULT_SAMPLE_ROWS if args.sample_rows is None else args.sample_rows
+    ray_config = engine.RayConfig(address=args.address, num_workers=args.num_workers,
+                                  num_gpus_per_worker=args.num_gpus_per_worker or 0.0)
+    projection = replace(common["projection"], sample_rows=sample_rows)
+    return engine.build_map_ray(args.file, ray_config=ray_config, **{**common, "projection": projection})
 
 
 def _build_images(args: argparse.Namespace) -> int:

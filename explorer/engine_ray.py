@@ -8,10 +8,13 @@ embedder, manifest fields and Workspace.save.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import math
 import os
+import re
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ import pyarrow.parquet as pq
 import ray
 import ray.data
 
+from . import errors
 from .cluster import ClusterConfig
 from .embed import DEFAULT_BATCH_SIZE, load_embedder
 from .errors import EngineError, ExplorerError, InputError
@@ -34,13 +38,15 @@ from .load import LoadedTable, tidy_columns
 from .map_clusters import add_clusters
 from .pipeline import BuildResult, assemble_points, text_map_manifest
 from .progress import ProgressFn, no_progress
-from .project import Projection, ProjectionConfig, project
+from .project import MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project, sample_indices
 from .store import Workspace, sanitise_map_name
 from .texts import TextSelection, compose_texts
 
 log = logging.getLogger(__name__)
 
 RAY_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# The ray engine's UMAP sample: smaller than the local engine's, as the transform of the rest runs in
+# parallel on the cluster rather than on one core.
 DEFAULT_SAMPLE_ROWS = 50_000
 # Rows per Ray task: the unit an actor embeds, Ray retries and the driver counts for progress.
 DEFAULT_BATCH_ROWS = 512
@@ -59,7 +65,6 @@ class RayConfig:
     num_cpus_per_worker: float = 1.0
     num_gpus_per_worker: float = 0.0
     batch_rows: int = DEFAULT_BATCH_ROWS
-    sample_rows: int = DEFAULT_SAMPLE_ROWS
 
     def to_dict(self) -> dict:
         """Plain dict for the manifest."""
@@ -80,17 +85,27 @@ def build_map_ray(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn = no_progress,
 ) -> BuildResult:
-    """Build and save a map from a CSV/Parquet file or folder of them, embedding and projecting on Ray."""
+    """Build and save a map from a CSV/Parquet file or folder of them, embedding and projecting on Ray.
+
+    UMAP is fitted on ``projection.sample_rows`` rows (DEFAULT_SAMPLE_ROWS without a ``projection``);
+    the model is the bundled transformer unless ``model`` names another (the local engine's fast
+    mode fits on the whole corpus, which this engine does not gather)."""
     workspace = workspace or Workspace()
-    projection = projection or ProjectionConfig()
+    projection = projection or ProjectionConfig(sample_rows=DEFAULT_SAMPLE_ROWS)
     ray_config = ray_config or RayConfig()
-    _check_config(ray_config)
+    _check_config(ray_config, projection)
     if name is not None:
         sanitise_map_name(name)
     files, fmt = input_files(source)
-    embedder = load_embedder(model)  # the identity only: each actor loads the weights itself
+    embedder = load_embedder(model)
+    # Loaded once here as a check: a model that cannot load fails now with one line, not with a
+    # traceback from every actor of the pool.
+    getattr(embedder, "model", None)
     seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    progress("load", 0.0, "Starting Ray" if ray_config.address is None else f"Connecting to {ray_config.address}")
     with ray_session(ray_config.address, log_path=workspace.root / WORK_DIR / "ray-start.log"):
+        seconds["connect"] = time.perf_counter() - started
         started = time.perf_counter()
         progress("load", 0.0, f"Reading {len(files):,} {fmt.upper()} file(s) with Ray Data")
         table = read_table(files, fmt, source_name=Path(source).name)
@@ -110,8 +125,7 @@ def build_map_ray(
 
         started = time.perf_counter()
         progress("project", 0.0, f"Projecting {len(vectors):,} points with {projection.method.upper()}")
-        layout, fit_rows = project_sample_then_transform(vectors, config=projection,
-                                                         sample_rows=ray_config.sample_rows, progress=progress)
+        layout, fit_rows = project_on_ray(vectors, config=projection, progress=progress)
         seconds["project"] = time.perf_counter() - started
         progress("project", 1.0, f"Layout by {layout.method.upper()} fitted on {fit_rows:,} rows")
 
@@ -125,6 +139,7 @@ def build_map_ray(
         seconds=seconds,
     )
     manifest["projection"]["fit_rows"] = fit_rows
+    manifest["mode"] = None  # the model was named, or the bundled transformer: no mode was chosen
     manifest["engine"] = {**ray_config.to_dict(), "name": "ray", "workers": workers,
                           "address": ray_config.address or "local"}
     saved = workspace.save(map_name, points=points, embeddings=full_vectors, manifest=manifest)
@@ -138,11 +153,11 @@ def build_map_ray(
     return BuildResult(saved=saved, seconds=seconds, notes=notes)
 
 
-def _check_config(config: RayConfig) -> None:
+def _check_config(config: RayConfig, projection: ProjectionConfig) -> None:
     if config.num_workers is not None and config.num_workers < 1:
         raise InputError(f"--num-workers must be at least 1, not {config.num_workers}.")
-    if config.sample_rows < 2:
-        raise InputError(f"--sample-rows must be at least 2, not {config.sample_rows}.")
+    if projection.sample_rows < MIN_ROWS_FOR_UMAP:
+        raise InputError(f"--sample-rows must be at least {MIN_ROWS_FOR_UMAP}, not {projection.sample_rows}.")
     if config.batch_rows < 1:
         raise InputError(f"The rows per Ray task must be at least 1, not {config.batch_rows}.")
     if config.num_gpus_per_worker < 0 or config.num_cpus_per_worker <= 0:
@@ -173,6 +188,8 @@ def ray_session(address: str | None, *, log_path: Path) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    if address:
+        _check_reachable(address)
     # Ray's own logs and the workers' output would drown the progress bar; failures still raise. Its C++
     # core prints errors such as "actor has constructor arguments in the object store" (about Ray Data's
     # own actors) unless its level is fatal, and announces that level on stderr as it starts.
@@ -188,6 +205,18 @@ def ray_session(address: str | None, *, log_path: Path) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, *, timeout: float = 10.0) -> None:
+    """Fail in seconds on a head node that does not answer: ray.init would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and the like: Ray resolves and reports those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise EngineError(f"Cannot reach the Ray cluster at {address}: {exc.strerror or exc}. Check the "
+                          "head node's address and port (`ray start --head` prints it).") from exc
 
 
 @contextmanager
@@ -208,8 +237,9 @@ def _stderr_to(path: Path) -> Iterator[None]:
 def _quiet_ray_data() -> None:
     """Keep Ray Data's progress bars and per-run INFO lines off the console (they stay in its log files)."""
     for handler in logging.getLogger("ray.data").handlers:
-        if isinstance(handler, logging.StreamHandler):  # the console, not Ray Data's session log file
-            handler.setLevel(logging.ERROR)
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            # The console only, not Ray Data's log files; its errors reach us as exceptions anyway.
+            handler.setLevel(logging.CRITICAL)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
@@ -220,6 +250,7 @@ def read_table(files: list[Path], fmt: str, *, source_name: str) -> LoadedTable:
     import pyarrow.csv as pacsv
 
     _quiet_ray_data()
+    _avoid_http_import_race()
     paths = [str(p) for p in files]
     context = ray.data.DataContext.get_current()
     keep_order = context.execution_options.preserve_order
@@ -256,6 +287,18 @@ def read_table(files: list[Path], fmt: str, *, source_name: str) -> LoadedTable:
         content_hash = bytes_hash("\n".join(f"{p.name} {file_sha256(p)}" for p in files).encode())
     return LoadedTable(frame=frame, source_name=source_name, format=fmt, content_hash=content_hash,
                        encoding="utf-8" if fmt == "csv" else None, notes=notes)  # Arrow reads CSV as UTF-8
+
+
+def _avoid_http_import_race() -> None:
+    """Mark fsspec's HTTP filesystem absent when it cannot load (no aiohttp).
+
+    Ray Data lists several files in threads that each import it to test the filesystem; a thread
+    that sees another's half-done, failing import gets an ImportError that Ray does not catch (seen
+    as a flaky failure on folders). Marked absent, every thread gets the ModuleNotFoundError Ray
+    expects; without aiohttp the module could not be used anyway.
+    """
+    if importlib.util.find_spec("aiohttp") is None:
+        sys.modules.setdefault("fsspec.implementations.http", None)
 
 
 def _type_like_read_csv(column: pd.Series) -> pd.Series:
@@ -332,6 +375,8 @@ def embed_on_ray(
     progress: ProgressFn = no_progress,
 ) -> np.ndarray:
     """Embed texts on a pool of actors, checkpointing Parquet shards; vectors come back in row_ids' order."""
+    if np.any(np.diff(row_ids) <= 0):
+        raise ValueError("row_ids must be unique and ascending.")
     _quiet_ray_data()
     shards.mkdir(parents=True, exist_ok=True)
     done_ids = _shard_row_ids(shards)
@@ -387,8 +432,7 @@ def _shard_row_ids(shards: Path) -> np.ndarray:
 
 
 def read_shards(shards: Path, row_ids: np.ndarray) -> np.ndarray:
-    """The shards' vectors in ``row_ids`` order; every row must be there exactly once."""
-    position = {int(r): i for i, r in enumerate(row_ids)}
+    """The shards' vectors in the order of ``row_ids`` (ascending); every row must be there exactly once."""
     seen = np.zeros(len(row_ids), dtype=np.int64)
     vectors: np.ndarray | None = None
     stray = 0
@@ -398,13 +442,12 @@ def read_shards(shards: Path, row_ids: np.ndarray) -> np.ndarray:
         block = column.values.to_numpy(zero_copy_only=False).reshape(-1, column.type.list_size)
         if vectors is None:
             vectors = np.zeros((len(row_ids), block.shape[1]), dtype=np.float32)
-        for row_id, vector in zip(table.column("row_id").to_numpy(), block, strict=True):
-            i = position.get(int(row_id))
-            if i is None:
-                stray += 1
-                continue
-            seen[i] += 1
-            vectors[i] = vector
+        ids = table.column("row_id").to_numpy()
+        at = np.minimum(np.searchsorted(row_ids, ids), max(len(row_ids) - 1, 0))
+        known = row_ids[at] == ids if len(row_ids) else np.zeros(len(ids), dtype=bool)
+        stray += int((~known).sum())
+        np.add.at(seen, at[known], 1)
+        vectors[at[known]] = block[known]
     missing, repeated = int((seen == 0).sum()), int((seen > 1).sum())
     if missing or repeated or stray:
         raise EngineError(
@@ -421,6 +464,11 @@ def _explain_ray_error(exc: Exception) -> Exception:
         if isinstance(cause, ExplorerError):
             return cause
         cause = getattr(cause, "cause", None) or cause.__cause__
+    # An actor that died in __init__ reaches the driver as text only (ActorDiedError keeps no cause).
+    raised = re.findall(r"^explorer\.errors\.(\w+): (.+)$", str(exc), flags=re.MULTILINE)
+    if raised and isinstance(getattr(errors, raised[-1][0], None), type):
+        kind, message = raised[-1]
+        return getattr(errors, kind)(message)
     return EngineError(f"The Ray run failed: {_first_line(exc)}")
 
 
@@ -429,35 +477,29 @@ def _first_line(exc: BaseException) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
-def sample_indices(n: int, sample_rows: int, *, seed: int) -> np.ndarray:
-    """The sorted positions of the rows UMAP is fitted on: a uniform sample fixed by the seed."""
-    return np.sort(np.random.default_rng(seed).choice(n, size=min(n, sample_rows), replace=False))
-
-
 @ray.remote(num_cpus=1)
 def _transform_chunk(reducer, vectors: np.ndarray) -> np.ndarray:
     return np.asarray(reducer.transform(vectors), dtype=np.float32)
 
 
-def project_sample_then_transform(
+def project_on_ray(
     vectors: np.ndarray,
     *,
     config: ProjectionConfig,
-    sample_rows: int = DEFAULT_SAMPLE_ROWS,
     chunk_rows: int = TRANSFORM_CHUNK_ROWS,
     progress: ProgressFn = no_progress,
 ) -> tuple[Projection, int]:
-    """UMAP fitted on a seeded sample, the other rows placed by ``transform`` in parallel Ray tasks.
+    """The local engine's sample-then-transform, with the transform of the rest in parallel Ray tasks.
 
-    Returns the layout and the number of rows the fit saw. At or below ``sample_rows`` rows (or for
-    PCA, or an input UMAP cannot fit) it is the local engine's ``project`` on every row.
+    Returns the layout and the number of rows the fit saw. At or below ``config.sample_rows`` rows
+    (or for PCA, or an input UMAP cannot fit) it is ``project`` on every row, as a local build.
     """
     n = len(vectors)
-    if n <= sample_rows or config.method != "umap":
+    if n <= config.sample_rows or config.method != "umap":
         return project(vectors, config=config), n
     started = time.perf_counter()
-    sample = sample_indices(n, sample_rows, seed=config.seed)
-    progress("project", 0.0, f"Fitting UMAP on a sample of {sample_rows:,} of {n:,} rows")
+    sample = sample_indices(n, config.sample_rows, seed=config.seed)
+    progress("project", 0.0, f"Fitting UMAP on a sample of {len(sample):,} of {n:,} rows")
     fitted = project(vectors[sample], config=config)
     if fitted.reducer is None:  # a degenerate sample: fall back to laying out every row at once
         return project(vectors, config=config), n
@@ -470,18 +512,21 @@ def project_sample_then_transform(
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending: dict = {}
     placed = 0
-    for chunk in chunks:
-        pending[_transform_chunk.remote(reducer, vectors[chunk])] = chunk
-        if len(pending) < window:
-            continue
-        placed += _collect_one(pending, coords)
-        progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed by transform")
-    while pending:
-        placed += _collect_one(pending, coords)
-        progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed by transform")
+    try:
+        for chunk in chunks:
+            pending[_transform_chunk.remote(reducer, vectors[chunk])] = chunk
+            if len(pending) < window:
+                continue
+            placed += _collect_one(pending, coords)
+            progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed by transform")
+        while pending:
+            placed += _collect_one(pending, coords)
+            progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed by transform")
+    except ray.exceptions.RayError as exc:
+        raise _explain_ray_error(exc) from exc
     layout = Projection(coords=coords, method="umap", config=config, seconds=time.perf_counter() - started,
                         reducer=fitted.reducer)
-    return layout, sample_rows
+    return layout, len(sample)
 
 
 def _collect_one(pending: dict, coords: np.ndarray) -> int:

@@ -12,16 +12,19 @@ from dataclasses import asdict, dataclass
 from .errors import InputError
 
 MODES = ("auto", "fast", "quality")
-# all-MiniLM-L6-v2 on 2 cores reads ~5 abstracts of 256 tokens a second: ~0.8 ms per token.
-QUALITY_SECONDS_PER_TOKEN = 0.2 / 256
+# all-MiniLM-L6-v2 on 2 shared cores read 12 abstracts of 256 tokens a second (docs/benchmarks.md,
+# "Speed"; 3-5 a second when the machine was busy): ~0.4 ms per token, rounded up.
+QUALITY_SECONDS_PER_TOKEN = 0.1 / 256
 QUALITY_MAX_TOKENS = 256
 CHARS_PER_TOKEN = 5.0  # English abstracts through MiniLM's WordPiece tokenizer
 QUALITY_LOAD_SECONDS = 3.0  # loading the model and checking its weights
-# TF-IDF + SVD: ~1 ms per 1,400-character abstract, and a fixed cost for the SVD.
-FAST_SECONDS_PER_CHAR = 0.7e-6
-FAST_FIXED_SECONDS = 2.0
-# UMAP after its kernels are compiled: ~7 s for 10k rows, ~45 s for 100k.
-PROJECT_SECONDS_PER_ROW = 0.6e-3
+# TF-IDF + SVD: ~0.4 ms per 1,400-character abstract, and a fixed cost for the SVD.
+FAST_SECONDS_PER_CHAR = 0.3e-6
+FAST_FIXED_SECONDS = 1.0
+# UMAP after its kernels are compiled: ~5 s for 2.5k rows (500 epochs below 10k rows), ~5 s for
+# 12k, ~50 s for 100k.
+PROJECT_FIXED_SECONDS = 3.0
+PROJECT_SECONDS_PER_ROW = 0.45e-3
 # Up to this estimate the transformer is worth its wait: the map is better and still comes quickly.
 QUALITY_BUDGET_SECONDS = 60.0
 
@@ -49,7 +52,7 @@ class ModeChoice:
 
 def estimate_seconds(mode: str, *, n_rows: int, avg_chars: float) -> float:
     """Seconds to embed and project ``n_rows`` texts of ``avg_chars`` characters in ``mode``."""
-    project = n_rows * PROJECT_SECONDS_PER_ROW
+    project = PROJECT_FIXED_SECONDS + n_rows * PROJECT_SECONDS_PER_ROW
     if mode == "fast":
         return FAST_FIXED_SECONDS + n_rows * avg_chars * FAST_SECONDS_PER_CHAR + project
     tokens = min(QUALITY_MAX_TOKENS, avg_chars / CHARS_PER_TOKEN + 2)  # + the [CLS] and [SEP] tokens

@@ -99,7 +99,8 @@ def build_map(
 
     started = time.perf_counter()
     progress("project", 0.0, f"Projecting {len(texts):,} points with {projection.method.upper()}")
-    layout = project(embedded.vectors, config=projection,
+    layout_input = embedder.layout_vectors(embedded.vectors) if fitted_here else embedded.vectors
+    layout = project(layout_input, config=projection,
                      cache_dir=workspace.projection_cache_dir if use_cache else None)
     seconds["project"] = time.perf_counter() - started
     progress("project", 1.0, f"Layout by {layout.method.upper()}")
@@ -113,6 +114,7 @@ def build_map(
         dimension=vectors.shape[1], projection=projection, method_used=layout.method, notes=notes, seconds=seconds,
     )
     manifest["mode"] = choice.to_dict() if choice is not None else None
+    manifest["projection"]["input_dimension"] = int(layout_input.shape[1]) if layout_input.ndim == 2 else 0
     saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest)
     if saved.name != map_name:
         notes.append(f"The map name '{map_name}' was saved as '{saved.name}': a name keeps only letters, digits, "
@@ -188,8 +190,11 @@ def assemble_points(
     """All original rows plus row_id, x, y, embedded; vectors and coords spread back to every row."""
     n = len(frame)
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
-    full_vectors = np.zeros((n, dim), dtype=np.float32)
-    full_vectors[embedded] = vectors
+    if embedded.all() and vectors.dtype == np.float32 and vectors.shape == (n, dim):
+        full_vectors = vectors  # every row has a vector: no second copy (15 GB at 10M rows of 384 floats)
+    else:
+        full_vectors = np.zeros((n, dim), dtype=np.float32)
+        full_vectors[embedded] = vectors
     full_coords = np.full((n, 2), np.nan, dtype=np.float32)
     full_coords[embedded] = coords
     points = frame.reset_index(drop=True).copy()

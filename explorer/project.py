@@ -19,9 +19,10 @@ METHODS = ("umap", "pca")
 MIN_ROWS_FOR_UMAP = 10
 WARM_UP_ROWS = 4_200
 # Above this many rows UMAP is fitted on a seeded sample and the other rows are placed with
-# ``transform``: measured on 100k rows (docs/benchmarks.md, "Speed"), a full fit takes minutes and
-# gigabytes, while the sample keeps the layout of the whole.
-SAMPLE_ROWS = 50_000
+# ``transform``, which bounds memory. Not below: on 100k rows x 256 dims a full fit took 49 s and
+# 1.8 GB, while a 30k-row fit + transform of 70k took 102 s and placed the rest worse (10-NN 0.81
+# vs 0.99 on that set), because UMAP's transform is slow per row.
+SAMPLE_ROWS = 150_000
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def project_umap(
     Above ``config.sample_rows`` rows the reducer is fitted on a seeded sample and places the rest
     with ``transform``."""
     import umap
+    from threadpoolctl import threadpool_limits
 
     n_neighbors = max(2, min(config.n_neighbors, len(x) - 1))
     reducer = umap.UMAP(
@@ -142,14 +144,18 @@ def project_umap(
         # A fixed random_state makes UMAP single-threaded anyway; saying so silences its warning.
         n_jobs=1,
     )
-    if len(x) <= config.sample_rows:
-        return np.asarray(reducer.fit_transform(x), dtype=np.float32), reducer
-    sample = sample_indices(len(x), config.sample_rows, seed=config.seed)
-    coords = np.empty((len(x), n_components), dtype=np.float32)
-    coords[sample] = reducer.fit_transform(x[sample])
-    rest = np.setdiff1d(np.arange(len(x)), sample)
-    log.info("UMAP fitted on %d of %d rows; placing the other %d with transform", len(sample), len(x), len(rest))
-    coords[rest] = reducer.transform(x[rest])
+    # One BLAS thread (UMAP's own loops are numba's): on two shared cores OpenBLAS's second thread
+    # slowed the spectral start so much that a 12k-row layout took 7 s instead of 4.6 s.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if len(x) <= config.sample_rows:
+            return np.asarray(reducer.fit_transform(x), dtype=np.float32), reducer
+        sample = sample_indices(len(x), config.sample_rows, seed=config.seed)
+        coords = np.empty((len(x), n_components), dtype=np.float32)
+        coords[sample] = reducer.fit_transform(x[sample])
+        rest = np.setdiff1d(np.arange(len(x)), sample)
+        log.info("UMAP fitted on %d of %d rows; placing the other %d with transform", len(sample), len(x),
+                 len(rest))
+        coords[rest] = reducer.transform(x[rest])
     return coords, reducer
 
 

@@ -77,6 +77,40 @@ def test_ray_only_options_need_the_ray_engine(tmp_path, papers_frame, capsys):
     assert capsys.readouterr().err.strip() == "error: --num-workers only apply with --engine ray."
 
 
+def test_an_unreachable_cluster_fails_in_seconds_with_one_line(tmp_path, papers_frame, capsys):
+    pytest.importorskip("ray")
+    from explorer.cli import main
+
+    csv = tmp_path / "papers.csv"
+    papers_frame.to_csv(csv, index=False)
+    # Port 1 on this machine refuses at once; ray.init alone would retry for minutes.
+    assert main(["build", str(csv), "--engine", "ray", "--address", "127.0.0.1:1", "--model", "hashing"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Cannot reach the Ray cluster at 127.0.0.1:1: ") and "\n" not in err
+
+
+def test_shards_with_a_repeated_missing_or_unknown_row_are_refused(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("ray")
+    from explorer.engine_ray import _write_shard, read_shards
+    from explorer.errors import EngineError
+
+    def shard(name: str, ids: list[int]) -> None:
+        vectors = np.repeat(np.asarray(ids, dtype=np.float32)[:, None], 3, axis=1)
+        embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 3)
+        _write_shard(pa.table({"row_id": pa.array(ids, pa.int64()), "embedding": embedding}), tmp_path / name)
+
+    row_ids = np.array([1, 4, 7, 10])
+    shard("part-000000.parquet", [7, 1])
+    shard("part-000001.parquet", [10, 4])
+    np.testing.assert_array_equal(read_shards(tmp_path, row_ids)[:, 0], [1, 4, 7, 10])  # put back in row order
+    with pytest.raises(EngineError, match="1 missing, 0 repeated, 0 unknown"):
+        read_shards(tmp_path, np.array([1, 4, 7, 10, 13]))
+    shard("part-000002.parquet", [4, 11])
+    with pytest.raises(EngineError, match="0 missing, 1 repeated, 1 unknown"):
+        read_shards(tmp_path, row_ids)
+
+
 @pytest.mark.slow
 def test_cli_starts_a_local_ray_instance_and_prints_only_its_own_lines(tmp_path):
     pytest.importorskip("ray")
@@ -113,7 +147,8 @@ def test_ray_build_of_2000_titles_equals_the_local_build(ray_instance, tmp_path,
     from explorer.engine_ray import RayConfig, build_map_ray
 
     csv = titles_csv(tmp_path / "titles.csv", 2000)
-    local = build_map(csv, name="local", workspace=workspace, use_cache=False).saved
+    # The model named: without one the local engine may pick its fast (TF-IDF) mode by the data's size.
+    local = build_map(csv, name="local", model="all-MiniLM-L6-v2", workspace=workspace, use_cache=False).saved
     reports: list[tuple[str, float, str]] = []
     remote = build_map_ray(csv, name="ray", workspace=workspace, ray_config=RayConfig(num_workers=2, batch_rows=250),
                            progress=lambda stage, fraction, message="": reports.append((stage, fraction, message)))
@@ -171,7 +206,8 @@ def topic_texts(rows: int, *, seed: int = 0) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_large_input_fits_umap_on_a_sample_and_transforms_the_rest_on_the_cluster(ray_instance, tmp_path, workspace):
-    from explorer.engine_ray import RayConfig, build_map_ray, sample_indices
+    from explorer.engine_ray import RayConfig, build_map_ray
+    from explorer.project import sample_indices
 
     folder = tmp_path / "parts"
     folder.mkdir()
@@ -179,8 +215,8 @@ def test_large_input_fits_umap_on_a_sample_and_transforms_the_rest_on_the_cluste
     for part, start in enumerate(range(0, 1500, 500)):
         frame.iloc[start : start + 500].to_parquet(folder / f"part-{part}.parquet", index=False)
 
-    result = build_map_ray(folder, model="hashing-64", workspace=workspace, projection=ProjectionConfig(),
-                           ray_config=RayConfig(num_workers=2, batch_rows=200, sample_rows=600))
+    result = build_map_ray(folder, model="hashing-64", workspace=workspace, projection=ProjectionConfig(sample_rows=600),
+                           ray_config=RayConfig(num_workers=2, batch_rows=200))
     saved = result.saved
     assert saved.name == "parts" and saved.manifest["source"]["format"] == "parquet"
     assert saved.points["text"].tolist() == frame["text"].tolist()  # the folder's files, in order
@@ -193,3 +229,25 @@ def test_large_input_fits_umap_on_a_sample_and_transforms_the_rest_on_the_cluste
     knn = KNeighborsClassifier(n_neighbors=10).fit(coords[sample], frame["topic"].to_numpy()[sample])
     assert knn.score(coords[placed], frame["topic"].to_numpy()[placed]) > 0.9
     assert not list((workspace.root / "ray-work").glob("*/part-*.parquet"))  # the shards go once the map is saved
+
+
+@pytest.mark.slow
+def test_a_rerun_embeds_only_the_rows_its_shards_lack(ray_instance, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    from explorer.engine_ray import RayConfig, _write_shard, embed_on_ray
+
+    texts = [f"note {i} on subject {i % 5}" for i in range(600)]
+    row_ids = np.arange(600, dtype=np.int64)
+    expected = HashingEmbedder().embed(texts)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    # What a driver killed after 200 rows leaves behind.
+    earlier = pa.FixedSizeListArray.from_arrays(pa.array(expected[:200].reshape(-1)), expected.shape[1])
+    _write_shard(pa.table({"row_id": pa.array(row_ids[:200]), "embedding": earlier}), shards / "part-000000.parquet")
+    reports: list[str] = []
+    vectors = embed_on_ray(texts, row_ids, model="hashing", shards=shards, workers=2, config=RayConfig(batch_rows=100),
+                           progress=lambda stage, fraction, message="": reports.append(message))
+    assert reports[0] == "Starting 2 worker(s); 200 / 600 rows embedded"
+    assert reports[-1] == "600 / 600 rows embedded on 2 worker(s)"
+    assert len(reports) == 1 + 400 // 100  # only the 400 missing rows went to the workers
+    np.testing.assert_array_equal(vectors, expected)

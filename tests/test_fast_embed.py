@@ -183,9 +183,14 @@ def test_umap_above_the_sample_size_fits_a_sample_and_transforms_the_rest(paper_
     assert layout.reducer.embedding_.shape == (60, 2)  # the fit saw the sample only
 
 
+# MiniLM + UMAP (defaults) on the same 2,000 rows, 2D 10-NN with UMAP seeds 42, 7 and 1: 0.658, 0.650,
+# 0.655 (measured once: embedding them takes ~5 minutes on 2 cores, too long for a test).
+MINILM_ON_THE_SAME_ROWS = 0.654
+
+
 @pytest.mark.slow
 def test_fast_mode_map_quality_on_real_abstracts(workspace):
-    """On 2,000 real arXiv abstracts the fast mode's 2D 10-NN accuracy of the field is ≥ 0.64 (issue 6)."""
+    """On 2,000 real arXiv abstracts the fast mode's map is within 95% of MiniLM's (issue 6's criterion)."""
     missing = [p for p in ARXIV_12K if not p.is_file()]
     if missing:
         pytest.skip(f"the arXiv benchmark data is not on this machine ({missing[0]})")
@@ -194,9 +199,15 @@ def test_fast_mode_map_quality_on_real_abstracts(workspace):
 
     frame = pd.concat([pd.read_csv(p, dtype={"arxiv_id": str}) for p in ARXIV_12K], ignore_index=True)
     frame = frame.sample(n=2_000, random_state=0).reset_index(drop=True)[["title", "abstract", "primary_category"]]
-    result = build_map(frame, name="arxiv", text_columns=["title", "abstract"], mode="auto", workspace=workspace)
-    saved = result.saved
+    saved = build_map(frame, name="arxiv", text_columns=["title", "abstract"], workspace=workspace).saved
     assert saved.manifest["mode"]["mode"] == "fast"  # 2,000 abstracts are beyond the transformer's minute
-    accuracy = knn_accuracy(saved.coords, saved.points["primary_category"].to_numpy(), k=10)
-    assert accuracy >= 0.64, f"2D 10-NN accuracy {accuracy:.3f}"
-    assert json.loads((saved.path / "manifest.json").read_text())["mode"]["mode"] == "fast"
+    labels = saved.points["primary_category"].to_numpy()
+    # One UMAP seed moves 2D 10-NN on 2,000 rows by ±0.01: score the map and two more seeds of its layout.
+    embedder = map_embedder(saved)
+    layout_input = embedder.layout_vectors(saved.embeddings)
+    scores = [knn_accuracy(saved.coords, labels, k=10)] + [
+        knn_accuracy(project(layout_input, config=ProjectionConfig(seed=seed)).coords, labels, k=10)
+        for seed in (7, 1)
+    ]
+    assert np.mean(scores) >= 0.95 * MINILM_ON_THE_SAME_ROWS, f"2D 10-NN {np.round(scores, 3)}"
+    assert json.loads((saved.path / "manifest.json").read_text())["projection"]["input_dimension"] == 64

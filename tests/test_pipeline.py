@@ -68,8 +68,9 @@ def test_manifest(papers_frame, workspace, fake_embedder):
     assert manifest["model_hash"] == ""
     assert manifest["projection"] == {
         "method": "pca", "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42,
-        "method_used": "pca",
+        "sample_rows": 150_000, "method_used": "pca", "input_dimension": 64,
     }
+    assert manifest["mode"] is None  # an explicit model: no mode was chosen
     assert manifest["version"] == __version__
     assert manifest["created"].startswith("20") and "T" in manifest["created"]
     on_disk = workspace.open("papers").manifest

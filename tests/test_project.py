@@ -27,7 +27,7 @@ def test_defaults():
     )
     assert config.to_dict() == {
         "method": "umap", "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42,
-        "sample_rows": 50_000,
+        "sample_rows": 150_000,
     }
 
 

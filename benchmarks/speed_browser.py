@@ -1,0 +1,122 @@
+"""The browser half of the speed benchmark: the real app in Chromium on a large saved map.
+
+Opens the map from "Open a saved map", then times a pan, a box selection and a search, counting
+the bytes the app's websocket sends for each. Used by speed.py --browser.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from streamlit_server import CHROMIUM_ARGS, chromium_path, streamlit_server, wait_until_idle  # noqa: E402
+
+QUERY = "robot grasping with tactile sensing"
+# A centred box over this share of the plot's width and height selects ~5% of 100k points.
+BOX_SHARE = 0.2
+FRAME_TIMES = """() => new Promise(resolve => {
+    const times = []; const until = performance.now() + 1500;
+    const tick = t => { times.push(t); if (t < until) requestAnimationFrame(tick); else resolve(times); };
+    requestAnimationFrame(tick);
+})"""
+
+
+class _Bytes:
+    """Bytes received on the app's websocket since the last reset."""
+
+    def __init__(self, page):
+        self.total = 0
+        page.on("websocket", lambda ws: ws.on("framereceived", self._add))
+
+    def _add(self, payload) -> None:
+        self.total += len(payload.encode("utf-8") if isinstance(payload, str) else payload)
+
+    def take(self) -> int:
+        total, self.total = self.total, 0
+        return total
+
+
+def measure_browser(home: Path, map_name: str) -> dict:
+    """Open ``map_name`` from ``home`` in the app and time what a user does with it."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    if not executable:
+        raise SystemExit("Chromium is missing: `make chromium` installs it.")
+    out: dict = {}
+    with streamlit_server(home, timeout=300) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1050})
+        received = _Bytes(page)
+        page.goto(url)
+        wait_until_idle(page, timeout=600_000)
+        page.get_by_role("button", name="Open").wait_for(timeout=60_000)
+        received.take()
+
+        started = time.perf_counter()
+        page.get_by_role("button", name="Open").click()
+        page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=600_000)
+        out["open_drawn"] = time.perf_counter() - started
+        wait_until_idle(page, timeout=600_000)
+        out["open_idle"] = time.perf_counter() - started
+        out["open_bytes"] = received.take()
+
+        chart = page.locator(".js-plotly-plot").first
+        area = chart.locator(".nsewdrag").first.bounding_box()
+        cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
+        chart.hover()
+        chart.locator('.modebar-btn[data-title="Pan"]').click()
+        frames = page.evaluate_handle(FRAME_TIMES)
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        page.mouse.move(cx + 120, cy + 60, steps=30)
+        page.mouse.up()
+        times = frames.json_value()
+        gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+        out["pan_frame_ms_median"] = gaps[len(gaps) // 2] if gaps else float("nan")
+        out["pan_frame_ms_max"] = gaps[-1] if gaps else float("nan")
+        wait_until_idle(page, timeout=600_000)
+        received.take()
+
+        chart.hover()
+        chart.locator('.modebar-btn[data-title="Box Select"]').click()
+        w, h = area["width"] * BOX_SHARE / 2, area["height"] * BOX_SHARE / 2
+        page.mouse.move(cx - w, cy - h)
+        page.mouse.down()
+        page.mouse.move(cx + w, cy + h, steps=10)
+        started = time.perf_counter()
+        page.mouse.up()
+        heading = page.get_by_role("heading", name=re.compile(r"Selection: [\d,]+ rows"))
+        heading.wait_for(timeout=600_000)
+        out["select_shown"] = time.perf_counter() - started
+        wait_until_idle(page, timeout=600_000)
+        out["select_idle"] = time.perf_counter() - started
+        out["select_bytes"] = received.take()
+        out["selected"] = int(re.search(r"([\d,]+) rows", heading.inner_text()).group(1).replace(",", ""))
+
+        box = page.get_by_label("Search the map")
+        box.fill(QUERY)
+        started = time.perf_counter()
+        box.press("Enter")
+        page.locator(".js-plotly-plot text", has_text=QUERY).first.wait_for(timeout=600_000)
+        out["search_shown"] = time.perf_counter() - started
+        wait_until_idle(page, timeout=600_000)
+        out["search_idle"] = time.perf_counter() - started
+        out["search_bytes"] = received.take()
+        page.screenshot(path=str(home / "speed_browser.png"), full_page=True)
+        browser.close()
+    out["lines"] = [
+        f"open a saved map → points drawn {out['open_drawn']:.1f} s (script idle {out['open_idle']:.1f} s, "
+        f"{out['open_bytes'] / 1e6:.1f} MB over the websocket)",
+        f"pan: median frame {out['pan_frame_ms_median']:.0f} ms, longest {out['pan_frame_ms_max']:.0f} ms",
+        f"box selection of {out['selected']:,} points → table shown {out['select_shown']:.1f} s after the mouse "
+        f"is released (idle {out['select_idle']:.1f} s, {out['select_bytes'] / 1e6:.1f} MB)",
+        f"search → hits drawn {out['search_shown']:.1f} s after Enter (idle {out['search_idle']:.1f} s, "
+        f"{out['search_bytes'] / 1e6:.1f} MB)",
+    ]
+    return out
