@@ -49,6 +49,8 @@ from explorer.view import (
 SAMPLE_PAPERS = Path(__file__).parent / "sample_data" / "papers.csv"
 SAMPLE_IMAGES = Path(__file__).parent / "sample_data" / "images"
 SAMPLE_MAP = "Sample papers"
+SELECTION_TABLE_ROWS = 1_000
+LARGE_TABLE_ROWS = 20_000
 IMAGE_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 # Tests and demos may pick another default model (e.g. "hashing"); unset means the bundled MiniLM.
 DEFAULT_MODEL = os.environ.get("EXPLORER_DEFAULT_MODEL") or None
@@ -92,7 +94,7 @@ def get_map(name: str, saved_stamp: str):
     return Workspace().open(name)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def get_texts(name: str, saved_stamp: str) -> list[str]:
     """The embedded text of every row of a map (for keyword filters and snippets)."""
     return get_map(name, saved_stamp).texts()
@@ -233,7 +235,13 @@ def upload_form(uploaded) -> None:
     if st.button("Build map", type="primary", key="build_upload"):
         run_build(table, source_name=uploaded.name, name=name or None, text_columns=columns or None,
                   template=template or None, model=model, mode=mode, projection=projection,
-                  clusters=ClusterConfig() if find_clusters else None)
+                  clusters=cluster_config_for(len(frame)) if find_clusters else None)
+
+
+def cluster_config_for(rows: int) -> ClusterConfig:
+    """Clusters on a 5-D UMAP for ordinary tables; on the 2D map above 20k rows, where the extra
+    UMAP would cost minutes and over a gigabyte (docs/benchmarks.md: ARI is no worse in 2D)."""
+    return ClusterConfig(space="2d") if rows > LARGE_TABLE_ROWS else ClusterConfig()
 
 
 def image_form(files) -> None:
@@ -540,6 +548,8 @@ def selection_table(saved, titles) -> None:
         return
     rows = saved.points.iloc[positions_of(saved.points, ids)][display_columns(saved.points)]
     st.subheader(f"Selection: {len(rows):,} rows")
+    if len(rows) > SELECTION_TABLE_ROWS:
+        st.caption(f"The table shows the first {SELECTION_TABLE_ROWS:,}; the CSV holds all {len(rows):,}.")
     left, right = st.columns([1, 1])
     left.download_button("Download CSV", to_csv_bytes(rows), file_name=f"{saved.name}-selection.csv",
                          mime="text/csv", key="download_selection")
@@ -550,7 +560,8 @@ def selection_table(saved, titles) -> None:
     positions = positions_of(saved.points, ids)[:60]
     thumbnail_grid(saved, saved.points["row_id"].to_numpy()[positions].tolist(),
                    [shorten(titles[p], 14) for p in positions])
-    st.dataframe(rows, hide_index=True, width="stretch")
+    # Every shown cell travels to the browser: a big selection would send megabytes of abstracts.
+    st.dataframe(rows.head(SELECTION_TABLE_ROWS), hide_index=True, width="stretch")
 
 
 def cluster_column(saved, level: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from .errors import InputError
 
 MODES = ("auto", "fast", "quality")
-# all-MiniLM-L6-v2 on 2 shared cores read 12 abstracts of 256 tokens a second (docs/benchmarks.md,
+# all-MiniLM-L6-v2 on 2 shared cores read 9-12 abstracts of 256 tokens a second (docs/benchmarks.md,
 # "Speed"; 3-5 a second when the machine was busy): ~0.4 ms per token, rounded up.
 QUALITY_SECONDS_PER_TOKEN = 0.1 / 256
 QUALITY_MAX_TOKENS = 256
