@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from metrics import knn_accuracy
 from PIL import Image
-from quality import DOC, machine_header
+from quality import DOC, write_section
 
 from explorer import PixelFeatureEmbedder, Workspace, build_image_map, read_images
 
@@ -135,19 +135,6 @@ def render_section(result: ImageBenchmark, *, invocation: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str, doc: Path = DOC) -> None:
-    """Replace only the images section of the doc (creating the doc or the section if needed)."""
-    text = doc.read_text(encoding="utf-8") if doc.exists() else machine_header()
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text, encoding="utf-8")
-
-
 def _relative(path: Path) -> str:
     try:
         # absolute(), not resolve(): the venv's python is a symlink that should read as .venv/bin/python.
@@ -169,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render_section(result, invocation=invocation)
     print(section)
     if args.write:
-        write_section(section)
+        write_section(section, marker="images")
         print(f"wrote {_relative(DOC)}")
     return 0 if result.knn_2d >= TARGET else 1
 
