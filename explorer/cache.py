@@ -73,6 +73,15 @@ class EmbeddingResult:
     seconds: float
 
 
+def align_vectors(hashes: list[str], known: dict[str, np.ndarray], *, dimension: int) -> np.ndarray:
+    """One row per hash, in order, from the vectors known by hash (duplicates share one vector)."""
+    dim = next(iter(known.values())).shape[0] if known else dimension
+    vectors = np.zeros((len(hashes), dim), dtype=np.float32)
+    for i, digest in enumerate(hashes):
+        vectors[i] = known[digest]
+    return vectors
+
+
 def embed_texts(
     embedder: Embedder,
     texts: Sequence[str],
@@ -97,10 +106,7 @@ def embed_texts(
             cache.put_many(embedder.model_id, todo, fresh)
         known.update(zip(todo, fresh, strict=True))
     progress("embed", 1.0, f"{len(texts):,} / {len(texts):,} rows")
-    dim = next(iter(known.values())).shape[0] if known else embedder.dimension
-    vectors = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, h in enumerate(hashes):
-        vectors[i] = known[h]
+    vectors = align_vectors(hashes, known, dimension=embedder.dimension)
     log.info("embedded %d texts (%d cached) with %s", len(texts), n_cached, embedder.model_id)
     return EmbeddingResult(
         vectors=vectors,

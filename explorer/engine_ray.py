@@ -35,8 +35,7 @@ from .embed import DEFAULT_BATCH_SIZE, load_embedder
 from .errors import EngineError, ExplorerError, InputError
 from .hashing import bytes_hash, file_sha256
 from .load import LoadedTable, tidy_columns
-from .map_clusters import add_clusters
-from .pipeline import BuildResult, assemble_points, text_map_manifest
+from .pipeline import BuildResult, assemble_points, finish_build, text_map_manifest
 from .progress import ProgressFn, no_progress
 from .project import MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project, sample_indices
 from .store import Workspace, sanitise_map_name
@@ -144,12 +143,8 @@ def build_map_ray(
                           "address": ray_config.address or "local"}
     saved = workspace.save(map_name, points=points, embeddings=full_vectors, manifest=manifest)
     shutil.rmtree(work, ignore_errors=True)  # the map holds the vectors now; the shards were the checkpoint
-    seconds["save"] = time.perf_counter() - started
-    progress("save", 1.0, f"Saved as '{saved.name}'")
-    if clusters is not None:
-        started = time.perf_counter()
-        saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
-        seconds["cluster"] = time.perf_counter() - started
+    saved = finish_build(saved, started=started, seconds=seconds, clusters=clusters, workspace=workspace,
+                         progress=progress)
     return BuildResult(saved=saved, seconds=seconds, notes=notes)
 
 

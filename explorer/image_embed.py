@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from .cache import EmbeddingCache, EmbeddingResult
+from .cache import EmbeddingCache, EmbeddingResult, align_vectors
 from .embed import DEFAULT_BATCH_SIZE, SentenceTransformerEmbedder, l2_normalise
 from .errors import ModelError
 from .images import DEFAULT_MAX_SIDE, ImageSequence, ImageSet
@@ -239,10 +239,7 @@ def embed_image_set(
             cache.put_many(key, todo, fresh)
         known.update(zip(todo, fresh, strict=True))
     progress("embed", 1.0, f"{len(hashes):,} / {len(hashes):,} images")
-    dim = next(iter(known.values())).shape[0] if known else embedder.dimension
-    vectors = np.zeros((len(hashes), dim), dtype=np.float32)
-    for i, digest in enumerate(hashes):
-        vectors[i] = known[digest]
+    vectors = align_vectors(hashes, known, dimension=embedder.dimension)
     new = set(todo)
     n_cached = sum(1 for h in hashes if h not in new)
     log.info("embedded %d images (%d cached) with %s", len(hashes), n_cached, embedder.model_id)

@@ -119,13 +119,23 @@ def build_map(
     if saved.name != map_name:
         notes.append(f"The map name '{map_name}' was saved as '{saved.name}': a name keeps only letters, digits, "
                      "spaces and - _ . ( ), and cannot start with a dot.")
+    saved = finish_build(saved, started=started, seconds=seconds, clusters=clusters, workspace=workspace,
+                         progress=progress)
+    return BuildResult(saved=saved, seconds=seconds, notes=notes, n_cached=embedded.n_cached, mode=choice)
+
+
+def finish_build(
+    saved: SavedMap, *, started: float, seconds: dict[str, float], clusters: ClusterConfig | None,
+    workspace: Workspace, progress: ProgressFn,
+) -> SavedMap:
+    """Record the save's time, then cluster the saved map when asked (both engines end this way)."""
     seconds["save"] = time.perf_counter() - started
     progress("save", 1.0, f"Saved as '{saved.name}'")
     if clusters is not None:
         started = time.perf_counter()
         saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
         seconds["cluster"] = time.perf_counter() - started
-    return BuildResult(saved=saved, seconds=seconds, notes=notes, n_cached=embedded.n_cached, mode=choice)
+    return saved
 
 
 def _choose_mode(texts: list[str], *, model, mode: str) -> ModeChoice | None:
