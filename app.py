@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,6 @@ from explorer.curate import remove_and_reproject
 from explorer.draw import (
     CLUSTER_LABEL_COLUMN,
     MapStyle,
-    build_figure,
     default_colour_column,
     place_labels,
     shorten,
@@ -43,8 +44,8 @@ from explorer.view import (
     filterable_columns,
     keyword_mask,
     positions_of,
-    selected_row_ids,
 )
+from map_widget import map_chart
 
 SAMPLE_PAPERS = Path(__file__).parent / "sample_data" / "papers.csv"
 SAMPLE_IMAGES = Path(__file__).parent / "sample_data" / "images"
@@ -59,10 +60,15 @@ STAGE_TITLES = {"load": "Loading", "embed": "Embedding", "project": "Projecting"
 st.set_page_config(page_title="Embedding Explorer", page_icon="🗺️", layout="wide")
 
 
+def _warm_up_and_report() -> None:
+    # The line in the server log tells benchmarks when the CPU is free again (the compiling holds it).
+    print(f"explorer: UMAP warm-up done in {warm_up_umap():.1f} s", file=sys.stderr, flush=True)
+
+
 @st.cache_resource
 def start_umap_warm_up() -> threading.Thread:
     """Compile UMAP's numba kernels once per server process, in the background."""
-    thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
+    thread = threading.Thread(target=_warm_up_and_report, name="umap-warm-up", daemon=True)
     thread.start()
     return thread
 
@@ -343,11 +349,28 @@ def landing() -> None:
 # ---------------------------------------------------------------- the map
 
 
-def display_points(saved, level: str | None):
+@st.cache_resource(max_entries=8, show_spinner=False)
+def display_points(name: str, stamp: str, level: str | None):
     """The map's points plus, when it has clusters, each point's cluster label (for colour and filters)."""
+    saved = get_map(name, stamp)
     if level is None:
         return saved.points
     return saved.points.assign(**{CLUSTER_LABEL_COLUMN: point_labels(saved, level)})
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def column_roles(name: str, stamp: str, level: str | None) -> dict:
+    """Which columns can colour, label and filter the map, with each filter's values (once per map)."""
+    saved = get_map(name, stamp)
+    points = display_points(name, stamp, level)
+    # Cluster ids are shown through their labels; the raw id columns would only repeat them.
+    hidden = {"row_id", *(cluster_column(saved, lvl) for lvl in cluster_levels(saved))}
+    categorical = [c for c in filterable_columns(points) if c not in hidden][:6]
+    return {
+        "candidates": [c for c in display_columns(points) if c not in hidden],
+        "default_colour": default_colour_column(points),
+        "filters": {c: sorted(points[c].astype("string").fillna("(missing)").unique().tolist()) for c in categorical},
+    }
 
 
 def sidebar_controls(saved) -> dict:
@@ -368,12 +391,10 @@ def sidebar_controls(saved) -> dict:
             fine = "fine" in levels and st.toggle("Fine clusters", key="fine_clusters",
                                                   help="Smaller clusters with more specific labels.")
             level = "fine" if fine else levels[0]
-        points = display_points(saved, level)
-        # Cluster ids are shown through their labels; the raw id columns would only repeat them.
-        hidden = {"row_id", *(cluster_column(saved, name) for name in levels)}
-        candidates = [c for c in display_columns(points) if c not in hidden]
-        categorical = [c for c in filterable_columns(points) if c not in hidden]
-        default_colour = default_colour_column(points)
+        stamp = st.session_state["map_stamp"]
+        points = display_points(saved.name, stamp, level)
+        roles = column_roles(saved.name, stamp, level)
+        candidates, default_colour = roles["candidates"], roles["default_colour"]
         options = ["(none)", *candidates]
         colour = st.selectbox("Colour by", options, key="colour_by",
                               index=options.index(default_colour) if default_colour in options else 0)
@@ -383,8 +404,7 @@ def sidebar_controls(saved) -> dict:
         keyword = st.text_input("Keyword in text", key="keyword")
         regex = st.checkbox("Regular expression", key="keyword_regex")
         chosen = {}
-        for col in categorical[:6]:
-            values = sorted(points[col].astype("string").fillna("(missing)").unique().tolist())
+        for col, values in roles["filters"].items():
             chosen[col] = st.multiselect(f"{col}", values, key=f"filter_{col}")
     return {"colour": None if colour == "(none)" else colour, "hover": hover, "keyword": keyword,
             "regex": regex, "categories": chosen, "level": level, "show_labels": show_labels, "points": points}
@@ -445,19 +465,30 @@ def thumbnail_grid(saved, row_ids, captions, *, width: int = 72) -> None:
         st.image([t for t, _ in shown], caption=[c for _, c in shown], width=width)
 
 
+def focus_row(row_id: int) -> None:
+    """Button callback: open a row's details and ring it on the map (callbacks spare a second rerun)."""
+    st.session_state["selected_row"] = row_id
+
+
+def forget(key: str) -> None:
+    """Button callback: drop one piece of view state (details, selection, explanation)."""
+    st.session_state.pop(key, None)
+
+
+def chart_key(saved) -> str:
+    """One map widget per map, so an event on one map is never replayed on the next."""
+    return f"map:{saved.name}:{st.session_state.get('map_stamp', '')}"
+
+
 def handle_chart_event(event) -> None:
     """A click focuses one point; a box or lasso replaces the selection (kept across reruns)."""
-    selection = event.get("selection") if event else None
-    if not selection:
+    if not event or event.get("seq") == st.session_state.get("last_event"):
         return
-    signature = repr((selection.get("points"), selection.get("box"), selection.get("lasso")))
-    if signature == st.session_state.get("last_event"):
-        return
-    st.session_state["last_event"] = signature
-    ids = selected_row_ids(selection.get("points", []))
-    if selection.get("box") or selection.get("lasso"):
+    st.session_state["last_event"] = event.get("seq")
+    ids = [int(i) for i in event.get("ids") or []]
+    if event.get("kind") == "selection":
         st.session_state["selection"] = ids
-    elif len(ids) == 1:
+    elif event.get("kind") == "click" and ids:
         st.session_state["selected_row"] = ids[0]
 
 
@@ -474,14 +505,12 @@ def results_panel(saved, result, titles) -> None:
     for rank, idx in enumerate(result.indices, start=1):
         label = f"{rank}. {result.scores[idx]:.2f} · {escape_markdown(shorten(titles[idx], 90))}"
         if not explainable:
-            if st.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch"):
-                st.session_state["selected_row"] = int(row_ids[idx])
-                st.rerun()
+            st.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch", on_click=focus_row,
+                      args=(int(row_ids[idx]),))
             continue
         hit_col, why_col = st.columns([4, 1.4], gap="small", vertical_alignment="center")
-        if hit_col.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch"):
-            st.session_state["selected_row"] = int(row_ids[idx])
-            st.rerun()
+        hit_col.button(label, key=f"hit_{rank}_{row_ids[idx]}", width="stretch", on_click=focus_row,
+                       args=(int(row_ids[idx]),))
         if why_col.button("why?", key=f"why_{rank}_{row_ids[idx]}", help="Which words made this a match"):
             st.session_state["why_row"] = int(row_ids[idx])
     why_row = st.session_state.get("why_row")
@@ -502,9 +531,7 @@ def why_panel(saved, query: str, row_id: int) -> None:
             return
         st.caption(f"Cosine {explanation.cosine:.3f}: each token's share of it; the shares add up to the score.")
         st.plotly_chart(match_figure(explanation), key="why_figure")
-        if st.button("Hide", key="why_hide"):
-            st.session_state.pop("why_row", None)
-            st.rerun()
+        st.button("Hide", key="why_hide", on_click=forget, args=("why_row",))
 
 
 def details_panel(saved, row_id: int, titles) -> None:
@@ -520,10 +547,7 @@ def details_panel(saved, row_id: int, titles) -> None:
     row = saved.points.iloc[i][display_columns(saved.points)]
     st.dataframe({"field": [str(c) for c in row.index], "value": [str(v) for v in row.to_numpy()]},
                  hide_index=True, width="stretch")
-    if st.button("Close details", key="close_details"):
-        st.session_state.pop("selected_row", None)
-        st.session_state.pop("last_event", None)
-        st.rerun()
+    st.button("Close details", key="close_details", on_click=forget, args=("selected_row",))
     if not saved.embedded[i]:
         st.caption("This row has no text, so it has no neighbours.")
         return
@@ -535,9 +559,8 @@ def details_panel(saved, row_id: int, titles) -> None:
                    width=56)
     for idx in neighbours.indices:
         label = f"{neighbours.scores[idx]:.2f} · {escape_markdown(shorten(titles[idx], 80))}"
-        if st.button(label, key=f"nn_{row_id}_{row_ids[idx]}", width="stretch"):
-            st.session_state["selected_row"] = int(row_ids[idx])
-            st.rerun()
+        st.button(label, key=f"nn_{row_id}_{row_ids[idx]}", width="stretch", on_click=focus_row,
+                  args=(int(row_ids[idx]),))
 
 
 def selection_table(saved, titles) -> None:
@@ -551,11 +574,10 @@ def selection_table(saved, titles) -> None:
     if len(rows) > SELECTION_TABLE_ROWS:
         st.caption(f"The table shows the first {SELECTION_TABLE_ROWS:,}; the CSV holds all {len(rows):,}.")
     left, right = st.columns([1, 1])
-    left.download_button("Download CSV", to_csv_bytes(rows), file_name=f"{saved.name}-selection.csv",
-                         mime="text/csv", key="download_selection")
-    if right.button("Clear selection", key="clear_selection"):
-        st.session_state.pop("selection", None)
-        st.rerun()
+    # Written on click: a 10k-row CSV costs half a second, too much for every rerun.
+    left.download_button("Download CSV", partial(to_csv_bytes, rows), file_name=f"{saved.name}-selection.csv",
+                         mime="text/csv", key="download_selection", on_click="ignore")
+    right.button("Clear selection", key="clear_selection", on_click=forget, args=("selection",))
     curate_button(saved, [int(i) for i in ids], key="remove_selection", what="the selected rows")
     positions = positions_of(saved.points, ids)[:60]
     thumbnail_grid(saved, saved.points["row_id"].to_numpy()[positions].tolist(),
@@ -593,7 +615,7 @@ def offer_clustering(saved) -> None:
             st.rerun()
 
 
-def cluster_panel(saved, level: str, texts: list[str]) -> None:
+def cluster_panel(saved, level: str) -> None:
     """Clusters by size: pick one to highlight it, rename it, remove it, or contrast two groups."""
     table = cluster_table(saved, level)
     st.subheader(f"Clusters ({len(table)})")
@@ -618,7 +640,7 @@ def cluster_panel(saved, level: str, texts: list[str]) -> None:
             ids = saved.points["row_id"].to_numpy()[(saved.points[cluster_column(saved, level)] ==
                                                       int(chosen["id"])).to_numpy()]
             curate_button(saved, ids.tolist(), key="remove_cluster", what="this cluster")
-    contrast_panel(saved, table, level, texts)
+    contrast_panel(saved, table, level)
 
 
 def curate_button(saved, row_ids: list[int], *, key: str, what: str) -> None:
@@ -637,7 +659,13 @@ def curate_button(saved, row_ids: list[int], *, key: str, what: str) -> None:
         st.rerun()
 
 
-def contrast_panel(saved, table, level: str, texts: list[str]) -> None:
+@st.cache_resource(max_entries=16, show_spinner="Counting words…")
+def contrast_of(name: str, stamp: str, level: str, a: str, b: str, selection_key: int, *, _a, _b):
+    """The contrast of two groups of a map, cached by the map and the two groups' names."""
+    return contrast_terms(get_texts(name, stamp), _a, _b)
+
+
+def contrast_panel(saved, table, level: str) -> None:
     """The words most distinctive of group A against group B, and of B against A."""
     with st.expander("Contrast two groups"):
         options = {f"{r.label} ({r.size})": int(r.id) for r in table.itertuples()}
@@ -656,31 +684,47 @@ def contrast_panel(saved, table, level: str, texts: list[str]) -> None:
         def mask(choice):
             return selected if options[choice] == "selection" else column == options[choice]
 
-        result = contrast_terms(texts, mask(a) & saved.embedded, mask(b) & saved.embedded)
+        # Counting words over every row takes seconds on a big map, so it runs on request, once per pair.
+        if not st.toggle("Compare", key="contrast_on", help="Count the words of both groups"):
+            return
+        selection_key = hash(tuple(st.session_state.get("selection") or ()))
+        result = contrast_of(saved.name, st.session_state["map_stamp"], level, a, b, selection_key,
+                             _a=mask(a) & saved.embedded, _b=mask(b) & saved.embedded)
         a_col.dataframe({"word": [t for t, _ in result.a_terms], "z": [round(z, 1) for _, z in result.a_terms]},
                         hide_index=True, width="stretch")
         b_col.dataframe({"word": [t for t, _ in result.b_terms], "z": [round(z, 1) for _, z in result.b_terms]},
                         hide_index=True, width="stretch")
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def get_titles(name: str, saved_stamp: str, column: str | None, level: str | None) -> list[str]:
+    """The short name of every row (its title column, else its text), for lists and hover."""
+    if column is None:
+        return get_texts(name, saved_stamp)
+    return display_points(name, saved_stamp, level)[column].astype("string").fillna("").tolist()
+
+
+@st.fragment
 def map_view(saved, controls: dict) -> None:
-    """Search bar, the map, the side panel, the selection table and the cluster panel."""
+    """Search bar, the map, the side panel, the selection table and the cluster panel.
+
+    A fragment: a search, a click or a selection reruns only this part, not the sidebar."""
     points = controls["points"]
     stamp = st.session_state["map_stamp"]
-    texts = get_texts(saved.name, stamp)
     title_col = title_column(points, saved.manifest.get("text_columns") or [])
-    titles = points[title_col].astype("string").fillna("").tolist() if title_col else texts
+    titles = get_titles(saved.name, stamp, title_col, controls["level"])
     images = saved.manifest.get("kind") == IMAGE_KIND
     search = search_controls(images=images)
     # Read the chart's event before drawing, so a click or lasso shows up in this very run.
-    handle_chart_event(st.session_state.get("map"))
+    handle_chart_event(st.session_state.get(chart_key(saved)))
     result = run_search(saved, search["query"], k=search["k"], threshold=search["threshold"],
                         example=search["example"])
-    try:
-        keep = keyword_mask(texts, controls["keyword"], regex=controls["regex"])
-    except ExplorerError as exc:
-        st.warning(str(exc))
-        keep = np.ones(len(points), dtype=bool)
+    keep = np.ones(len(points), dtype=bool)
+    if controls["keyword"]:  # the texts of a big map take a second to assemble: only when filtering by them
+        try:
+            keep = keyword_mask(get_texts(saved.name, stamp), controls["keyword"], regex=controls["regex"])
+        except ExplorerError as exc:
+            st.warning(str(exc))
     keep &= category_mask(points, controls["categories"])
     focus_cluster = st.session_state.get("focus_cluster")
     if focus_cluster is not None and controls["level"] is not None:
@@ -703,9 +747,7 @@ def map_view(saved, controls: dict) -> None:
     with map_col:
         if not keep.all():
             st.caption(f"{int(keep.sum()):,} of {len(points):,} rows match the filters; the rest are dimmed.")
-        st.plotly_chart(build_figure(points, style=style), key="map", on_select="rerun",
-                        selection_mode=("points", "box", "lasso"),
-                        config={"scrollZoom": True, "displaylogo": False})
+        map_chart(points, style, revision=f"{saved.name}:{stamp}", key=chart_key(saved))
     with side_col:
         if st.session_state.get("selected_row") is not None:
             details_panel(saved, int(st.session_state["selected_row"]), titles)
@@ -715,7 +757,7 @@ def map_view(saved, controls: dict) -> None:
             st.caption("Search above, or click a point to see its details and nearest neighbours.")
     selection_table(saved, titles)
     if controls["level"] is not None:
-        cluster_panel(saved, controls["level"], texts)
+        cluster_panel(saved, controls["level"])
     else:
         offer_clustering(saved)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +29,9 @@ DIM_COLOUR = "rgba(160,160,160,0.35)"
 # point's group; search hits, the selection and the focused point keep their full labels, and a
 # click opens the row.
 LEAN_HOVER_POINTS = 20_000
+# A selection ring above this many points names only "selection" on hover: titles for 10k selected
+# rows cost 0.2 s and a megabyte on every rerun, and the selection table lists them anyway.
+LEAN_SELECTION_POINTS = 2_000
 CLUSTER_LABEL_COLUMN = "cluster label"
 # Label boxes are estimated from the character count: about 7 px per character at 12 px font, 18 px tall.
 LABEL_CHAR_PX = 7.0
@@ -115,23 +120,33 @@ def category_values(series: pd.Series, *, max_categories: int = MAX_CATEGORIES) 
 
 
 def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: int = 720):
-    """The map figure: base traces (one per category, or one with a colour scale) plus overlays."""
+    """The whole map in one figure: the base layer, the selection ring and the overlays (for exports and tests)."""
+    style = style or MapStyle()
+    fig = base_figure(points, style=style, height=height, faded=style.hits is not None)
+    fig.add_traces(selection_ring(points, style=style) + overlay_traces(points, style=style))
+    return fig
+
+
+def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: int = 720, faded: bool = False,
+                revision: str = "map"):
+    """The base layer: every point, coloured, with filters dimmed (one trace per category, or a colour scale).
+
+    It depends only on colour, hover fields, filters, similarity colouring and labels, never on
+    hits, selection or focus, so the app can keep it in the browser while overlays change."""
     import plotly.graph_objects as go
 
     style = style or MapStyle()
     fig = go.Figure()
     drawn = points["embedded"].to_numpy(dtype=bool) & points["x"].notna().to_numpy()
     row_ids = points["row_id"].to_numpy()
-    lean = int(drawn.sum()) > LEAN_HOVER_POINTS
-    labelled = _overlay_rows(points, style, row_ids) if lean else np.ones(len(points), dtype=bool)
-    hover = np.full(len(points), "", dtype=object)
-    hover[labelled] = hover_texts(points[labelled], title=style.title_column, fields=style.hover_fields)
+    # Above LEAN_HOVER_POINTS the base carries no per-point text; overlays label their own points.
+    hover = None if int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
+        hover_texts(points, title=style.title_column, fields=style.hover_fields), dtype=object)
     dimmed = np.zeros(len(points), dtype=bool) if style.dimmed is None else np.asarray(style.dimmed, bool)
-    faded = style.hits is not None
     opacity = 0.35 if faded else 0.85
 
     def scatter(mask: np.ndarray, *, name: str, marker: dict, showlegend: bool = True, **kw):
-        if lean and not labelled[mask].all():
+        if hover is None:
             kw["hovertemplate"] = "%{fullData.name}<extra></extra>"
         else:
             kw.update(hovertext=hover[mask], hoverinfo="text")
@@ -164,17 +179,11 @@ def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height:
     else:
         fig.add_trace(scatter(live, name="points", showlegend=False,
                               marker={"color": PALETTE[0], "size": style.point_size, "opacity": opacity}))
-
-    _add_selection(fig, points, style, drawn, scatter)
-    _add_hits(fig, points, style, hover, row_ids)
-    _add_focus(fig, points, style, hover, row_ids)
-    for trace in style.extra_traces:
-        fig.add_trace(trace)
     if style.labels is not None and len(style.labels):
         fig.update_layout(annotations=_label_annotations(style.labels))
     fig.update_layout(
         height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso", hovermode="closest",
-        plot_bgcolor="white", paper_bgcolor="white", uirevision="map",
+        plot_bgcolor="white", paper_bgcolor="white", uirevision=revision,
         legend={"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)", "title": {"text": ""},
                 "orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
         xaxis={"visible": False, "showgrid": False, "zeroline": False},
@@ -183,76 +192,118 @@ def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height:
     return fig
 
 
-def _overlay_rows(points: pd.DataFrame, style: MapStyle, row_ids: np.ndarray) -> np.ndarray:
-    """The rows drawn in an overlay (hits, selection, focus): the only ones that need hover text on a big map."""
+def overlay_traces(points: pd.DataFrame, *, style: MapStyle) -> list:
+    """What is drawn over the base layer: search hits with the query star and links, and the focused point.
+
+    All SVG traces of a few dozen points, so the app can redraw them without touching the WebGL layer."""
+    row_ids = points["row_id"].to_numpy()
     rows = np.zeros(len(points), dtype=bool)
     if style.hits is not None:
         rows[np.asarray(style.hits, dtype=np.int64)] = True
-    if style.selected is not None and len(style.selected):
-        rows |= np.isin(row_ids, np.asarray(style.selected))
     if style.focus is not None:
         rows |= row_ids == style.focus
-    return rows
+    hover = _hover_of(points, style, rows)
+    return _hits(points, style, hover, row_ids) + _focus(points, style, hover, row_ids) + list(style.extra_traces)
 
 
-def _add_selection(fig, points, style: MapStyle, drawn, scatter) -> None:
+def selection_ring(points: pd.DataFrame, *, style: MapStyle) -> list:
+    """A ring around every selected point (the app shows plotly's own selection instead)."""
+    import plotly.graph_objects as go
+
     if style.selected is None or len(style.selected) == 0:
-        return
-    mask = drawn & points["row_id"].isin(np.asarray(style.selected)).to_numpy()
-    fig.add_trace(scatter(mask, name="selection", showlegend=True, marker={
-        "color": "rgba(0,0,0,0)", "size": style.point_size + 4,
-        "line": {"color": "#111111", "width": 1.2}}))
+        return []
+    row_ids = points["row_id"].to_numpy()
+    drawn = points["embedded"].to_numpy(dtype=bool) & points["x"].notna().to_numpy()
+    mask = drawn & np.isin(row_ids, np.asarray(style.selected))
+    labels = ({"hovertemplate": "selection<extra></extra>"} if mask.sum() > LEAN_SELECTION_POINTS
+              else {"hovertext": _hover_of(points, style, mask)[mask], "hoverinfo": "text"})
+    return [go.Scattergl(
+        x=points["x"].to_numpy()[mask], y=points["y"].to_numpy()[mask], mode="markers", name="selection",
+        customdata=row_ids[mask].reshape(-1, 1), showlegend=True, **labels,
+        marker={"color": "rgba(0,0,0,0)", "size": style.point_size + 4, "line": {"color": "#111111", "width": 1.2}},
+    )]
 
 
-def _add_hits(fig, points: pd.DataFrame, style: MapStyle, hover, row_ids) -> None:
+def base_key(points: pd.DataFrame, style: MapStyle, *, revision: str = "map") -> str:
+    """A digest of everything `base_figure` draws from: equal keys mean an identical base layer."""
+    digest = hashlib.sha256()
+    labels = None if style.labels is None else style.labels[["x", "y", "label"]].to_numpy().tolist()
+    digest.update(json.dumps([revision, len(points), style.color_by, list(style.hover_fields), style.title_column,
+                              style.point_size, labels], default=str).encode())
+    for array in (style.dimmed, style.similarity):
+        digest.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def overlay_json(points: pd.DataFrame, style: MapStyle) -> str:
+    """The overlay traces as plotly JSON, plus whether the base layer is veiled behind search hits."""
+    import plotly.io as pio
+
+    figure = {"data": [t.to_plotly_json() for t in overlay_traces(points, style=style)],
+              "fade": style.hits is not None}
+    return pio.to_json(figure, validate=False)
+
+
+def _hover_of(points: pd.DataFrame, style: MapStyle, rows: np.ndarray) -> np.ndarray:
+    """Hover labels for ``rows`` only (empty elsewhere): a big map's overlays label just their own points."""
+    hover = np.full(len(points), "", dtype=object)
+    if rows.any():
+        hover[rows] = hover_texts(points[rows], title=style.title_column, fields=style.hover_fields)
+    return hover
+
+
+def _hits(points: pd.DataFrame, style: MapStyle, hover, row_ids) -> list:
     import plotly.graph_objects as go
 
     if style.hits is None or len(style.hits) == 0:
-        return
+        return []
+    traces = []
     idx = np.asarray(style.hits)
     idx = idx[points["x"].to_numpy()[idx] == points["x"].to_numpy()[idx]]  # drop NaN positions
     x, y = points["x"].to_numpy()[idx], points["y"].to_numpy()[idx]
-    if style.query_xy is not None and np.isfinite(style.query_xy).all():
+    query_drawn = style.query_xy is not None and np.isfinite(style.query_xy).all()
+    if query_drawn:
         qx, qy = float(style.query_xy[0]), float(style.query_xy[1])
         lines_x = np.column_stack([np.full(len(x), qx), x, np.full(len(x), np.nan)]).ravel()
         lines_y = np.column_stack([np.full(len(y), qy), y, np.full(len(y), np.nan)]).ravel()
-        fig.add_trace(go.Scattergl(x=lines_x, y=lines_y, mode="lines", hoverinfo="skip", showlegend=False,
+        traces.append(go.Scatter(x=lines_x, y=lines_y, mode="lines", hoverinfo="skip", showlegend=False,
                                    line={"color": "rgba(214,39,40,0.45)", "width": 1}, name="links"))
     ranks = np.arange(1, len(idx) + 1)
     scores = np.asarray(style.hit_scores)[: len(idx)] if style.hit_scores is not None else None
     labels = [f"#{r}" + (f" · {s:.2f}" if scores is not None else "") for r, s in
               zip(ranks, scores if scores is not None else ranks, strict=True)]
-    fig.add_trace(go.Scatter(
+    traces.append(go.Scatter(
         x=x, y=y, mode="markers+text", name="search hits", text=[str(r) for r in ranks],
         textposition="top center", textfont={"size": 11, "color": "#b71c1c"},
         customdata=row_ids[idx].reshape(-1, 1),
         hovertext=[f"{lab}<br>{h}" for lab, h in zip(labels, hover[idx], strict=True)], hoverinfo="text",
         marker={"size": 12, "color": "rgba(255,215,0,0.95)", "line": {"color": "#b71c1c", "width": 2}},
     ))
-    if style.query_xy is not None and np.isfinite(style.query_xy).all():
-        fig.add_trace(go.Scatter(
+    if query_drawn:
+        traces.append(go.Scatter(
             x=[style.query_xy[0]], y=[style.query_xy[1]], mode="markers+text", name="query",
             text=[escape_text(shorten(style.query_label, 40))], textposition="bottom center",
             textfont={"size": 13, "color": "#b71c1c"}, hoverinfo="text",
             hovertext=[f"query: {escape_text(shorten(style.query_label, 80))}"],
             marker={"symbol": "star", "size": 20, "color": "#d62728", "line": {"color": "white", "width": 1.5}},
         ))
+    return traces
 
 
-def _add_focus(fig, points: pd.DataFrame, style: MapStyle, hover, row_ids) -> None:
+def _focus(points: pd.DataFrame, style: MapStyle, hover, row_ids) -> list:
     import plotly.graph_objects as go
 
     if style.focus is None:
-        return
+        return []
     pos = np.flatnonzero(row_ids == style.focus)
     if len(pos) == 0 or not np.isfinite(points["x"].to_numpy()[pos[0]]):
-        return
+        return []
     i = pos[0]
-    fig.add_trace(go.Scatter(
+    return [go.Scatter(
         x=[points["x"].iloc[i]], y=[points["y"].iloc[i]], mode="markers", name="focused",
         customdata=[[row_ids[i]]], hovertext=[hover[i]], hoverinfo="text", showlegend=False,
         marker={"size": 22, "color": "rgba(0,0,0,0)", "line": {"color": "#000000", "width": 3}},
-    ))
+    )]
 
 
 def place_labels(

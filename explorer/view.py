@@ -40,6 +40,9 @@ def category_mask(points: pd.DataFrame, filters: Mapping[str, Iterable]) -> np.n
     return mask
 
 
+SAMPLE_ROWS = 5_000
+
+
 def filterable_columns(points: pd.DataFrame, *, max_values: int = 50) -> list[str]:
     """Columns that hold categories: few distinct values, each shared by several rows."""
     skip = {"row_id", "x", "y", "embedded"}
@@ -47,25 +50,13 @@ def filterable_columns(points: pd.DataFrame, *, max_values: int = 50) -> list[st
     for col in points.columns:
         if col in skip:
             continue
+        # A sample with too many values rules a column out without hashing every long abstract.
+        if points[col].head(SAMPLE_ROWS).nunique(dropna=True) > max_values:
+            continue
         distinct = points[col].nunique(dropna=True)
         if 1 < distinct <= max_values and distinct <= 0.5 * points[col].notna().sum():
             columns.append(col)
     return columns
-
-
-def selected_row_ids(event_points: Iterable[Mapping]) -> list[int]:
-    """Row ids of the points in a plotly selection event, read from ``customdata`` (not trace indices)."""
-    ids: list[int] = []
-    for point in event_points:
-        data = point.get("customdata")
-        # Plotly sends customdata as a number, a list, or (for typed arrays) an index-keyed dict.
-        if isinstance(data, dict):
-            data = next(iter(data.values()), None)
-        if isinstance(data, (list, tuple)):
-            data = data[0] if data else None
-        if data is not None:
-            ids.append(int(data))
-    return list(dict.fromkeys(ids))
 
 
 def positions_of(points: pd.DataFrame, row_ids: Iterable[int]) -> np.ndarray:

@@ -78,3 +78,8 @@ IDLE_SCRIPT = """() => {
 def wait_until_idle(page, *, timeout: float = 180_000) -> None:
     """Wait until Streamlit has finished running the script (its status widget says not running)."""
     page.wait_for_function(IDLE_SCRIPT, timeout=timeout)
+
+
+def map_frame(page):
+    """The map widget's iframe (frontend/map/index.html), where plotly draws the map."""
+    return page.frame_locator('iframe[title*="explorer_map"]')

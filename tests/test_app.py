@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from map_spec import map_args, map_spec, overlay_names
 from streamlit.testing.v1 import AppTest
 
 from explorer import Workspace, build_map
@@ -60,7 +61,7 @@ def test_upload_preview_detects_columns_and_builds(papers_frame):
     assert at.session_state["map_name"] == "papers"
     assert Workspace().open("papers").manifest["rows"] == len(papers_frame)
     assert at.selectbox(key="colour_by").value == "field"
-    assert len(at.get("plotly_chart")) == 1
+    assert map_args(at)["base_key"]
 
 
 def test_bad_upload_shows_error_and_app_stays_usable():
@@ -99,9 +100,11 @@ def test_search_lists_ranked_results_and_focuses_a_hit(papers_frame):
     fields = papers_frame.set_index("title")["field"]
     top_titles = [b.label.split("· ", 1)[1].replace("\\", "") for b in hits[:3]]
     assert [fields[t] for t in top_titles] == ["biology"] * 3
+    assert overlay_names(at)[-2:] == ["search hits", "query"]
     first_title = top_titles[0]
     hits[0].click().run()
     assert not at.exception, at.exception
+    assert "focused" in overlay_names(at)
     assert any(h.value == "Details" for h in at.subheader)
     assert at.text[0].value == first_title
     neighbours = [b for b in at.button if b.key and b.key.startswith("nn_")]
@@ -110,15 +113,38 @@ def test_search_lists_ranked_results_and_focuses_a_hit(papers_frame):
     assert at.session_state["selected_row"] == int(neighbours[0].key.rsplit("_", 1)[1])
 
 
+def _chart_event(at: AppTest, **event) -> None:
+    """What the map widget sends when a person clicks a point or draws a box or lasso."""
+    at.session_state[f"map:{at.session_state['map_name']}:{at.session_state['map_stamp']}"] = event
+    at.run()
+    assert not at.exception, at.exception
+
+
+@pytest.mark.slow
+def test_map_events_select_rows_and_open_details(papers_frame):
+    at = _open_built_map(papers_frame)
+    _chart_event(at, seq="1", kind="selection", shape="lasso", ids=[3, 4, 5])
+    assert any(h.value == "Selection: 3 rows" for h in at.subheader)
+    assert map_args(at)["selected"] == [3, 4, 5], "the browser marks the selection with plotly's own styling"
+    _chart_event(at, seq="2", kind="click", ids=[7])
+    assert at.session_state["selected_row"] == 7 and any(h.value == "Details" for h in at.subheader)
+    assert at.session_state["selection"] == [3, 4, 5], "a click keeps the selection"
+    at.button(key="close_details").click().run()
+    assert "selected_row" not in at.session_state, "an event already handled is not replayed"
+
+
 @pytest.mark.slow
 def test_selection_survives_search_and_recolouring(papers_frame):
     at = _open_built_map(papers_frame)
     at.session_state["selection"] = [0, 1, 2, 15]
     at.run()
     assert any(h.value == "Selection: 4 rows" for h in at.subheader)
+    base = map_args(at)["base_key"]
     at.text_input(key="query").set_value("market price").run()
+    assert map_args(at)["base_key"] == base, "a search only changes the overlays; the base layer stays"
     at.selectbox(key="colour_by").set_value("year").run()
     assert not at.exception, at.exception
+    assert map_args(at)["base_key"] != base
     assert any(h.value == "Selection: 4 rows" for h in at.subheader)
     assert at.get("download_button")
     at.button(key="clear_selection").click().run()
@@ -183,9 +209,12 @@ def test_cluster_panel_colours_and_contrast(papers_frame):
     assert "cluster" not in at.selectbox(key="colour_by").options
     at.selectbox(key="colour_by").set_value("cluster label").run()
     assert not at.exception, at.exception
-    figure = at.get("plotly_chart")[0].proto.spec
+    figure = map_spec(at)
     assert figure.count('"annotations"') == 1, "cluster labels are drawn as annotations"
     assert at.selectbox(key="contrast_a").value != at.selectbox(key="contrast_b").value
+    assert len(at.expander[-1].dataframe) == 0, "words are counted only on request"
+    at.toggle(key="contrast_on").set_value(True).run()
+    assert not at.exception, at.exception
     assert len(at.expander[-1].dataframe) == 2
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from explorer.draw import MapStyle, build_figure, category_values, escape_text, is_categorical, place_labels
-from explorer.view import category_mask, escape_markdown, filterable_columns, keyword_mask, selected_row_ids
+from explorer.view import category_mask, escape_markdown, filterable_columns, keyword_mask
 
 
 @pytest.fixture
@@ -77,4 +77,3 @@ def test_view_helpers(points):
     assert keyword_mask(texts, r"^market", regex=True).tolist() == [False, True, False]
     assert category_mask(points, {"field": ["a"]}).sum() == 10
     assert "field" in filterable_columns(points) and "title" not in filterable_columns(points)
-    assert selected_row_ids([{"customdata": {"0": 7}}, {"customdata": [8]}, {"customdata": 9}]) == [7, 8, 9]

@@ -29,6 +29,7 @@ from hostile_inputs import (
     papers_csv,
     run_library,
 )
+from map_spec import map_spec
 from streamlit.testing.v1 import AppTest
 
 from explorer import ExplorerError, ProjectionConfig, Workspace, build_map
@@ -234,7 +235,7 @@ def test_two_people_uploading_files_of_the_same_name_keep_their_own_maps(monkeyp
     alice = _build_in_new_session(alice_rows)
     _build_in_new_session(bob_rows)
     alice.run()
-    chart = alice.get("plotly_chart")[0].proto.spec
+    chart = map_spec(alice)
     assert "alice private" in chart and "bob private" not in chart
 
 
