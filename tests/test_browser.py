@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 import pytest
-from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, chromium_path, streamlit_server, wait_until_idle
+from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, chromium_path, map_frame, streamlit_server, wait_until_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -83,7 +83,7 @@ def _search(page, query: str) -> None:
     box.fill(query)
     box.press("Enter")
     # The query's label on the map proves this search (not an earlier one) has been drawn.
-    page.locator(".js-plotly-plot text", has_text=query).first.wait_for(timeout=120_000)
+    map_frame(page).locator(".js-plotly-plot text", has_text=query).first.wait_for(timeout=120_000)
     page.get_by_role("heading", name="Results").wait_for(timeout=60_000)
     wait_until_idle(page)
 
@@ -98,15 +98,16 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     page.get_by_role("button", name="Build map").wait_for(timeout=60_000)
     wait_until_idle(page)
     page.get_by_role("button", name="Build map").click()
-    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
     wait_until_idle(page)
     # The base layer is WebGL; every point is on the canvas.
-    assert page.locator(".js-plotly-plot .gl-container canvas").count() >= 1
+    assert map_frame(page).locator(".js-plotly-plot .gl-container canvas").count() >= 1
 
     _search(page, "protein folding")
     page.screenshot(path=str(ARTIFACTS / "upload_search.png"), full_page=True)
     # Hits are an SVG overlay: one marker per ranked result, plus the query star.
-    assert page.locator(".js-plotly-plot .scatterlayer .point").count() >= 10
+    assert map_frame(page).locator(".js-plotly-plot .scatterlayer .point").count() >= 10
+    _assert_overlay_on_points(page)
     results = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
     labels = results.all_inner_texts()
     assert any("Protein folding pathways" in label for label in labels[:4]), labels
@@ -133,15 +134,48 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     assert int(re.search(r"(\d+) rows", selected).group(1)) >= 5
     _search(page, "black holes and gravity")
     assert page.get_by_role("heading", name=selected).is_visible(), "a new search must keep the selection"
+    _zoom_in(page)
+    _assert_overlay_on_points(page)
     page.screenshot(path=str(ARTIFACTS / "upload_selection.png"), full_page=True)
     page.locator('[data-testid="stDownloadButton"]').filter(has_text="Download CSV").wait_for(timeout=30_000)
     assert page.evaluate("window.__pwned") is None
+    assert map_frame(page).locator("body").evaluate("() => window.__pwned") is None
     assert not [e for e in errors if "pwned" in e]
+
+
+# Pixel position of each search hit in the WebGL map and in the SVG overlay laid over it.
+HIT_PIXELS = """over => {
+    const pixel = (layout, x, y) => [layout._size.l + layout.xaxis.l2p(x), layout._size.t + layout.yaxis.l2p(y)];
+    const base = document.getElementById('map')._fullLayout, top = over._fullLayout;
+    const hits = over._fullData.find(t => t.name === 'search hits');
+    return Array.from(hits.x, (x, i) => [pixel(base, x, hits.y[i]), pixel(top, x, hits.y[i])]);
+}"""
+
+
+def _assert_overlay_on_points(page) -> None:
+    """Every hit marker of the overlay sits on its point of the map, within a pixel."""
+    pairs = map_frame(page).locator("#overlay").evaluate(HIT_PIXELS)
+    assert pairs, "no search hits on the overlay"
+    for (bx, by), (ox, oy) in pairs:
+        assert abs(bx - ox) < 1 and abs(by - oy) < 1, pairs
+
+
+def _zoom_in(page) -> None:
+    """Scroll-zoom into the map; the overlay must follow the map's new axes."""
+    map_frame(page).locator("#map").scroll_into_view_if_needed()
+    area = map_frame(page).locator("#map .nsewdrag").first.bounding_box()
+    before = map_frame(page).locator("#overlay").evaluate("over => over._fullLayout.xaxis.range.join()")
+    page.mouse.move(area["x"] + area["width"] / 3, area["y"] + area["height"] / 3)
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(
+        "([before]) => { const f = document.querySelector('iframe[title*=explorer_map]').contentDocument; "
+        "return f.getElementById('overlay')._fullLayout.xaxis.range.join() !== before; }", arg=[before],
+        timeout=30_000)
 
 
 def _box_select_whole_map(page) -> None:
     """Pick plotly's box tool and drag across most of the plot area."""
-    chart = page.locator(".js-plotly-plot").first
+    chart = map_frame(page).locator(".js-plotly-plot").first
     chart.hover()
     chart.locator('.modebar-btn[data-title="Box Select"]').click()
     box = chart.locator(".nsewdrag").first.bounding_box()
@@ -155,11 +189,11 @@ def _box_select_whole_map(page) -> None:
 
 def _hover_every_hit_until(page, text: str) -> None:
     """Hover the highlighted hits one by one until the tooltip shows ``text`` literally."""
-    points = page.locator(".js-plotly-plot .scatterlayer .point")
+    points = map_frame(page).locator(".js-plotly-plot .scatterlayer .point")
     for i in range(points.count()):
         points.nth(i).hover(force=True)
         page.wait_for_timeout(150)
-        hover = page.locator(".js-plotly-plot .hoverlayer").first.text_content() or ""
+        hover = map_frame(page).locator(".js-plotly-plot .hoverlayer").first.text_content() or ""
         if text in hover:
             return
     raise AssertionError(f"no hover label showed {text!r} as text")
@@ -168,17 +202,17 @@ def _hover_every_hit_until(page, text: str) -> None:
 def test_sample_papers_protein_folding(browser, app_url):
     page, _ = _new_page(browser, app_url)
     page.get_by_role("button", name="Try the sample papers").click()
-    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
     wait_until_idle(page)
     _search(page, "protein folding")
     results = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
     top = results.all_inner_texts()[:5]
     assert sum("rotein" in label or "olding" in label for label in top) >= 4, top
     # Cluster labels are drawn on the map, readable (boxed) and not piled on each other.
-    labels = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
+    labels = map_frame(page).locator(".js-plotly-plot .annotation-text").all_text_contents()
     assert len(labels) >= 4, labels
     assert any("protein" in label or "folding" in label for label in labels), labels
-    boxes = [page.locator(".js-plotly-plot .annotation").nth(i).bounding_box() for i in range(len(labels))]
+    boxes = [map_frame(page).locator(".js-plotly-plot .annotation").nth(i).bounding_box() for i in range(len(labels))]
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             overlap_x = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])

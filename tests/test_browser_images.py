@@ -6,7 +6,7 @@ import re
 import zipfile
 
 import pytest
-from streamlit_server import ARTIFACTS, REPO, streamlit_server, wait_until_idle
+from streamlit_server import ARTIFACTS, REPO, map_frame, streamlit_server, wait_until_idle
 from test_browser import _new_page, browser  # noqa: F401  (the shared Chromium fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -52,7 +52,7 @@ def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):  #
     page.get_by_text("Offline pixel features (no weights)").click()
     wait_until_idle(page)
     page.get_by_role("button", name="Build map").click()
-    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
     wait_until_idle(page)
 
     box = page.get_by_label("Search the map")

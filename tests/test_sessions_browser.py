@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from hostile_inputs import CANARY, papers
-from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, IDLE_SCRIPT, chromium_path, streamlit_server
+from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, IDLE_SCRIPT, chromium_path, map_frame, streamlit_server
 
 from explorer import ProjectionConfig, Workspace, build_map
 from explorer.export import to_html_bytes
@@ -25,8 +25,12 @@ SESSIONS = 10
 TIMEOUT = 300_000  # ms: ten builds share two busy cores
 MARKERS = [f"sess{i:02d}marker" for i in range(SESSIONS)]
 # Everything the page shows: its DOM text and the data and layout behind every plotly chart.
-PAGE_TEXT = """() => document.documentElement.textContent + [...document.querySelectorAll('.js-plotly-plot')]
-    .map(chart => JSON.stringify(chart.data || []) + JSON.stringify(chart.layout || {})).join(' ')"""
+# The map is drawn in a same-origin iframe, so its document is read too.
+PAGE_TEXT = """() => [document, ...[...document.querySelectorAll('iframe')].map(f => f.contentDocument).filter(Boolean)]
+    .map(doc => doc.documentElement.textContent + [...doc.querySelectorAll('.js-plotly-plot')]
+        .map(chart => JSON.stringify(chart.data || []) + JSON.stringify(chart.layout || {})).join(' ')).join(' ')"""
+PWNED = """() => window.__pwned !== undefined
+    || [...document.querySelectorAll('iframe')].some(f => f.contentWindow && f.contentWindow.__pwned !== undefined)"""
 
 
 def _session_csv(folder: Path, i: int) -> Path:
@@ -48,7 +52,7 @@ async def _assert_private(page, i: int, step: str) -> str:
     text = await page.evaluate(PAGE_TEXT)
     foreign = [marker for j, marker in enumerate(MARKERS) if j != i and marker in text]
     assert not foreign, f"session {i} saw {foreign} after {step}"
-    assert await page.evaluate("window.__pwned") is None, f"the canary ran in session {i} after {step}"
+    assert not await page.evaluate(PWNED), f"the canary ran in session {i} after {step}"
     return text
 
 
@@ -68,7 +72,7 @@ async def _session(browser, url: str, csv_path: Path, i: int) -> list[str]:
         assert MARKERS[i] in await _assert_private(page, i, "the upload preview")
 
         await build.click()
-        await page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT)
+        await map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT)
         await _idle(page)
         assert MARKERS[i] in await _assert_private(page, i, "the build")
 
