@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import ExplorerError, ProjectionConfig, Workspace, build_map, load_embedder, load_table
-from explorer.cluster import ClusterConfig
+from explorer.cluster import ClusterConfig, config_for_rows
 from explorer.curate import remove_and_reproject
 from explorer.draw import (
     CLUSTER_LABEL_COLUMN,
@@ -51,7 +51,6 @@ SAMPLE_PAPERS = Path(__file__).parent / "sample_data" / "papers.csv"
 SAMPLE_IMAGES = Path(__file__).parent / "sample_data" / "images"
 SAMPLE_MAP = "Sample papers"
 SELECTION_TABLE_ROWS = 1_000
-LARGE_TABLE_ROWS = 20_000
 IMAGE_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 # Tests and demos may pick another default model (e.g. "hashing"); unset means the bundled MiniLM.
 DEFAULT_MODEL = os.environ.get("EXPLORER_DEFAULT_MODEL") or None
@@ -241,13 +240,7 @@ def upload_form(uploaded) -> None:
     if st.button("Build map", type="primary", key="build_upload"):
         run_build(table, source_name=uploaded.name, name=name or None, text_columns=columns or None,
                   template=template or None, model=model, mode=mode, projection=projection,
-                  clusters=cluster_config_for(len(frame)) if find_clusters else None)
-
-
-def cluster_config_for(rows: int) -> ClusterConfig:
-    """Clusters on a 5-D UMAP for ordinary tables; on the 2D map above 20k rows, where the extra
-    UMAP would cost minutes and over a gigabyte (docs/benchmarks.md: ARI is no worse in 2D)."""
-    return ClusterConfig(space="2d") if rows > LARGE_TABLE_ROWS else ClusterConfig()
+                  clusters=config_for_rows(len(frame)) if find_clusters else None)
 
 
 def image_form(files) -> None:

@@ -89,15 +89,18 @@ def dataset(size: str) -> tuple[pd.DataFrame, int]:
 
 def child(csv: Path, home: Path, name: str, mode: str, *, clusters: bool) -> dict:
     """Warm up, build (with clusters, as the app's upload form does by default), reopen, draw and query."""
-    from explorer import ClusterConfig, Workspace, build_map
+    from explorer import Workspace, build_map
+    from explorer.cluster import config_for_rows
     from explorer.draw import MapStyle, build_figure, default_colour_column
     from explorer.project import warm_up_umap
     from explorer.search import embed_query, map_embedder, search_similar
 
     warm_up = warm_up_umap()
     workspace = Workspace(home)
+    # The clustering the app's upload form picks for this many rows (2D above 20k).
+    config = config_for_rows(len(pd.read_csv(csv, usecols=[0]))) if clusters else None
     started = time.perf_counter()
-    result = build_map(csv, name=name, mode=mode, workspace=workspace, clusters=ClusterConfig() if clusters else None)
+    result = build_map(csv, name=name, mode=mode, workspace=workspace, clusters=config)
     build_seconds = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -32,6 +32,7 @@ MAX_MIN_SAMPLES = 5
 # A fine KMeans level splits each coarse cluster about this many ways.
 KMEANS_FINE_FACTOR = 3
 MAX_DERIVED_K = 30
+LARGE_MAP_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,13 @@ class Clustering:
     space: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+
+
+def config_for_rows(rows: int) -> ClusterConfig:
+    """The default clustering for a map of ``rows`` rows: on a 5-D UMAP, or on the 2D map above
+    LARGE_MAP_ROWS, where the extra UMAP would cost minutes and over a gigabyte (ARI is no worse in 2D,
+    docs/benchmarks.md)."""
+    return ClusterConfig(space="2d") if rows > LARGE_MAP_ROWS else ClusterConfig()
 
 
 def cluster_map(
