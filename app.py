@@ -96,7 +96,7 @@ def clip_problem(model: str) -> str | None:
 @st.cache_resource(max_entries=8, show_spinner="Opening the map…")
 def get_map(name: str, saved_stamp: str):
     """A saved map, cached by name and save time so a rebuilt map is never served stale."""
-    return Workspace().open(name)
+    return Workspace().open(name, mmap=True)  # vectors are paged in by the first search, not read at open
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -147,6 +148,7 @@ class SpeedRun:
     wall: float = 0.0
     peak_rss_mb: float = 0.0
     loads: list[float] = field(default_factory=list)
+    measured: str = ""  # when, if not in the run named in the section's first line (see --replace)
     knn_2d: float = float("nan")
     knn_rows: int = 0
     trust: float = float("nan")
@@ -160,6 +162,8 @@ def run_one(size: str, mode: str, frame: pd.DataFrame, real_rows: int, tmp: Path
     if not csv.exists():
         frame.to_csv(csv, index=False)
     home = tmp / f"home-{size}-{mode}"
+    # A workspace left by an earlier run holds its projection cache: the build would skip UMAP.
+    shutil.rmtree(home, ignore_errors=True)
     name = f"arxiv-{size}-{mode}"
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(csv), str(home), name, mode,
                *([] if clusters else ["--no-clusters"])]
@@ -174,6 +178,7 @@ def run_one(size: str, mode: str, frame: pd.DataFrame, real_rows: int, tmp: Path
     coords, labels = saved.coords[:real_rows], saved.points[LABEL].to_numpy()[:real_rows]
     vectors = np.asarray(saved.embeddings)[:real_rows]
     run = SpeedRun(size=size, mode=mode, rows=len(frame), ran=True, child=result, wall=measured.seconds,
+                   measured=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                    peak_rss_mb=measured.peak_rss_mb, loads=measured.load_averages,
                    knn_2d=knn_accuracy(coords, labels, k=10), knn_rows=real_rows,
                    trust=trustworthiness_score(vectors, coords, n_neighbors=10))
@@ -331,8 +336,15 @@ def _notes(runs: list[SpeedRun], browser: dict | None) -> list[str]:
         "- Reopen and payload: `Workspace.open` + `draw.build_figure` (coloured by `primary_category`, "
         "hover titles) + `figure.to_json()`, the JSON that Streamlit sends to the browser.",
     ]
+    # Runs recorded before `measured` existed are from the first run; the others were re-run with --replace.
+    later = [f"{r.size} {r.mode} at {r.measured}" for r in runs if r.measured]
+    if later and any(r.ran and not r.measured for r in runs):
+        notes.append("- Re-measured later with `--replace` (the other columns are from the first run): "
+                     + ", ".join(later) + ".")
     if browser:
-        notes += [f"- Chromium ({browser['rows']:,} points): " + "; ".join(browser["lines"]) + "."]
+        notes += [f"- Chromium ({browser['rows']:,} points, after the server's one-time UMAP warm-up of "
+                  f"{browser.get('warm_up', float('nan')):.0f} s, which competes for the CPU while it runs): "
+                  + "; ".join(browser["lines"]) + "."]
     return notes
 
 
@@ -350,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the workspaces in this folder (default: a temporary one)")
     parser.add_argument("--reuse", action="store_true",
                         help="with --keep: take the builds measured by an earlier run there (e.g. to add --browser)")
+    parser.add_argument("--replace", action="store_true",
+                        help="with --keep: keep the earlier runs there and re-run only --sizes and --modes")
     parser.add_argument("--write", action="store_true", help="replace the speed section of docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.child:
@@ -364,13 +378,14 @@ def main(argv: list[str] | None = None) -> int:
         tmp = args.keep or Path(scratch)
         tmp.mkdir(parents=True, exist_ok=True)
         record = tmp / "runs.json"
-        if args.reuse:
+        wanted = [] if args.reuse else [(m, s) for m in args.modes for s in args.sizes]
+        if args.reuse or args.replace:
             saved_runs = json.loads(record.read_text())
             started = datetime.fromisoformat(saved_runs["started"])
-            runs = [SpeedRun(**r) for r in saved_runs["runs"]]
+            runs = [SpeedRun(**r) for r in saved_runs["runs"] if (r["mode"], r["size"]) not in wanted]
         frames = {}
         # Every default run first: they carry the targets, and the long quality runs come last.
-        for mode, size in [] if args.reuse else [(m, s) for m in args.modes for s in args.sizes]:
+        for mode, size in wanted:
             if size not in frames:
                 frames[size] = dataset(size)
             frame, real_rows = frames[size]

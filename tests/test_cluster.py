@@ -29,8 +29,8 @@ from explorer import (
     rename_cluster,
 )
 from explorer.cli import main
-from explorer.cluster import UNCLUSTERED, derived_min_cluster_size
-from explorer.labels import label_by_category
+from explorer.cluster import LARGE_MAP_ROWS, UNCLUSTERED, config_for_rows, derived_min_cluster_size
+from explorer.labels import label_by_category, label_sample
 
 REPO = Path(__file__).resolve().parents[1]
 ARXIV_2500 = REPO.parent / "shared" / "data" / "arxiv_cs" / "arxiv_cs10_2500.csv"
@@ -140,6 +140,11 @@ def test_too_few_or_identical_points_are_all_unclustered_with_a_note():
         level = clustering.levels["coarse"]
         assert level.n_clusters == 0 and level.n_unclustered == len(coords)
         assert "unclustered" in clustering.notes[0]
+
+
+def test_big_maps_are_clustered_on_their_2d_layout():
+    assert config_for_rows(LARGE_MAP_ROWS).space == "umap5"
+    assert config_for_rows(LARGE_MAP_ROWS + 1).space == "2d"
 
 
 def test_minimum_cluster_size_grows_with_the_row_count():
@@ -541,3 +546,23 @@ def test_arxiv_contrast_of_robotics_and_language_papers(arxiv_map):
     )
     assert {w for t, _ in contrast.a_terms for w in t.split()} & ROBOTICS_WORDS, contrast.a_terms
     assert {w for t, _ in contrast.b_terms for w in t.split()} & LANGUAGE_WORDS, contrast.b_terms
+
+
+def test_big_maps_name_their_clusters_from_a_sample_that_keeps_every_cluster():
+    labels = np.repeat([0, 1, 2, -1], [9_000, 900, 60, 40])
+    fine = np.repeat([0, 1, 2, 3, -1], [5_000, 4_000, 900, 60, 40])
+    rows = label_sample({"coarse": labels, "fine": fine}, rows=1_000)
+    assert 1_000 <= len(rows) <= 1_200 and len(set(rows.tolist())) == len(rows)
+    for level in (labels, fine):
+        kept = np.unique(level[rows], return_counts=True)
+        assert set(kept[0]) == set(np.unique(level)), "every cluster keeps rows in the sample"
+        assert kept[1].min() >= 40
+    assert np.array_equal(label_sample({"coarse": labels[:500]}, rows=1_000), np.arange(500))
+
+
+def test_sampled_labels_keep_the_whole_clusters_sizes():
+    texts = ["protein folding enzyme"] * 3_000 + ["market price inflation"] * 2_000
+    labels = np.repeat([0, 1], [3_000, 2_000])
+    with_sample = label_clusters(texts, labels)
+    assert {c: lab.size for c, lab in with_sample.items()} == {0: 3_000, 1: 2_000}
+    assert "protein" in with_sample[0].label and "market" in with_sample[1].label

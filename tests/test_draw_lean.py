@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
-from explorer.draw import LEAN_HOVER_POINTS, MapStyle, build_figure
+from explorer.draw import LEAN_HOVER_POINTS, MapStyle, base_key, build_figure, overlay_json, overlay_traces
 
 
 def _points(n: int) -> pd.DataFrame:
@@ -39,3 +41,30 @@ def test_a_big_map_sends_no_per_point_hover_text():
 def test_a_small_map_keeps_hover_text_on_every_point():
     fig = build_figure(_points(500), style=MapStyle(color_by="field", title_column="title"))
     assert all(t.hovertext is not None and len(t.hovertext) == len(t.x) for t in fig.data)
+
+
+def test_the_base_layer_key_ignores_overlays_and_follows_what_it_draws():
+    points = _points(300)
+    plain = MapStyle(color_by="field", title_column="title")
+    searched = MapStyle(color_by="field", title_column="title", hits=np.array([1, 2]), selected=[5], focus=7,
+                        query_xy=np.array([0.0, 0.0]), query_label="q")
+    assert base_key(points, plain) == base_key(points, searched), "a search must not redraw the base layer"
+    recoloured = MapStyle(color_by=None, title_column="title")
+    dimmed = MapStyle(color_by="field", title_column="title", dimmed=np.arange(300) < 10)
+    keys = {base_key(points, s) for s in (plain, recoloured, dimmed)}
+    assert len(keys) == 3
+    assert base_key(points, plain, revision="other map") != base_key(points, plain)
+
+
+def test_overlays_are_svg_and_carry_row_ids():
+    points = _points(LEAN_HOVER_POINTS + 10)
+    style = MapStyle(color_by="field", title_column="title", hits=np.array([3, 7, 9]), focus=20,
+                     query_xy=np.array([0.1, 0.2]), query_label="robots")
+    traces = overlay_traces(points, style=style)
+    assert [t.name for t in traces] == ["links", "search hits", "query", "focused"]
+    # SVG traces redraw without touching the WebGL canvas of 100k points.
+    assert all(t.type == "scatter" for t in traces)
+    assert [int(c[0]) for c in traces[1].customdata] == [3, 7, 9]
+    overlay = json.loads(overlay_json(points, style))
+    assert overlay["fade"] is True and len(overlay["data"]) == 4
+    assert len(overlay_json(points, style)) < 20_000, "overlays stay small whatever the map's size"
