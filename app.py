@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -753,6 +754,10 @@ def map_view(saved, controls: dict) -> None:
         cluster_panel(saved, controls["level"])
     else:
         offer_clustering(saved)
+    # Load the query model now, while the person looks at the map, not on their first search;
+    # a model that cannot be loaded is reported by that search.
+    with contextlib.suppress(ExplorerError):
+        map_embedder(saved)
 
 
 def main() -> None:
