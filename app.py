@@ -115,9 +115,23 @@ def open_current_map():
     if not workspace.exists(name):
         st.session_state.pop("map_name", None)
         return None
-    stamp = str((workspace.map_path(name) / "manifest.json").stat().st_mtime_ns)
+    stamp = stamp_of(workspace, name)
     st.session_state["map_stamp"] = stamp
     return get_map(name, stamp)
+
+
+def stamp_of(workspace: Workspace, name: str) -> str:
+    """When the map was last saved: part of every cache key, so a rebuilt map is never served stale."""
+    return str((workspace.map_path(name) / "manifest.json").stat().st_mtime_ns)
+
+
+def prefetch_map(name: str) -> None:
+    """Read the map chosen under "Open a saved map" in the background, so "Open" finds it in memory
+    (reading 100k rows with their abstracts takes over a second)."""
+    workspace = Workspace()
+    if workspace.exists(name):
+        threading.Thread(target=get_map, args=(name, stamp_of(workspace, name)), name="map-prefetch",
+                         daemon=True).start()
 
 
 def reset_view() -> None:
@@ -319,6 +333,7 @@ def landing() -> None:
         maps = Workspace().list()
         if maps:
             chosen = st.selectbox("Saved maps", [m.name for m in maps], key="open_choice")
+            prefetch_map(chosen)
             if st.button("Open", key="open_saved"):
                 show_map(chosen)
                 st.rerun()

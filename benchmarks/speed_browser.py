@@ -19,6 +19,7 @@ from streamlit_server import CHROMIUM_ARGS, chromium_path, map_frame, streamlit_
 QUERY = "robot grasping with tactile sensing"
 # A centred box over this share of the plot's width and height selects ~5% of 100k points.
 BOX_SHARE = 0.2
+OPEN_REPEATS = 3
 FRAME_TIMES = """() => new Promise(resolve => {
     const times = []; const until = performance.now() + 1500;
     const tick = t => { times.push(t); if (t < until) requestAnimationFrame(tick); else resolve(times); };
@@ -52,6 +53,29 @@ def wait_for_warm_up(log: Path, *, timeout: float = 600) -> float:
     raise TimeoutError(f"no UMAP warm-up line in {log} after {timeout:.0f} s")
 
 
+def _open_map(page, received: _Bytes) -> dict:
+    """Click "Open" on the first screen; seconds until the map's points are drawn, and where they went."""
+    page.locator("[data-testid^=stBaseButton]", has_text="Open").wait_for(timeout=60_000)
+    received.take()
+    started, clicked_ms = time.perf_counter(), time.time() * 1000
+    page.locator("[data-testid^=stBaseButton]", has_text="Open").click()
+    # The widget marks the map with its base layer's key once plotly has drawn it.
+    map_frame(page).locator("#map:not([data-base-key=''])[data-base-key]").wait_for(timeout=600_000)
+    out = {"open_drawn": time.perf_counter() - started}
+    inner = next(f for f in page.frames if "explorer_map" in f.url)
+    # Where the time went: the server's run until the widget's page was requested, then loading
+    # plotly.js in it, then parsing and drawing the points.
+    origin_ms, ready_ms = inner.evaluate(
+        "() => [performance.timeOrigin, performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd]")
+    out["open_server"] = (origin_ms - clicked_ms) / 1000
+    out["open_plotly_js"] = ready_ms / 1000
+    out["open_first_draw"] = out["open_drawn"] - out["open_server"] - out["open_plotly_js"]
+    wait_until_idle(page, timeout=600_000)
+    out["open_idle"] = time.perf_counter() - started
+    out["open_bytes"] = received.take()
+    return out
+
+
 def measure_browser(home: Path, map_name: str) -> dict:
     """Open ``map_name`` from ``home`` in the app and time what a user does with it."""
     from playwright.sync_api import sync_playwright
@@ -62,33 +86,25 @@ def measure_browser(home: Path, map_name: str) -> dict:
     out: dict = {}
     with streamlit_server(home, timeout=300) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1050})
-        received = _Bytes(page)
-        page.goto(url)
-        wait_until_idle(page, timeout=600_000)
-        # The server compiles UMAP once at start-up, on both cores for ~40 s; a map opened meanwhile
-        # competes with it. Measured after it, as a server that has been up a minute is.
-        out["warm_up"] = wait_for_warm_up(home / "streamlit.log")
-        page.locator("[data-testid^=stBaseButton]", has_text="Open").wait_for(timeout=60_000)
-        received.take()
-
-        started, clicked_ms = time.perf_counter(), time.time() * 1000
-        page.locator("[data-testid^=stBaseButton]", has_text="Open").click()
+        opens, page = [], None
+        # Each open in a fresh browser context (empty cache, a new widget iframe), as a new visitor.
+        for attempt in range(OPEN_REPEATS):
+            if page is not None:
+                page.context.close()
+            page = browser.new_context(viewport={"width": 1500, "height": 1050}).new_page()
+            received = _Bytes(page)
+            page.goto(url)
+            wait_until_idle(page, timeout=600_000)
+            if not attempt:
+                # The server compiles UMAP once at start-up, on both cores for ~40 s; a map opened
+                # meanwhile competes with it. Measured after it, as a server that has been up a minute is.
+                out["warm_up"] = wait_for_warm_up(home / "streamlit.log")
+            opens.append(_open_map(page, received))
+        out["opens"] = opens
+        # The first open is the one that counts: the later ones find the map in the server's memory.
+        out.update(opens[0])
         frame = map_frame(page)
-        # The widget marks the map with its base layer's key once plotly has drawn it.
-        frame.locator("#map:not([data-base-key=''])[data-base-key]").wait_for(timeout=600_000)
-        out["open_drawn"] = time.perf_counter() - started
         inner = next(f for f in page.frames if "explorer_map" in f.url)
-        # Where the time went: the server's run until the widget's page was requested, then loading
-        # plotly.js in it, then parsing and drawing the points.
-        origin_ms, ready_ms = inner.evaluate(
-            "() => [performance.timeOrigin, performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd]")
-        out["open_server"] = (origin_ms - clicked_ms) / 1000
-        out["open_plotly_js"] = ready_ms / 1000
-        out["open_first_draw"] = out["open_drawn"] - out["open_server"] - out["open_plotly_js"]
-        wait_until_idle(page, timeout=600_000)
-        out["open_idle"] = time.perf_counter() - started
-        out["open_bytes"] = received.take()
 
         chart = frame.locator(".js-plotly-plot").first
         area = chart.locator(".nsewdrag").first.bounding_box()
@@ -134,8 +150,11 @@ def measure_browser(home: Path, map_name: str) -> dict:
         out["search_bytes"] = received.take()
         page.screenshot(path=str(home / "speed_browser.png"), full_page=True)
         browser.close()
+    again = ", ".join(f"{o['open_drawn']:.1f}" for o in out["opens"][1:])
     out["lines"] = [
-        f"open a saved map → points drawn {out['open_drawn']:.1f} s (the server's run until the map widget "
+        f"open a saved map → points drawn {out['open_drawn']:.1f} s (the map read from disk while the first "
+        f"screen listed it; opened again in fresh browser contexts, with the map in the server's memory: {again} s). "
+        f"The first open: the server's run until the map widget "
         f"loads {out['open_server']:.1f} s, plotly.js loaded and parsed {out['open_plotly_js']:.1f} s, the "
         f"points parsed and drawn {out['open_first_draw']:.1f} s; script idle {out['open_idle']:.1f} s, "
         f"{out['open_bytes'] / 1e6:.1f} MB over the websocket)",
