@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +19,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, MapNotFoundError
+
+try:
+    import fcntl
+except ImportError:  # Windows: the lock below then covers the threads of one process only
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,8 @@ _UUID_LEN = 32
 # The app and the CLI share a workspace: a fresh temp folder may be another process's save in
 # progress, so only folders older than this are taken for the leftovers of a crash.
 STALE_TMP_SECONDS = 3600
+LOCK_FILE = "maps.lock"
+_THREAD_LOCK = threading.Lock()
 
 
 def explorer_home() -> Path:
@@ -149,7 +158,20 @@ class Workspace:
             raise
         return SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
 
+    @contextlib.contextmanager
+    def _swap_lock(self):
+        """Saves swap folders and recovery repairs them under one lock, across threads and processes:
+        otherwise a Workspace() made in the middle of a save takes its trash for a crash's leftover."""
+        with _THREAD_LOCK, open(self.root / LOCK_FILE, "a+") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file closes, or its process dies
+            yield
+
     def _swap_in(self, tmp: Path, final: Path) -> None:
+        with self._swap_lock():
+            self._swap_unlocked(tmp, final)
+
+    def _swap_unlocked(self, tmp: Path, final: Path) -> None:
         if final.exists():
             trash = self.maps_dir / f"{_TRASH_PREFIX}{uuid.uuid4().hex}{final.name}"
             os.rename(final, trash)
@@ -166,6 +188,10 @@ class Workspace:
 
     def _recover(self) -> None:
         """Finish or undo a save that a crash interrupted."""
+        with self._swap_lock():
+            self._recover_unlocked()
+
+    def _recover_unlocked(self) -> None:
         for entry in self.maps_dir.iterdir():
             if entry.name.startswith(_TRASH_PREFIX):
                 original = self.maps_dir / entry.name[len(_TRASH_PREFIX) + _UUID_LEN :]

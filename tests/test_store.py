@@ -262,3 +262,34 @@ def test_failed_write_leaves_the_previous_version(workspace, monkeypatch):
         workspace.save("m", **make_map(6, label="second"))
     assert workspace.open("m").manifest["label"] == "first"
     assert [p.name for p in workspace.maps_dir.iterdir()] == ["m"]
+
+
+def test_a_workspace_made_during_another_save_waits_for_it(workspace, monkeypatch):
+    """Another session's Workspace() in the middle of a save must not take its trash for a crash's."""
+    import threading
+
+    workspace.save("m", **make_map(4, label="first"))
+    real_rename, aside, errors = os.rename, threading.Event(), []
+
+    def slow_rename(src, dst):
+        real_rename(src, dst)
+        if ".trash-" in str(dst):  # the old version is aside; the new one is not in yet
+            aside.set()
+            time.sleep(0.5)
+
+    def other_session():
+        aside.wait(5)
+        try:
+            Workspace(workspace.root)
+        except OSError as exc:  # pragma: no cover - the failure this test guards against
+            errors.append(exc)
+
+    other = threading.Thread(target=other_session)
+    other.start()
+    monkeypatch.setattr(os, "rename", slow_rename)
+    workspace.save("m", **make_map(6, label="second"))
+    monkeypatch.undo()
+    other.join()
+    assert aside.is_set() and not errors
+    assert Workspace(workspace.root).open("m").manifest["label"] == "second"
+    assert [p.name for p in workspace.maps_dir.iterdir()] == ["m"]
