@@ -2,9 +2,8 @@
 
 `st.plotly_chart` re-sends and re-plots every point on each rerun (seconds at 100k points), so
 the map is drawn by frontend/map/index.html instead: Python sends the base layer with a key
-(parsed and plotted only when the key changes), the SVG overlays (hits, query, focus) and the selected
-row ids, and gets
-back row ids for a click, a box or a lasso.
+(parsed and plotted only when the key changes), the SVG overlays (hits, query, focus) and the
+selected row ids, and gets back row ids for a click, a box or a lasso.
 """
 
 from __future__ import annotations
