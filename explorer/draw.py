@@ -127,6 +127,11 @@ def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height:
     return fig
 
 
+def drawn_rows(points: pd.DataFrame) -> np.ndarray:
+    """The rows that have a place on the map: embedded, with coordinates."""
+    return points["embedded"].to_numpy(dtype=bool) & points["x"].notna().to_numpy()
+
+
 def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: int = 720, faded: bool = False,
                 revision: str = "map"):
     """The base layer: every point, coloured, with filters dimmed (one trace per category, or a colour scale).
@@ -137,7 +142,7 @@ def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: 
 
     style = style or MapStyle()
     fig = go.Figure()
-    drawn = points["embedded"].to_numpy(dtype=bool) & points["x"].notna().to_numpy()
+    drawn = drawn_rows(points)
     row_ids = points["row_id"].to_numpy()
     # Above LEAN_HOVER_POINTS the base carries no per-point text; overlays label their own points.
     hover = None if int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
@@ -213,7 +218,7 @@ def selection_ring(points: pd.DataFrame, *, style: MapStyle) -> list:
     if style.selected is None or len(style.selected) == 0:
         return []
     row_ids = points["row_id"].to_numpy()
-    drawn = points["embedded"].to_numpy(dtype=bool) & points["x"].notna().to_numpy()
+    drawn = drawn_rows(points)
     mask = drawn & np.isin(row_ids, np.asarray(style.selected))
     labels = ({"hovertemplate": "selection<extra></extra>"} if mask.sum() > LEAN_SELECTION_POINTS
               else {"hovertext": _hover_of(points, style, mask)[mask], "hoverinfo": "text"})

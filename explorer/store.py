@@ -169,39 +169,33 @@ class Workspace:
 
     def _swap_in(self, tmp: Path, final: Path) -> None:
         with self._swap_lock():
-            self._swap_unlocked(tmp, final)
-
-    def _swap_unlocked(self, tmp: Path, final: Path) -> None:
-        if final.exists():
-            trash = self.maps_dir / f"{_TRASH_PREFIX}{uuid.uuid4().hex}{final.name}"
-            os.rename(final, trash)
-            try:
+            if final.exists():
+                trash = self.maps_dir / f"{_TRASH_PREFIX}{uuid.uuid4().hex}{final.name}"
+                os.rename(final, trash)
+                try:
+                    os.rename(tmp, final)
+                except BaseException:
+                    # Put the previous version back now rather than at the next Workspace().
+                    os.rename(trash, final)
+                    raise
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
                 os.rename(tmp, final)
-            except BaseException:
-                # Put the previous version back now rather than at the next Workspace().
-                os.rename(trash, final)
-                raise
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-        _fsync_dir(self.maps_dir)
+            _fsync_dir(self.maps_dir)
 
     def _recover(self) -> None:
         """Finish or undo a save that a crash interrupted."""
         with self._swap_lock():
-            self._recover_unlocked()
-
-    def _recover_unlocked(self) -> None:
-        for entry in self.maps_dir.iterdir():
-            if entry.name.startswith(_TRASH_PREFIX):
-                original = self.maps_dir / entry.name[len(_TRASH_PREFIX) + _UUID_LEN :]
-                if original.exists():
+            for entry in self.maps_dir.iterdir():
+                if entry.name.startswith(_TRASH_PREFIX):
+                    original = self.maps_dir / entry.name[len(_TRASH_PREFIX) + _UUID_LEN :]
+                    if original.exists():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        log.warning("restoring %s after an interrupted save", original.name)
+                        os.rename(entry, original)
+                elif entry.name.startswith(_TMP_PREFIX) and _age_seconds(entry) > STALE_TMP_SECONDS:
                     shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    log.warning("restoring %s after an interrupted save", original.name)
-                    os.rename(entry, original)
-            elif entry.name.startswith(_TMP_PREFIX) and _age_seconds(entry) > STALE_TMP_SECONDS:
-                shutil.rmtree(entry, ignore_errors=True)
 
     def open(self, name: str, *, mmap: bool = False) -> SavedMap:
         """Load a saved map by name."""

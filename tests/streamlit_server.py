@@ -80,6 +80,10 @@ def wait_until_idle(page, *, timeout: float = 180_000) -> None:
     page.wait_for_function(IDLE_SCRIPT, timeout=timeout)
 
 
+# The map widget's iframe (frontend/map/index.html): Streamlit titles it with the component's name.
+MAP_IFRAME = 'iframe[title*="explorer_map"]'
+
+
 def map_frame(page):
-    """The map widget's iframe (frontend/map/index.html), where plotly draws the map."""
-    return page.frame_locator('iframe[title*="explorer_map"]')
+    """The map widget's iframe, where plotly draws the map."""
+    return page.frame_locator(MAP_IFRAME)

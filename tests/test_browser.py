@@ -6,7 +6,15 @@ import re
 
 import pandas as pd
 import pytest
-from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, chromium_path, map_frame, streamlit_server, wait_until_idle
+from streamlit_server import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    MAP_IFRAME,
+    chromium_path,
+    map_frame,
+    streamlit_server,
+    wait_until_idle,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -168,8 +176,8 @@ def _zoom_in(page) -> None:
     page.mouse.move(area["x"] + area["width"] / 3, area["y"] + area["height"] / 3)
     page.mouse.wheel(0, -400)
     page.wait_for_function(
-        "([before]) => { const f = document.querySelector('iframe[title*=explorer_map]').contentDocument; "
-        "return f.getElementById('overlay')._fullLayout.xaxis.range.join() !== before; }", arg=[before],
+        "([selector, before]) => { const f = document.querySelector(selector).contentDocument; "
+        "return f.getElementById('overlay')._fullLayout.xaxis.range.join() !== before; }", arg=[MAP_IFRAME, before],
         timeout=30_000)
 
 
