@@ -18,7 +18,7 @@ from metrics import knn_accuracy
 from PIL import Image
 from quality import DOC, write_section
 
-from explorer import PixelFeatureEmbedder, Workspace, build_image_map, read_images
+from explorer import PixelFeatureEmbedder, Workspace, build_map, read_images
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "sample_data" / "images"
@@ -61,7 +61,7 @@ def run_benchmark(data: Path = DEFAULT_DATA) -> ImageBenchmark:
     embed_seconds = time.perf_counter() - started
     photo_read, photo_embed = photo_speeds(embedder)
     with tempfile.TemporaryDirectory() as home:
-        result = build_image_map(images, name="digits", model=embedder, workspace=Workspace(home),
+        result = build_map(images, name="digits", model=embedder, workspace=Workspace(home),
                                  use_cache=False)
         saved = result.saved
         labels = saved.points["label"].to_numpy()
@@ -123,7 +123,7 @@ def render_section(result: ImageBenchmark, *, invocation: str) -> str:
         f"| the same two speeds on {PHOTOS} synthetic {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEGs | "
         f"embed {result.photo_embed_per_second:,.0f} images/s, read "
         f"{result.photo_read_per_second:,.0f} images/s |",
-        f"| build stages (`build_image_map`, no cache) | {stages} |",
+        f"| build stages (`build_map` of the images, no cache) | {stages} |",
         "",
         f"- The machine is shared: load average {result.load_averages[0]:.1f} before the run and "
         f"{result.load_averages[1]:.1f} after, so the speeds are pessimistic. `project` includes "

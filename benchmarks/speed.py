@@ -93,8 +93,9 @@ def child(csv: Path, home: Path, name: str, mode: str, *, clusters: bool) -> dic
     from explorer import Workspace, build_map
     from explorer.cluster import config_for_rows
     from explorer.draw import MapStyle, build_figure, default_colour_column
+    from explorer.embedders import embedder_for
     from explorer.project import warm_up_umap
-    from explorer.search import embed_query, map_embedder, search_similar
+    from explorer.search import embed_query, search_similar
 
     warm_up = warm_up_umap()
     workspace = Workspace(home)
@@ -113,7 +114,7 @@ def child(csv: Path, home: Path, name: str, mode: str, *, clusters: bool) -> dic
     reopen = time.perf_counter() - started
 
     started = time.perf_counter()
-    embedder = map_embedder(saved)
+    embedder = embedder_for(saved)
     embedder.embed(["warm up"])
     embedder_load = time.perf_counter() - started
     queries = points["title"].sample(n=QUERIES + WARM_QUERIES, random_state=1).tolist()

@@ -1,17 +1,30 @@
-"""Embedding Explorer: load → embed → project → (cluster, search) → draw, as a plain library."""
+"""Embedding Explorer: load → embed → project → (cluster, search) → draw, plus the store, as a plain library.
+
+Every kind of data (a table of text, a set of images) flows through the same steps: `read_corpus` makes
+one Corpus of any source, `build_map` runs the whole path and saves the map, `search_map` searches a
+saved map of any kind.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .cache import EmbeddingCache, EmbeddingResult, embed_texts
 from .cluster import ClusterConfig, Clustering, ClusterLevel, cluster_map
+from .corpus import Corpus, detect_kind, read_corpus
 from .curate import remove_and_reproject
-from .embed import Embedder, HashingEmbedder, SentenceTransformerEmbedder, load_embedder
+from .draw import MapStyle, build_figure, visible_labels
+from .embed import EmbeddingCache, EmbeddingResult, embed_cached
+from .embedders import (
+    ClipEmbedder,
+    CorpusEmbedder,
+    Embedder,
+    HashingEmbedder,
+    PixelFeatureEmbedder,
+    SentenceTransformerEmbedder,
+    embedder_for,
+    load_embedder,
+)
 from .errors import ExplorerError, InputError, MapNotFoundError, ModelError
-from .image_embed import ClipEmbedder, PixelFeatureEmbedder, load_image_embedder
-from .image_pipeline import ImageBuildResult, build_image_map
-from .image_search import ImageSearchResult, search_images_by_example, search_images_by_text
+from .export import to_csv_bytes, to_html_bytes, to_parquet_bytes
+from .filters import category_mask, keyword_mask
 from .images import ImageLimits, ImageSet, open_image, read_image_table, read_images
 from .labels import ClusterLabel, Contrast, contrast_terms, label_clusters, label_levels
 from .limits import Limits
@@ -22,27 +35,31 @@ from .project import Projection, ProjectionConfig, project
 from .search import SearchResult, nearest_neighbors, search_map, search_similar
 from .store import SavedMap, Workspace
 from .texts import TextSelection, compose_texts, detect_text_columns
-from .thumbnails import load_thumbnail, load_thumbnails, thumbnail_data_uri
+from .thumbnails import thumbnail_data_uri
+from .version import __version__
 
 __all__ = [
-    "BuildResult", "EmbeddingCache", "EmbeddingResult", "Embedder", "ExplorerError", "HashingEmbedder",
-    "InputError", "LoadedTable", "MapNotFoundError", "ModelError", "Projection", "ProjectionConfig",
-    "SavedMap", "SearchResult", "SentenceTransformerEmbedder", "TextSelection", "Workspace",
-    "build_map", "compose_texts", "detect_text_columns", "embed_texts", "load_embedder", "load_table",
-    "nearest_neighbors", "project", "search_map", "search_similar",
+    "__version__",
+    # errors and limits, shared by every step
+    "ExplorerError", "InputError", "MapNotFoundError", "ModelError", "Limits",
+    # load: tables, images, texts → one Corpus
+    "LoadedTable", "load_table", "ImageLimits", "ImageSet", "open_image", "read_image_table", "read_images",
+    "TextSelection", "compose_texts", "detect_text_columns", "Corpus", "detect_kind", "read_corpus",
+    # embed: the models behind one protocol, and the cached embedding of a corpus
+    "Embedder", "ClipEmbedder", "CorpusEmbedder", "HashingEmbedder", "PixelFeatureEmbedder",
+    "SentenceTransformerEmbedder", "embedder_for", "load_embedder",
+    "EmbeddingCache", "EmbeddingResult", "embed_cached",
+    # project
+    "Projection", "ProjectionConfig", "project",
+    # cluster and label
+    "ClusterConfig", "ClusterLabel", "ClusterLevel", "Clustering", "Contrast", "add_clusters", "cluster_levels",
+    "cluster_map", "cluster_table", "contrast_terms", "label_clusters", "label_levels", "point_labels",
+    "rename_cluster",
+    # search and filter
+    "SearchResult", "nearest_neighbors", "search_map", "search_similar", "category_mask", "keyword_mask",
+    # draw and export
+    "MapStyle", "build_figure", "visible_labels", "thumbnail_data_uri", "to_csv_bytes", "to_html_bytes",
+    "to_parquet_bytes",
+    # the whole path, and the store
+    "BuildResult", "build_map", "SavedMap", "Workspace", "remove_and_reproject",
 ]
-# Image maps (issue 4).
-__all__ += [
-    "ClipEmbedder", "ImageBuildResult", "ImageLimits", "ImageSearchResult", "ImageSet",
-    "PixelFeatureEmbedder", "build_image_map", "load_image_embedder", "load_thumbnail", "load_thumbnails",
-    "open_image", "read_image_table", "read_images", "search_images_by_example", "search_images_by_text",
-    "thumbnail_data_uri",
-]
-# Clusters, labels, curation and contrast (issue 5).
-__all__ += [
-    "ClusterConfig", "ClusterLabel", "ClusterLevel", "Clustering", "Contrast", "add_clusters",
-    "cluster_levels", "cluster_map", "cluster_table", "contrast_terms", "label_clusters",
-    "label_levels", "point_labels", "remove_and_reproject", "rename_cluster",
-]
-# Caps on what one upload may hold (issue 7).
-__all__ += ["Limits"]

@@ -62,15 +62,14 @@ def _progress_bar(args: argparse.Namespace) -> _ProgressBar | None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .images import is_image_source
+    from .corpus import IMAGES, detect_kind
     from .pipeline import build_map
 
     _check_engine_options(args)
     if args.engine == "ray" and args.images:
         raise InputError("The ray engine builds text maps from CSV or Parquet; build images with --engine local.")
     # With the ray engine a folder holds CSV or Parquet files, not images.
-    if args.engine == "local" and (args.images or is_image_source(args.file)):
-        return _build_images(args)
+    kind = "text" if args.engine == "ray" else detect_kind(Path(args.file), images=args.images)
     bar = _progress_bar(args)
     config = ProjectionConfig(method=args.projection, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
                               seed=args.seed)
@@ -80,17 +79,33 @@ def _build(args: argparse.Namespace) -> int:
     try:
         if args.engine == "ray":
             result = _build_on_ray(args, common)
+        elif kind == IMAGES:
+            # Only the default model falls back: a CLIP model asked for by name must load or fail.
+            result = build_map(Path(args.file), kind=IMAGES, images=Path(args.images) if args.images else None,
+                               path_column=args.path_column, use_cache=not args.no_cache, mode=args.mode,
+                               fallback=args.model is None, **common)
+            if result.text_search == "keyword" and args.model is None:
+                print(result.text_search_reason, file=sys.stderr)
         else:
             result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, **common)
     finally:
         if bar:
             bar.close()
     manifest = result.saved.manifest
-    for note in result.notes:
-        print(f"note: {_printable(note)}")
-    print(f"saved: {result.saved.path}")
-    print(f"rows: {manifest['rows']:,}  embedded: {manifest['embedded_rows']:,}  "
-          f"from cache: {result.n_cached:,}  model: {manifest['model_id']}")
+    if kind == IMAGES:
+        for name, reason in result.skipped[:20]:
+            print(f"skipped: {_printable(name)}: {_printable(reason)}")
+        if len(result.skipped) > 20:
+            print(f"skipped: … and {len(result.skipped) - 20:,} more (listed in the map's manifest)")
+        print(f"saved: {result.saved.path}")
+        print(f"images: {manifest['rows']:,}  skipped: {len(result.skipped):,}  from cache: {result.n_cached:,}  "
+              f"model: {manifest['model_id']}  text search: {result.text_search}")
+    else:
+        for note in result.notes:
+            print(f"note: {_printable(note)}")
+        print(f"saved: {result.saved.path}")
+        print(f"rows: {manifest['rows']:,}  embedded: {manifest['embedded_rows']:,}  "
+              f"from cache: {result.n_cached:,}  model: {manifest['model_id']}")
     _print_cluster_summary(result.saved)
     print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
           + f"  total {result.total_seconds:.1f}")
@@ -130,79 +145,28 @@ def _build_on_ray(args: argparse.Namespace, common: dict):
     return engine.build_map_ray(args.file, ray_config=ray_config, **{**common, "projection": projection})
 
 
-def _build_images(args: argparse.Namespace) -> int:
-    from .image_embed import load_image_embedder
-    from .image_pipeline import build_image_map
-    from .images import read_image_table
-
-    # Only the default model falls back: a CLIP model asked for by name must load or fail.
-    embedder = load_image_embedder(args.model, fallback=args.model is None)
-    if getattr(embedder, "fallback_reason", ""):
-        print(embedder.fallback_reason, file=sys.stderr)
-    bar = _progress_bar(args)
-    config = ProjectionConfig(method=args.projection, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
-                              seed=args.seed)
-    try:
-        source = read_image_table(Path(args.file), Path(args.images), path_column=args.path_column,
-                                  **({"progress": bar} if bar else {})) if args.images else Path(args.file)
-        result = build_image_map(source, name=args.name, model=embedder, projection=config,
-                                 workspace=Workspace(args.home), use_cache=not args.no_cache,
-                                 **({"progress": bar} if bar else {}))
-        if args.clusters:
-            from .map_clusters import add_clusters
-
-            result.saved = add_clusters(result.saved, config=_cluster_config(args),
-                                        workspace=Workspace(args.home))
-    finally:
-        if bar:
-            bar.close()
-    for name, reason in result.skipped[:20]:
-        print(f"skipped: {_printable(name)}: {_printable(reason)}")
-    if len(result.skipped) > 20:
-        print(f"skipped: … and {len(result.skipped) - 20:,} more (listed in the map's manifest)")
-    manifest = result.saved.manifest
-    print(f"saved: {result.saved.path}")
-    print(f"images: {manifest['rows']:,}  skipped: {len(result.skipped):,}  from cache: {result.n_cached:,}  "
-          f"model: {manifest['model_id']}  text search: {result.text_search}")
-    _print_cluster_summary(result.saved)
-    print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
-          + f"  total {result.total_seconds:.1f}")
-    return 0
-
-
-def _search_images(saved, args: argparse.Namespace) -> int:
-    from .image_search import search_images_by_text
-
-    result = search_images_by_text(saved, args.query, k=args.k, threshold=args.threshold)
-    print(f"search: {result.mode}. {result.reason}")
-    column = saved.manifest.get("images", {}).get("path_column", "file")
-    names = saved.points[column].astype("string").fillna("").tolist()
-    labels = saved.points["label"].astype("string").fillna("").tolist() if "label" in saved.points \
-        else [""] * len(names)
-    row_ids = saved.points["row_id"].to_numpy()
-    for rank, idx in enumerate(result.indices, start=1):
-        print(_printable(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {names[idx]}  {labels[idx]}"))
-    if len(result.indices) == 0:
-        print("no result" if result.mode != "clip" else "no result above the threshold")
-    return 0
-
-
 def _search(args: argparse.Namespace) -> int:
-    from .search import search_map
+    from .search import SEMANTIC, search_map
 
     saved = Workspace(args.home).open(args.map)
-    if saved.manifest.get("kind") == "images":
-        return _search_images(saved, args)
     result = search_map(saved, args.query, k=args.k, threshold=args.threshold)
-    for note in result.notes:
-        print(f"note: {_printable(note)}")
-    texts = saved.texts()
     row_ids = saved.points["row_id"].to_numpy()
-    for rank, idx in enumerate(result.indices, start=1):
-        snippet = " ".join(texts[idx].split())[:100]
-        print(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {_printable(snippet)}")
+    if saved.kind == "images":
+        print(f"search: {'clip' if result.mode == SEMANTIC else result.mode}. {result.reason}")
+        column = saved.manifest.get("images", {}).get("path_column", "file")
+        names = saved.points[column].astype("string").fillna("").tolist()
+        labels = saved.points["label"].astype("string").fillna("").tolist() if "label" in saved.points \
+            else [""] * len(names)
+        lines = [f"{names[idx]}  {labels[idx]}" for idx in result.indices]
+    else:
+        for note in result.notes:
+            print(f"note: {_printable(note)}")
+        texts = saved.texts()
+        lines = [" ".join(texts[idx].split())[:100] for idx in result.indices]
+    for rank, (idx, line) in enumerate(zip(result.indices, lines, strict=True), start=1):
+        print(_printable(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {line}"))
     if len(result.indices) == 0:
-        print("no result above the threshold")
+        print("no result" if result.mode != SEMANTIC else "no result above the threshold")
     return 0
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .cluster import ClusterConfig
 from .errors import InputError
-from .map_clusters import LEVEL_COLUMNS, add_clusters, read_thumbnails, write_thumbnails
+from .map_clusters import LEVEL_COLUMNS, add_clusters
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
 from .store import SavedMap, Workspace
@@ -87,8 +87,7 @@ def remove_and_reproject(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )
-    saved = workspace.save(name, points=points, embeddings=vectors, manifest=manifest)
-    write_thumbnails(saved, read_thumbnails(source))
+    saved = workspace.save(name, points=points, embeddings=vectors, manifest=manifest, thumbnails_from=source)
     log.info("saved %s: %s without %d rows", saved.name, source.name, int(remove.sum()))
     if "clusters" in source.manifest:
         cluster_config = ClusterConfig.from_dict(source.manifest["clusters"].get("config") or {})

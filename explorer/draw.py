@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .filters import filterable_columns
+from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_table
+from .store import SavedMap
+
 HOVER_CHARS = 150
 MAX_CATEGORIES = 40
 OTHER = "(other)"
@@ -32,7 +36,6 @@ LEAN_HOVER_POINTS = 20_000
 # A selection ring above this many points names only "selection" on hover: titles for 10k selected
 # rows cost 0.2 s and a megabyte on every rerun, and the selection table lists them anyway.
 LEAN_SELECTION_POINTS = 2_000
-CLUSTER_LABEL_COLUMN = "cluster label"
 # Label boxes are estimated from the character count: about 7 px per character at 12 px font, 18 px tall.
 LABEL_CHAR_PX = 7.0
 LABEL_HEIGHT_PX = 18.0
@@ -81,8 +84,6 @@ def title_column(points: pd.DataFrame, text_columns: Sequence[str]) -> str | Non
 
 def default_colour_column(points: pd.DataFrame) -> str | None:
     """The column to colour by when the user has not chosen: a field/category/label-like column."""
-    from .view import filterable_columns
-
     for name in ("field", "category", "primary_category", "label", CLUSTER_LABEL_COLUMN):
         if name in points.columns:
             return name
@@ -309,6 +310,16 @@ def _focus(points: pd.DataFrame, style: MapStyle, hover, row_ids) -> list:
         customdata=[[row_ids[i]]], hovertext=[hover[i]], hoverinfo="text", showlegend=False,
         marker={"size": 22, "color": "rgba(0,0,0,0)", "line": {"color": "#000000", "width": 3}},
     )]
+
+
+def visible_labels(saved: SavedMap, level: str, *, width_px: float = 760, height_px: float = 680) -> pd.DataFrame:
+    """A level's cluster labels at their centres, thinned so none overlaps another (largest clusters win)."""
+    table = cluster_table(saved, level)
+    coords = saved.coords[np.isfinite(saved.coords).all(axis=1)]
+    if not len(coords) or table.empty:
+        return table
+    return place_labels(table, x_range=(coords[:, 0].min(), coords[:, 0].max()),
+                        y_range=(coords[:, 1].min(), coords[:, 1].max()), width_px=width_px, height_px=height_px)
 
 
 def place_labels(

@@ -31,15 +31,15 @@ import ray.data
 
 from . import errors
 from .cluster import ClusterConfig
-from .embed import DEFAULT_BATCH_SIZE, load_embedder
+from .corpus import TEXT, Corpus, read_corpus
+from .embedders import DEFAULT_BATCH_SIZE, load_embedder
 from .errors import EngineError, ExplorerError, InputError
 from .hashing import bytes_hash, file_sha256
 from .load import LoadedTable, tidy_columns
-from .pipeline import BuildResult, assemble_points, finish_build, text_map_manifest
+from .pipeline import BuildResult, StageTimer, assemble_points, finish_build, map_manifest
 from .progress import ProgressFn, no_progress
 from .project import MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project, sample_indices
 from .store import Workspace, sanitise_map_name
-from .texts import TextSelection, compose_texts
 
 log = logging.getLogger(__name__)
 
@@ -100,52 +100,46 @@ def build_map_ray(
     # Loaded once here as a check: a model that cannot load fails now with one line, not with a
     # traceback from every actor of the pool.
     getattr(embedder, "model", None)
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
+    timer = StageTimer()
     progress("load", 0.0, "Starting Ray" if ray_config.address is None else f"Connecting to {ray_config.address}")
+    started = time.perf_counter()
     with ray_session(ray_config.address, log_path=workspace.root / WORK_DIR / "ray-start.log"):
-        seconds["connect"] = time.perf_counter() - started
-        started = time.perf_counter()
-        progress("load", 0.0, f"Reading {len(files):,} {fmt.upper()} file(s) with Ray Data")
-        table = read_table(files, fmt, source_name=Path(source).name)
-        selection = compose_texts(table.frame, columns=text_columns, template=template)
-        notes = [*table.notes, *selection.notes]
-        seconds["load"] = time.perf_counter() - started
-        progress("load", 1.0, f"{len(table.frame):,} rows, text from {', '.join(selection.columns)}")
+        timer.seconds["connect"] = time.perf_counter() - started
+        with timer.stage("load"):
+            progress("load", 0.0, f"Reading {len(files):,} {fmt.upper()} file(s) with Ray Data")
+            table = read_table(files, fmt, source_name=Path(source).name)
+            corpus = read_corpus(table, kind=TEXT, text_columns=text_columns, template=template)
+            progress("load", 1.0, f"{len(corpus):,} rows, text from {', '.join(corpus.text_columns)}")
 
-        started = time.perf_counter()
-        row_ids = np.flatnonzero(selection.embedded).astype(np.int64)
-        texts = [selection.texts[i] for i in row_ids]
-        work = workspace.root / WORK_DIR / _run_key(table, selection, embedder.model_id)
-        workers = pool_size(ray_config)
-        vectors = embed_on_ray(texts, row_ids, model=model, shards=work, workers=workers, config=ray_config,
-                               batch_size=batch_size, progress=progress)
-        seconds["embed"] = time.perf_counter() - started
+        with timer.stage("embed"):
+            row_ids = np.flatnonzero(corpus.embedded).astype(np.int64)
+            texts = corpus.items()
+            work = workspace.root / WORK_DIR / _run_key(table, corpus, embedder.model_id)
+            workers = pool_size(ray_config)
+            vectors = embed_on_ray(texts, row_ids, model=model, shards=work, workers=workers, config=ray_config,
+                                   batch_size=batch_size, progress=progress)
 
-        started = time.perf_counter()
-        progress("project", 0.0, f"Projecting {len(vectors):,} points with {projection.method.upper()}")
-        layout, fit_rows = project_on_ray(vectors, config=projection, progress=progress)
-        seconds["project"] = time.perf_counter() - started
-        progress("project", 1.0, f"Layout by {layout.method.upper()} fitted on {fit_rows:,} rows")
+        with timer.stage("project"):
+            progress("project", 0.0, f"Projecting {len(vectors):,} points with {projection.method.upper()}")
+            layout, fit_rows = project_on_ray(vectors, config=projection, progress=progress)
+            progress("project", 1.0, f"Layout by {layout.method.upper()} fitted on {fit_rows:,} rows")
 
     started = time.perf_counter()
     progress("save", 0.0, "Saving the map")
-    points, full_vectors = assemble_points(table.frame, selection.embedded, vectors, layout.coords)
-    map_name = name or Path(table.source_name).stem or "map"
-    manifest = text_map_manifest(
-        table, selection, name=map_name, rows=len(points), model=model, embedder=embedder,
-        dimension=full_vectors.shape[1], projection=projection, method_used=layout.method, notes=notes,
-        seconds=seconds,
-    )
+    points, full_vectors = assemble_points(corpus.frame, corpus.embedded, vectors, layout.coords)
+    map_name = name or corpus.default_name()
+    manifest = map_manifest(corpus, name=map_name, embedder=embedder, dimension=full_vectors.shape[1],
+                            projection=projection, method_used=layout.method, notes=list(corpus.notes),
+                            seconds=timer.seconds)
     manifest["projection"]["fit_rows"] = fit_rows
     manifest["mode"] = None  # the model was named, or the bundled transformer: no mode was chosen
     manifest["engine"] = {**ray_config.to_dict(), "name": "ray", "workers": workers,
                           "address": ray_config.address or "local"}
     saved = workspace.save(map_name, points=points, embeddings=full_vectors, manifest=manifest)
     shutil.rmtree(work, ignore_errors=True)  # the map holds the vectors now; the shards were the checkpoint
-    saved = finish_build(saved, started=started, seconds=seconds, clusters=clusters, workspace=workspace,
+    saved = finish_build(saved, started=started, timer=timer, clusters=clusters, workspace=workspace,
                          progress=progress)
-    return BuildResult(saved=saved, seconds=seconds, notes=notes)
+    return BuildResult(saved=saved, seconds=timer.seconds, notes=list(corpus.notes))
 
 
 def _check_config(config: RayConfig, projection: ProjectionConfig) -> None:
@@ -305,9 +299,9 @@ def _type_like_read_csv(column: pd.Series) -> pd.Series:
     return column.astype("string")
 
 
-def _run_key(table: LoadedTable, selection: TextSelection, model_id: str) -> str:
+def _run_key(table: LoadedTable, corpus: Corpus, model_id: str) -> str:
     """The shard folder's name: a rerun of the same input, texts and model picks up the shards left."""
-    recipe = f"{table.content_hash}|{selection.columns}|{selection.template}|{model_id}|{len(table.frame)}"
+    recipe = f"{table.content_hash}|{corpus.text_columns}|{corpus.template}|{model_id}|{len(table.frame)}"
     return hashlib.sha256(recipe.encode()).hexdigest()[:24]
 
 

@@ -167,7 +167,7 @@ def explain_match(query: str, text: str, *, embedder=None) -> MatchExplanation:
 
 def explain_hit(saved, query: str, row_id: int, *, embedder=None) -> MatchExplanation:
     """Why row ``row_id`` of a saved map matches ``query``, with the map's own model."""
-    from .embed import load_embedder
+    from .embedders import embedder_for
     from .search import clean_query
 
     row_ids = saved.points["row_id"].to_numpy()
@@ -178,7 +178,7 @@ def explain_hit(saved, query: str, row_id: int, *, embedder=None) -> MatchExplan
     index = int(where[0])
     if not saved.embedded[index]:
         raise InputError(f"Row {row_id} has no text, so it is not on the map and matches nothing.")
-    embedder = embedder or load_embedder(saved.manifest.get("model"))
+    embedder = embedder or embedder_for(saved)
     if embedder.model_id != saved.manifest.get("model_id"):
         raise InputError(
             f"The map '{saved.name}' was built with {saved.manifest.get('model_id')}, not "
@@ -207,7 +207,7 @@ def _sentence_transformer(embedder):
     """The loaded SentenceTransformer behind ``embedder``, if it is one this module can explain."""
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
-    from .embed import load_embedder
+    from .embedders import load_embedder
 
     embedder = embedder or load_embedder(None)
     model = getattr(embedder, "model", None)

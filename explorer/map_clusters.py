@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 # The points.parquet column of each level.
 LEVEL_COLUMNS = {"coarse": "cluster", "fine": "cluster_fine"}
 UNCLUSTERED_LABEL = "Unclustered"
+# The column of labelled_points that names each point's cluster.
+CLUSTER_LABEL_COLUMN = "cluster label"
 
 
 def add_clusters(
@@ -47,14 +49,13 @@ def add_clusters(
         column[embedded] = level.labels
         points[LEVEL_COLUMNS[name]] = column
     section = _manifest_section(clustering, labels, label_seconds=label_seconds)
-    thumbnails = read_thumbnails(saved)  # the save below replaces the folder they live in
+    # The store keeps the thumbnails of an image map across the save.
     updated = workspace.save(
         saved.name,
         points=points,
         embeddings=saved.embeddings,
         manifest={**saved.manifest, "clusters": section},
     )
-    write_thumbnails(updated, thumbnails)
     progress("cluster", 1.0, ", ".join(f"{len(v)} {k} clusters" for k, v in labels.items()))
     return updated
 
@@ -108,6 +109,24 @@ def _manifest_section(
 def cluster_levels(saved: SavedMap) -> list[str]:
     """The levels the map has clusters for, coarse first ([] when it was never clustered)."""
     return list(((saved.manifest.get("clusters") or {}).get("levels") or {}).keys())
+
+
+def cluster_column(saved: SavedMap, level: str) -> str:
+    """The points column holding each row's cluster id at ``level``."""
+    return _level_section(saved.manifest, saved.name, level)["column"]
+
+
+def cluster_id_columns(saved: SavedMap) -> list[str]:
+    """Every points column of cluster ids (shown to people through their labels instead)."""
+    return [cluster_column(saved, level) for level in cluster_levels(saved)]
+
+
+def labelled_points(saved: SavedMap, level: str | None) -> pd.DataFrame:
+    """The map's points plus, at ``level``, each point's cluster label in CLUSTER_LABEL_COLUMN (for
+    colour, hover and filters); the points themselves when ``level`` is None."""
+    if level is None:
+        return saved.points
+    return saved.points.assign(**{CLUSTER_LABEL_COLUMN: point_labels(saved, level)})
 
 
 def cluster_table(saved: SavedMap, level: str = "coarse") -> pd.DataFrame:
@@ -173,18 +192,3 @@ def _level_section(manifest: dict, map_name: str, level: str) -> dict:
             f"The map '{map_name}' has no {level} clusters; it has: {', '.join(levels)}."
         )
     return levels[level]
-
-
-def read_thumbnails(saved: SavedMap) -> dict[int, bytes] | None:
-    """An image map's thumbnails by row_id (None for a text map), read before a save."""
-    from .thumbnails import has_thumbnails, load_thumbnails
-
-    return load_thumbnails(saved) if has_thumbnails(saved) else None
-
-
-def write_thumbnails(saved: SavedMap, thumbnails: dict[int, bytes] | None) -> None:
-    """Store the thumbnails of the map's rows (by row_id) in its folder; nothing for a text map."""
-    from .thumbnails import save_thumbnails
-
-    if thumbnails is not None:
-        save_thumbnails(saved, [thumbnails[int(r)] for r in saved.points["row_id"]])

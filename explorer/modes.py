@@ -41,7 +41,7 @@ class ModeChoice:
     @property
     def model(self) -> str | None:
         """The model spec that load_embedder understands: None is the bundled transformer."""
-        from .fast_embed import FAST_MODEL
+        from .embedders.tfidf import FAST_MODEL
 
         return FAST_MODEL if self.mode == "fast" else None
 

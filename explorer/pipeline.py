@@ -1,34 +1,38 @@
-"""build_map: load → embed → project → save, end to end, with progress per stage."""
+"""build_map: load → embed → project → save (→ cluster), end to end, for every kind of data."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .cache import EmbeddingCache, embed_texts
 from .cluster import ClusterConfig
-from .embed import DEFAULT_BATCH_SIZE, Embedder, load_embedder
+from .corpus import IMAGES, TEXT, Corpus, read_corpus
+from .embed import EmbeddingCache, embed_cached
+from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder, text_search_of
 from .errors import InputError
-from .fast_embed import CorpusEmbedder, save_corpus_embedder
-from .load import LoadedTable, load_table, tidy_columns
+from .hashing import file_sha256
+from .images import ImageLimits
 from .map_clusters import add_clusters
 from .modes import ModeChoice, choose_mode_for_texts
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
-from .texts import TextSelection, compose_texts
+from .thumbnails import THUMBNAIL_FORMAT
+from .version import __version__
 
 log = logging.getLogger(__name__)
 
 STAGES = ("load", "embed", "project", "save")
+# The manifest lists at most this many skipped files; the count is always exact.
+MAX_SKIPPED_LISTED = 1_000
 
 
 @dataclass
@@ -40,6 +44,9 @@ class BuildResult:
     notes: list[str] = field(default_factory=list)
     n_cached: int = 0
     mode: ModeChoice | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    text_search: str = "semantic"
+    text_search_reason: str = ""
 
     @property
     def total_seconds(self) -> float:
@@ -47,113 +54,153 @@ class BuildResult:
         return sum(self.seconds.values())
 
 
+class StageTimer:
+    """Times each stage of a build into one ``seconds`` dict (the local and the Ray engine share it)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block as stage ``name`` (added to what the stage already took)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
 def build_map(
-    source: str | Path | bytes | BinaryIO | LoadedTable | pd.DataFrame,
+    source,
     *,
+    kind: str = "auto",
     source_name: str | None = None,
     name: str | None = None,
     text_columns: list[str] | None = None,
     template: str | None = None,
+    images=None,
+    path_column: str | None = None,
     model: str | Embedder | None = None,
     mode: str = "auto",
+    fallback: bool = False,
     projection: ProjectionConfig | None = None,
     clusters: ClusterConfig | None = None,
     workspace: Workspace | None = None,
     use_cache: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    limits: ImageLimits | None = None,
     progress: ProgressFn = no_progress,
 ) -> BuildResult:
-    """Build and save a map from a file, bytes, a loaded table or a DataFrame.
+    """Build and save a map of texts or images from anything `read_corpus` takes.
 
-    Without a ``model``, ``mode`` picks the embedder: "quality" (the bundled transformer), "fast"
-    (TF-IDF + SVD fitted on the data) or "auto" (by the data's size, see explorer.modes)."""
+    Text without a ``model``: ``mode`` picks the embedder, "quality" (the bundled transformer), "fast"
+    (TF-IDF + SVD fitted on the data) or "auto" (by the data's size, see explorer.modes). Images:
+    ``model`` is a CLIP name or folder (default clip-ViT-B-32) or "pixels"; with ``fallback`` a CLIP
+    model that cannot be loaded gives way to the pixel embedder (said in the notes)."""
     workspace = workspace or Workspace()
     projection = projection or ProjectionConfig()
     if name is not None:
         sanitise_map_name(name)  # an unusable name fails now, not after minutes of embedding
-    seconds: dict[str, float] = {}
+    timer = StageTimer()
+
+    with timer.stage("load"):
+        progress("load", 0.0, "Reading the data")
+        corpus = read_corpus(source, kind=kind, source_name=source_name, text_columns=text_columns,
+                             template=template, images=images, path_column=path_column, limits=limits,
+                             progress=progress)
+        progress("load", 1.0, _loaded_message(corpus))
+    notes = list(corpus.notes)
+
+    with timer.stage("embed"):
+        choice, embedder = _embedder_for_build(corpus, model=model, mode=mode, fallback=fallback)
+        if choice is not None:
+            notes.append(choice.reason)
+            progress("embed", 0.0, choice.reason)
+        if embedder.fallback_reason:
+            notes.insert(0, embedder.fallback_reason)
+        progress("embed", 0.0, f"Loading the model {embedder.model_id}")
+        cache = EmbeddingCache(workspace.cache_path) if use_cache and embedder.cacheable else None
+        embedded = embed_cached(embedder, corpus, cache=cache, batch_size=batch_size, progress=progress)
+        embedder.persist(workspace.root)
+
+    with timer.stage("project"):
+        progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
+        layout_input = embedder.layout_vectors(embedded.vectors)
+        layout = project(layout_input, config=projection,
+                         cache_dir=workspace.projection_cache_dir if use_cache else None)
+        progress("project", 1.0, f"Layout by {layout.method.upper()}")
 
     started = time.perf_counter()
-    progress("load", 0.0, "Reading the data")
-    table = _as_table(source, source_name)
-    selection = compose_texts(table.frame, columns=text_columns, template=template)
-    notes = [*table.notes, *selection.notes]
-    seconds["load"] = time.perf_counter() - started
-    progress("load", 1.0, f"{len(table.frame):,} rows, text from {', '.join(selection.columns)}")
-
-    started = time.perf_counter()
-    texts = [t for t, keep in zip(selection.texts, selection.embedded, strict=True) if keep]
-    choice = _choose_mode(texts, model=model, mode=mode)
-    if choice is not None:
-        notes.append(choice.reason)
-        progress("embed", 0.0, choice.reason)
-    embedder = load_embedder(choice.model if choice is not None else model)
-    progress("embed", 0.0, f"Loading the model {embedder.model_id}")
-    # A corpus-fitted embedder's vectors belong to this corpus alone: caching them would only grow the file.
-    fitted_here = isinstance(embedder, CorpusEmbedder)
-    cache = EmbeddingCache(workspace.cache_path) if use_cache and not fitted_here else None
-    embedded = embed_texts(embedder, texts, cache=cache, batch_size=batch_size, progress=progress)
-    if fitted_here and embedder.fitted:
-        save_corpus_embedder(embedder, workspace_root=workspace.root)
-    seconds["embed"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    progress("project", 0.0, f"Projecting {len(texts):,} points with {projection.method.upper()}")
-    layout_input = embedder.layout_vectors(embedded.vectors) if fitted_here else embedded.vectors
-    layout = project(layout_input, config=projection,
-                     cache_dir=workspace.projection_cache_dir if use_cache else None)
-    seconds["project"] = time.perf_counter() - started
-    progress("project", 1.0, f"Layout by {layout.method.upper()}")
-
-    started = time.perf_counter()
-    progress("save", 0.0, "Saving the map")
-    points, vectors = assemble_points(table.frame, selection.embedded, embedded.vectors, layout.coords)
-    map_name = name or Path(table.source_name).stem or "map"
-    manifest = text_map_manifest(
-        table, selection, name=map_name, rows=len(points), model=model, embedder=embedder,
-        dimension=vectors.shape[1], projection=projection, method_used=layout.method, notes=notes, seconds=seconds,
-    )
+    progress("save", 0.0, "Saving the map" + (" and its thumbnails" if corpus.kind == IMAGES else ""))
+    points, vectors = assemble_points(corpus.frame, corpus.embedded, embedded.vectors, layout.coords)
+    map_name = name or corpus.default_name()
+    manifest = map_manifest(corpus, name=map_name, embedder=embedder, dimension=vectors.shape[1],
+                            projection=projection, method_used=layout.method, notes=notes,
+                            seconds=timer.seconds)
     manifest["mode"] = choice.to_dict() if choice is not None else None
     manifest["projection"]["input_dimension"] = int(layout_input.shape[1]) if layout_input.ndim == 2 else 0
-    saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest)
+    thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
+    saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails)
     if saved.name != map_name:
         notes.append(f"The map name '{map_name}' was saved as '{saved.name}': a name keeps only letters, digits, "
                      "spaces and - _ . ( ), and cannot start with a dot.")
-    saved = finish_build(saved, started=started, seconds=seconds, clusters=clusters, workspace=workspace,
+    saved = finish_build(saved, started=started, timer=timer, clusters=clusters, workspace=workspace,
                          progress=progress)
-    return BuildResult(saved=saved, seconds=seconds, notes=notes, n_cached=embedded.n_cached, mode=choice)
+    log.info("built %s map %s: %d rows with %s", corpus.kind, saved.name, len(points), embedder.model_id)
+    return BuildResult(saved=saved, seconds=timer.seconds, notes=notes, n_cached=embedded.n_cached, mode=choice,
+                       skipped=corpus.skipped, text_search=manifest.get("text_search", "semantic"),
+                       text_search_reason=manifest.get("text_search_reason", ""))
+
+
+def _loaded_message(corpus: Corpus) -> str:
+    if corpus.kind == IMAGES:
+        return f"{len(corpus):,} images, {len(corpus.skipped):,} skipped"
+    return f"{len(corpus):,} rows, text from {', '.join(corpus.text_columns)}"
+
+
+def _embedder_for_build(corpus: Corpus, *, model, mode: str, fallback: bool) -> tuple[ModeChoice | None, Embedder]:
+    """The embedder of a build, and the mode chosen for it (None when the caller named a model, and for images)."""
+    named = model is not None and model != ""
+    if corpus.kind == IMAGES:
+        if mode != "auto":
+            raise InputError(f"The mode ({mode}) applies to text maps; an image map takes a model (CLIP or pixels).")
+        return None, load_embedder(model, kind=IMAGES, fallback=fallback)
+    if named and mode != "auto":
+        raise InputError(f"Choose either a model ({model}) or a mode ({mode}), not both.")
+    choice = None if named else choose_mode_for_texts(corpus.items(), requested=mode)
+    embedder = load_embedder(choice.model if choice is not None else model, kind=TEXT)
+    if IMAGES in embedder.kinds and TEXT not in embedder.kinds:
+        raise InputError(f"{embedder.model_id} embeds images only; a table of text needs a text model.")
+    return choice, embedder
 
 
 def finish_build(
-    saved: SavedMap, *, started: float, seconds: dict[str, float], clusters: ClusterConfig | None,
+    saved: SavedMap, *, started: float, timer: StageTimer, clusters: ClusterConfig | None,
     workspace: Workspace, progress: ProgressFn,
 ) -> SavedMap:
     """Record the save's time, then cluster the saved map when asked (both engines end this way)."""
-    seconds["save"] = time.perf_counter() - started
+    timer.seconds["save"] = time.perf_counter() - started
     progress("save", 1.0, f"Saved as '{saved.name}'")
     if clusters is not None:
-        started = time.perf_counter()
-        saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
-        seconds["cluster"] = time.perf_counter() - started
+        with timer.stage("cluster"):
+            saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
     return saved
 
 
-def _choose_mode(texts: list[str], *, model, mode: str) -> ModeChoice | None:
-    """The mode of a build without an explicit model (None when the caller named one)."""
-    if model is None or model == "":
-        return choose_mode_for_texts(texts, requested=mode)
-    if mode != "auto":
-        raise InputError(f"Choose either a model ({model}) or a mode ({mode}), not both.")
-    return None
+def text_search_reason(embedder: Embedder) -> str:
+    """One sentence on how text queries will search an image map built with this embedder."""
+    if TEXT in embedder.kinds:
+        return "Text search uses CLIP: text queries and images share one embedding space."
+    return embedder.fallback_reason or (
+        "This map was built with the offline pixel embedder, which cannot read text: text search "
+        "matches words in file names and labels instead."
+    )
 
 
-def text_map_manifest(
-    table: LoadedTable,
-    selection: TextSelection,
+def map_manifest(
+    corpus: Corpus,
     *,
     name: str,
-    rows: int,
-    model: str | Embedder | None,
     embedder: Embedder,
     dimension: int,
     projection: ProjectionConfig,
@@ -161,37 +208,39 @@ def text_map_manifest(
     notes: list[str],
     seconds: dict[str, float],
 ) -> dict:
-    """The manifest of a text map: what was read, how it was embedded and how it was laid out."""
-    return {
+    """A map's manifest: what was read, how it was embedded and how it was laid out, for every kind."""
+    manifest = {
         "name": name,
-        "rows": int(rows),
-        "embedded_rows": int(selection.n_embedded),
-        "text_columns": selection.columns,
-        "template": selection.template,
+        "kind": corpus.kind,
+        "rows": int(len(corpus)),
+        "embedded_rows": corpus.n_embedded,
+        # What SavedMap.texts() rebuilds: the embedded text, or for images what keyword search reads.
+        "text_columns": corpus.text_columns,
+        "template": corpus.template,
         "model_id": embedder.model_id,
-        "model": model if isinstance(model, str) else getattr(embedder, "model_name", embedder.model_id),
-        "model_hash": getattr(embedder, "model_hash", ""),
+        # The spec that loads this embedder again, for searching.
+        "model": embedder.spec,
+        "model_hash": embedder.model_hash,
         "dimension": int(dimension),
         "projection": {**projection.to_dict(), "method_used": method_used},
-        "source": {"name": table.source_name, "format": table.format, "sha256": table.content_hash,
-                   "encoding": table.encoding},
+        "source": {"name": corpus.source_name, "format": corpus.format, "sha256": corpus.content_hash,
+                   **({"encoding": corpus.encoding} if corpus.kind == TEXT else {})},
         "notes": notes,
         "seconds": seconds,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "version": __version__,
     }
-
-
-def _as_table(source, source_name: str | None) -> LoadedTable:
-    if isinstance(source, LoadedTable):
-        return source
-    if isinstance(source, pd.DataFrame):
-        # The same column rules as a file: a user's x, y or row_id must not clash with the map's.
-        notes: list[str] = []
-        frame = tidy_columns(source.reset_index(drop=True), notes=notes)
-        return LoadedTable(frame=frame, source_name=source_name or "dataframe", format="dataframe",
-                           content_hash="", notes=notes)
-    return load_table(source, name=source_name)
+    if corpus.kind == IMAGES:
+        manifest["text_search"] = text_search_of(embedder)
+        manifest["text_search_reason"] = text_search_reason(embedder)
+        manifest["images"] = {
+            "path_column": corpus.path_column,
+            "label_column": "label" if "label" in corpus.frame.columns else None,
+            "thumbnail_format": THUMBNAIL_FORMAT.lower(),
+            "skipped_count": len(corpus.skipped),
+            "skipped": [list(item) for item in corpus.skipped[:MAX_SKIPPED_LISTED]],
+        }
+    return manifest
 
 
 def assemble_points(
@@ -213,3 +262,16 @@ def assemble_points(
     points["y"] = full_coords[:, 1]
     points["embedded"] = embedded
     return points, full_vectors
+
+
+def map_is_current(
+    workspace: Workspace, name: str, *, source: str | Path, model: str | None = None, clusters: bool = True
+) -> bool:
+    """Whether the saved map ``name`` was built from today's ``source`` file with ``model``'s default
+    embedder (and has clusters, when asked): if so it can be reopened instead of built again."""
+    if not workspace.exists(name):
+        return False
+    manifest = workspace.read_manifest(name)
+    return (manifest.get("source", {}).get("sha256") == file_sha256(source)
+            and manifest.get("model_id") == load_embedder(model).model_id
+            and (bool(manifest.get("clusters")) or not clusters))

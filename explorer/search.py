@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from .embedders import TEXT, embedder_for
+from .errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 2_000
+# How a search found its hits: the query embedded by the map's model, words matched, or an example image.
+SEMANTIC, KEYWORD, EXAMPLE = "semantic", "keyword", "example"
+# Letters and digits apart and underscores as separators, so "tabby_cat2.jpg" gives tabby, cat, 2, jpg.
+_WORD = re.compile(r"[^\W\d_]+|\d+")
 
 
 @dataclass
 class SearchResult:
-    """Scores for every row (NaN where a row has no embedding) and the ranked hits."""
+    """Scores for every row (NaN where a row has no embedding), the ranked hits, and how they were found."""
 
     scores: np.ndarray
     indices: np.ndarray
     query: str = ""
     notes: list[str] = field(default_factory=list)
+    mode: str = SEMANTIC
+    reason: str = ""
 
     @property
     def top_scores(self) -> np.ndarray:
@@ -97,27 +108,100 @@ def embed_query(query: str, embedder) -> np.ndarray:
     return embedder.embed([clean_query(query)])[0]
 
 
-def map_embedder(saved):
-    """The embedder a saved text map's queries go through: its model, or the fast embedder fitted on its rows."""
-    from .embed import load_embedder
-    from .fast_embed import is_corpus_model, load_corpus_embedder
+def search_map(
+    saved,
+    query: str | None = None,
+    *,
+    image=None,
+    embedder=None,
+    k: int = 10,
+    threshold: float | None = None,
+    exclude: int | None = None,
+) -> SearchResult:
+    """Search a saved map of any kind: by a text ``query``, or by an example ``image`` (bytes or a PIL image).
 
-    model = saved.manifest.get("model")
-    if is_corpus_model(model):
-        return load_corpus_embedder(model, workspace_root=saved.path.parent.parent)
-    return load_embedder(model)
+    A text query is embedded by the map's own model when that model reads text; otherwise (an image map
+    built with pixel features, or whose CLIP model cannot be loaded here) its words are matched in the
+    file names, labels and text columns, and ``reason`` says why. Without ``embedder`` the map's own is
+    loaded once and kept (`embedder_for`). ``exclude`` leaves out one row (an example picked from the map)."""
+    if image is not None:
+        return _search_by_example(saved, image, embedder=embedder, k=k, exclude=exclude)
+    notes = query_notes(query)
+    query = clean_query(query)
+    if saved.kind != TEXT and saved.manifest.get("text_search") != "clip":
+        reason = saved.manifest.get("text_search_reason") or "This map has no text model."
+        return _keyword(saved, query, k=k, reason=reason, notes=notes)
+    try:
+        embedder = embedder or embedder_for(saved)
+        _check_model(saved, embedder)
+        vector = embed_query(query, embedder)
+    except ModelError as exc:
+        if saved.kind == TEXT:
+            raise
+        reason = (f"The map's CLIP model could not be loaded ({exc}), so text search matches "
+                  "words in file names and labels instead.")
+        log.warning("%s", reason)
+        return _keyword(saved, query, k=k, reason=reason, notes=notes)
+    result = search_similar(saved.embeddings, vector, k=k, threshold=threshold, valid=saved.embedded,
+                            exclude=exclude)
+    result.query, result.notes, result.mode = query, notes, SEMANTIC
+    result.reason = saved.manifest.get("text_search_reason", "")
+    return result
 
 
-def search_map(saved, query: str, *, embedder=None, k: int = 10, threshold: float | None = None) -> SearchResult:
-    """Search a saved map with the model it was built with (or the embedder given)."""
-    embedder = embedder or map_embedder(saved)
+def _check_model(saved, embedder) -> None:
     if embedder.model_id != saved.manifest.get("model_id"):
         raise InputError(
             f"This map was built with {saved.manifest.get('model_id')}; the query model is "
             f"{embedder.model_id}. Search with the map's own model."
         )
-    result = search_similar(saved.embeddings, embed_query(query, embedder), k=k, threshold=threshold,
-                            valid=saved.embedded)
-    result.query = clean_query(query)
-    result.notes = query_notes(query)
+
+
+def _search_by_example(saved, image, *, embedder, k: int, exclude: int | None) -> SearchResult:
+    """The rows nearest to an example image under the map's own image embedder."""
+    from PIL import Image
+
+    from .images import open_image, upright_rgb
+
+    embedder = embedder or embedder_for(saved)
+    _check_model(saved, embedder)
+    if isinstance(image, Image.Image):
+        picture = upright_rgb(image)
+    else:
+        picture = open_image(bytes(image), max_side=getattr(embedder, "image_side", None))
+    vector = embedder.embed_images([picture])[0]
+    result = search_similar(saved.embeddings, vector, k=k, valid=saved.embedded, exclude=exclude)
+    result.mode, result.query = EXAMPLE, "example image"
+    result.reason = f"Nearest images to the example under {embedder.model_id}."
     return result
+
+
+def _keyword(saved, query: str, *, k: int, reason: str, notes: list[str]) -> SearchResult:
+    result = keyword_search(saved, query, k=k)
+    result.mode, result.reason, result.notes = KEYWORD, reason, notes
+    return result
+
+
+def keyword_search(saved, query: str, *, k: int = 10) -> SearchResult:
+    """Rows scored by the share of the query's words found among their keyword text's words (0 to
+    1); a word of 3+ letters also matches longer words it starts (cat → cats); rows with no word in
+    common are not ranked."""
+    words = list(dict.fromkeys(_WORD.findall(clean_query(query).lower())))
+    if not words:
+        raise InputError("The search query has no letters or digits to match. Type a word.")
+    scores = np.array([_share_found(words, set(_WORD.findall(t.lower()))) for t in saved.texts()],
+                      dtype=np.float32)
+    scores[~saved.embedded] = np.nan
+    ranked = np.where(np.isnan(scores), 0.0, scores)
+    # A stable sort keeps equal scores in the map's order: file order, usually folder by folder.
+    order = np.argsort(-ranked, kind="stable")
+    top = order[ranked[order] > 0][:k]
+    return SearchResult(scores=scores, indices=top.astype(np.int64), query=query, mode=KEYWORD)
+
+
+def _share_found(words: list[str], tokens: set[str]) -> float:
+    found = sum(
+        w in tokens or (w.isalpha() and len(w) >= 3 and any(t.startswith(w) for t in tokens))
+        for w in words
+    )
+    return found / len(words)

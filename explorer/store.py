@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, MapNotFoundError
+from .thumbnails import THUMBNAILS_FILE, read_thumbnail_table, write_thumbnail_table
 
 try:
     import fcntl
@@ -38,6 +40,8 @@ _UUID_LEN = 32
 STALE_TMP_SECONDS = 3600
 LOCK_FILE = "maps.lock"
 _THREAD_LOCK = threading.Lock()
+# Maps saved before the manifest recorded its kind are all text maps (image maps always said so).
+DEFAULT_KIND = "text"
 
 
 def explorer_home() -> Path:
@@ -68,6 +72,28 @@ class SavedMap:
     def name(self) -> str:
         """The map's name (its folder name)."""
         return self.path.name
+
+    @property
+    def kind(self) -> str:
+        """What the map's rows are: "text" or "images"."""
+        return self.manifest.get("kind", DEFAULT_KIND)
+
+    @property
+    def stamp(self) -> str:
+        """When the map was last saved (its manifest's mtime): a cache key part, so a rebuilt map is never stale."""
+        return manifest_stamp(self.path)
+
+    @property
+    def has_thumbnails(self) -> bool:
+        """Whether the map stores a thumbnail per row (image maps do)."""
+        return (self.path / THUMBNAILS_FILE).is_file()
+
+    def thumbnails(self, row_ids: Iterable[int] | None = None) -> dict[int, bytes]:
+        """Thumbnail bytes by row_id: all of them, or only those of ``row_ids``."""
+        if not self.has_thumbnails:
+            raise InputError(f"The map '{self.name}' has no thumbnails: it is not an image map, or it "
+                             "was saved by an older version. Build it again from the images.")
+        return read_thumbnail_table(self.path / THUMBNAILS_FILE, row_ids)
 
     @property
     def coords(self) -> np.ndarray:
@@ -141,15 +167,33 @@ class Workspace:
             candidate = f"{base} ({n})"
         return candidate
 
-    def save(self, name: str, *, points: pd.DataFrame, embeddings: np.ndarray, manifest: dict) -> SavedMap:
-        """Write a map atomically: into a temporary folder first, then swapped into place."""
+    def save(
+        self,
+        name: str,
+        *,
+        points: pd.DataFrame,
+        embeddings: np.ndarray,
+        manifest: dict,
+        thumbnails: Sequence[bytes] | Mapping[int, bytes] | None = None,
+        thumbnails_from: SavedMap | None = None,
+    ) -> SavedMap:
+        """Write a map atomically: into a temporary folder first, then swapped into place.
+
+        ``thumbnails`` are one per row (row-aligned) or by row_id. Without them the thumbnails of the
+        saved rows are kept: those of ``thumbnails_from`` (a map this one derives from), else those of
+        the map being replaced, so re-saving an image map never loses its pictures."""
         final = self.map_path(name)
         manifest = {**manifest, "name": final.name, "saved": datetime.now(UTC).isoformat(timespec="seconds")}
+        row_ids = points["row_id"].to_numpy()
+        if thumbnails is None and manifest.get("kind") == "images":
+            thumbnails = self._kept_thumbnails(thumbnails_from.path if thumbnails_from else final, row_ids)
         tmp = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
             points.to_parquet(tmp / POINTS_FILE, index=False)
             np.save(tmp / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
+            if thumbnails is not None:
+                write_thumbnail_table(tmp / THUMBNAILS_FILE, row_ids, thumbnails)
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
             _fsync_tree(tmp)
             self._swap_in(tmp, final)
@@ -157,6 +201,17 @@ class Workspace:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
+
+    @staticmethod
+    def _kept_thumbnails(source: Path, row_ids: np.ndarray) -> dict[int, bytes] | None:
+        """The thumbnails of ``row_ids`` in the map folder ``source``, when it has one for each."""
+        if not (source / THUMBNAILS_FILE).is_file():
+            return None
+        found = read_thumbnail_table(source / THUMBNAILS_FILE, row_ids)
+        if len(found) < len(row_ids):
+            log.warning("%s has thumbnails for %d of %d rows: none kept", source.name, len(found), len(row_ids))
+            return None
+        return found
 
     @contextlib.contextmanager
     def _swap_lock(self):
@@ -197,13 +252,22 @@ class Workspace:
                 elif entry.name.startswith(_TMP_PREFIX) and _age_seconds(entry) > STALE_TMP_SECONDS:
                     shutil.rmtree(entry, ignore_errors=True)
 
-    def open(self, name: str, *, mmap: bool = False) -> SavedMap:
-        """Load a saved map by name."""
+    def read_manifest(self, name: str) -> dict:
+        """A saved map's manifest alone, without reading its points or vectors."""
         path = self.map_path(name)
         if not (path / MANIFEST_FILE).is_file():
             known = ", ".join(m.name for m in self.list()[:10]) or "none yet"
             raise MapNotFoundError(f"No saved map named '{name}'. Saved maps: {known}.")
-        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return _read_manifest(path / MANIFEST_FILE)
+
+    def stamp(self, name: str) -> str:
+        """When the map ``name`` was last saved (see SavedMap.stamp)."""
+        return manifest_stamp(self.map_path(name))
+
+    def open(self, name: str, *, mmap: bool = False) -> SavedMap:
+        """Load a saved map by name."""
+        manifest = self.read_manifest(name)
+        path = self.map_path(name)
         points = pd.read_parquet(path / POINTS_FILE)
         embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
         return SavedMap(path=path, manifest=manifest, points=points, embeddings=embeddings)
@@ -216,7 +280,7 @@ class Workspace:
             if entry.name.startswith(".") or not manifest_file.is_file():
                 continue
             try:
-                manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+                manifest = _read_manifest(manifest_file)
             except (OSError, json.JSONDecodeError):
                 log.warning("skipping unreadable map %s", entry)
                 continue
@@ -253,7 +317,7 @@ class Workspace:
         manifest_file = self.map_path(name) / MANIFEST_FILE
         if not manifest_file.is_file():
             raise MapNotFoundError(f"No saved map named '{name}'.")
-        manifest = {**json.loads(manifest_file.read_text(encoding="utf-8")), **changes}
+        manifest = {**_read_manifest(manifest_file), **changes}
         _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
         return manifest
 
@@ -265,6 +329,18 @@ class Workspace:
         doomed = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         os.rename(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def manifest_stamp(map_path: Path) -> str:
+    """The mtime of a map folder's manifest, which every save and every manifest update rewrites."""
+    return str((Path(map_path) / MANIFEST_FILE).stat().st_mtime_ns)
+
+
+def _read_manifest(path: Path) -> dict:
+    """A manifest as saved, with the fields older versions did not write filled in (the one place that knows)."""
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.setdefault("kind", DEFAULT_KIND)
+    return manifest
 
 
 def _age_seconds(path: Path) -> float:

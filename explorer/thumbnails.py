@@ -1,16 +1,14 @@
-"""Thumbnails: about 96 px WebP per image, made once and kept in the saved map's folder."""
+"""Thumbnails: about 96 px WebP per image, made once when read and kept in the saved map's folder (see store)."""
 
 from __future__ import annotations
 
 import base64
 import io
-import os
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
+import numpy as np
 from PIL import Image
-
-from .errors import InputError
 
 THUMBNAIL_SIZE = 96
 THUMBNAIL_FORMAT = "WEBP"
@@ -31,52 +29,32 @@ def make_thumbnail(image: Image.Image, *, size: int = THUMBNAIL_SIZE, fmt: str =
     return buffer.getvalue()
 
 
-def save_thumbnails(saved, thumbnails: Sequence[bytes]) -> None:
-    """Write one thumbnail per row of ``saved.points`` (row-aligned) into the map's folder, atomically."""
+def write_thumbnail_table(
+    path: Path, row_ids: Sequence[int], thumbnails: Sequence[bytes] | Mapping[int, bytes]
+) -> None:
+    """Write the thumbnails of ``row_ids`` (row-aligned bytes, or bytes by row_id) as one Parquet file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    row_ids = saved.points["row_id"].to_numpy()
+    if isinstance(thumbnails, Mapping):
+        missing = [int(r) for r in row_ids if int(r) not in thumbnails]
+        if missing:
+            raise ValueError(f"no thumbnail for {len(missing)} of {len(row_ids)} rows (row_id {missing[0]}, ...)")
+        thumbnails = [thumbnails[int(r)] for r in row_ids]
     if len(thumbnails) != len(row_ids):
         raise ValueError(f"{len(thumbnails)} thumbnails for a map of {len(row_ids)} rows")
-    table = pa.table({"row_id": pa.array(row_ids, pa.int64()),
+    table = pa.table({"row_id": pa.array(np.asarray(row_ids, dtype=np.int64), pa.int64()),
                       "thumbnail": pa.array(list(thumbnails), pa.binary())})
-    final = saved.path / THUMBNAILS_FILE
-    tmp = saved.path / f".{THUMBNAILS_FILE}.{uuid.uuid4().hex}.tmp"
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    pq.write_table(table, path)
 
 
-def has_thumbnails(saved) -> bool:
-    """Whether the saved map has stored thumbnails (image maps do)."""
-    return (saved.path / THUMBNAILS_FILE).is_file()
-
-
-def load_thumbnails(saved, row_ids: Iterable[int] | None = None) -> dict[int, bytes]:
-    """Thumbnail bytes by row_id: all of them, or only those of ``row_ids``."""
+def read_thumbnail_table(path: Path, row_ids: Iterable[int] | None = None) -> dict[int, bytes]:
+    """Thumbnail bytes by row_id from a thumbnails file: all of them, or only those of ``row_ids``."""
     import pyarrow.parquet as pq
 
-    path = saved.path / THUMBNAILS_FILE
-    if not path.is_file():
-        raise InputError(f"The map '{saved.name}' has no thumbnails: it is not an image map, or it "
-                         "was saved by an older version. Build it again from the images.")
-    wanted = None if row_ids is None else [int(r) for r in row_ids]
-    filters = None if wanted is None else [("row_id", "in", wanted)]
+    filters = None if row_ids is None else [("row_id", "in", [int(r) for r in row_ids])]
     table = pq.read_table(path, filters=filters)
     return dict(zip(table.column("row_id").to_pylist(), table.column("thumbnail").to_pylist(), strict=True))
-
-
-def load_thumbnail(saved, row_id: int) -> bytes:
-    """The thumbnail bytes of one row."""
-    found = load_thumbnails(saved, [row_id])
-    if int(row_id) not in found:
-        raise InputError(f"Row {row_id} has no thumbnail in the map '{saved.name}'.")
-    return found[int(row_id)]
 
 
 def thumbnail_mime(data: bytes) -> str:

@@ -568,7 +568,6 @@ def run_library(case: Case, path: Path, workspace) -> Outcome:
     ExplorerError becomes the outcome, any other exception is a bug and propagates."""
     from explorer import (
         ProjectionConfig,
-        build_image_map,
         build_map,
         compose_texts,
         load_table,
@@ -583,7 +582,7 @@ def run_library(case: Case, path: Path, workspace) -> Outcome:
             return Outcome(rows=len(table.frame), skipped=len(table.skipped_lines),
                            notes=[*table.notes, *selection.notes], table=table)
         if case.kind == IMAGES:
-            images = build_image_map(path, model="pixels", projection=pca, workspace=workspace)
+            images = build_map(path, kind="images", model="pixels", projection=pca, workspace=workspace)
             return Outcome(rows=len(images.saved.points), skipped=len(images.skipped), notes=images.notes)
         if case.kind == MAP_NAME:
             built = build_map(path, name=case.map_name, model="hashing", projection=pca, workspace=workspace)

@@ -383,21 +383,19 @@ def colour_zip(per_colour: int) -> bytes:
 
 
 def test_image_maps_are_labelled_by_folder_and_keep_their_thumbnails(workspace, tmp_path):
-    from explorer import build_image_map, load_thumbnails
-
     archive = tmp_path / "colours.zip"
     archive.write_bytes(colour_zip(8))
-    saved = build_image_map(archive, model="pixels", projection=PCA, workspace=workspace).saved
-    thumbnails = load_thumbnails(saved)
+    saved = build_map(archive, model="pixels", projection=PCA, workspace=workspace).saved
+    thumbnails = saved.thumbnails()
 
     clustered = add_clusters(saved, config=ON_2D, workspace=workspace)
 
     assert sorted(cluster_table(clustered)["label"]) == ["blue", "green", "red"]
-    assert load_thumbnails(workspace.open("colours")) == thumbnails
+    assert workspace.open("colours").thumbnails() == thumbnails
     reds = clustered.points.loc[clustered.points["label"] == "red", "row_id"].tolist()
     smaller = remove_and_reproject(workspace, "colours", reds)
     assert sorted(cluster_table(smaller)["label"]) == ["blue", "green"]
-    assert load_thumbnails(smaller) == {r: thumbnails[r] for r in smaller.points["row_id"]}
+    assert smaller.thumbnails() == {r: thumbnails[r] for r in smaller.points["row_id"]}
 
 
 # --- CLI ---------------------------------------------------------------------------------------

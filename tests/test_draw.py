@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from explorer.draw import MapStyle, build_figure, category_values, escape_text, is_categorical, place_labels
-from explorer.view import category_mask, escape_markdown, filterable_columns, keyword_mask
+from explorer.filters import category_mask, filterable_columns, keyword_mask
 
 
 @pytest.fixture
@@ -61,7 +61,6 @@ def test_hits_query_and_dimming_overlays(points):
 
 def test_user_text_is_escaped_for_plotly():
     assert escape_text('<img src=x onerror="a">') == '&lt;img src=x onerror="a"&gt;'
-    assert escape_markdown("**bold** [x](y)") == r"\*\*bold\*\* \[x\]\(y\)"
 
 
 def test_labels_never_overlap_and_biggest_win():

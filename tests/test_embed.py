@@ -14,11 +14,10 @@ from explorer import (
     HashingEmbedder,
     ModelError,
     SentenceTransformerEmbedder,
-    embed_texts,
+    embed_cached,
     load_embedder,
 )
-from explorer import embed as embed_module
-from explorer.embed import (
+from explorer.embedders import (
     BUNDLED_MODEL_SHA256,
     DEFAULT_BATCH_SIZE,
     Embedder,
@@ -26,6 +25,7 @@ from explorer.embed import (
     l2_normalise,
     verify_bundled_model,
 )
+from explorer.embedders import transformer as embed_module
 
 BUNDLED_ID = f"sentence-transformers/all-MiniLM-L6-v2@{BUNDLED_MODEL_SHA256[:16]}"
 TEXTS = [
@@ -184,8 +184,8 @@ def test_missing_weights_are_refused(tmp_path):
 # --- the cache --------------------------------------------------------------------------------------
 
 
-def test_embed_texts_without_cache(fake_embedder):
-    result = embed_texts(fake_embedder, TEXTS)
+def test_embed_cached_without_cache(fake_embedder):
+    result = embed_cached(fake_embedder, TEXTS)
     np.testing.assert_array_equal(result.vectors, fake_embedder.embed(TEXTS))
     assert result.model_id == "hashing-64"
     assert (result.n_cached, result.n_computed) == (0, 3)
@@ -193,30 +193,30 @@ def test_embed_texts_without_cache(fake_embedder):
 
 def test_distinct_texts_are_embedded_once(fake_embedder):
     counting = CountingEmbedder(fake_embedder)
-    embed_texts(counting, TEXTS)
+    embed_cached(counting, TEXTS)
     assert counting.seen == TEXTS[:3]
 
 
 def test_second_embed_computes_nothing(fake_embedder, cache):
-    first = embed_texts(CountingEmbedder(fake_embedder), TEXTS, cache=cache)
+    first = embed_cached(CountingEmbedder(fake_embedder), TEXTS, cache=cache)
     counting = CountingEmbedder(fake_embedder)
-    again = embed_texts(counting, TEXTS, cache=cache)
+    again = embed_cached(counting, TEXTS, cache=cache)
     assert (again.n_cached, again.n_computed) == (4, 0)
     assert counting.seen == []
     np.testing.assert_array_equal(again.vectors, first.vectors)
 
 
 def test_cache_survives_a_new_cache_object(fake_embedder, cache):
-    embed_texts(fake_embedder, TEXTS, cache=cache)
+    embed_cached(fake_embedder, TEXTS, cache=cache)
     reopened = EmbeddingCache(cache.path)
-    assert embed_texts(fake_embedder, TEXTS, cache=reopened).n_computed == 0
+    assert embed_cached(fake_embedder, TEXTS, cache=reopened).n_computed == 0
 
 
 def test_only_new_rows_are_embedded(fake_embedder, cache):
-    embed_texts(fake_embedder, TEXTS, cache=cache)
+    embed_cached(fake_embedder, TEXTS, cache=cache)
     counting = CountingEmbedder(fake_embedder)
     grown = TEXTS + ["Neurons that fire together", "A brand new row"]
-    result = embed_texts(counting, grown, cache=cache)
+    result = embed_cached(counting, grown, cache=cache)
     assert counting.seen == ["Neurons that fire together", "A brand new row"]
     assert (result.n_cached, result.n_computed) == (4, 2)
     np.testing.assert_array_equal(result.vectors, fake_embedder.embed(grown))
@@ -224,9 +224,9 @@ def test_only_new_rows_are_embedded(fake_embedder, cache):
 
 def test_cache_keys_include_the_model(cache):
     small, large = HashingEmbedder(dimension=16), HashingEmbedder(dimension=32)
-    embed_texts(small, TEXTS, cache=cache)
+    embed_cached(small, TEXTS, cache=cache)
     counting = CountingEmbedder(large)
-    result = embed_texts(counting, TEXTS, cache=cache)
+    result = embed_cached(counting, TEXTS, cache=cache)
     assert counting.seen == TEXTS[:3]
     assert result.n_computed == 3
     assert result.vectors.shape == (4, 32)
@@ -247,10 +247,10 @@ def test_cache_handles_more_keys_than_sqlite_parameters(cache):
     assert len(cache.get_many("m", hashes)) == 2000
 
 
-def test_embed_texts_reports_progress_to_the_end(fake_embedder, cache):
-    embed_texts(fake_embedder, TEXTS, cache=cache)
+def test_embed_cached_reports_progress_to_the_end(fake_embedder, cache):
+    embed_cached(fake_embedder, TEXTS, cache=cache)
     calls = []
-    embed_texts(fake_embedder, TEXTS, cache=cache, progress=lambda *a: calls.append(a[:2]))
+    embed_cached(fake_embedder, TEXTS, cache=cache, progress=lambda *a: calls.append(a[:2]))
     assert calls == [("embed", 1.0)]
 
 
@@ -284,3 +284,15 @@ def test_real_model_ranks_related_text_first(real_embedder):
         ["protein folding", "How do amino-acid chains fold into structures?", "Inflation and prices"]
     )
     assert query @ near > query @ far + 0.2
+
+
+def test_an_embedder_of_ones_own_needs_only_the_protocols_core(workspace, papers_frame, fake_embedder):
+    from explorer import ProjectionConfig, build_map, search_map
+
+    own = CountingEmbedder(fake_embedder)  # model_id, dimension and embed: nothing else
+    result = build_map(papers_frame, model=own, projection=ProjectionConfig(method="pca"), workspace=workspace)
+    assert len(own.seen) == len(papers_frame) and result.saved.manifest["model_id"] == fake_embedder.model_id
+    hits = search_map(result.saved, "protein folding enzyme", embedder=own, k=3)
+    assert set(papers_frame["field"].iloc[hits.indices]) == {"biology"}
+    with pytest.raises(ModelError, match="cannot embed images"):
+        load_embedder(own, kind="images").embed_images([])

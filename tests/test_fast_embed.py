@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from explorer import InputError, ModelError, ProjectionConfig, build_map, load_embedder, project
-from explorer.fast_embed import CorpusEmbedder, load_corpus_embedder, model_folder
+from explorer.embedders.tfidf import CorpusEmbedder, load_corpus_embedder, model_folder
 from explorer.modes import QUALITY_BUDGET_SECONDS, choose_mode, choose_mode_for_texts, estimate_seconds
-from explorer.search import map_embedder, search_map
+from explorer.embedders import embedder_for
+from explorer.search import search_map
 from explorer.texts import compose_texts
 
 PCA = ProjectionConfig(method="pca")
@@ -129,7 +130,7 @@ def test_a_fast_map_is_searched_through_its_own_space(workspace, papers_frame):
     # Renamed or re-saved maps keep finding their embedder: it lives in the workspace under its id.
     workspace.rename("fast", "renamed")
     reopened = workspace.open("renamed")
-    assert map_embedder(reopened).model_id == manifest["model_id"]
+    assert embedder_for(reopened).model_id == manifest["model_id"]
     assert search_map(reopened, "protein enzyme gene", k=3).indices.size == 3
 
 
@@ -203,7 +204,7 @@ def test_fast_mode_map_quality_on_real_abstracts(workspace):
     assert saved.manifest["mode"]["mode"] == "fast"  # 2,000 abstracts are beyond the transformer's minute
     labels = saved.points["primary_category"].to_numpy()
     # One UMAP seed moves 2D 10-NN on 2,000 rows by ±0.01: score the map and two more seeds of its layout.
-    embedder = map_embedder(saved)
+    embedder = embedder_for(saved)
     layout_input = embedder.layout_vectors(saved.embeddings)
     scores = [knn_accuracy(saved.coords, labels, k=10)] + [
         knn_accuracy(project(layout_input, config=ProjectionConfig(seed=seed)).coords, labels, k=10)

@@ -1,4 +1,4 @@
-"""What a map view needs besides the figure: filters, selections and row look-ups, free of any UI."""
+"""Filters of a map view (keyword, regular expression, categories) and row look-ups, free of any UI."""
 
 from __future__ import annotations
 
@@ -9,11 +9,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-
-# Per-session view state that belongs to one open map and is dropped when another map is opened.
-VIEW_STATE_KEYS = (
-    "selected_row", "selection", "last_event", "query", "last_query", "selected_title", "why_row", "focus_cluster",
-)
 
 
 def keyword_mask(texts: Sequence[str], pattern: str, *, regex: bool = False) -> np.ndarray:
@@ -69,11 +64,3 @@ def positions_of(points: pd.DataFrame, row_ids: Iterable[int]) -> np.ndarray:
 def display_columns(points: pd.DataFrame) -> list[str]:
     """The user's own columns, in order (without the map's bookkeeping columns)."""
     return [c for c in points.columns if c not in ("x", "y", "embedded")]
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
-
-
-def escape_markdown(text: str) -> str:
-    """Text shown literally by a Markdown renderer (Streamlit labels and captions are Markdown)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import DEFAULT_BATCH_SIZE, l2_normalise
-from .errors import InputError, ModelError
-from .hashing import bytes_hash, combined_hash
-from .progress import ProgressFn, no_progress
+from ..errors import InputError, ModelError
+from ..hashing import bytes_hash, combined_hash
+from ..progress import ProgressFn, no_progress
+from .base import DEFAULT_BATCH_SIZE, EmbedderBase, l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,15 @@ def is_corpus_model(model: str | None) -> bool:
     return isinstance(model, str) and model.startswith(FAST_MODEL)
 
 
-class CorpusEmbedder:
+class CorpusEmbedder(EmbedderBase):
     """TF-IDF (words, sublinear tf) reduced by truncated SVD to ``dimension``, fitted on the corpus.
 
     ``fit`` learns the space; ``embed`` on an unfitted embedder fits on the texts it is given first
     (the corpus is its own training set), so the pipeline can treat it like any other embedder.
     """
+
+    # Its vectors live in a space fitted to one corpus: caching them would only grow the file.
+    cacheable = False
 
     def __init__(self, *, dimension: int = DIMENSION, seed: int = 42, fit_rows: int = FIT_ROWS):
         self.requested_dimension = dimension
@@ -137,6 +140,11 @@ class CorpusEmbedder:
     def layout_vectors(self, vectors: np.ndarray) -> np.ndarray:
         """What the map is laid out from: the leading LAYOUT_DIMENSION components, unit length again."""
         return l2_normalise(np.asarray(vectors)[:, :LAYOUT_DIMENSION])
+
+    def persist(self, workspace_root: str | Path) -> None:
+        """Keep the fitted space in the workspace, where searches of the map find it."""
+        if self.fitted:
+            save_corpus_embedder(self, workspace_root=workspace_root)
 
     def save(self, folder: str | Path) -> Path:
         """Write the fitted pieces to ``folder`` (JSON and .npy, no pickle)."""
@@ -234,7 +242,7 @@ def load_corpus_embedder(model_id: str, *, workspace_root: str | Path | None = N
     if "@" not in model_id:
         raise ModelError(f"'{model_id}' is not a fast embedder: use '{FAST_MODEL}' or the id a map records.")
     if workspace_root is None:
-        from .store import explorer_home
+        from ..store import explorer_home
 
         workspace_root = explorer_home()
     return CorpusEmbedder.load(model_folder(workspace_root, model_id))

