@@ -24,11 +24,11 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 test: $(STAMP) chromium
-	$(VENV)/bin/ruff check explorer tests app.py map_widget.py pages benchmarks
+	$(VENV)/bin/ruff check explorer tests app.py pages benchmarks
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check explorer tests app.py map_widget.py pages benchmarks
+	$(VENV)/bin/ruff check explorer tests app.py pages benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/quality.py

@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer import ExplorerError, Workspace
 from explorer.export import to_csv_bytes, to_html_bytes, to_parquet_bytes
-from explorer.view import VIEW_STATE_KEYS, escape_markdown
+from explorer.ui import escape_markdown, show_map
 
 st.set_page_config(page_title="Library · Embedding Explorer", page_icon="🗺️", layout="wide")
 st.title("Library")
@@ -35,9 +35,7 @@ open_col, rename_col, delete_col = st.columns(3, gap="large")
 with open_col:
     st.subheader("Open")
     if st.button("Open on the map page", type="primary", key="library_open"):
-        for key in VIEW_STATE_KEYS:
-            st.session_state.pop(key, None)
-        st.session_state["map_name"] = name
+        show_map(name)
         st.switch_page("app.py")
 
 with rename_col:

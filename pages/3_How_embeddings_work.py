@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import ExplorerError, load_embedder
+from explorer import ExplorerError
 from explorer.explain import explain_match, inspect_text, token_frame
 from explorer.explain_figures import (
     attention_figure,
@@ -14,6 +14,7 @@ from explorer.explain_figures import (
     sentence_vector_figure,
     vectors_figure,
 )
+from explorer.ui import get_embedder
 
 EXAMPLE_SENTENCE = "The bank raised interest rates to fight inflation."
 EXAMPLE_OTHER = "The central bank tightened monetary policy."
@@ -22,25 +23,16 @@ MAX_CHARS = 2_000
 MAX_TABLE_ROWS = 30  # longer token tables scroll
 
 
-@st.cache_resource(show_spinner="Loading the model…")
-def cached_embedder(model_name: str | None):
-    """The loaded embedder, shared by every session."""
-    embedder = load_embedder(model_name)
-    # Load the weights inside the spinner; assigned, as a bare expression would be Streamlit magic.
-    _ = embedder.model
-    return embedder
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def cached_inspection(text: str, model_name: str | None):
     """Every step of the model on one text (cached: the widgets below rerun the page often)."""
-    return inspect_text(text, embedder=cached_embedder(model_name))
+    return inspect_text(text, embedder=get_embedder(model_name))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def cached_match(query: str, text: str, model_name: str | None):
     """The token-by-token split of two texts' cosine similarity."""
-    return explain_match(query, text, embedder=cached_embedder(model_name))
+    return explain_match(query, text, embedder=get_embedder(model_name))
 
 
 st.set_page_config(page_title="How embeddings work", layout="wide")

@@ -80,7 +80,7 @@ def wait_until_idle(page, *, timeout: float = 180_000) -> None:
     page.wait_for_function(IDLE_SCRIPT, timeout=timeout)
 
 
-# The map widget's iframe (frontend/map/index.html): Streamlit titles it with the component's name.
+# The map widget's iframe (explorer/ui/frontend/map/index.html): Streamlit titles it with the component's name.
 MAP_IFRAME = 'iframe[title*="explorer_map"]'
 
 

@@ -266,3 +266,61 @@ def test_mode_choice_is_explained_before_building(papers_frame, monkeypatch):
     assert any("few enough for the transformer" in i.value for i in at.info)
     at.radio(key="upload_mode").set_value("fast").run()
     assert any("You chose the fast mode" in i.value for i in at.info)
+
+
+def _digit_pngs(digit: str, n: int) -> list[tuple[str, bytes, str]]:
+    files = sorted((REPO / "sample_data" / "images" / digit).glob("*.png"))[:n]
+    return [(f"{digit}_{f.name}", f.read_bytes(), "image/png") for f in files]
+
+
+@pytest.mark.slow
+def test_sample_digits_search_by_words_and_by_an_example():
+    at = _app()
+    at.button(key="try_sample_images").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["map_name"] == "Sample digits"
+    assert Workspace().open("Sample digits").kind == "images"
+    at.text_input(key="query").set_value("3").run()
+    assert not at.exception, at.exception
+    assert any("file names and labels" in i.value for i in at.info), "a keyword search says why"
+    hits = [b for b in at.button if b.key and b.key.startswith("hit_")]
+    assert len(hits) == 10 and all("3/" in b.label.replace("\\", "") for b in hits)
+    assert not [b for b in at.button if b.key and b.key.startswith("why_")], "no token explanation for images"
+    at.text_input(key="query").set_value("").run()
+    _, example, _ = _digit_pngs("8", 1)[0]
+    at.file_uploader(key="example_image").set_value(("eight.png", example, "image/png")).run()
+    assert not at.exception, at.exception
+    hits = [b.label.replace("\\", "") for b in at.button if b.key and b.key.startswith("hit_")]
+    assert hits and "8/" in hits[0], hits
+    assert "example image" in map_args(at)["overlay"]
+
+
+@pytest.mark.slow
+def test_image_upload_offers_clip_or_pixels_and_builds():
+    at = _app()
+    at.file_uploader(key="upload_images").set_value(_digit_pngs("1", 6) + _digit_pngs("7", 6)).run()
+    assert not at.exception, at.exception
+    assert any("12 images" in c.value for c in at.caption)
+    # No CLIP model on this machine (tests run offline): the form says so and will not build with it.
+    assert any("offline pixel features" in w.value for w in at.warning)
+    assert at.button(key="build_images").disabled
+    at.radio(key="image_model_choice").set_value("Offline pixel features (no weights)").run()
+    assert not at.button(key="build_images").disabled
+    at.button(key="build_images").click().run()
+    assert not at.exception, at.exception
+    saved = Workspace().open(at.session_state["map_name"])
+    assert saved.kind == "images" and saved.has_thumbnails and len(saved.points) == 12
+    assert map_args(at)["base_key"]
+
+
+def test_library_opens_a_map_with_a_fresh_view(papers_frame):
+    build_map(papers_frame, name="lib map", model="hashing", workspace=Workspace())
+    at = _app()  # from the main page, as in the app, so switch_page("app.py") finds it
+    at.switch_page("pages/1_Library.py").run()
+    at.session_state["selection"] = [1, 2]
+    at.session_state["selected_row"] = 3
+    at.button(key="library_open").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["map_name"] == "lib map"
+    assert "selection" not in at.session_state and "selected_row" not in at.session_state
+    assert at.selectbox(key="colour_by").value == "field", "the map page shows the map"

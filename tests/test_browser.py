@@ -229,3 +229,34 @@ def test_sample_papers_protein_folding(browser, app_url):
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "sample_protein_folding.png"))
     assert page.evaluate("window.__pwned") is None
+
+
+# The names of the base layer's traces ("filtered out" holds the dimmed points).
+BASE_TRACES = """selector => {
+    const map = document.querySelector(selector).contentDocument.getElementById('map');
+    return map && map.data ? map.data.map(t => t.name) : [];
+}"""
+
+
+def test_sample_papers_cluster_pick_dims_the_rest_at_once(browser, app_url):
+    page, errors = _new_page(browser, app_url)
+    page.get_by_role("button", name="Try the sample papers").click()
+    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    wait_until_idle(page)
+    assert "filtered out" not in page.evaluate(BASE_TRACES, MAP_IFRAME)
+    heading = page.get_by_role("heading", name=re.compile(r"^Clusters \(\d+\)$"))
+    heading.scroll_into_view_if_needed()
+    # The clusters table is the only table on the page now; its row markers are the first 30 px,
+    # its rows 35 px tall under a 35 px header (Streamlit's own e2e tests click it the same way).
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + 35 + 35 / 2)
+    page.get_by_text("Rename this cluster").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    # One click: the map dims the other clusters in the run that click started, not one click later.
+    page.wait_for_function(f"s => ({BASE_TRACES})(s).includes('filtered out')", arg=MAP_IFRAME, timeout=30_000)
+    assert page.get_by_text(re.compile(r"of [\d,]+ rows match the filters")).is_visible()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "sample_cluster_pick.png"), full_page=True)
+    assert not errors

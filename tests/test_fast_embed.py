@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from explorer import InputError, ModelError, ProjectionConfig, build_map, load_embedder, project
+from explorer.embedders import embedder_for
 from explorer.embedders.tfidf import CorpusEmbedder, load_corpus_embedder, model_folder
 from explorer.modes import QUALITY_BUDGET_SECONDS, choose_mode, choose_mode_for_texts, estimate_seconds
-from explorer.embedders import embedder_for
 from explorer.search import search_map
 from explorer.texts import compose_texts
 

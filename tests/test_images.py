@@ -1,4 +1,8 @@
-"""Image maps: reading uploads safely, every pixel format, thumbnails, CLIP and the offline embedder."""
+"""Image maps: reading uploads safely, every pixel format, thumbnails, CLIP and the offline embedder.
+
+What image maps share with text maps (building end to end, the caches, the manifest, clusters, the
+name check, searching and the model check) is tested once for both kinds in test_pipeline.py and
+test_search.py; the helpers below that make images are shared with them."""
 
 from __future__ import annotations
 
@@ -6,70 +10,35 @@ import importlib.util
 import io
 import struct
 import sys
-import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from kinds import COLOURS, colour_zip, encode, make_zip, square
 from PIL import Image
 
 from explorer import (
-    ClipEmbedder,
     ImageLimits,
     InputError,
     ModelError,
-    PixelFeatureEmbedder,
     ProjectionConfig,
     Workspace,
-    build_image_map,
-    load_image_embedder,
-    load_thumbnail,
-    load_thumbnails,
+    build_map,
+    load_embedder,
     open_image,
     read_image_table,
     read_images,
-    search_images_by_example,
-    search_images_by_text,
-    thumbnail_data_uri,
+    search_map,
 )
 from explorer.cli import main
+from explorer.embedders import ClipEmbedder, PixelFeatureEmbedder
 from explorer.images import unsafe_member_reason
+from explorer.thumbnails import thumbnail_data_uri
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGES = REPO / "sample_data" / "images"
 PCA = ProjectionConfig(method="pca")
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
-
-
-def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def square(colour: str, *, size=(40, 32), seed: int = 0) -> Image.Image:
-    """A noisy square of one colour (noise so no two images are byte-identical)."""
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(np.array(COLOURS[colour]) + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255)
-    return Image.fromarray(pixels.astype(np.uint8))
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def colour_zip(per_colour: int = 4, *, fmt: str = "PNG", top: str = "") -> bytes:
-    return make_zip({
-        f"{top}{colour}/{colour}_{i}.{fmt.lower()}": encode(square(colour, seed=10 * k + i), fmt)
-        for k, colour in enumerate(COLOURS) for i in range(per_colour)
-    })
-
-
 def png_header(width: int, height: int) -> bytes:
     """A PNG that claims the given size: a header alone, enough for Pillow to open it."""
     def chunk(kind: bytes, body: bytes) -> bytes:
@@ -308,64 +277,44 @@ def test_a_table_without_a_path_column_is_one_clear_error():
         read_image_table(b"title,year\nA,2001\n", colour_zip(1), table_name="t.csv")
 
 
-# --- building with the offline embedder; searching by keyword and by example ---------------------
+# --- an image map with the offline embedder: thumbnails, labels, and text search by keyword ------
 
 
-def test_pixel_map_saves_thumbnails_and_searches_by_keyword_and_example(workspace, tmp_path):
+def test_a_pixel_map_keeps_thumbnails_and_labels_and_searches_text_by_keyword(workspace, tmp_path):
     archive = tmp_path / "colours.zip"
     archive.write_bytes(colour_zip(4))
-    result = build_image_map(archive, model="pixels", projection=PCA, workspace=workspace)
+    # No kind given: a ZIP is read as images.
+    result = build_map(archive, model="pixels", projection=PCA, workspace=workspace)
     assert result.text_search == "keyword"
     assert "offline pixel embedder" in result.text_search_reason
 
     saved = workspace.open("colours")
     manifest = saved.manifest
-    assert manifest["kind"] == "images" and manifest["model"] == "pixels"
+    assert saved.kind == manifest["kind"] == "images" and manifest["model"] == "pixels"
     assert manifest["model_id"] == PixelFeatureEmbedder().model_id
     assert manifest["text_search"] == "keyword" and manifest["text_columns"] == ["file", "label"]
+    assert manifest["images"]["label_column"] == "label" and manifest["images"]["skipped_count"] == 0
     assert saved.points["label"].tolist() == ["red"] * 4 + ["green"] * 4 + ["blue"] * 4
     assert np.allclose(np.linalg.norm(saved.embeddings, axis=1), 1.0, atol=1e-5)
-    thumbs = load_thumbnails(saved)
-    assert sorted(thumbs) == list(range(12))
-    assert Image.open(io.BytesIO(load_thumbnail(saved, 5))).size == (40, 32)
+    assert saved.has_thumbnails
+    assert sorted(saved.thumbnails()) == list(range(12))
+    assert Image.open(io.BytesIO(saved.thumbnails([5])[5])).size == (40, 32)
 
-    hits = search_images_by_text(saved, "green")
+    hits = search_map(saved, "green")
     assert hits.mode == "keyword" and "file names and labels" in hits.reason
     assert saved.points["label"].iloc[hits.indices].tolist() == ["green"] * 4
     assert hits.top_scores.tolist() == [1.0] * 4
-    assert len(search_images_by_text(saved, "purple").indices) == 0
-
-    example = encode(square("blue", seed=99))
-    nearest = search_images_by_example(saved, example, k=4)
+    assert len(search_map(saved, "purple").indices) == 0
+    # An uploaded example that is not in the map finds the images of its colour.
+    nearest = search_map(saved, image=encode(square("blue", seed=99)), k=4)
     assert nearest.mode == "example"
     assert saved.points["label"].iloc[nearest.indices].tolist() == ["blue"] * 4
 
 
-class CountingEmbedder(PixelFeatureEmbedder):
-    """The pixel embedder, counting the images it is actually given."""
-
-    embedded = 0
-
-    def embed_images(self, images, **kwargs):
-        self.embedded += len(images)
-        return super().embed_images(images, **kwargs)
-
-
-def test_identical_images_are_embedded_once_and_cached_across_builds(workspace):
-    data = encode(square("red"))
-    files = [("a.png", data), ("b.png", data), ("c.png", encode(square("blue")))]
-    embedder = CountingEmbedder()
-    first = build_image_map(files, name="twins", model=embedder, projection=PCA, workspace=workspace)
-    assert embedder.embedded == 2 and first.n_cached == 0  # b.png is a's twin: embedded once
-    assert np.array_equal(first.saved.embeddings[0], first.saved.embeddings[1])
-    again = build_image_map(files, name="twins", model=embedder, projection=PCA, workspace=workspace)
-    assert embedder.embedded == 2 and again.n_cached == 3
-    assert np.array_equal(first.saved.embeddings, again.saved.embeddings)
-
-
 def test_a_source_with_no_readable_image_is_one_clear_error(workspace):
     with pytest.raises(InputError, match="no readable image was found: notes.txt"):
-        build_image_map([("notes.txt", b"hello")], model="pixels", workspace=workspace)
+        build_map([("notes.txt", b"hello")], kind="images", model="pixels", workspace=workspace)
+    assert workspace.list() == []
 
 
 @pytest.fixture
@@ -381,13 +330,13 @@ def no_clip(monkeypatch):
 def test_a_missing_clip_model_is_a_plain_model_error_or_falls_back(tmp_path):
     missing = "no-such-clip-model-anywhere"
     with pytest.raises(ModelError, match="is not on this machine and cannot be downloaded"):
-        load_image_embedder(missing)
-    embedder = load_image_embedder(missing, fallback=True)
+        load_embedder(missing, kind="images")
+    embedder = load_embedder(missing, kind="images", fallback=True)
     assert isinstance(embedder, PixelFeatureEmbedder)
     assert embedder.fallback_reason.startswith("CLIP could not be loaded")
     assert "file names and labels" in embedder.fallback_reason
     with pytest.raises(ModelError, match="could not be loaded as a sentence-transformers CLIP"):
-        load_image_embedder(str(tmp_path))
+        load_embedder(str(tmp_path), kind="images")
 
 
 def test_cli_builds_a_zip_and_falls_back_when_clip_is_missing(no_clip, tmp_path, capsys):
@@ -427,12 +376,14 @@ def test_cli_builds_a_folder_with_the_pixel_embedder(capsys):
 def test_keyword_search_matches_words_and_their_longer_forms(workspace):
     files = [("cats/tabby_cat2.png", encode(square("red"))), ("dogs/puppy.png", encode(square("blue"))),
              ("birds/redstart.png", encode(square("green")))]
-    saved = build_image_map(files, name="pets", model="pixels", projection=PCA, workspace=workspace).saved
+    saved = build_map(files, kind="images", name="pets", model="pixels", projection=PCA,
+                      workspace=workspace).saved
     files_of = saved.points["file"]
-    assert files_of.iloc[search_images_by_text(saved, "cat").indices].tolist() == ["cats/tabby_cat2.png"]
-    assert files_of.iloc[search_images_by_text(saved, "dog").indices].tolist() == ["dogs/puppy.png"]
-    assert len(search_images_by_text(saved, "re").indices) == 0  # too short to match a longer word
-    both = search_images_by_text(saved, "tabby puppy")
+    assert files_of.iloc[search_map(saved, "cat").indices].tolist() == ["cats/tabby_cat2.png"]
+    assert files_of.iloc[search_map(saved, "dog").indices].tolist() == ["dogs/puppy.png"]
+    assert len(search_map(saved, "re").indices) == 0  # too short to match a longer word
+    both = search_map(saved, "tabby puppy")
+    assert both.mode == "keyword"
     assert both.top_scores.tolist() == [0.5, 0.5]
 
 
@@ -461,7 +412,7 @@ def _knn_accuracy():
 
 @pytest.mark.slow
 def test_the_pixel_embedder_map_separates_the_sample_digits(workspace):
-    result = build_image_map(SAMPLE_IMAGES, name="digits", model="pixels", workspace=workspace)
+    result = build_map(SAMPLE_IMAGES, kind="images", name="digits", model="pixels", workspace=workspace)
     saved = result.saved
     assert saved.manifest["projection"]["method_used"] == "umap"
     accuracy = _knn_accuracy()(saved.coords, saved.points["label"].to_numpy(), k=10)
@@ -525,8 +476,8 @@ def tiny_clip(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_clip_embeds_texts_and_images_into_one_space(tiny_clip):
-    embedder = load_image_embedder(str(tiny_clip))
-    assert isinstance(embedder, ClipEmbedder) and embedder.text_search == "clip"
+    embedder = load_embedder(str(tiny_clip), kind="images")
+    assert isinstance(embedder, ClipEmbedder) and embedder.kinds == {"text", "images"}
     names = list(COLOURS)
     images = embedder.embed_images([square(n, seed=50 + i) for i, n in enumerate(names)], batch_size=2)
     texts = embedder.embed(names)
@@ -542,34 +493,36 @@ def test_clip_map_reopens_with_thumbnails_and_searches_by_text_and_example(tiny_
     archive.write_bytes(colour_zip(4, fmt="JPEG"))
     original = archive.read_bytes()
     workspace = Workspace(tmp_path / "home")
-    result = build_image_map(archive, model=str(tiny_clip), projection=PCA, workspace=workspace)
+    result = build_map(archive, kind="images", model=str(tiny_clip), projection=PCA, workspace=workspace)
     assert result.text_search == "clip" and result.skipped == []
     assert archive.read_bytes() == original
 
     saved = Workspace(tmp_path / "home").open("colours")  # a fresh open: nothing carried in memory
-    assert saved.manifest["kind"] == "images" and saved.manifest["text_search"] == "clip"
+    assert saved.kind == "images" and saved.manifest["text_search"] == "clip"
     assert saved.manifest["model"] == str(tiny_clip.resolve())
-    thumbs = load_thumbnails(saved, [0, 11])
+    thumbs = saved.thumbnails([0, 11])
+    assert sorted(thumbs) == [0, 11]
     assert all(Image.open(io.BytesIO(t)).format == "WEBP" for t in thumbs.values())
 
     labels = saved.points["label"]
     for colour in COLOURS:
-        hits = search_images_by_text(saved, colour, k=4)
-        assert hits.mode == "clip" and "CLIP" in hits.reason
+        hits = search_map(saved, colour, k=4)
+        assert hits.mode == "semantic" and "CLIP" in hits.reason
         assert labels.iloc[hits.indices].tolist() == [colour] * 4, colour
-    nearest = search_images_by_example(saved, encode(square("green", seed=77), "JPEG"), k=4)
+    nearest = search_map(saved, image=encode(square("green", seed=77), "JPEG"), k=4)
+    assert nearest.mode == "example"
     assert labels.iloc[nearest.indices].tolist() == ["green"] * 4
 
     # Without its CLIP model the same map still answers text queries, by keyword, and says why.
     workspace.update_manifest("colours", {"model": str(tmp_path / "gone")})
-    hits = search_images_by_text(workspace.open("colours"), "red", k=4)
+    hits = search_map(workspace.open("colours"), "red", k=4)
     assert hits.mode == "keyword" and "could not be loaded" in hits.reason
     assert labels.iloc[hits.indices].tolist() == ["red"] * 4
 
 
 @pytest.mark.slow
 def test_a_text_only_model_is_not_taken_for_clip():
-    from explorer.embed import bundled_model_path
+    from explorer.embedders import bundled_model_path
 
     with pytest.raises(ModelError, match="is not a CLIP model"):
-        load_image_embedder(str(bundled_model_path()))
+        load_embedder(str(bundled_model_path()), kind="images")

@@ -1,80 +1,176 @@
-"""build_map end to end: load → embed → project → save, with progress and the cache."""
+"""build_map end to end: load → embed → project → save, with progress and the caches, for every kind."""
 
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pandas as pd
 import pytest
+from kinds import COLOURS, KINDS, PCA, Case, Recorder, build, make_case
 
 from explorer import (
     BuildResult,
+    ClusterConfig,
     HashingEmbedder,
     InputError,
-    ProjectionConfig,
     Workspace,
     __version__,
     build_map,
+    cluster_table,
     search_map,
 )
 from explorer.pipeline import STAGES, assemble_points
 
-PCA = ProjectionConfig(method="pca")
+
+@pytest.fixture(params=KINDS)
+def case(request, papers_frame, tmp_path) -> Case:
+    return make_case(request.param, papers_frame, tmp_path)
 
 
-class Recorder:
-    """A progress callback that keeps every report."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, float, str]] = []
-
-    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
-        self.calls.append((stage, fraction, message))
-
-    @property
-    def stages(self) -> list[str]:
-        return list(dict.fromkeys(stage for stage, _, _ in self.calls))
+# --- every kind ----------------------------------------------------------------------------------
 
 
-def test_build_from_a_dataframe(papers_frame, workspace, fake_embedder):
-    result = build_map(papers_frame, name="papers", model=fake_embedder, workspace=workspace,
-                       projection=PCA)
+def test_build_end_to_end(case, workspace):
+    result = build(case, workspace)
     assert isinstance(result, BuildResult)
     saved = result.saved
-    assert saved.path == workspace.maps_dir / "papers"
+    assert saved.path == workspace.maps_dir / "m" and saved.kind == case.kind
     points = saved.points
-    assert list(points.columns) == ["row_id", "title", "abstract", "field", "year", "x", "y", "embedded"]
-    assert points["row_id"].tolist() == list(range(30))
-    pd.testing.assert_frame_equal(points[papers_frame.columns], papers_frame, check_dtype=False)
-    assert saved.embeddings.shape == (30, 64) and saved.embeddings.dtype == np.float32
-    texts = [f"{t}. {a}" for t, a in zip(papers_frame["title"], papers_frame["abstract"], strict=True)]
-    np.testing.assert_array_equal(saved.embeddings, fake_embedder.embed(texts))
+    assert points.columns[0] == "row_id" and list(points.columns[-3:]) == ["x", "y", "embedded"]
+    assert points["row_id"].tolist() == list(range(case.rows)) and points["embedded"].all()
+    assert saved.embeddings.shape == (case.rows, case.embedder.dimension)
+    assert saved.embeddings.dtype == np.float32
+    np.testing.assert_allclose(saved.embeddings, case.expected_vectors(), atol=1e-6)
+    np.testing.assert_array_equal(saved.embeddings[case.twin], saved.embeddings[0])
     assert np.isfinite(saved.coords).all()
     assert set(result.seconds) == set(STAGES)
     assert result.total_seconds == pytest.approx(sum(result.seconds.values()))
 
-    reopened = workspace.open("papers")
+    reopened = workspace.open("m")
     pd.testing.assert_frame_equal(reopened.points, points, check_dtype=False)
     np.testing.assert_array_equal(reopened.embeddings, saved.embeddings)
-    assert reopened.texts() == texts
+    assert reopened.kind == case.kind and reopened.texts() == saved.texts()
+    assert reopened.has_thumbnails == (case.kind == "images")
 
 
-def test_manifest(papers_frame, workspace, fake_embedder):
-    manifest = build_map(papers_frame, name="papers", model=fake_embedder, workspace=workspace,
-                         projection=PCA).saved.manifest
-    assert manifest["name"] == "papers"
-    assert (manifest["rows"], manifest["embedded_rows"]) == (30, 30)
-    assert manifest["text_columns"] == ["title", "abstract"] and manifest["template"] is None
-    assert (manifest["model_id"], manifest["model"], manifest["dimension"]) == ("hashing-64",) * 2 + (64,)
+def test_manifest(case, workspace):
+    manifest = build(case, workspace).saved.manifest
+    dimension = case.embedder.dimension
+    assert manifest["name"] == "m" and manifest["kind"] == case.kind
+    assert (manifest["rows"], manifest["embedded_rows"]) == (case.rows, case.rows)
+    assert manifest["text_columns"] == case.text_columns and manifest["template"] is None
+    assert (manifest["model_id"], manifest["model"], manifest["dimension"]) == (case.model_id, case.model, dimension)
     assert manifest["model_hash"] == ""
     assert manifest["projection"] == {
         "method": "pca", "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 42,
-        "sample_rows": 150_000, "method_used": "pca", "input_dimension": 64,
+        "sample_rows": 150_000, "method_used": "pca", "input_dimension": dimension,
     }
     assert manifest["mode"] is None  # an explicit model: no mode was chosen
     assert manifest["version"] == __version__
     assert manifest["created"].startswith("20") and "T" in manifest["created"]
-    on_disk = workspace.open("papers").manifest
+    on_disk = workspace.open("m").manifest
     assert {k: on_disk[k] for k in manifest} == {**manifest, "seconds": on_disk["seconds"]}
+    assert workspace.read_manifest("m") == on_disk
+
+
+def test_progress_reports_every_stage_to_the_end(case, workspace):
+    progress = Recorder()
+    build(case, workspace, progress=progress)
+    assert progress.stages == list(STAGES)
+    for stage in STAGES:
+        fractions = [f for s, f, _ in progress.calls if s == stage]
+        assert fractions[-1] == 1.0, stage
+        assert all(0.0 <= f <= 1.0 for f in fractions)
+        assert fractions == sorted(fractions), f"{stage} went backwards"
+    assert all(isinstance(message, str) for _, _, message in progress.calls)
+
+
+def test_a_twin_is_embedded_once_and_a_rebuild_uses_the_cache(case, workspace):
+    first = build(case, workspace, name="a")
+    assert (case.embedder.embedded, first.n_cached) == (case.rows - 1, 0)  # the twin was embedded once
+    again = build(case, workspace, name="b")
+    assert (case.embedder.embedded, again.n_cached) == (case.rows - 1, case.rows)
+    np.testing.assert_array_equal(first.saved.embeddings, again.saved.embeddings)
+    np.testing.assert_array_equal(first.saved.coords, again.saved.coords)
+
+
+def test_no_cache_embeds_again(case, workspace):
+    build(case, workspace)
+    again = build(case, workspace, use_cache=False)
+    assert again.n_cached == 0 and case.embedder.embedded == 2 * (case.rows - 1)
+
+
+def test_a_rebuild_takes_the_layout_from_the_projection_cache(case, workspace, monkeypatch):
+    first = build(case, workspace, name="a")
+    assert len(list(workspace.projection_cache_dir.glob("*.npz"))) == 1
+
+    def no_second_layout(*args, **kwargs):
+        raise AssertionError("the layout must come from the projection cache")
+
+    # The module, not the function `explorer.project` that the package face re-exports under its name.
+    monkeypatch.setattr(importlib.import_module("explorer.project"), "project_pca", no_second_layout)
+    again = build(case, workspace, name="b")
+    np.testing.assert_array_equal(again.saved.coords, first.saved.coords)
+    assert again.saved.manifest["projection"]["method_used"] == "pca"
+
+
+def test_clusters_at_build_time(case, workspace):
+    result = build(case, workspace, clusters=ClusterConfig(method="kmeans", k=3, space="2d"))
+    saved = result.saved
+    assert saved.kind == case.kind and "cluster" in result.seconds
+    assert workspace.open("m").manifest["clusters"]["config"]["k"] == 3
+    table = cluster_table(saved, "coarse")
+    assert len(table) == 3 and table["size"].sum() == case.rows
+    assert sorted(saved.points["cluster"].unique()) == [0, 1, 2]
+    if case.kind == "text":  # each cluster is one field, named by its words
+        assert (saved.points.groupby("cluster")["field"].nunique() == 1).all()
+    else:  # an image map's clusters are named after its labels, and the map keeps its thumbnails
+        assert set(table["label"]) <= set(COLOURS)
+        assert sorted(saved.thumbnails()) == list(range(case.rows))
+
+
+def test_a_changed_name_is_noted(case, workspace):
+    result = build(case, workspace, name="my/map?")
+    assert result.saved.name == "my_map"
+    assert any("The map name 'my/map?' was saved as 'my_map'" in note for note in result.notes)
+
+
+def test_unusable_name_fails_before_any_work(case, workspace, tmp_path):
+    class Refuses:
+        model_id, dimension, kinds = "refuses", 4, frozenset(KINDS)
+
+        def embed(self, texts, **kwargs):
+            raise AssertionError("the name must be checked before embedding")
+
+        embed_images = embed
+
+    # A source that does not exist: reading it first would fail with another error.
+    missing = tmp_path / ("missing.csv" if case.kind == "text" else "missing.zip")
+    with pytest.raises(InputError, match="cannot be used as a map name"):
+        build_map(missing, kind=case.kind, name="../", model=Refuses(), workspace=workspace)
+    assert workspace.list() == []
+
+
+# --- text tables -----------------------------------------------------------------------------------
+
+
+def test_build_from_a_dataframe_keeps_its_columns_and_texts(papers_frame, workspace, fake_embedder):
+    saved = build_map(papers_frame, name="papers", model=fake_embedder, workspace=workspace,
+                      projection=PCA).saved
+    points = saved.points
+    assert list(points.columns) == ["row_id", "title", "abstract", "field", "year", "x", "y", "embedded"]
+    pd.testing.assert_frame_equal(points[papers_frame.columns], papers_frame, check_dtype=False)
+    texts = [f"{t}. {a}" for t, a in zip(papers_frame["title"], papers_frame["abstract"], strict=True)]
+    np.testing.assert_array_equal(saved.embeddings, fake_embedder.embed(texts))
+    assert workspace.open("papers").texts() == texts
+
+
+def test_same_name_replaces_the_map(papers_frame, workspace, fake_embedder):
+    build_map(papers_frame, name="m", model=fake_embedder, workspace=workspace, projection=PCA)
+    build_map(papers_frame.head(12), name="m", model=fake_embedder, workspace=workspace,
+              projection=PCA)
+    assert [(i.name, i.rows) for i in workspace.list()] == [("m", 12)]
 
 
 def test_build_from_a_csv_file(tmp_path, papers_frame, workspace):
@@ -83,7 +179,7 @@ def test_build_from_a_csv_file(tmp_path, papers_frame, workspace):
     result = build_map(path, model="hashing", workspace=workspace, projection=PCA,
                        template="{title}: {abstract}")
     saved = result.saved
-    assert saved.name == "My papers"
+    assert saved.name == "My papers" and saved.kind == "text"
     assert saved.manifest["template"] == "{title}: {abstract}"
     assert saved.manifest["source"]["name"] == "My papers.csv"
     assert saved.manifest["source"]["format"] == "csv"
@@ -99,43 +195,6 @@ def test_build_from_bytes_uses_the_source_name(papers_frame, workspace, fake_emb
     assert result.saved.name == "upload"
     assert result.saved.manifest["text_columns"] == ["title"]
     assert any("semicolons" in note for note in result.notes)
-
-
-def test_progress_reports_every_stage_to_the_end(papers_frame, workspace, fake_embedder):
-    progress = Recorder()
-    build_map(papers_frame, model=fake_embedder, workspace=workspace, projection=PCA,
-              progress=progress)
-    assert progress.stages == list(STAGES)
-    for stage in STAGES:
-        fractions = [f for s, f, _ in progress.calls if s == stage]
-        assert fractions[-1] == 1.0, stage
-        assert all(0.0 <= f <= 1.0 for f in fractions)
-        assert fractions == sorted(fractions), f"{stage} went backwards"
-    assert all(isinstance(message, str) for _, _, message in progress.calls)
-
-
-def test_rebuild_uses_the_cache(papers_frame, workspace, fake_embedder):
-    first = build_map(papers_frame, name="a", model=fake_embedder, workspace=workspace,
-                      projection=PCA)
-    again = build_map(papers_frame, name="b", model=fake_embedder, workspace=workspace,
-                      projection=PCA)
-    assert (first.n_cached, again.n_cached) == (0, 30)
-    np.testing.assert_array_equal(first.saved.embeddings, again.saved.embeddings)
-    np.testing.assert_array_equal(first.saved.coords, again.saved.coords)
-
-
-def test_no_cache_embeds_again(papers_frame, workspace, fake_embedder):
-    build_map(papers_frame, model=fake_embedder, workspace=workspace, projection=PCA)
-    again = build_map(papers_frame, model=fake_embedder, workspace=workspace, projection=PCA,
-                      use_cache=False)
-    assert again.n_cached == 0
-
-
-def test_same_name_replaces_the_map(papers_frame, workspace, fake_embedder):
-    build_map(papers_frame, name="m", model=fake_embedder, workspace=workspace, projection=PCA)
-    build_map(papers_frame.head(12), name="m", model=fake_embedder, workspace=workspace,
-              projection=PCA)
-    assert [(i.name, i.rows) for i in workspace.list()] == [("m", 12)]
 
 
 def test_rows_without_text_are_kept_but_not_placed(papers_frame, workspace, fake_embedder):
@@ -191,6 +250,14 @@ def test_hashing_model_on_cli_default_dimension(papers_frame, workspace):
     assert saved.manifest["model_id"] == HashingEmbedder().model_id == "hashing-256"
 
 
+def test_build_from_json_with_mixed_columns(tmp_path, workspace, fake_embedder):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"title": "protein folding", "id": 1}\n{"title": "market prices", "id": "b2"}\n'
+                    '{"title": "quantum field", "id": null}\n')
+    saved = build_map(path, model=fake_embedder, workspace=workspace).saved
+    assert workspace.open(saved.name).points["id"].tolist()[:2] == ["1", "b2"]
+
+
 # --- the real model and UMAP (slow) -------------------------------------------------------------------
 
 
@@ -223,22 +290,3 @@ def test_real_rebuild_from_the_cache(real_map, real_embedder, sample_papers):
     assert again.n_cached == 200
     np.testing.assert_array_equal(again.saved.embeddings, real_map.saved.embeddings)
     np.testing.assert_array_equal(again.saved.coords, real_map.saved.coords)
-
-
-def test_build_from_json_with_mixed_columns(tmp_path, workspace, fake_embedder):
-    path = tmp_path / "mixed.jsonl"
-    path.write_text('{"title": "protein folding", "id": 1}\n{"title": "market prices", "id": "b2"}\n'
-                    '{"title": "quantum field", "id": null}\n')
-    saved = build_map(path, model=fake_embedder, workspace=workspace).saved
-    assert workspace.open(saved.name).points["id"].tolist()[:2] == ["1", "b2"]
-
-
-def test_unusable_name_fails_before_any_work(papers_frame, workspace):
-    class Refuses:
-        model_id, dimension = "refuses", 4
-
-        def embed(self, texts, **kwargs):
-            raise AssertionError("the name must be checked before embedding")
-
-    with pytest.raises(InputError, match="cannot be used as a map name"):
-        build_map(papers_frame, name="../", model=Refuses(), workspace=workspace)

@@ -1,15 +1,16 @@
-"""Step 4, search: cosine scores for every row, ranked hits, and a row's neighbours."""
+"""Step 4, search: cosine scores for every row, ranked hits, a row's neighbours, and one search_map
+for every kind of map."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from kinds import KINDS, Case, build, encode, make_case, square
 
 from explorer import (
     HashingEmbedder,
     InputError,
-    ProjectionConfig,
-    build_map,
+    PixelFeatureEmbedder,
     nearest_neighbors,
     search_map,
     search_similar,
@@ -100,31 +101,59 @@ def test_query_position_without_drawn_hits():
     assert np.isnan(query_position(coords, search_similar(VECTORS, QUERY, k=2))).all()
 
 
-# --- searching a saved map ----------------------------------------------------------------------------
+# --- searching a saved map of every kind -------------------------------------------------------------
+
+# A query each case's own model answers, the group every hit must be in, and how it is found:
+# the hashing embedder reads text; the pixel embedder cannot, so an image map matches words.
+QUERIES = {"text": ("  protein folding enzyme  ", "biology", "semantic"),
+           "images": ("  green  ", "green", "keyword")}
+# Another model of the same family, whose vectors the map's own cannot be compared with.
+OTHER_MODELS = {"text": HashingEmbedder(dimension=32), "images": PixelFeatureEmbedder(side=16)}
+
+
+@pytest.fixture(params=KINDS)
+def case(request, papers_frame, tmp_path) -> Case:
+    # Row 3 of the papers has no text: it is kept on the map without a vector.
+    papers_frame.loc[3, ["title", "abstract"]] = ["", None]
+    return make_case(request.param, papers_frame, tmp_path)
 
 
 @pytest.fixture
-def saved(papers_frame, workspace, fake_embedder):
-    papers_frame.loc[3, ["title", "abstract"]] = ["", None]
-    pca = ProjectionConfig(method="pca")
-    return build_map(
-        papers_frame, name="papers", model=fake_embedder, workspace=workspace, projection=pca
-    ).saved
+def saved(case, workspace):
+    # The map records its model by name: search_map loads it again (embedder_for) when none is given.
+    return build(case, workspace, model=case.model).saved
 
 
-def test_search_map_with_the_maps_own_model(saved):
-    # No embedder given: the map's manifest says which model to load.
-    result = search_map(saved, "  protein folding enzyme  ", k=5)
-    assert result.query == "protein folding enzyme"
-    fields = saved.points["field"].to_numpy()[result.indices]
-    assert list(fields) == ["biology"] * 5
+def test_search_map_with_the_maps_own_model(case, saved):
+    query, group, mode = QUERIES[case.kind]
+    result = search_map(saved, query, k=5)
+    assert result.query == query.strip() and result.mode == mode
+    groups = saved.points[case.group_column]
+    in_group = int((groups[saved.embedded] == group).sum())
+    assert groups.iloc[result.indices].tolist() == [group] * min(5, in_group)
     assert np.all(np.diff(result.top_scores) <= 0)
-    assert 3 not in result.indices and np.isnan(result.scores[3])
+    # A row without a vector (the paper without text) has no score and is never a hit.
+    assert np.flatnonzero(~saved.embedded).tolist() == ([3] if case.kind == "text" else [])
+    assert np.isnan(result.scores[~saved.embedded]).all() and np.isfinite(result.scores[saved.embedded]).all()
+    assert not set(result.indices) & set(np.flatnonzero(~saved.embedded))
 
 
-def test_search_map_refuses_another_model(saved):
-    with pytest.raises(InputError, match="built with hashing-64"):
-        search_map(saved, "protein", embedder=HashingEmbedder(dimension=32))
+def test_search_by_example_leaves_the_example_out(case, saved):
+    # The example is row 0 itself (its text, or its image's bytes): its twin comes first.
+    query, image = case.example(saved, 0)
+    result = search_map(saved, query, image=image, k=3, exclude=0)
+    assert result.mode == ("example" if case.kind == "images" else "semantic")
+    assert 0 not in result.indices and len(result.indices) == 3
+    assert result.indices[0] == case.twin and result.top_scores[0] == pytest.approx(1.0, abs=1e-5)
+    groups = saved.points[case.group_column]
+    assert (groups.iloc[result.indices] == groups.iloc[0]).all()
+
+
+def test_search_map_refuses_another_model(case, saved):
+    # Text maps check the query's model; image maps the model that would embed the example.
+    query, image = ("protein", None) if case.kind == "text" else (None, encode(square("blue")))
+    with pytest.raises(InputError, match=f"built with {case.model_id}"):
+        search_map(saved, query, image=image, embedder=OTHER_MODELS[case.kind])
 
 
 def test_search_map_empty_query(saved):

@@ -1,9 +1,9 @@
 """The map in the app: a small Streamlit component that keeps the base layer in the browser.
 
 `st.plotly_chart` re-sends and re-plots every point on each rerun (seconds at 100k points), so
-the map is drawn by frontend/map/index.html instead: Python sends the base layer with a key
-(parsed and plotted only when the key changes), the SVG overlays (hits, query, focus) and the
-selected row ids, and gets back row ids for a click, a box or a lasso.
+the map is drawn by frontend/map/index.html (package data beside this module) instead: Python
+sends the base layer with a key (parsed and plotted only when the key changes), the SVG overlays
+(hits, query, focus) and the selected row ids, and gets back row ids for a click, a box or a lasso.
 """
 
 from __future__ import annotations

@@ -1,0 +1,35 @@
+"""The Streamlit app, the only package of explorer that imports Streamlit.
+
+    state       session keys, callbacks, and the one view state computed before anything is drawn
+    loaders     every st.cache_* loader (maps, texts, titles, models, warm-ups)
+    build_page  the first screen: upload, samples, saved maps, and the build
+    map_page    the open map: sidebar, search bar, the map and its panels
+    widget      the map component (frontend/map/index.html, shipped as package data)
+    text        Markdown escaping for user data
+
+app.py calls ``main()``; the pages import what they share from here, never from app.py.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from .build_page import landing
+from .loaders import get_embedder, start_umap_warm_up
+from .map_page import map_view, sidebar_controls
+from .state import VIEW_STATE_KEYS, open_current_map, reset_view, show_map
+from .text import escape_markdown
+
+__all__ = ["VIEW_STATE_KEYS", "escape_markdown", "get_embedder", "main", "reset_view", "show_map"]
+
+
+def main() -> None:
+    """Route between the first screen and the open map."""
+    start_umap_warm_up()
+    saved = open_current_map()
+    if saved is None:
+        landing()
+        return
+    for note in st.session_state.pop("build_notes", []):
+        st.info(note)
+    map_view(saved, sidebar_controls(saved))

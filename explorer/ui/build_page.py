@@ -1,0 +1,244 @@
+"""The first screen: upload a table or images, try a sample, or open a saved map; and the build."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from explorer.cluster import ClusterConfig, config_for_rows
+from explorer.draw import shorten
+from explorer.embedders import DEFAULT_CLIP_MODEL, PIXEL_MODEL
+from explorer.errors import ExplorerError
+from explorer.images import read_images
+from explorer.load import load_table
+from explorer.modes import MODES, choose_mode_for_texts
+from explorer.pipeline import build_map, map_is_current
+from explorer.project import ProjectionConfig
+from explorer.search import KEYWORD
+from explorer.store import Workspace
+from explorer.texts import compose_texts, detect_text_columns
+
+from . import loaders
+from .state import show_map
+from .text import escape_markdown
+
+# The sample data sits beside the package in the repository (explorer/ui → the repository root).
+SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
+SAMPLE_PAPERS = SAMPLE_DATA / "papers.csv"
+SAMPLE_IMAGES = SAMPLE_DATA / "images"
+SAMPLE_MAP = "Sample papers"
+SAMPLE_DIGITS_MAP = "Sample digits"
+IMAGE_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+TABLE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "xlsx"]
+STAGE_TITLES = {"load": "Loading", "embed": "Embedding", "project": "Projecting", "save": "Saving"}
+
+
+def default_model() -> str | None:
+    """The app's default model: tests and demos may pick another (e.g. "hashing") with
+    EXPLORER_DEFAULT_MODEL; unset means the bundled MiniLM. Read on every call, not at import: the
+    module outlives the runs (and the tests) that set it."""
+    return os.environ.get("EXPLORER_DEFAULT_MODEL") or None
+
+
+# ---------------------------------------------------------------- building
+
+
+def run_build(source, *, replace: bool = False, **options) -> None:
+    """Build a map inside a status box with a live progress bar; errors are shown, nothing is lost.
+
+    Unless ``replace``, the map gets a free name ("data (2)"): another session's map of the same
+    name must never be overwritten under it."""
+    with st.status("Building the map…", expanded=True) as status:
+        stage_text = st.empty()
+        bar = st.progress(0.0)
+        clock = {"stage": None, "started": time.perf_counter()}
+
+        def progress(stage: str, fraction: float, message: str = "") -> None:
+            if stage != clock["stage"]:
+                clock.update(stage=stage, started=time.perf_counter())
+            elapsed = time.perf_counter() - clock["started"]
+            eta = ""
+            if stage == "embed" and 0.02 < fraction < 1:
+                eta = f" · about {elapsed / fraction - elapsed:,.0f} s left"
+            stage_text.markdown(f"**{STAGE_TITLES.get(stage, stage)}** — {escape_markdown(message)}{eta}")
+            bar.progress(min(max(fraction, 0.0), 1.0))
+
+        try:
+            workspace = Workspace()
+            if options.get("name") and not replace:
+                options["name"] = workspace.unique_name(options["name"])
+            result = build_map(source, workspace=workspace, progress=progress, **options)
+        except ExplorerError as exc:
+            status.update(label="The map could not be built", state="error", expanded=True)
+            st.error(str(exc))
+            return
+        seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+        status.update(label=f"Built '{result.saved.name}' in {result.total_seconds:.1f} s ({seconds})",
+                      state="complete", expanded=False)
+    show_map(result.saved.name)
+    notes = list(result.notes)
+    if result.skipped:
+        notes.append(f"Skipped {len(result.skipped):,} file(s): " + "; ".join(
+            f"{name}: {reason}" for name, reason in result.skipped[:10]) + (" …" if len(result.skipped) > 10 else ""))
+    if result.text_search == KEYWORD and result.text_search_reason:
+        notes.append(result.text_search_reason)
+    st.session_state["build_notes"] = notes
+    st.rerun()
+
+
+def model_picker(key: str) -> str | None:
+    """The bundled model by default, or any sentence-transformers name or local folder."""
+    choice = st.radio("Model", ["Bundled all-MiniLM-L6-v2", "Other sentence-transformers model"],
+                      key=f"{key}_model_choice", horizontal=True)
+    if choice.startswith("Bundled"):
+        return default_model()
+    name = st.text_input("Model name or local folder", key=f"{key}_model_name",
+                         placeholder="e.g. sentence-transformers/all-mpnet-base-v2 or /models/my-model")
+    return name.strip() or default_model()
+
+
+def projection_settings(key: str) -> ProjectionConfig:
+    """UMAP/PCA settings, folded away."""
+    with st.expander("Advanced"):
+        method = st.selectbox("Projection", ["umap", "pca"], key=f"{key}_method",
+                              format_func=lambda m: {"umap": "UMAP (best map)", "pca": "PCA (fastest)"}[m])
+        n_neighbors = st.slider("UMAP neighbours", 2, 100, 15, key=f"{key}_nn",
+                                help="Small values keep local detail; large values show the global shape.")
+        min_dist = st.slider("UMAP minimum distance", 0.0, 0.99, 0.1, key=f"{key}_md")
+        seed = st.number_input("Random seed", 0, 2**31 - 1, 42, key=f"{key}_seed")
+    return ProjectionConfig(method=method, n_neighbors=n_neighbors, min_dist=min_dist, seed=int(seed))
+
+
+def upload_form(uploaded) -> None:
+    """Preview an uploaded table and let the user choose what to embed."""
+    data = uploaded.getvalue()
+    try:
+        table = load_table(data, name=uploaded.name)
+    except ExplorerError as exc:
+        st.error(str(exc))
+        return
+    for note in table.notes:
+        st.info(note)
+    frame = table.frame
+    st.caption(f"{len(frame):,} rows × {frame.shape[1]} columns. First rows:")
+    st.dataframe(frame.head(20), hide_index=True, width="stretch")
+    detected = detect_text_columns(frame)
+    columns = st.multiselect("Text to embed", list(frame.columns), default=detected, key="upload_columns",
+                             help="Non-empty values of these columns are joined with '. '.")
+    template = st.text_input("…or a template", key="upload_template", placeholder="{title}. {abstract}",
+                             help="Overrides the columns above when filled in.")
+    selection = None
+    try:
+        selection = compose_texts(frame, columns=columns or None, template=template or None)
+        st.caption("Text of the first row: " + escape_markdown(shorten(selection.texts[0], 200)))
+    except ExplorerError as exc:
+        st.warning(str(exc))
+    model = model_picker("upload")
+    mode = "auto"
+    if model is None:
+        mode = st.radio("Embedding mode", list(MODES), key="upload_mode", horizontal=True,
+                        format_func=lambda m: {"auto": "Auto (by size)", "fast": "Fast (TF-IDF + SVD)",
+                                               "quality": "Quality (the transformer)"}[m])
+        if selection is not None:
+            texts = [t for t, keep in zip(selection.texts, selection.embedded, strict=True) if keep]
+            st.info(choose_mode_for_texts(texts, requested=mode).reason)
+    name = st.text_input("Map name", value=Path(uploaded.name).stem, key="upload_name")
+    find_clusters = st.checkbox("Find clusters and label them", value=True, key="upload_clusters",
+                                help="Topic labels drawn on the map; adds a few seconds.")
+    projection = projection_settings("upload")
+    if st.button("Build map", type="primary", key="build_upload"):
+        run_build(table, source_name=uploaded.name, name=name or None, text_columns=columns or None,
+                  template=template or None, model=model, mode=mode, projection=projection,
+                  clusters=config_for_rows(len(frame)) if find_clusters else None)
+
+
+def image_form(files) -> None:
+    """Preview uploaded images, say what was skipped, and choose CLIP or the offline embedder."""
+    source = files[0].getvalue() if len(files) == 1 and files[0].name.lower().endswith(".zip") else files
+    try:
+        image_set = read_images(source, name=files[0].name if len(files) == 1 else "upload")
+    except ExplorerError as exc:
+        st.error(str(exc))
+        return
+    for note in image_set.notes:
+        st.info(note)
+    if image_set.skipped:
+        with st.expander(f"{len(image_set.skipped):,} file(s) skipped", expanded=True):
+            st.dataframe({"file": [n for n, _ in image_set.skipped], "reason": [r for _, r in image_set.skipped]},
+                         hide_index=True, width="stretch")
+    if len(image_set) == 0:
+        st.error("None of the uploaded files is a readable image. Upload JPEG, PNG, WebP, GIF, BMP or TIFF files.")
+        return
+    st.caption(f"{len(image_set):,} images. The first ones:")
+    frame = image_set.frame
+    # Loose files have no folder, so no label (<NA>, which has no truth value): they show their file name.
+    labels = frame["label"][:24].fillna("")
+    st.image(image_set.thumbnails[:24], width=72,
+             caption=[str(label or file)[:20] for file, label in zip(frame["file"][:24], labels, strict=True)])
+    choice = st.radio("Embedding", ["CLIP (text and images in one space)", "Offline pixel features (no weights)"],
+                      key="image_model_choice", horizontal=True)
+    model = PIXEL_MODEL
+    problem = None
+    if choice.startswith("CLIP"):
+        model = st.text_input("CLIP model name or folder", value=DEFAULT_CLIP_MODEL, key="image_clip_name").strip()
+        problem = loaders.clip_problem(model or DEFAULT_CLIP_MODEL)
+        if problem:
+            st.warning(f"{problem} Choose the offline pixel features: they need no download; text search "
+                       "will then match file names and labels only.")
+    name = st.text_input("Map name", value=Path(files[0].name).stem if len(files) == 1 else "images",
+                         key="image_map_name")
+    projection = projection_settings("images")
+    if st.button("Build map", type="primary", key="build_images", disabled=bool(problem)):
+        run_build(image_set, name=name or None, model=model, projection=projection)
+
+
+# ---------------------------------------------------------------- the first screen
+
+
+def landing() -> None:
+    """The first screen: three ways in."""
+    st.title("Embedding Explorer")
+    st.write("See a dataset as a map: every row is embedded, similar rows land close together, "
+             "and a search lights up the rows closest to your query.")
+    upload_col, sample_col, saved_col = st.columns([2, 1, 1], gap="large")
+    with upload_col:
+        st.subheader("Upload a table")
+        uploaded = st.file_uploader("CSV, TSV, JSON, JSONL, Parquet or XLSX", key="upload", type=TABLE_TYPES)
+        images = st.file_uploader("…or images: several files, or a ZIP (its folders become labels)",
+                                  key="upload_images", type=IMAGE_TYPES, accept_multiple_files=True)
+    with sample_col:
+        st.subheader("Try the sample")
+        st.caption(f"{SAMPLE_PAPERS.stem}: ~500 well-known papers from eight fields, mapped by title.")
+        if st.button("Try the sample papers", type="primary", key="try_sample"):
+            st.session_state["building_sample"] = True
+        st.caption("300 handwritten digits (scikit-learn's set), one folder per digit.")
+        if st.button("Try the sample digits", key="try_sample_images"):
+            st.session_state["building_sample_images"] = True
+    with saved_col:
+        st.subheader("Open a saved map")
+        maps = Workspace().list()
+        if maps:
+            chosen = st.selectbox("Saved maps", [m.name for m in maps], key="open_choice")
+            loaders.prefetch_map(chosen)
+            if st.button("Open", key="open_saved"):
+                show_map(chosen)
+                st.rerun()
+        else:
+            st.caption("No saved maps yet.")
+    if st.session_state.pop("building_sample", False):
+        if map_is_current(Workspace(), SAMPLE_MAP, source=SAMPLE_PAPERS, model=default_model()):
+            show_map(SAMPLE_MAP)
+            st.rerun()
+        run_build(SAMPLE_PAPERS, source_name=SAMPLE_PAPERS.name, name=SAMPLE_MAP, model=default_model(),
+                  clusters=ClusterConfig(), replace=True)
+    if st.session_state.pop("building_sample_images", False):
+        run_build(SAMPLE_IMAGES, name=SAMPLE_DIGITS_MAP, model=PIXEL_MODEL)
+    if uploaded is not None:
+        st.divider()
+        upload_form(uploaded)
+    elif images:
+        st.divider()
+        image_form(images)

@@ -1,0 +1,155 @@
+"""AppTest of the one view state (explorer/ui/state.py): what a run shows comes from values read before
+the map is drawn, so a pick in the clusters table, a click or a lasso shows up in that very run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from map_spec import base_traces, map_args, overlay_names
+from streamlit.testing.v1 import AppTest
+
+from explorer import Workspace, build_map
+from explorer.cluster import ClusterConfig
+from explorer.map_clusters import cluster_column, cluster_table
+from explorer.ui.state import cluster_table_key
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def hashing_model(monkeypatch):
+    """The app's default model becomes the weights-free hashing embedder: fast and deterministic."""
+    monkeypatch.setenv("EXPLORER_DEFAULT_MODEL", "hashing")
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _open_clustered(papers_frame, name: str = "clustered") -> AppTest:
+    build_map(papers_frame, name=name, model="hashing", workspace=Workspace(),
+              clusters=ClusterConfig(method="kmeans", k=3, levels=1))
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at.selectbox(key="open_choice").set_value(name)
+    at.button(key="open_saved").click()
+    return _run(at)
+
+
+def _pick_cluster(at: AppTest, row: int | None) -> AppTest:
+    """What the browser sends when a person picks a row of the clusters table (or clears the pick)."""
+    saved = Workspace().open(at.session_state["map_name"])
+    rows = [] if row is None else [row]
+    at.session_state[cluster_table_key(saved, "coarse")] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    return _run(at)
+
+
+def _cluster_rows(name: str, row: int) -> tuple[str, set[int]]:
+    """The label of the cluster on ``row`` of the clusters table, and its rows' ids."""
+    saved = Workspace().open(name)
+    chosen = cluster_table(saved, "coarse").iloc[row]
+    members = saved.points[cluster_column(saved, "coarse")] == int(chosen["id"])
+    return chosen["label"], set(saved.points["row_id"][members].tolist())
+
+
+@pytest.mark.slow
+def test_a_cluster_picked_in_the_table_is_highlighted_in_the_same_run(papers_frame):
+    at = _open_clustered(papers_frame)
+    assert "filtered out" not in base_traces(at), "nothing is dimmed before a pick"
+    assert any("Select a cluster to highlight it" in c.value for c in at.caption)
+
+    _pick_cluster(at, 0)
+    label, members = _cluster_rows("clustered", 0)
+    traces = base_traces(at)
+    dimmed = set(traces["filtered out"])
+    assert dimmed == set(range(len(papers_frame))) - members, "the other clusters are dimmed in this very run"
+    assert {i for name, ids in traces.items() if name != "filtered out" for i in ids} == members
+    assert any(f"{len(members)} of 30 rows match the filters" in c.value for c in at.caption)
+    assert any(label in m.value.replace("\\", "") for m in at.markdown), "the side panel names the pick"
+
+    _pick_cluster(at, 1)
+    _, members = _cluster_rows("clustered", 1)
+    assert set(base_traces(at)["filtered out"]) == set(range(len(papers_frame))) - members, "a new pick shows at once"
+
+    _pick_cluster(at, None)
+    assert "filtered out" not in base_traces(at), "clearing the pick undims the map in the same run"
+    assert any("Select a cluster to highlight it" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_a_cluster_pick_and_the_filters_dim_together(papers_frame):
+    at = _open_clustered(papers_frame)
+    at.multiselect(key="filter_field").set_value(["physics"])
+    _run(at)
+    physics = set(papers_frame.index[papers_frame["field"] == "physics"])
+    _pick_cluster(at, 0)
+    _, members = _cluster_rows("clustered", 0)
+    live = {i for name, ids in base_traces(at).items() if name != "filtered out" for i in ids}
+    assert live == physics & members
+
+
+@pytest.mark.slow
+def test_opening_another_map_forgets_the_cluster_pick(papers_frame):
+    at = _open_clustered(papers_frame)
+    _pick_cluster(at, 0)
+    assert "filtered out" in base_traces(at)
+    build_map(papers_frame, name="second", model="hashing", workspace=Workspace(),
+              clusters=ClusterConfig(method="kmeans", k=3, levels=1))
+    at.button(key="new_map").click()
+    _run(at)
+    at.selectbox(key="open_choice").set_value("second")
+    at.button(key="open_saved").click()
+    _run(at)
+    assert at.session_state["map_name"] == "second"
+    assert "filtered out" not in base_traces(at)
+
+
+@pytest.mark.slow
+def test_removing_the_picked_cluster_opens_the_new_map_without_a_pick(papers_frame):
+    at = _open_clustered(papers_frame)
+    _pick_cluster(at, 0)
+    _, members = _cluster_rows("clustered", 0)
+    at.button(key="remove_cluster").click()
+    _run(at)
+    new_name = at.session_state["map_name"]
+    assert new_name != "clustered"
+    assert len(Workspace().open(new_name).points) == len(papers_frame) - len(members)
+    assert "filtered out" not in base_traces(at), "the pick belonged to the old map's table"
+    assert any("Select a cluster to highlight it" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_a_click_and_a_search_show_in_the_run_that_brings_them(papers_frame):
+    build_map(papers_frame, name="papers", model="hashing", workspace=Workspace())
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at.selectbox(key="open_choice").set_value("papers")
+    at.button(key="open_saved").click()
+    _run(at)
+    key = f"map:papers:{at.session_state['map_stamp']}"
+    at.session_state[key] = {"seq": "1", "kind": "click", "ids": [4]}
+    at.text_input(key="query").set_value("market price")
+    _run(at)
+    assert overlay_names(at)[-3:] == ["search hits", "query", "focused"]
+    assert at.session_state["selected_title"] == papers_frame["title"][4], "the details row is remembered"
+    assert at.session_state["last_query"] == "market price"
+    assert any(h.value == "Details" for h in at.subheader)
+    assert map_args(at)["selected"] is None
+
+
+def test_the_map_frontend_ships_inside_the_package():
+    from explorer.ui import widget
+
+    assert (widget.FRONTEND / "index.html").is_file()
+    assert widget.FRONTEND.is_relative_to(Path(widget.__file__).parent)
+
+
+def test_app_py_is_only_a_router():
+    source = (REPO / "app.py").read_text()
+    assert len(source.splitlines()) < 40
+    assert "from explorer.ui import main" in source
+    for page in (REPO / "pages").glob("*.py"):
+        text = page.read_text()
+        assert "import app" not in text and "from app " not in text, page.name
