@@ -153,3 +153,9 @@ def test_app_py_is_only_a_router():
     for page in (REPO / "pages").glob("*.py"):
         text = page.read_text()
         assert "import app" not in text and "from app " not in text, page.name
+
+
+def test_user_text_is_shown_literally_in_markdown():
+    from explorer.ui import escape_markdown
+
+    assert escape_markdown("**bold** [x](y)") == r"\*\*bold\*\* \[x\]\(y\)"

@@ -109,7 +109,7 @@ _lock = threading.Lock()
 def embedder_for(saved) -> Embedder:
     """The embedder a saved map's queries go through, loaded once and kept: repeated searches reuse it."""
     manifest = saved.manifest
-    kind = manifest.get("kind", TEXT)
+    kind = saved.kind
     spec = manifest.get("model") or None
     root = Path(saved.path).parent.parent
     key = (kind, spec, str(root) if is_corpus_model(spec) else "", _stamp(spec, root))
