@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from quality import DEFAULT_DATA, LABEL, _relative, read_source, write_section
+from quality import DEFAULT_DATA, LABEL, invocation_of, read_source, write_section
 
 from explorer import (
     BuildResult,
@@ -198,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_file():
         raise SystemExit(f"No data at {args.data}: pass --data with the arXiv CSV.")
     build, runs = run_benchmark(args.data, args.home)
-    invocation = shlex.join([_relative(sys.executable), _relative(Path(__file__).resolve()),
-                             *(sys.argv[1:] if argv is None else argv)])
+    invocation = invocation_of(__file__, argv)
     section = render_section(args.data, build, runs, invocation=invocation)
     print(section)
     if args.write:

@@ -149,6 +149,12 @@ def _relative(path: str | Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
+def invocation_of(script: str | Path, argv: list[str] | None) -> str:
+    """The command line that ran a benchmark script, as typed from the repository root."""
+    return shlex.join([_relative(sys.executable), _relative(Path(script).resolve()),
+                       *(sys.argv[1:] if argv is None else argv)])
+
+
 def render_section(result: QualityResult, *, invocation: str) -> str:
     """The markdown section of docs/benchmarks.md for one run."""
     m, projection, seconds = result.manifest, result.manifest["projection"], result.stage_seconds
@@ -248,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"replace the quality section of {_relative(DOC)}")
     args = parser.parse_args(argv)
     result = run_quality(args.data, rows=args.rows)
-    invocation = shlex.join([_relative(sys.executable), _relative(Path(__file__).resolve()),
-                             *(sys.argv[1:] if argv is None else argv)])
+    invocation = invocation_of(__file__, argv)
     section = render_section(result, invocation=invocation)
     print(section)
     if args.write:

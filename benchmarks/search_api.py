@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from quality import _proc_field, _relative, read_source, write_section
+from quality import _proc_field, _relative, invocation_of, read_source, write_section
 
 DATA = Path("/work/shared/data/arxiv_cs")
 ROWS = 3_000
@@ -218,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(home, reuse=args.reuse)
     if args.keep:
         (args.keep / "search_api.json").write_text(json.dumps(asdict(result)))
-    invocation = shlex.join([_relative(sys.executable), _relative(Path(__file__).resolve()),
-                             *(sys.argv[1:] if argv is None else argv)])
+    invocation = invocation_of(__file__, argv)
     section = render_section(result, invocation=invocation)
     print(section)
     if args.write:

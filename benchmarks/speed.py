@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import re
-import shlex
 import shutil
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from metrics import knn_accuracy, run_measured, trustworthiness_score
-from quality import LABEL, TARGET, _relative, read_source, write_section
+from quality import LABEL, TARGET, invocation_of, read_source, write_section
 
 DATA = Path("/work/shared/data/arxiv_cs")
 SIZES = ("2.5k", "12k", "100k")
@@ -405,8 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             (tmp / "browser.json").write_text(json.dumps(browser))
         elif args.reuse and (tmp / "browser.json").is_file():
             browser = json.loads((tmp / "browser.json").read_text())
-    invocation = shlex.join([_relative(sys.executable), _relative(Path(__file__).resolve()),
-                             *(sys.argv[1:] if argv is None else argv)])
+    invocation = invocation_of(__file__, argv)
     section = render(runs, invocation=invocation, started=started, browser=browser)
     print(section)
     if args.write:
