@@ -62,14 +62,14 @@ def _progress_bar(args: argparse.Namespace) -> _ProgressBar | None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .corpus import IMAGES, detect_kind
+    from .corpus import IMAGES, TEXT, detect_kind
     from .pipeline import build_map
 
     _check_engine_options(args)
     if args.engine == "ray" and args.images:
         raise InputError("The ray engine builds text maps from CSV or Parquet; build images with --engine local.")
     # With the ray engine a folder holds CSV or Parquet files, not images.
-    kind = "text" if args.engine == "ray" else detect_kind(Path(args.file), images=args.images)
+    kind = TEXT if args.engine == "ray" else detect_kind(Path(args.file), images=args.images)
     bar = _progress_bar(args)
     config = ProjectionConfig(method=args.projection, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
                               seed=args.seed)

@@ -36,9 +36,11 @@ from .load import LoadedTable, load_table, tidy_columns
 from .progress import ProgressFn, no_progress
 from .texts import compose_texts
 
+# The kinds of data a corpus (and so a map, an embedder) holds; "auto" tells them apart by the source.
 TEXT = "text"
 IMAGES = "images"
-KINDS = ("auto", TEXT, IMAGES)
+DATA_KINDS = (TEXT, IMAGES)
+KINDS = ("auto", *DATA_KINDS)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import DEFAULT_BATCH_SIZE, IMAGES, TEXT, Embedder, EmbedderBase, l2_normalise, text_search_of
+from ..corpus import IMAGES, TEXT
+from .base import DEFAULT_BATCH_SIZE, Embedder, EmbedderBase, l2_normalise, text_search_of
 from .hashing import HASHING_MODEL, HashingEmbedder
 from .pixels import PIXEL_MODEL, PixelFeatureEmbedder
 from .registry import embedder_for, load_embedder

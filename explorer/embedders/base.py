@@ -8,11 +8,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..corpus import TEXT
 from ..errors import ModelError
 from ..progress import ProgressFn, no_progress
 
-TEXT = "text"
-IMAGES = "images"
 DEFAULT_BATCH_SIZE = 32
 
 

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from ..corpus import IMAGES
 from ..errors import ModelError
 from ..progress import ProgressFn, no_progress
-from .base import DEFAULT_BATCH_SIZE, IMAGES, EmbedderBase, l2_normalise
+from .base import DEFAULT_BATCH_SIZE, EmbedderBase, l2_normalise
 
 PIXEL_MODEL = "pixels"
 

@@ -6,8 +6,9 @@ import logging
 import threading
 from pathlib import Path
 
+from ..corpus import DATA_KINDS, IMAGES, TEXT
 from ..errors import ModelError
-from .base import IMAGES, TEXT, Embedder, EmbedderBase
+from .base import Embedder, EmbedderBase
 from .hashing import HASHING_MODEL, HashingEmbedder
 from .pixels import PIXEL_MODEL, PixelFeatureEmbedder
 from .tfidf import CONFIG_FILE, is_corpus_model, load_corpus_embedder, model_folder
@@ -15,7 +16,6 @@ from .transformer import BUNDLED_MODEL, DEFAULT_CLIP_MODEL, ClipEmbedder, Senten
 
 log = logging.getLogger(__name__)
 
-KINDS = (TEXT, IMAGES)
 # Loaded models kept by embedder_for: a transformer holds ~100 MB, so a handful is plenty.
 MAX_LOADED = 8
 
@@ -37,8 +37,8 @@ def load_embedder(
     workspace); "pixels" the weights-free image features; anything else a sentence-transformers
     name or folder (a CLIP model for images, loaded now). For images, ``fallback`` turns a CLIP
     model that cannot be loaded into the pixel embedder, whose ``fallback_reason`` says why."""
-    if kind not in KINDS:
-        raise ModelError(f"Unknown kind of data '{kind}': use one of {', '.join(KINDS)}.")
+    if kind not in DATA_KINDS:
+        raise ModelError(f"Unknown kind of data '{kind}': use one of {', '.join(DATA_KINDS)}.")
     if spec is not None and not isinstance(spec, str):
         return spec if isinstance(spec, EmbedderBase) else _Adapted(spec)
     spec = (spec or "").strip()

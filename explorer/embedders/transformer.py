@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..corpus import IMAGES, TEXT
 from ..errors import ModelError
 from ..hashing import file_sha256
 from ..progress import ProgressFn, no_progress
-from .base import DEFAULT_BATCH_SIZE, IMAGES, TEXT, EmbedderBase, l2_normalise
+from .base import DEFAULT_BATCH_SIZE, EmbedderBase, l2_normalise
 
 log = logging.getLogger(__name__)
 
