@@ -29,7 +29,7 @@ from .images import ImageLimits, ImageSet, open_image, read_image_table, read_im
 from .labels import ClusterLabel, Contrast, contrast_terms, label_clusters, label_levels
 from .limits import Limits
 from .load import LoadedTable, load_table
-from .map_clusters import add_clusters, cluster_levels, cluster_table, point_labels, rename_cluster
+from .map_clusters import add_clusters, cluster_levels, cluster_table, label_layers, point_labels, rename_cluster
 from .pipeline import BuildResult, build_map
 from .project import Projection, ProjectionConfig, project
 from .search import SearchResult, nearest_neighbors, search_map, search_similar
@@ -53,7 +53,7 @@ __all__ = [
     "Projection", "ProjectionConfig", "project",
     # cluster and label
     "ClusterConfig", "ClusterLabel", "ClusterLevel", "Clustering", "Contrast", "add_clusters", "cluster_levels",
-    "cluster_map", "cluster_table", "contrast_terms", "label_clusters", "label_levels", "point_labels",
+    "cluster_map", "cluster_table", "contrast_terms", "label_clusters", "label_layers", "label_levels", "point_labels",
     "rename_cluster",
     # search and filter
     "SearchResult", "nearest_neighbors", "search_map", "search_similar", "category_mask", "keyword_mask",

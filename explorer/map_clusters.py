@@ -146,6 +146,31 @@ def cluster_table(saved: SavedMap, level: str = "coarse") -> pd.DataFrame:
     return table.sort_values(["size", "id"], ascending=[False, True], ignore_index=True)
 
 
+def label_layers(saved: SavedMap) -> pd.DataFrame:
+    """Every level's cluster labels for a zoomable map: x, y, text, level, priority, cluster_id, size.
+
+    Coarser levels come first and outrank finer ones; within a level bigger clusters outrank
+    smaller ones (priority in [0, n_levels), higher shows first). The schema of Embedding Atlas'
+    ``--labels`` (x, y, text, level, priority) plus the cluster's id and size; empty when the map
+    has no clusters."""
+    levels = cluster_levels(saved)
+    frames = []
+    for rank, level in enumerate(levels):
+        table = cluster_table(saved, level)
+        if table.empty:
+            continue
+        share = table["size"].to_numpy(dtype=float) / max(float(table["size"].sum()), 1.0)
+        frames.append(pd.DataFrame({
+            "x": table["x"].to_numpy(dtype=float), "y": table["y"].to_numpy(dtype=float),
+            "text": table["label"].astype(str).to_numpy(), "level": level,
+            "priority": (len(levels) - 1 - rank) + share,
+            "cluster_id": table["id"].to_numpy(dtype=np.int64), "size": table["size"].to_numpy(dtype=np.int64),
+        }))
+    if not frames:
+        return pd.DataFrame({"x": [], "y": [], "text": [], "level": [], "priority": [], "cluster_id": [], "size": []})
+    return pd.concat(frames, ignore_index=True).sort_values("priority", ascending=False, ignore_index=True)
+
+
 def point_labels(saved: SavedMap, level: str = "coarse") -> pd.Series:
     """Each point's cluster label ("Unclustered" for noise), row-aligned with the points."""
     section = _level_section(saved.manifest, saved.name, level)
