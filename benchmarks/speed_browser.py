@@ -6,6 +6,7 @@ the bytes the app's websocket sends for each. Used by speed.py --browser.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -76,6 +77,23 @@ def _open_map(page, received: _Bytes) -> dict:
     return out
 
 
+def _placement(page, frame, cx: float, cy: float) -> dict:
+    """Milliseconds the widget took to place labels (and titles) after each of 8 scroll-zooms; how many it showed."""
+    placed, labels = [], []
+    for _ in range(8):
+        before = frame.locator("#map").get_attribute("data-zoom")
+        page.mouse.move(cx, cy)
+        page.mouse.wheel(0, -300)
+        page.wait_for_function(
+            "([s, z]) => document.querySelector(s).contentDocument.getElementById('map').dataset.zoom !== z",
+            arg=['iframe[title*="explorer_map"]', before], timeout=60_000)
+        page.wait_for_timeout(300)
+        placed.append(float(frame.locator("#overlay").get_attribute("data-placed-ms") or "nan"))
+        labels.append(len(json.loads(frame.locator("#map").get_attribute("data-labels") or "[]")))
+    return {"place_ms_max": max(placed), "place_ms_median": sorted(placed)[len(placed) // 2],
+            "labels_shown": labels, "zoomed_to": float(frame.locator("#map").get_attribute("data-zoom"))}
+
+
 def measure_browser(home: Path, map_name: str) -> dict:
     """Open ``map_name`` from ``home`` in the app and time what a user does with it."""
     from playwright.sync_api import sync_playwright
@@ -121,6 +139,8 @@ def measure_browser(home: Path, map_name: str) -> dict:
         out["pan_frame_ms_median"] = gaps[len(gaps) // 2] if gaps else float("nan")
         out["pan_frame_ms_max"] = gaps[-1] if gaps else float("nan")
         wait_until_idle(page, timeout=600_000)
+        # The widget places the labels again after every pan and zoom, in the browser: how long that took.
+        out["place_ms_pan"] = float(frame.locator("#overlay").get_attribute("data-placed-ms") or "nan")
         received.take()
 
         chart.hover()
@@ -131,7 +151,7 @@ def measure_browser(home: Path, map_name: str) -> dict:
         page.mouse.move(cx + w, cy + h, steps=10)
         started = time.perf_counter()
         page.mouse.up()
-        heading = page.get_by_role("heading", name=re.compile(r"Selection: [\d,]+ rows"))
+        heading = page.get_by_text(re.compile(r"^(Selection: [\d,]+ rows|[\d,]+ rows selected)$")).first
         heading.wait_for(timeout=600_000)
         out["select_shown"] = time.perf_counter() - started
         wait_until_idle(page, timeout=600_000)
@@ -143,12 +163,18 @@ def measure_browser(home: Path, map_name: str) -> dict:
         box.fill(QUERY)
         started = time.perf_counter()
         box.press("Enter")
-        frame.locator(".js-plotly-plot text", has_text=QUERY).first.wait_for(timeout=600_000)
+        # Hits drawn: the overlay holds the hits trace (the query's label shows only while its star is in view).
+        page.wait_for_function(
+            "s => { const o = document.querySelector(s).contentDocument.getElementById('overlay');"
+            " return !!(o && o._fullData && o._fullData.some(t => t.name === 'search hits')); }",
+            arg='iframe[title*="explorer_map"]', timeout=600_000)
         out["search_shown"] = time.perf_counter() - started
         wait_until_idle(page, timeout=600_000)
         out["search_idle"] = time.perf_counter() - started
         out["search_bytes"] = received.take()
         page.screenshot(path=str(home / "speed_browser.png"), full_page=True)
+        out.update(_placement(page, frame, cx, cy))
+        page.screenshot(path=str(home / "speed_browser_zoomed.png"), full_page=True)
         browser.close()
     again = ", ".join(f"{o['open_drawn']:.1f}" for o in out["opens"][1:])
     out["lines"] = [
@@ -158,7 +184,10 @@ def measure_browser(home: Path, map_name: str) -> dict:
         f"loads {out['open_server']:.1f} s, plotly.js loaded and parsed {out['open_plotly_js']:.1f} s, the "
         f"points parsed and drawn {out['open_first_draw']:.1f} s; script idle {out['open_idle']:.1f} s, "
         f"{out['open_bytes'] / 1e6:.1f} MB over the websocket)",
-        f"pan: median frame {out['pan_frame_ms_median']:.0f} ms, longest {out['pan_frame_ms_max']:.0f} ms",
+        f"pan: median frame {out['pan_frame_ms_median']:.0f} ms, longest {out['pan_frame_ms_max']:.0f} ms; labels "
+        f"placed in the browser after it in {out['place_ms_pan']:.0f} ms, after each of 8 scroll-zooms (to "
+        f"{out['zoomed_to']:.1f}x, after the search) in {out['place_ms_median']:.0f} ms median, "
+        f"{out['place_ms_max']:.0f} ms at most ({min(out['labels_shown'])}-{max(out['labels_shown'])} labels shown)",
         f"box selection of {out['selected']:,} points → table shown {out['select_shown']:.1f} s after the mouse "
         f"is released (idle {out['select_idle']:.1f} s, {out['select_bytes'] / 1e6:.1f} MB)",
         f"search → hits drawn {out['search_shown']:.1f} s after Enter (idle {out['search_idle']:.1f} s, "

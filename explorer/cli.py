@@ -20,6 +20,7 @@ from .project import METHODS, ProjectionConfig
 from .store import Workspace
 
 EXIT_USER_ERROR = 2
+DEVICES = ("auto", "cpu", "cuda")
 # Titles, labels, column and file names come from the user's data: their control characters (escape
 # sequences can move the cursor, retitle the window or clear the screen) are printed as "?", not obeyed.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -109,7 +110,57 @@ def _build(args: argparse.Namespace) -> int:
     _print_cluster_summary(result.saved)
     print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
           + f"  total {result.total_seconds:.1f}")
-    return 0
+    if not result.refine_pending:
+        return 0
+    print(f"ready: {result.saved.name} (fast map; search by meaning after refinement)", flush=True)
+    return _refine_names(args, common["workspace"], [result.saved.name])
+
+
+def _refine(args: argparse.Namespace) -> int:
+    from .refine import pending_refinements
+
+    workspace = Workspace(args.home)
+    if args.all == bool(args.map):
+        raise InputError("Name one map to refine, or use --all for every map whose refinement is pending.")
+    names = pending_refinements(workspace) if args.all else [args.map]
+    if not names:
+        print("no refinement pending")
+    return _refine_names(args, workspace, names)
+
+
+def _refine_names(args: argparse.Namespace, workspace: Workspace, names: list[str]) -> int:
+    """Refine maps one after another with a progress bar; Ctrl-C keeps each fast map and says how to resume."""
+    from .embedders import load_embedder
+    from .refine import REFINE_DONE, refine_map
+
+    model = getattr(args, "refine_model", None)
+    device = getattr(args, "device", "auto")
+    if device != "auto":
+        model = load_embedder(model, device=device)
+    code = 0
+    for name in names:
+        bar = _progress_bar(args)
+        try:
+            result = refine_map(name, workspace=workspace, model=model, **({"progress": bar} if bar else {}))
+        except KeyboardInterrupt:
+            if bar:
+                bar.close()
+            print(f"interrupted: the fast map '{_printable(name)}' is saved as it was; "
+                  f"`explorer refine \"{_printable(name)}\"` resumes the refinement where it stopped",
+                  file=sys.stderr)
+            return 130
+        if bar:
+            bar.close()
+        if result.state != REFINE_DONE:
+            print(f"not refined: {_printable(result.message)}")
+            code = code or EXIT_USER_ERROR
+            continue
+        moved = result.displacement
+        print(f"refined: {_printable(result.name)}  model: {result.saved.manifest['model_id']}  "
+              f"rows: {result.rows:,}  from cache: {result.n_cached:,}  seconds: {result.seconds:.1f}  "
+              f"points moved: median {moved['median']:.1%}, 90th percentile {moved['p90']:.1%} of the map")
+        _print_cluster_summary(result.saved)
+    return code
 
 
 RAY_ONLY_OPTIONS = ("address", "num_workers", "sample_rows", "num_gpus_per_worker")
@@ -268,8 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "for images clip-ViT-B-32, or 'pixels' for the offline image embedder)")
     build.add_argument("--mode", choices=MODES, default="auto",
                        help="text maps without --model: 'quality' (the transformer), 'fast' (TF-IDF + SVD fitted on "
-                       "the data, ~1,000 rows/s) or 'auto' (default: fast when the transformer would take "
-                       "over a minute)")
+                       "the data, ~1,000 rows/s, and nothing after it) or 'auto' (default: when the transformer "
+                       "would take over a minute, the fast map first, then refined by the transformer in the same "
+                       "command; Ctrl-C keeps the fast map and `explorer refine NAME` resumes)")
+    build.add_argument("--device", choices=DEVICES, default="auto",
+                       help="where the transformer refines a progressive build (default: a GPU when torch sees one)")
     build.add_argument("--images", metavar="ZIP", help="a ZIP of the images a table's path column names")
     build.add_argument("--path-column", help="the table's column of image paths inside --images")
     build.add_argument("--name", help="map name (default: the file name)")
@@ -314,6 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("row_id", type=int)
     explain.add_argument("-k", type=int, default=10, help="tokens to show per text (default 10)")
     explain.set_defaults(func=_explain)
+
+    refine = sub.add_parser("refine", help="refine a fast map with the transformer (resumes an interrupted one)")
+    refine.add_argument("map", nargs="?")
+    refine.add_argument("--all", action="store_true", help="every map whose refinement is pending, oldest first")
+    refine.add_argument("--model", dest="refine_model",
+                        help="the model to refine with (default: the one the build recorded, the bundled MiniLM)")
+    refine.add_argument("--device", choices=DEVICES, default="auto", help="default: a GPU when torch sees one")
+    refine.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    refine.set_defaults(func=_refine)
 
     sub.add_parser("list", help="list saved maps").set_defaults(func=_list)
 

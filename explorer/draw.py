@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .filters import filterable_columns
-from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_table
+from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_table, label_layers
 from .store import SavedMap
 
 HOVER_CHARS = 150
@@ -39,6 +40,16 @@ LEAN_SELECTION_POINTS = 2_000
 # Label boxes are estimated from the character count: about 7 px per character at 12 px font, 18 px tall.
 LABEL_CHAR_PX = 7.0
 LABEL_HEIGHT_PX = 18.0
+# Search hits with their rank as text on the map; the others have it in their hover, since ten
+# numbers on a tight group of hits pile up on each other and on the query star.
+RANK_TEXT_HITS = 3
+QUERY_LABEL_CHARS = 40
+# Titles drawn beside the points once a zoom leaves at most this many in view (cut to this length).
+TITLE_POINTS = 25
+TITLE_CHARS = 48
+# The browser shows a level's labels from this zoom factor on: the zoom at which as many of its
+# labels fall in view as the coarsest level shows at full view (n labels, 1/z² of the map in view).
+MIN_LEVEL_STEP = 1.5
 
 
 @dataclass
@@ -57,7 +68,15 @@ class MapStyle:
     selected: np.ndarray | None = None
     focus: int | None = None
     point_size: float = 5.0
+    # Cluster labels of every level (map_clusters.label_layers: x, y, text, level, priority, ...);
+    # the app's browser places them on every zoom, exports place the coarsest level once.
     labels: pd.DataFrame | None = None
+    # Row positions of the focused point's nearest neighbours, ringed on the map.
+    neighbours: np.ndarray | None = None
+    # Every row's short name, row-aligned (else the title column): drawn beside the points when few are in view.
+    titles: Sequence[str] | None = None
+    # Image maps: gives every row's thumbnail as a data: URI by row id (called once per map, for the hover).
+    thumbnails: Callable[[], Mapping[int, str]] | None = None
     extra_traces: list = field(default_factory=list)
 
 
@@ -125,6 +144,9 @@ def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height:
     style = style or MapStyle()
     fig = base_figure(points, style=style, height=height, faded=style.hits is not None)
     fig.add_traces(selection_ring(points, style=style) + overlay_traces(points, style=style))
+    placed = static_labels(points, style.labels)
+    if placed is not None and len(placed):
+        fig.update_layout(annotations=_label_annotations(placed))
     return fig
 
 
@@ -137,8 +159,8 @@ def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: 
                 revision: str = "map"):
     """The base layer: every point, coloured, with filters dimmed (one trace per category, or a colour scale).
 
-    It depends only on colour, hover fields, filters, similarity colouring and labels, never on
-    hits, selection or focus, so the app can keep it in the browser while overlays change."""
+    It depends only on colour, hover fields, filters and similarity colouring, never on hits,
+    selection, focus or labels, so the app can keep it in the browser while overlays change."""
     import plotly.graph_objects as go
 
     style = style or MapStyle()
@@ -185,8 +207,6 @@ def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: 
     else:
         fig.add_trace(scatter(live, name="points", showlegend=False,
                               marker={"color": PALETTE[0], "size": style.point_size, "opacity": opacity}))
-    if style.labels is not None and len(style.labels):
-        fig.update_layout(annotations=_label_annotations(style.labels))
     fig.update_layout(
         height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso", hovermode="closest",
         plot_bgcolor="white", paper_bgcolor="white", uirevision=revision,
@@ -198,18 +218,23 @@ def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: 
     return fig
 
 
-def overlay_traces(points: pd.DataFrame, *, style: MapStyle) -> list:
-    """What is drawn over the base layer: search hits with the query star and links, and the focused point.
+def overlay_traces(points: pd.DataFrame, *, style: MapStyle, query_text: bool = True) -> list:
+    """What is drawn over the base layer: search hits, query star and links, the focused point, its neighbours.
 
-    All SVG traces of a few dozen points, so the app can redraw them without touching the WebGL layer."""
+    All SVG traces of a few dozen points, so the app can redraw them without touching the WebGL
+    layer. ``query_text=False`` leaves the query's label off its star: the app's browser places it."""
     row_ids = points["row_id"].to_numpy()
     rows = np.zeros(len(points), dtype=bool)
     if style.hits is not None:
         rows[np.asarray(style.hits, dtype=np.int64)] = True
     if style.focus is not None:
         rows |= row_ids == style.focus
+    neighbours = _drawn_positions(points, style.neighbours)
+    rows[neighbours] = True
     hover = _hover_of(points, style, rows)
-    return _hits(points, style, hover, row_ids) + _focus(points, style, hover, row_ids) + list(style.extra_traces)
+    return (_hits(points, style, hover, row_ids, query_text=query_text)
+            + _neighbours(points, neighbours, hover, row_ids) + _focus(points, style, hover, row_ids)
+            + list(style.extra_traces))
 
 
 def selection_ring(points: pd.DataFrame, *, style: MapStyle) -> list:
@@ -233,21 +258,163 @@ def selection_ring(points: pd.DataFrame, *, style: MapStyle) -> list:
 def base_key(points: pd.DataFrame, style: MapStyle, *, revision: str = "map") -> str:
     """A digest of everything `base_figure` draws from: equal keys mean an identical base layer."""
     digest = hashlib.sha256()
-    labels = None if style.labels is None else style.labels[["x", "y", "label"]].to_numpy().tolist()
     digest.update(json.dumps([revision, len(points), style.color_by, list(style.hover_fields), style.title_column,
-                              style.point_size, labels], default=str).encode())
+                              style.point_size], default=str).encode())
     for array in (style.dimmed, style.similarity):
         digest.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:24]
 
 
 def overlay_json(points: pd.DataFrame, style: MapStyle) -> str:
-    """The overlay traces as plotly JSON, plus whether the base layer is veiled behind search hits."""
+    """The overlay traces as plotly JSON, whether the base layer is veiled behind search hits, and the query's label."""
     import plotly.io as pio
 
-    figure = {"data": [t.to_plotly_json() for t in overlay_traces(points, style=style)],
-              "fade": style.hits is not None}
+    figure = {"data": [t.to_plotly_json() for t in overlay_traces(points, style=style, query_text=False)],
+              "fade": style.hits is not None, "query": query_label(style)}
     return pio.to_json(figure, validate=False)
+
+
+def query_label(style: MapStyle) -> dict | None:
+    """The query's label for the browser to place: its star's position and the shortened, escaped query."""
+    if style.hits is None or style.query_xy is None or not np.isfinite(style.query_xy).all() or not style.query_label:
+        return None
+    return {"x": float(style.query_xy[0]), "y": float(style.query_xy[1]),
+            "text": escape_text(shorten(style.query_label, QUERY_LABEL_CHARS))}
+
+
+def label_levels(labels: pd.DataFrame) -> list[str]:
+    """The levels of ``labels``, coarsest first (coarser levels outrank finer ones in label_layers)."""
+    order = labels.groupby("level", sort=False)["priority"].max().sort_values(ascending=False)
+    return [str(level) for level in order.index]
+
+
+def level_zooms(labels: pd.DataFrame) -> list[float]:
+    """The zoom factor from which each level's labels may show, coarsest level first (1: at full view).
+
+    A level of n labels shows from the zoom at which about as many of them are in view as the
+    coarsest level's n0 at full view (a zoom of z shows 1/z² of the map): sqrt(n / n0), and at
+    least MIN_LEVEL_STEP beyond the level above it."""
+    counts = labels.groupby("level", sort=False).size()
+    levels = label_levels(labels)
+    zooms: list[float] = []
+    for i, level in enumerate(levels):
+        if i == 0:
+            zooms.append(1.0)
+            continue
+        zooms.append(round(max(zooms[-1] * MIN_LEVEL_STEP, math.sqrt(counts[level] / counts[levels[0]])), 3))
+    return zooms
+
+
+def label_payload(labels: pd.DataFrame | None) -> dict:
+    """Every level's labels for the browser's placement on each zoom: rows of [x, y, text, level, priority].
+
+    Texts are escaped for plotly; levels are indices into ``levels`` (coarsest first), each shown
+    from its ``zooms`` factor on. Compact rows keep a few hundred labels to a few tens of kB."""
+    labels = _label_frame(labels)
+    if labels is None or labels.empty:
+        return {"levels": [], "zooms": [], "labels": []}
+    labels = labels[np.isfinite(labels["x"].to_numpy(float)) & np.isfinite(labels["y"].to_numpy(float))]
+    levels = label_levels(labels)
+    index = {level: i for i, level in enumerate(levels)}
+    ordered = labels.sort_values("priority", ascending=False, kind="stable")
+    rows = [[round(float(x), 5), round(float(y), 5), escape_text(shorten(text, 60)), index[str(level)],
+             round(float(priority), 5)]
+            for x, y, text, level, priority in ordered[["x", "y", "text", "level", "priority"]].itertuples(index=False)]
+    return {"levels": levels, "zooms": level_zooms(labels), "labels": rows}
+
+
+def static_labels(points: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame | None:
+    """For a figure drawn once (exports): the coarsest level's labels that fit the full view (x, y, label, size)."""
+    labels = _label_frame(labels)
+    if labels is None or labels.empty:
+        return None
+    top = labels[labels["level"].astype(str) == label_levels(labels)[0]].rename(columns={"text": "label"})
+    if "size" not in top:
+        top = top.assign(size=top["priority"])
+    drawn = drawn_rows(points)
+    x, y = points["x"].to_numpy(float)[drawn], points["y"].to_numpy(float)[drawn]
+    if not len(x):
+        return None
+    return place_labels(top, x_range=(x.min(), x.max()), y_range=(y.min(), y.max()), width_px=760, height_px=680)
+
+
+def map_labels(saved: SavedMap) -> pd.DataFrame | None:
+    """Every level's cluster labels of a saved map (map_clusters.label_layers), or None without clusters."""
+    layers = label_layers(saved)
+    return layers if len(layers) else None
+
+
+def neighbour_positions(saved: SavedMap, row_id: int | None, *, k: int = 10) -> np.ndarray | None:
+    """Row positions of the ``k`` nearest neighbours (embedding space) of the row ``row_id``, or None."""
+    from .filters import positions_of
+    from .search import nearest_neighbors
+
+    if row_id is None:
+        return None
+    position = positions_of(saved.points, [row_id])
+    if not len(position):
+        return None
+    return nearest_neighbors(saved.embeddings, int(position[0]), k=k, valid=saved.embedded).indices
+
+
+def hover_thumbnails(saved: SavedMap) -> Callable[[], dict[int, str]] | None:
+    """For an image map: a function giving every row's thumbnail as a data: URI (None for other maps)."""
+    from .thumbnails import thumbnail_data_uri
+
+    if saved.kind != "images" or not saved.has_thumbnails:
+        return None
+    return lambda: {int(r): thumbnail_data_uri(data) for r, data in saved.thumbnails().items()}
+
+
+def titles_payload(points: pd.DataFrame, style: MapStyle) -> dict:
+    """The short name of every drawn row, for the browser to show when few points are in view: {ids, titles}."""
+    drawn = drawn_rows(points)
+    if style.titles is not None and len(style.titles) == len(points):
+        names = np.asarray(style.titles, dtype=object)[drawn]
+    elif style.title_column and style.title_column in points.columns:
+        names = points[style.title_column].to_numpy(dtype=object)[drawn]
+    else:
+        names = points["row_id"].to_numpy()[drawn]
+    # A plain loop: 100k titles in about half a second (pandas' string dtype doubled it).
+    texts = [escape_text(shorten("" if v is None or v is pd.NA or v != v else v, TITLE_CHARS)) for v in names]
+    return {"ids": points["row_id"].to_numpy()[drawn].tolist(), "titles": texts}
+
+
+def _label_frame(labels: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Label layers with columns x, y, text, level, priority (a one-level table of x, y, label, size too)."""
+    if labels is None or labels.empty:
+        return labels
+    if "text" not in labels and "label" in labels:
+        labels = labels.rename(columns={"label": "text"})
+    if "level" not in labels:
+        labels = labels.assign(level="coarse")
+    if "priority" not in labels:
+        size = labels["size"].to_numpy(float) if "size" in labels else np.ones(len(labels))
+        labels = labels.assign(priority=size / max(float(size.sum()), 1.0))
+    return labels
+
+
+def _drawn_positions(points: pd.DataFrame, positions) -> np.ndarray:
+    """The positions among ``positions`` that have a place on the map."""
+    if positions is None or not len(positions):
+        return np.zeros(0, dtype=np.int64)
+    positions = np.asarray(positions, dtype=np.int64)
+    positions = positions[(positions >= 0) & (positions < len(points))]
+    return positions[drawn_rows(points)[positions]]
+
+
+def _neighbours(points: pd.DataFrame, positions: np.ndarray, hover, row_ids) -> list:
+    import plotly.graph_objects as go
+
+    if not len(positions):
+        return []
+    # Thin grey rings: they must not compete with the search hits' gold markers or the focus ring.
+    return [go.Scatter(
+        x=points["x"].to_numpy()[positions], y=points["y"].to_numpy()[positions], mode="markers",
+        name="neighbours", customdata=row_ids[positions].reshape(-1, 1), showlegend=False,
+        hovertext=[f"neighbour {i}<br>{h}" for i, h in enumerate(hover[positions], start=1)], hoverinfo="text",
+        marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"color": "#37474f", "width": 1.3}},
+    )]
 
 
 def _hover_of(points: pd.DataFrame, style: MapStyle, rows: np.ndarray) -> np.ndarray:
@@ -258,7 +425,7 @@ def _hover_of(points: pd.DataFrame, style: MapStyle, rows: np.ndarray) -> np.nda
     return hover
 
 
-def _hits(points: pd.DataFrame, style: MapStyle, hover, row_ids) -> list:
+def _hits(points: pd.DataFrame, style: MapStyle, hover, row_ids, *, query_text: bool = True) -> list:
     import plotly.graph_objects as go
 
     if style.hits is None or len(style.hits) == 0:
@@ -279,17 +446,19 @@ def _hits(points: pd.DataFrame, style: MapStyle, hover, row_ids) -> list:
     labels = [f"#{r}" + (f" · {s:.2f}" if scores is not None else "") for r, s in
               zip(ranks, scores if scores is not None else ranks, strict=True)]
     traces.append(go.Scatter(
-        x=x, y=y, mode="markers+text", name="search hits", text=[str(r) for r in ranks],
+        x=x, y=y, mode="markers+text", name="search hits",
+        text=[str(r) if r <= RANK_TEXT_HITS else "" for r in ranks],
         textposition="top center", textfont={"size": 11, "color": "#b71c1c"},
         customdata=row_ids[idx].reshape(-1, 1),
         hovertext=[f"{lab}<br>{h}" for lab, h in zip(labels, hover[idx], strict=True)], hoverinfo="text",
         marker={"size": 12, "color": "rgba(255,215,0,0.95)", "line": {"color": "#b71c1c", "width": 2}},
     ))
     if query_drawn:
+        text = {"text": [escape_text(shorten(style.query_label, QUERY_LABEL_CHARS))], "textposition": "bottom center",
+                "textfont": {"size": 13, "color": "#b71c1c"}} if query_text else {}
         traces.append(go.Scatter(
-            x=[style.query_xy[0]], y=[style.query_xy[1]], mode="markers+text", name="query",
-            text=[escape_text(shorten(style.query_label, 40))], textposition="bottom center",
-            textfont={"size": 13, "color": "#b71c1c"}, hoverinfo="text",
+            x=[style.query_xy[0]], y=[style.query_xy[1]], mode="markers+text" if query_text else "markers",
+            name="query", hoverinfo="text", **text,
             hovertext=[f"query: {escape_text(shorten(style.query_label, 80))}"],
             marker={"symbol": "star", "size": 20, "color": "#d62728", "line": {"color": "white", "width": 1.5}},
         ))

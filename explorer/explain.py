@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -320,3 +321,29 @@ def _shares(run: _Pass, shares: np.ndarray) -> TokenShares:
 
 def _numpy(tensor) -> np.ndarray:
     return tensor.detach().float().cpu().numpy()
+
+
+def can_explain(embedder) -> bool:
+    """Whether `explain_hit` can split this embedder's similarities into token shares: a
+    sentence-transformers text model (not CLIP, not the fast TF-IDF or hashing embedders)."""
+    from .embedders.transformer import ClipEmbedder, SentenceTransformerEmbedder
+
+    inner = getattr(embedder, "_inner", embedder)  # a foreign embedder wrapped by the registry
+    return isinstance(inner, SentenceTransformerEmbedder) and not isinstance(inner, ClipEmbedder)
+
+
+def shared_words(query: str, text: str, *, limit: int = 12) -> list[str]:
+    """The words a query and a text have in common (stop words left out), in the query's order: what
+    a word-counting embedder such as the fast mode's matches on."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from .labels import TOKEN_PATTERN
+
+    def words(value: str) -> list[str]:
+        return [w for w in re.findall(TOKEN_PATTERN, value.lower()) if w not in ENGLISH_STOP_WORDS]
+
+    def fold(word: str) -> str:
+        return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+    in_text = {fold(w) for w in words(text)}
+    return [w for w in dict.fromkeys(words(query)) if fold(w) in in_text][:limit]

@@ -118,8 +118,12 @@ def match_figure(explanation: MatchExplanation, *, tokens_per_row: int = 14) -> 
         fig.add_trace(_shares_heatmap(side, tokens_per_row=tokens_per_row, coloraxis=axis),
                       row=position, col=1)
         limit = float(np.abs(side.shares).max()) or 1.0
-        fig.update_layout({axis: {"colorscale": DIVERGING, "cmin": -limit, "cmax": limit,
-                                  "showscale": False}})
+        # The colour key beside each row of tokens: its own scale, as the two sides' shares differ.
+        domain = fig.layout[f"yaxis{position if position > 1 else ''}"].domain
+        fig.update_layout({axis: {"colorscale": DIVERGING, "cmin": -limit, "cmax": limit, "showscale": True,
+                                  "colorbar": {"title": {"text": "share", "side": "right"}, "thickness": 10,
+                                               "len": domain[1] - domain[0], "y": (domain[0] + domain[1]) / 2,
+                                               "yanchor": "middle", "tickformat": ".2f", "nticks": 3}}})
         hidden = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": ""}
         fig.update_yaxes(autorange="reversed", **hidden, row=position, col=1)
         fig.update_xaxes(**hidden, row=position, col=1)

@@ -1,10 +1,13 @@
-"""Exports of a saved map: CSV safe for spreadsheets, exact Parquet."""
+"""Exports of a saved map: CSV safe for spreadsheets, exact Parquet, clusters by name."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 import pandas as pd
+
+from .map_clusters import cluster_id_columns, named_points
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -15,6 +18,21 @@ def neutralise_formula(value):
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
+
+
+def export_points(saved, row_ids: Iterable[int] | None = None) -> pd.DataFrame:
+    """The map's rows (or those of ``row_ids``, in the map's order) as exported: each cluster column
+    holds the cluster's label ("Unclustered" for -1) and a ``<column>_id`` column after it the id, for
+    joining back to the map; the stored points are untouched."""
+    points, named = saved.points, named_points(saved)
+    for column in cluster_id_columns(saved):
+        id_column = f"{column}_id"
+        # A user's own column of that name wins: the label column still names the cluster.
+        if id_column not in named.columns:
+            named.insert(named.columns.get_loc(column) + 1, id_column, points[column].to_numpy())
+    if row_ids is not None:
+        named = named[points["row_id"].isin(list(row_ids)).to_numpy()]
+    return named.reset_index(drop=True)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 # and short tokens ("of", "ai") that make poor labels; "gpt4" and "llm" stay.
 TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W_]{2,}\b"
 LABEL_TERMS = 3
+# Terms kept per cluster: the label's three, and spares to tell two alike labels apart or re-rank.
+TOP_TERMS = 8
 SEPARATOR = " · "
 # A term is only a candidate when at least this many of the cluster's texts use it: a word that one
 # long abstract repeats says nothing about the others.
@@ -22,6 +25,50 @@ MIN_TERM_DOCS = 2
 # Above this many rows, clusters are named from a sample (label_sample).
 LABEL_SAMPLE_ROWS = 20_000
 MIN_SAMPLE_PER_CLUSTER = 50
+# A term used by at least this share of a cluster's rows is "common" there; a term common in more
+# than half the clusters of a level ("models", "based", "data" on arXiv) names none of them.
+SPREAD_SHARE = 0.1
+MAX_SPREAD = 1 / 2
+# How many of the best c-TF-IDF terms a centroid re-rank (rerank_by_centroid) reorders.
+RERANK_CANDIDATES = 10
+
+# Debris that is text but not topic: e-mail addresses and message ids, URLs, bare domain names,
+# LaTeX commands and inline maths (arXiv abstracts: "\mathbb{F}_q" gave the label "codes · mathbb").
+_EMAIL = re.compile(r"<?[\w.+-]+@[\w-]+(?:\.[\w-]+)*>?")
+_URL = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.IGNORECASE)
+_DOMAIN = re.compile(
+    r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|edu|org|net|gov|mil|ac|uk|de|ca|au|fr|jp|nl|se|ch|io)\b",
+    re.IGNORECASE,
+)
+# Inline maths only where a backslash, ^, _ or a brace shows it is maths: "$5 and $10" is prose.
+_LATEX = re.compile(r"\$(?=[^$]*[\\^_{}])[^$]{1,200}\$|\\[A-Za-z]+")
+# Mail and news headers (the whole line goes, except a subject's text, which is the post's topic)
+# and attribution lines ("In article <…>, jo@cs.edu writes:").
+_HEADER = re.compile(
+    r"^(?:from|organi[sz]ation|lines|reply-to|nntp-posting-host|path|newsgroups|message-id|"
+    r"references|date|sender|distribution|keywords|summary|expires|followup-to|approved|"
+    r"in-reply-to|article-i\.d\.|x-[\w-]+)\s*:.*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SUBJECT = re.compile(r"^subject\s*:\s*(?:re\s*:\s*)*", re.IGNORECASE | re.MULTILINE)
+_ATTRIBUTION = re.compile(
+    r"^.*(?:\bin article\b.*|\b(?:writes|wrote|said)\s*:)\s*$", re.IGNORECASE | re.MULTILINE
+)
+_QUOTE = re.compile(r"^[>|:\s]+", re.MULTILINE)
+# A signature follows the "-- " line (the sig-dash convention): a name, an employer, an address.
+_SIGNATURE = re.compile(r"^-- ?$.*", re.MULTILINE | re.DOTALL)
+# Words that survive the patterns above: address leftovers, LaTeX without its backslash, and the
+# vocabulary of writing rather than of a topic ("we propose a novel approach based on").
+# scikit-learn's English list already holds "from", "re", "show", "also".
+# Only words that are never a topic: "lines", "host" or "article" are words of some fields, and the
+# header lines that carry them are gone already.
+MAIL_WORDS = frozenset("nntp writes wrote newsgroups edu com org gov www http https html ftp".split())
+LATEX_WORDS = frozenset("mathbb mathcal mathrm mathbf frac textbf textit emph cdot ldots cdots".split())
+WRITING_WORDS = frozenset(
+    "using based paper propose proposed proposes approach approaches method methods novel new "
+    "results present presents introduce introduces work existing study".split()
+)
+STOP_WORDS = MAIL_WORDS | LATEX_WORDS | WRITING_WORDS
 
 
 @dataclass
@@ -53,11 +100,25 @@ class Contrast:
     n_b: int
 
 
+def clean_text(text: str) -> str:
+    """The text without mail headers, attributions, signatures, addresses, URLs, domains and LaTeX."""
+    text = _SIGNATURE.sub(" ", _SUBJECT.sub("", str(text)))
+    text = _ATTRIBUTION.sub(" ", _HEADER.sub(" ", text))
+    text = _QUOTE.sub("", text)
+    for pattern in (_EMAIL, _URL, _DOMAIN, _LATEX):
+        text = pattern.sub(" ", text)
+    return text
+
+
 def _vectorizer():
-    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     return CountVectorizer(
-        ngram_range=(1, 2), stop_words="english", token_pattern=TOKEN_PATTERN, dtype=np.float64
+        ngram_range=(1, 2),
+        stop_words=sorted(ENGLISH_STOP_WORDS | STOP_WORDS),
+        token_pattern=TOKEN_PATTERN,
+        preprocessor=lambda text: clean_text(text).lower(),
+        dtype=np.float64,
     )
 
 
@@ -77,14 +138,14 @@ def default_label(cluster_id: int) -> str:
 
 
 def label_clusters(
-    texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5
+    texts: Sequence[str], labels: np.ndarray, *, top_n: int = TOP_TERMS
 ) -> dict[int, ClusterLabel]:
     """Label each cluster (labels >= 0) by class-based TF-IDF of its words and two-word phrases."""
     return label_levels(texts, {"": labels}, top_n=top_n)[""]
 
 
 def label_levels(
-    texts: Sequence[str], levels: dict[str, np.ndarray], *, top_n: int = 5
+    texts: Sequence[str], levels: dict[str, np.ndarray], *, top_n: int = TOP_TERMS
 ) -> dict[str, dict[int, ClusterLabel]]:
     """`label_clusters` for several levels of the same texts, counting their words once."""
     for labels in levels.values():
@@ -148,19 +209,79 @@ def _label(counts, vocab: np.ndarray, labels: np.ndarray, top_n: int, *,
     tf = sp.diags(1.0 / np.maximum(totals, 1e-12)) @ class_counts
     scores = tf.multiply(idf).tocsr()
 
+    clustered = np.searchsorted(classes, ids)
+    common = _common_everywhere(class_docs[clustered], np.bincount(rows, minlength=len(classes))[clustered])
     out: dict[int, ClusterLabel] = {}
-    for c in ids:
-        row = int(np.searchsorted(classes, c))
+    for c, row in zip(ids, clustered, strict=True):
         row_scores = scores.getrow(row).toarray().ravel()
         docs = class_docs.getrow(row).toarray().ravel()
-        eligible = docs >= min(MIN_TERM_DOCS, sizes[int(c)])
-        candidates = np.flatnonzero(eligible & (row_scores > 0))
+        eligible = (docs >= min(MIN_TERM_DOCS, sizes[int(c)])) & (row_scores > 0)
+        # A cluster whose every word is common elsewhere still gets those words, not "Cluster 7".
+        candidates = np.flatnonzero(eligible & ~common) if (eligible & ~common).any() else np.flatnonzero(eligible)
         ranked = candidates[np.argsort(-row_scores[candidates], kind="stable")]
         terms = _distinct_terms(((vocab[i], float(row_scores[i])) for i in ranked), top_n)
-        out[int(c)] = ClusterLabel(
-            int(c), short_label(terms) or default_label(int(c)), terms, sizes[int(c)]
-        )
+        out[int(c)] = ClusterLabel(int(c), short_label(terms) or default_label(int(c)), terms, sizes[int(c)])
+    return unique_labels(out)
+
+
+def _common_everywhere(class_docs, class_rows: np.ndarray) -> np.ndarray:
+    """Terms that more than MAX_SPREAD of the clusters use in SPREAD_SHARE of their rows or more."""
+    import scipy.sparse as sp
+
+    share = sp.diags(1.0 / np.maximum(class_rows, 1)) @ class_docs
+    spread = np.asarray((share >= SPREAD_SHARE).sum(axis=0)).ravel()
+    # One cluster has nothing to be common with.
+    return spread > MAX_SPREAD * len(class_rows) if len(class_rows) > 1 else np.zeros(class_docs.shape[1], bool)
+
+
+def unique_labels(labels: dict[int, ClusterLabel]) -> dict[int, ClusterLabel]:
+    """The labels with no two alike: a repeated label takes more of its own terms until it differs,
+    and a label whose terms run out is numbered ("a · b · c (2)"), the biggest cluster keeping it."""
+    out = dict(labels)
+    shown = {c: LABEL_TERMS for c in out}
+    while True:
+        groups: dict[str, list[int]] = {}
+        for c, label in out.items():
+            groups.setdefault(label.label, []).append(c)
+        repeated = [ids for ids in groups.values() if len(ids) > 1]
+        if not repeated:
+            return out
+        grew = False
+        for ids in repeated:
+            for c in ids:
+                if len(out[c].terms) > shown[c]:
+                    shown[c] += 1
+                    out[c] = replace(out[c], label=short_label(out[c].terms, n=shown[c]))
+                    grew = True
+        if not grew:
+            break
+    for ids in repeated:
+        for number, c in enumerate(sorted(ids, key=lambda c: (-out[c].size, c))[1:], start=2):
+            out[c] = replace(out[c], label=f"{out[c].label} ({number})")
     return out
+
+
+def rerank_by_centroid(
+    labels: dict[int, ClusterLabel],
+    centroids: dict[int, np.ndarray],
+    embed: Callable[[list[str]], np.ndarray],
+    *,
+    candidates: int = RERANK_CANDIDATES,
+) -> dict[int, ClusterLabel]:
+    """Labels whose best c-TF-IDF terms are reordered by cosine to the cluster's mean embedding.
+
+    ``embed`` is the map's own embedder (L2-normalised rows); the scores become those cosines."""
+    out: dict[int, ClusterLabel] = {}
+    for c, label in labels.items():
+        terms = [t for t, _ in label.terms[:candidates]]
+        if c not in centroids or len(terms) < 2:
+            out[c] = label
+            continue
+        centroid = np.asarray(centroids[c], dtype=np.float64)
+        cosines = np.asarray(embed(terms), dtype=np.float64) @ (centroid / max(np.linalg.norm(centroid), 1e-12))
+        ranked = [(terms[i], float(cosines[i])) for i in np.argsort(-cosines, kind="stable")]
+        out[c] = replace(label, terms=ranked, label=short_label(ranked) or label.label)
+    return unique_labels(out)
 
 
 def _distinct_terms(ranked, top_n: int) -> list[tuple[str, float]]:
@@ -179,7 +300,9 @@ def _distinct_terms(ranked, top_n: int) -> list[tuple[str, float]]:
 
 
 def _stem(word: str) -> str:
-    # Enough to fold plurals ("robots", "models"); a real stemmer would also mangle the label.
+    # Enough to fold plurals ("robots", "meshes"); a real stemmer would also mangle the label.
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return word[:-2]
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 

@@ -1,4 +1,4 @@
-"""A saved map's clusters: compute and store (columns + manifest), read back, rename."""
+"""A saved map's clusters: compute and store (columns + manifest), read back by id or by name, rename."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ import time
 import numpy as np
 import pandas as pd
 
-from .cluster import UNCLUSTERED, ClusterConfig, Clustering, cluster_map
+from .cluster import UNCLUSTERED, ClusterConfig, Clustering, cluster_map, link_levels
 from .errors import InputError
-from .labels import ClusterLabel, label_by_category, label_levels
+from .labels import ClusterLabel, label_by_category, label_levels, unique_labels
 from .progress import ProgressFn, no_progress
 from .store import SavedMap, Workspace
 
 log = logging.getLogger(__name__)
 
 # The points.parquet column of each level.
-LEVEL_COLUMNS = {"coarse": "cluster", "fine": "cluster_fine"}
+LEVEL_COLUMNS = {"coarse": "cluster", "fine": "cluster_fine", "finest": "cluster_finest"}
 UNCLUSTERED_LABEL = "Unclustered"
 # The column of labelled_points that names each point's cluster.
 CLUSTER_LABEL_COLUMN = "cluster label"
+# Two clusters of neighbouring levels are one group shown twice (one rename names both) when each
+# holds this share of the other's rows; with the same automatic label, half is enough.
+SAME_GROUP_SHARE = 0.9
+SAME_LABEL_SHARE = 0.5
 
 
 def add_clusters(
@@ -71,7 +75,7 @@ def _label_levels(
     if column and column in saved.points:
         values = saved.points[column][embedded].tolist()
         for name, cluster_ids in levels.items():
-            labels[name].update(label_by_category(values, cluster_ids))
+            labels[name] = unique_labels({**labels[name], **label_by_category(values, cluster_ids)})
     return labels
 
 
@@ -83,14 +87,15 @@ def _manifest_section(
         clusters = []
         for cid in range(level.n_clusters):
             label = labels[name][cid]
-            clusters.append(
-                {
-                    **label.to_dict(),
-                    "auto_label": label.label,
-                    "renamed": False,
-                    "centre": [float(v) for v in level.centres[cid]],
-                }
-            )
+            cluster = {
+                **label.to_dict(),
+                "auto_label": label.label,
+                "renamed": False,
+                "centre": [float(v) for v in level.centres[cid]],
+            }
+            if level.parents is not None:
+                cluster["parent"] = level.parents[cid]
+            clusters.append(cluster)
         levels[name] = {
             "column": LEVEL_COLUMNS[name],
             "params": level.params,
@@ -149,60 +154,113 @@ def cluster_table(saved: SavedMap, level: str = "coarse") -> pd.DataFrame:
 def label_layers(saved: SavedMap) -> pd.DataFrame:
     """Every level's cluster labels for a zoomable map: x, y, text, level, priority, cluster_id, size.
 
-    Coarser levels come first and outrank finer ones; within a level bigger clusters outrank
-    smaller ones (priority in [0, n_levels), higher shows first). The schema of Embedding Atlas'
-    ``--labels`` (x, y, text, level, priority) plus the cluster's id and size; empty when the map
-    has no clusters."""
+    Coarser levels outrank finer ones and, within a level, bigger clusters outrank smaller ones
+    (priority in [0, n_levels), higher shows first: coarse in [n-1, n), the finest in [0, 1)). A finer
+    cluster whose label is its parent's (the same group, or a rename of both) is left out: it would only
+    repeat that label. The schema of Embedding Atlas' ``--labels`` (x, y, text, level, priority) plus
+    the cluster's id and size; empty when the map has no clusters."""
     levels = cluster_levels(saved)
     frames = []
+    above: dict[int, str] = {}
     for rank, level in enumerate(levels):
-        table = cluster_table(saved, level)
-        if table.empty:
+        section = _level_section(saved.manifest, saved.name, level)
+        clusters = [c for c in section["clusters"]
+                    if above.get(_parent_id(c), None) != c["label"]]
+        above = {c["id"]: c["label"] for c in section["clusters"]}
+        if not clusters:
             continue
-        share = table["size"].to_numpy(dtype=float) / max(float(table["size"].sum()), 1.0)
+        sizes = np.array([c["size"] for c in clusters], dtype=np.int64)
         frames.append(pd.DataFrame({
-            "x": table["x"].to_numpy(dtype=float), "y": table["y"].to_numpy(dtype=float),
-            "text": table["label"].astype(str).to_numpy(), "level": level,
-            "priority": (len(levels) - 1 - rank) + share,
-            "cluster_id": table["id"].to_numpy(dtype=np.int64), "size": table["size"].to_numpy(dtype=np.int64),
+            "x": [float(c["centre"][0]) for c in clusters], "y": [float(c["centre"][1]) for c in clusters],
+            "text": [str(c["label"]) for c in clusters], "level": level,
+            # The size share stays below 1, so no cluster of a level reaches the level above.
+            "priority": (len(levels) - 1 - rank) + sizes / (sizes.sum() + 1.0),
+            "cluster_id": np.array([c["id"] for c in clusters], dtype=np.int64), "size": sizes,
         }))
     if not frames:
         return pd.DataFrame({"x": [], "y": [], "text": [], "level": [], "priority": [], "cluster_id": [], "size": []})
-    return pd.concat(frames, ignore_index=True).sort_values("priority", ascending=False, ignore_index=True)
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["priority", "cluster_id"], ascending=[False, True], ignore_index=True, kind="stable")
+
+
+def _parent_id(cluster: dict) -> int | None:
+    return (cluster.get("parent") or {}).get("id")
+
+
+def named_points(saved: SavedMap) -> pd.DataFrame:
+    """The map's points with each level's cluster id column holding the cluster's label instead
+    ("Unclustered" for -1), under the same column names: what people read in details and exports."""
+    return saved.points.assign(
+        **{cluster_column(saved, level): point_labels(saved, level) for level in cluster_levels(saved)}
+    )
 
 
 def point_labels(saved: SavedMap, level: str = "coarse") -> pd.Series:
     """Each point's cluster label ("Unclustered" for noise), row-aligned with the points."""
     section = _level_section(saved.manifest, saved.name, level)
-    names = {c["id"]: c["label"] for c in section["clusters"]}
-    ids = saved.points[section["column"]].to_numpy()
-    return pd.Series(
-        [names.get(int(i), UNCLUSTERED_LABEL) for i in ids],
-        index=saved.points.index,
-        dtype="string",
-        name=f"{section['column']}_label",
-    )
+    names = pd.Series({int(c["id"]): c["label"] for c in section["clusters"]}, dtype="string")
+    ids = saved.points[section["column"]].astype("int64")
+    # A lookup by id for the whole column at once: exports name every row of 100,000-row maps.
+    return ids.map(names).astype("string").fillna(UNCLUSTERED_LABEL).rename(f"{section['column']}_label")
 
 
 def rename_cluster(
     workspace: Workspace, map_name: str, level: str, cluster_id: int, new_label: str
 ) -> dict:
-    """Give a cluster the user's label, kept in the manifest; an empty label restores the
-    automatic one. Returns the updated manifest."""
-    manifest = workspace.open(map_name, mmap=True).manifest
+    """Give a cluster the user's label, kept in the manifest, at every level where the same group
+    shows (`same_group`); an empty label restores each one's automatic label. Returns the manifest."""
+    saved = workspace.open(map_name, mmap=True)
+    manifest = saved.manifest
     section = _level_section(manifest, map_name, level)
-    matches = [c for c in section["clusters"] if c["id"] == int(cluster_id)]
-    if not matches:
+    if not any(c["id"] == int(cluster_id) for c in section["clusters"]):
         known = ", ".join(str(c["id"]) for c in section["clusters"][:20])
         raise InputError(
             f"The {level} level of '{map_name}' has no cluster {cluster_id}. Its clusters: {known}."
         )
-    cluster = matches[0]
     new_label = " ".join(str(new_label or "").split())
-    cluster["label"] = new_label or cluster["auto_label"]
-    cluster["renamed"] = bool(new_label) and new_label != cluster["auto_label"]
-    log.info("renamed %s cluster %s of %s to %r", level, cluster_id, map_name, cluster["label"])
+    levels = manifest["clusters"]["levels"]
+    for name, cid in same_group(saved, level, int(cluster_id)):
+        cluster = next(c for c in levels[name]["clusters"] if c["id"] == cid)
+        cluster["label"] = new_label or cluster["auto_label"]
+        cluster["renamed"] = bool(new_label) and new_label != cluster["auto_label"]
+        log.info("renamed %s cluster %s of %s to %r", name, cid, map_name, cluster["label"])
     return workspace.update_manifest(map_name, {"clusters": manifest["clusters"]})
+
+
+def same_group(saved: SavedMap, level: str, cluster_id: int) -> list[tuple[str, int]]:
+    """The (level, id) of every cluster that is the given one shown at another level, itself first:
+    neighbouring levels' clusters that each hold SAME_GROUP_SHARE of the other's rows (or
+    SAME_LABEL_SHARE with the same automatic label), followed from level to level."""
+    levels = cluster_levels(saved)
+    sections = {name: _level_section(saved.manifest, saved.name, name) for name in levels}
+    edges: dict[tuple[str, int], set[tuple[str, int]]] = {}
+    for upper, lower in zip(levels, levels[1:], strict=False):
+        auto = {c["id"]: c.get("auto_label") for c in sections[upper]["clusters"]}
+        for cluster, link in zip(sections[lower]["clusters"], _links(saved, upper, lower), strict=True):
+            overlap = min(link["share"], link["cover"])
+            same_auto = cluster.get("auto_label") == auto.get(link["id"])
+            if link["id"] >= 0 and (overlap >= SAME_GROUP_SHARE or (same_auto and overlap >= SAME_LABEL_SHARE)):
+                a, b = (upper, int(link["id"])), (lower, int(cluster["id"]))
+                edges.setdefault(a, set()).add(b)
+                edges.setdefault(b, set()).add(a)
+    found, todo = [(level, cluster_id)], [(level, cluster_id)]
+    while todo:
+        for other in sorted(edges.get(todo.pop(), ())):
+            if other not in found:
+                found.append(other)
+                todo.append(other)
+    return found
+
+
+def _links(saved: SavedMap, upper: str, lower: str) -> list[dict]:
+    """Each ``lower`` cluster's parent at ``upper`` as recorded when clustering; computed from the
+    points for maps clustered before links were recorded."""
+    clusters = _level_section(saved.manifest, saved.name, lower)["clusters"]
+    if all("parent" in c for c in clusters):
+        return [c["parent"] for c in clusters]
+    ids = link_levels(saved.points[cluster_column(saved, lower)].to_numpy(),
+                      saved.points[cluster_column(saved, upper)].to_numpy())
+    return [ids[c["id"]] for c in clusters]
 
 
 def _level_section(manifest: dict, map_name: str, level: str) -> dict:

@@ -6,16 +6,19 @@ docs/benchmarks.md, section "Speed"); the user can always override it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from .errors import InputError
 
 MODES = ("auto", "fast", "quality")
-# all-MiniLM-L6-v2 on 2 shared cores read 9-12 abstracts of 256 tokens a second (docs/benchmarks.md,
-# "Speed"; 3-5 a second when the machine was busy): ~0.4 ms per token, rounded up.
+# all-MiniLM-L6-v2 now reads 128 tokens (issue 15). On 2 cores it read 88.6 abstracts of 128 tokens a
+# second when the machine was quiet (0.09 ms per token) and 3-9 a second at load averages of 7-15
+# (1-3 ms per token; docs/benchmarks.md, "Transformer speed"); a token at 128 cost 0.7x one at 256 in
+# the quiet pair. Kept at ~0.4 ms per token (~20 abstracts a second), between quiet and busy as before.
 QUALITY_SECONDS_PER_TOKEN = 0.1 / 256
-QUALITY_MAX_TOKENS = 256
+QUALITY_MAX_TOKENS = 128  # texts are cut there (BUNDLED_MAX_SEQ_LENGTH in explorer/embedders/transformer.py)
 CHARS_PER_TOKEN = 5.0  # English abstracts through MiniLM's WordPiece tokenizer
 QUALITY_LOAD_SECONDS = 3.0  # loading the model and checking its weights
 # TF-IDF + SVD: ~0.4 ms per 1,400-character abstract, and a fixed cost for the SVD.
@@ -31,12 +34,17 @@ QUALITY_BUDGET_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class ModeChoice:
-    """The mode a build will use, why, and about how long embedding and projecting will take."""
+    """The mode a build will use, why, and about how long embedding and projecting will take.
+
+    ``refine``: the fast map is refined by the transformer afterwards (a progressive build), and
+    ``search_seconds`` is about when search by meaning is ready (None: never, the fast mode alone)."""
 
     mode: str
     reason: str
     estimated_seconds: float
     requested: str = "auto"
+    refine: bool = False
+    search_seconds: float | None = None
 
     @property
     def model(self) -> str | None:
@@ -44,6 +52,16 @@ class ModeChoice:
         from .embedders.tfidf import FAST_MODEL
 
         return FAST_MODEL if self.mode == "fast" else None
+
+    @property
+    def summary(self) -> str:
+        """Both waits in a few words: 'map in about N s, search by meaning in about M min'."""
+        text = f"map in about {duration_text(self.estimated_seconds)}"
+        if self.search_seconds is None:
+            return text + "; search matches the words of your data (TF-IDF), not their meaning"
+        if self.refine:
+            return text + f", search by meaning in about {duration_text(self.search_seconds)}"
+        return text + ", search by meaning as soon as it is shown"
 
     def to_dict(self) -> dict:
         """Plain dict for the manifest."""
@@ -60,26 +78,41 @@ def estimate_seconds(mode: str, *, n_rows: int, avg_chars: float) -> float:
 
 
 def choose_mode(n_rows: int, avg_chars: float, requested: str = "auto") -> ModeChoice:
-    """Pick fast or quality for ``n_rows`` texts: as requested, or automatically by estimated time."""
+    """Pick fast or quality for ``n_rows`` texts: as requested, or automatically by estimated time.
+
+    Automatically, a table the transformer would take too long for gets the fast map first and the
+    transformer's refinement after it (``refine``), so the map comes quickly and search by meaning follows."""
     if requested not in MODES:
         raise InputError(f"Unknown mode '{requested}'; choose one of {', '.join(MODES)}.")
     quality = estimate_seconds("quality", n_rows=n_rows, avg_chars=avg_chars)
     fast = estimate_seconds("fast", n_rows=n_rows, avg_chars=avg_chars)
     if requested == "quality":
-        return ModeChoice("quality", f"You chose the quality mode (the transformer): about {_duration(quality)} "
-                          f"for {n_rows:,} rows on this machine.", quality, requested)
+        return ModeChoice("quality", f"You chose the quality mode (the transformer): about {duration_text(quality)} "
+                          f"for {n_rows:,} rows on this machine.", quality, requested, search_seconds=quality)
     if requested == "fast":
         return ModeChoice("fast", f"You chose the fast mode (TF-IDF + SVD fitted on your data): about "
-                          f"{_duration(fast)} for {n_rows:,} rows.", fast, requested)
-    if quality <= QUALITY_BUDGET_SECONDS:
+                          f"{duration_text(fast)} for {n_rows:,} rows, and no transformer afterwards.", fast, requested)
+    if quality <= quality_budget_seconds():
         return ModeChoice("quality", f"{n_rows:,} rows are few enough for the transformer (about "
-                          f"{_duration(quality)}), which gives the best map.", quality, requested)
-    return ModeChoice("fast", f"The transformer would take about {_duration(quality)} for {n_rows:,} rows on this "
+                          f"{duration_text(quality)}), which gives the best map.", quality, requested,
+                          search_seconds=quality)
+    # The refinement embeds every row with the transformer and lays the map out again.
+    search = fast + quality
+    return ModeChoice("fast", f"The transformer would take about {duration_text(quality)} for {n_rows:,} rows on this "
                       f"CPU, so the fast mode (TF-IDF + SVD fitted on your data) builds the map in about "
-                      f"{_duration(fast)}. Choose the quality mode for the transformer's map.", fast, requested)
+                      f"{duration_text(fast)}; the transformer then refines it in the background: search by meaning "
+                      f"in about {duration_text(search)}. Choose the quality mode to wait for the transformer's map.",
+                      fast, requested, refine=True, search_seconds=search)
 
 
-def _duration(seconds: float) -> str:
+def quality_budget_seconds() -> float:
+    """QUALITY_BUDGET_SECONDS, or $EXPLORER_QUALITY_BUDGET_SECONDS (a demo or a browser test can make
+    a small table take the progressive build). Read on every call: the module outlives the runs that set it."""
+    return float(os.environ.get("EXPLORER_QUALITY_BUDGET_SECONDS") or QUALITY_BUDGET_SECONDS)
+
+
+def duration_text(seconds: float) -> str:
+    """A wait as people say it: "40 s", "3 min", "1.5 h"."""
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
     if seconds < 90 * 60:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ from .version import __version__
 log = logging.getLogger(__name__)
 
 STAGES = ("load", "embed", "project", "save")
+# The manifest's "refinement" section: the fast map of a progressive build waits in this state for
+# the transformer (explorer.refine), which sets "done" when the refined map is saved.
+REFINE_PENDING = "pending"
 # The manifest lists at most this many skipped files; the count is always exact.
 MAX_SKIPPED_LISTED = 1_000
 
@@ -47,6 +51,11 @@ class BuildResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     text_search: str = "semantic"
     text_search_reason: str = ""
+
+    @property
+    def refine_pending(self) -> bool:
+        """Whether the map waits for the transformer's refinement (explorer.refine), a progressive build."""
+        return (self.saved.manifest.get("refinement") or {}).get("state") == REFINE_PENDING
 
     @property
     def total_seconds(self) -> float:
@@ -94,7 +103,8 @@ def build_map(
     """Build and save a map of texts or images from anything `read_corpus` takes.
 
     Text without a ``model``: ``mode`` picks the embedder, "quality" (the bundled transformer), "fast"
-    (TF-IDF + SVD fitted on the data) or "auto" (by the data's size, see explorer.modes). Images:
+    (TF-IDF + SVD fitted on the data) or "auto" (by the data's size, see explorer.modes; a table too big
+    for the transformer gets the fast map with its refinement pending, see ``refine_pending``). Images:
     ``model`` is a CLIP name or folder (default clip-ViT-B-32) or "pixels"; with ``fallback`` a CLIP
     model that cannot be loaded gives way to the pixel embedder (said in the notes)."""
     workspace = workspace or Workspace()
@@ -138,6 +148,9 @@ def build_map(
                             projection=projection, method_used=layout.method, notes=notes,
                             seconds=timer.seconds)
     manifest["mode"] = choice.to_dict() if choice is not None else None
+    if choice is not None and choice.refine:
+        manifest["refinement"] = {"state": REFINE_PENDING, "model": None, "from_model": embedder.model_id,
+                                  "requested": manifest["created"]}
     manifest["projection"]["input_dimension"] = int(layout_input.shape[1]) if layout_input.ndim == 2 else 0
     thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
     saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails)
@@ -211,6 +224,8 @@ def map_manifest(
     """A map's manifest: what was read, how it was embedded and how it was laid out, for every kind."""
     manifest = {
         "name": name,
+        # Which map this is, across renames: a refinement finishing later saves to the map that has it.
+        "map_id": uuid.uuid4().hex,
         "kind": corpus.kind,
         "rows": int(len(corpus)),
         "embedded_rows": corpus.n_embedded,
@@ -267,11 +282,15 @@ def assemble_points(
 def map_is_current(
     workspace: Workspace, name: str, *, source: str | Path, model: str | None = None, clusters: bool = True
 ) -> bool:
-    """Whether the saved map ``name`` was built from today's ``source`` file with ``model``'s default
-    embedder (and has clusters, when asked): if so it can be reopened instead of built again."""
+    """Whether the saved map ``name`` was built from today's ``source`` (a file, or a folder of images)
+    with ``model``'s default embedder (and has clusters, when asked): if so it can be reopened
+    instead of built again."""
     if not workspace.exists(name):
         return False
     manifest = workspace.read_manifest(name)
-    return (manifest.get("source", {}).get("sha256") == file_sha256(source)
-            and manifest.get("model_id") == load_embedder(model).model_id
+    source = Path(source)
+    # A folder's identity is its images' names and bytes, as read_corpus records it.
+    digest = read_corpus(source).content_hash if source.is_dir() else file_sha256(source)
+    return (manifest.get("source", {}).get("sha256") == digest
+            and manifest.get("model_id") == load_embedder(model, kind=manifest.get("kind", TEXT)).model_id
             and (bool(manifest.get("clusters")) or not clusters))

@@ -40,6 +40,12 @@ class ProjectionConfig:
         """Plain dict for the manifest."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> ProjectionConfig:
+        """The settings a manifest recorded (its notes such as method_used ignored)."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 @dataclass
 class Projection:
@@ -53,18 +59,28 @@ class Projection:
 
 
 def project(
-    embeddings: np.ndarray, *, config: ProjectionConfig | None = None, cache_dir: str | Path | None = None
+    embeddings: np.ndarray,
+    *,
+    config: ProjectionConfig | None = None,
+    cache_dir: str | Path | None = None,
+    init: np.ndarray | None = None,
 ) -> Projection:
     """Lay out embeddings in 2D; tiny or degenerate inputs get a valid layout, not an exception.
 
     With ``cache_dir`` a layout is kept by the hash of the embeddings and the configuration, so the
-    same vectors with the same settings are laid out once (the reducer is not kept)."""
+    same vectors with the same settings are laid out once (the reducer is not kept). ``init`` (n, 2),
+    row-aligned, starts UMAP from an existing layout (UMAP rescales it), so a re-layout of the same
+    rows moves them as little as the new vectors allow; PCA ignores it."""
     config = config or ProjectionConfig()
     if config.method not in METHODS:
         raise ValueError(f"Unknown projection method '{config.method}'; choose one of {', '.join(METHODS)}.")
     started = time.perf_counter()
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    cached = _cache_file(cache_dir, x, config) if cache_dir is not None else None
+    if init is not None:
+        init = np.ascontiguousarray(init, dtype=np.float32)
+        if init.shape != (len(x), 2) or not np.isfinite(init).all():
+            raise ValueError(f"init must be {len(x)} finite (x, y) rows, row-aligned with the embeddings.")
+    cached = _cache_file(cache_dir, x, config, init) if cache_dir is not None else None
     if cached is not None and cached.is_file():
         with np.load(cached, allow_pickle=False) as stored:
             coords, method = stored["coords"], str(stored["method"])
@@ -79,7 +95,7 @@ def project(
     elif config.method == "pca" or n < MIN_ROWS_FOR_UMAP:
         coords, method = project_pca(x, seed=config.seed), "pca"
     else:
-        coords, reducer = project_umap(x, config=config)
+        coords, reducer = project_umap(x, config=config, init=init)
         method = "umap"
     coords = coords.astype(np.float32)
     if cached is not None:
@@ -93,12 +109,17 @@ def project(
     )
 
 
-def _cache_file(cache_dir: str | Path, x: np.ndarray, config: ProjectionConfig) -> Path:
-    """The cache entry of a layout: one recipe over the vectors' bytes and shape, the settings and UMAP's version."""
+def _cache_file(cache_dir: str | Path, x: np.ndarray, config: ProjectionConfig,
+                init: np.ndarray | None = None) -> Path:
+    """The cache entry of a layout: one recipe over the vectors' bytes and shape, the settings, UMAP's
+    version and the starting layout when there is one (another start gives another layout)."""
     from importlib.metadata import version
 
-    key = combined_hash([bytes_hash(x.tobytes()), str(x.shape), json.dumps(config.to_dict(), sort_keys=True),
-                         version("umap-learn")])
+    parts = [bytes_hash(x.tobytes()), str(x.shape), json.dumps(config.to_dict(), sort_keys=True),
+             version("umap-learn")]
+    if init is not None:
+        parts.append("init:" + bytes_hash(init.tobytes()))
+    key = combined_hash(parts)
     return Path(cache_dir) / f"{key}.npz"
 
 
@@ -125,12 +146,12 @@ def project_pca(x: np.ndarray, *, seed: int = 42) -> np.ndarray:
 
 
 def project_umap(
-    x: np.ndarray, *, config: ProjectionConfig, n_components: int = 2
+    x: np.ndarray, *, config: ProjectionConfig, n_components: int = 2, init: np.ndarray | None = None
 ) -> tuple[np.ndarray, object]:
     """UMAP with the configured neighbours, distance and seed; returns coordinates and the fitted reducer.
 
     Above ``config.sample_rows`` rows the reducer is fitted on a seeded sample and places the rest
-    with ``transform``."""
+    with ``transform``. ``init`` (row-aligned) replaces the spectral start."""
     import umap
     from threadpoolctl import threadpool_limits
 
@@ -143,6 +164,7 @@ def project_umap(
         random_state=config.seed,
         # A fixed random_state makes UMAP single-threaded anyway; saying so silences its warning.
         n_jobs=1,
+        **({} if init is None else {"init": init}),
     )
     # One BLAS thread (UMAP's own loops are numba's): on two shared cores OpenBLAS's second thread
     # slowed the spectral start so much that a 12k-row layout took 7 s instead of 4.6 s.
@@ -150,6 +172,8 @@ def project_umap(
         if len(x) <= config.sample_rows:
             return np.asarray(reducer.fit_transform(x), dtype=np.float32), reducer
         sample = sample_indices(len(x), config.sample_rows, seed=config.seed)
+        if init is not None:
+            reducer.set_params(init=init[sample])
         coords = np.empty((len(x), n_components), dtype=np.float32)
         coords[sample] = reducer.fit_transform(x[sample])
         rest = np.setdiff1d(np.arange(len(x)), sample)

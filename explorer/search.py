@@ -18,6 +18,12 @@ MAX_QUERY_CHARS = 2_000
 SEMANTIC, KEYWORD, EXAMPLE = "semantic", "keyword", "example"
 # Letters and digits apart and underscores as separators, so "tabby_cat2.jpg" gives tabby, cat, 2, jpg.
 _WORD = re.compile(r"[^\W\d_]+|\d+")
+# A query word and its numeral match each other ("seven" finds the folder "7", "7" finds "seven.png"):
+# image labels are often digits while people type the word.
+_NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+            "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+            "nineteen", "twenty"]
+NUMBER_ALIASES = {**{w: str(i) for i, w in enumerate(_NUMBERS)}, **{str(i): w for i, w in enumerate(_NUMBERS)}}
 
 
 @dataclass
@@ -184,8 +190,8 @@ def _keyword(saved, query: str, *, k: int, reason: str, notes: list[str]) -> Sea
 
 def keyword_search(saved, query: str, *, k: int = 10) -> SearchResult:
     """Rows scored by the share of the query's words found among their keyword text's words (0 to
-    1); a word of 3+ letters also matches longer words it starts (cat → cats); rows with no word in
-    common are not ranked."""
+    1); a word of 3+ letters also matches longer words it starts (cat → cats), a number word its
+    numeral and back (seven ↔ 7); rows with no word in common are not ranked."""
     words = list(dict.fromkeys(_WORD.findall(clean_query(query).lower())))
     if not words:
         raise InputError("The search query has no letters or digits to match. Type a word.")
@@ -201,7 +207,8 @@ def keyword_search(saved, query: str, *, k: int = 10) -> SearchResult:
 
 def _share_found(words: list[str], tokens: set[str]) -> float:
     found = sum(
-        w in tokens or (w.isalpha() and len(w) >= 3 and any(t.startswith(w) for t in tokens))
+        w in tokens or NUMBER_ALIASES.get(w) in tokens
+        or (w.isalpha() and len(w) >= 3 and any(t.startswith(w) for t in tokens))
         for w in words
     )
     return found / len(words)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import ExplorerError, Workspace
-from explorer.export import to_csv_bytes, to_html_bytes, to_parquet_bytes
+from explorer.export import export_points, to_csv_bytes, to_html_bytes, to_parquet_bytes
 from explorer.ui import escape_markdown, show_map
 
 st.set_page_config(page_title="Library · Embedding Explorer", page_icon="🗺️", layout="wide")
@@ -29,6 +29,12 @@ st.dataframe(
 )
 
 names = [m.name for m in maps]
+# A rename or delete of the last run picks the map to show now, before the picker is drawn: the
+# picker must stay on the renamed map, or the next download would be another map's.
+if (pending := st.session_state.pop("library_pending", None)) in names:
+    st.session_state["library_map"] = pending
+if message := st.session_state.pop("library_message", None):
+    st.success(message)
 name = st.selectbox("Map", names, key="library_map")
 open_col, rename_col, delete_col = st.columns(3, gap="large")
 
@@ -49,7 +55,8 @@ with rename_col:
         else:
             if st.session_state.get("map_name") == name:
                 st.session_state["map_name"] = renamed
-            st.success(f"Renamed to {escape_markdown(renamed)}.")
+            st.session_state["library_pending"] = renamed
+            st.session_state["library_message"] = f"Renamed '{escape_markdown(name)}' to '{escape_markdown(renamed)}'."
             st.rerun()
 
 with delete_col:
@@ -64,6 +71,7 @@ with delete_col:
             if st.session_state.get("map_name") == name:
                 st.session_state.pop("map_name", None)
             st.session_state.pop("library_confirm_delete", None)
+            st.session_state["library_message"] = f"Deleted '{escape_markdown(name)}'."
             st.rerun()
 
 st.subheader("Download")
@@ -73,9 +81,11 @@ except ExplorerError as exc:
     st.error(str(exc))
     st.stop()
 csv_col, parquet_col, html_col = st.columns(3)
-csv_col.download_button("Table as CSV", to_csv_bytes(saved.points), file_name=f"{saved.name}.csv",
+# Cluster columns hold the clusters' names, with their ids beside them (explorer.export.export_points).
+table = export_points(saved)
+csv_col.download_button("Table as CSV", to_csv_bytes(table), file_name=f"{saved.name}.csv",
                         mime="text/csv", key="library_csv")
-parquet_col.download_button("Table as Parquet", to_parquet_bytes(saved.points),
+parquet_col.download_button("Table as Parquet", to_parquet_bytes(table),
                             file_name=f"{saved.name}.parquet", mime="application/octet-stream",
                             key="library_parquet")
 if html_col.button("Prepare interactive HTML", key="library_prepare_html"):

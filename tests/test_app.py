@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +70,7 @@ def test_bad_upload_shows_error_and_app_stays_usable():
     _upload(at, "numbers.csv", b"a,b\n1,2\n3,4\n")
     assert not at.exception
     assert any("No text column" in w.value for w in at.warning)
+    assert at.button(key="build_upload").disabled, "nothing to embed: the button says so instead of failing"
     assert at.button(key="try_sample").label == "Try the sample papers"
 
 
@@ -98,19 +100,35 @@ def test_search_lists_ranked_results_and_focuses_a_hit(papers_frame):
     hits = [b for b in at.button if b.key and b.key.startswith("hit_")]
     assert len(hits) == 10
     fields = papers_frame.set_index("title")["field"]
-    top_titles = [b.label.split("· ", 1)[1].replace("\\", "") for b in hits[:3]]
+    top_titles = [_hit_title(b.label) for b in hits[:3]]
     assert [fields[t] for t in top_titles] == ["biology"] * 3
-    assert overlay_names(at)[-2:] == ["search hits", "query"]
+    assert {"search hits", "query"} <= set(overlay_names(at))
     first_title = top_titles[0]
     hits[0].click().run()
     assert not at.exception, at.exception
     assert "focused" in overlay_names(at)
-    assert any(h.value == "Details" for h in at.subheader)
-    assert at.text[0].value == first_title
+    assert at.session_state["side_tab"] == "Details"
+    assert any(m.value.replace("\\", "") == f"#### {first_title}" for m in at.markdown), "the full title"
+    assert len([b for b in at.button if b.key and b.key.startswith("hit_")]) == 10, "the results stay listed"
+    assert not [b for b in at.button if b.key and b.key.startswith("why_")], "hashing vectors have no tokens to show"
+    assert any(c.value.startswith("Words shared with the query: protein") for c in at.caption)
     neighbours = [b for b in at.button if b.key and b.key.startswith("nn_")]
     assert len(neighbours) == 10
     neighbours[0].click().run()
     assert at.session_state["selected_row"] == int(neighbours[0].key.rsplit("_", 1)[1])
+
+
+def _hit_title(label: str) -> str:
+    """The title in a result's label ("**1.** Title · `0.74`", "▶ " before the open one)."""
+    match = re.fullmatch(r"(?:▶ )?\*\*\d+\.\*\* (.*) · `-?[\d.]+`", label)
+    assert match, label
+    return match.group(1).replace("\\", "")
+
+
+def _selected_line(at: AppTest) -> str | None:
+    """The selection tab's heading ("N rows selected"), or None when nothing is selected."""
+    lines = [m.value for m in at.markdown if m.value.endswith("rows selected**")]
+    return lines[0].strip("*") if lines else None
 
 
 def _chart_event(at: AppTest, **event) -> None:
@@ -124,10 +142,12 @@ def _chart_event(at: AppTest, **event) -> None:
 def test_map_events_select_rows_and_open_details(papers_frame):
     at = _open_built_map(papers_frame)
     _chart_event(at, seq="1", kind="selection", shape="lasso", ids=[3, 4, 5])
-    assert any(h.value == "Selection: 3 rows" for h in at.subheader)
+    assert _selected_line(at) == "3 rows selected"
+    assert any(m.value == "**3 selected**" for m in at.markdown), "the badge by the map counts them"
+    assert at.session_state["side_tab"] == "Selection"
     assert map_args(at)["selected"] == [3, 4, 5], "the browser marks the selection with plotly's own styling"
     _chart_event(at, seq="2", kind="click", ids=[7])
-    assert at.session_state["selected_row"] == 7 and any(h.value == "Details" for h in at.subheader)
+    assert at.session_state["selected_row"] == 7 and at.session_state["side_tab"] == "Details"
     assert at.session_state["selection"] == [3, 4, 5], "a click keeps the selection"
     at.button(key="close_details").click().run()
     assert "selected_row" not in at.session_state, "an event already handled is not replayed"
@@ -138,17 +158,19 @@ def test_selection_survives_search_and_recolouring(papers_frame):
     at = _open_built_map(papers_frame)
     at.session_state["selection"] = [0, 1, 2, 15]
     at.run()
-    assert any(h.value == "Selection: 4 rows" for h in at.subheader)
+    assert _selected_line(at) == "4 rows selected"
     base = map_args(at)["base_key"]
     at.text_input(key="query").set_value("market price").run()
     assert map_args(at)["base_key"] == base, "a search only changes the overlays; the base layer stays"
     at.selectbox(key="colour_by").set_value("year").run()
     assert not at.exception, at.exception
     assert map_args(at)["base_key"] != base
-    assert any(h.value == "Selection: 4 rows" for h in at.subheader)
+    assert _selected_line(at) == "4 rows selected"
     assert at.get("download_button")
     at.button(key="clear_selection").click().run()
-    assert not any(h.value.startswith("Selection") for h in at.subheader)
+    assert _selected_line(at) is None
+    assert map_args(at)["selected"] is None, "the browser is told to clear it too"
+    assert not any(m.value.endswith(" selected**") for m in at.markdown), "the badge goes with it"
 
 
 @pytest.mark.slow
@@ -282,10 +304,16 @@ def test_sample_digits_search_by_words_and_by_an_example():
     assert Workspace().open("Sample digits").kind == "images"
     at.text_input(key="query").set_value("3").run()
     assert not at.exception, at.exception
-    assert any("file names and labels" in i.value for i in at.info), "a keyword search says why"
+    assert any("file names and labels" in c.value for c in at.caption), "a keyword search says why"
+    assert not any("file names and labels" in i.value for i in at.info), "said once, by the map"
     hits = [b for b in at.button if b.key and b.key.startswith("hit_")]
     assert len(hits) == 10 and all("3/" in b.label.replace("\\", "") for b in hits)
     assert not [b for b in at.button if b.key and b.key.startswith("why_")], "no token explanation for images"
+    at.text_input(key="query").set_value("seven").run()
+    hits = [b for b in at.button if b.key and b.key.startswith("hit_")]
+    assert len(hits) == 10 and all("7/" in b.label.replace("\\", "") for b in hits), "a number word finds its digit"
+    at.text_input(key="query").set_value("giraffe").run()
+    assert any("No file name, label or text contains" in c.value for c in at.caption), "not 'the threshold'"
     at.text_input(key="query").set_value("").run()
     _, example, _ = _digit_pngs("8", 1)[0]
     at.file_uploader(key="example_image").set_value(("eight.png", example, "image/png")).run()
@@ -293,6 +321,12 @@ def test_sample_digits_search_by_words_and_by_an_example():
     hits = [b.label.replace("\\", "") for b in at.button if b.key and b.key.startswith("hit_")]
     assert hits and "8/" in hits[0], hits
     assert "example image" in map_args(at)["overlay"]
+    created = Workspace().open("Sample digits").manifest["created"]
+    at.button(key="new_map").click().run()
+    at.button(key="try_sample_images").click().run()
+    assert at.session_state["map_name"] == "Sample digits", "the second click reopens the map, not 'Sample digits (2)'"
+    assert Workspace().open("Sample digits").manifest["created"] == created
+    assert [m.name for m in Workspace().list()] == ["Sample digits"]
 
 
 @pytest.mark.slow

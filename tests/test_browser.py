@@ -92,7 +92,7 @@ def _search(page, query: str) -> None:
     box.press("Enter")
     # The query's label on the map proves this search (not an earlier one) has been drawn.
     map_frame(page).locator(".js-plotly-plot text", has_text=query).first.wait_for(timeout=120_000)
-    page.get_by_role("heading", name="Results").wait_for(timeout=60_000)
+    page.locator('[class*="st-key-hitlist"] button').first.wait_for(timeout=60_000)
     wait_until_idle(page)
 
 
@@ -116,34 +116,47 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     # Hits are an SVG overlay: one marker per ranked result, plus the query star.
     assert map_frame(page).locator(".js-plotly-plot .scatterlayer .point").count() >= 10
     _assert_overlay_on_points(page)
-    results = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
+    results = page.locator('[class*="st-key-hitlist"] button')
     labels = results.all_inner_texts()
     assert any("Protein folding pathways" in label for label in labels[:4]), labels
     assert any(CANARY in label for label in labels), "the canary title must show as literal text"
 
     results.filter(has_text="Chaperones that assist protein folding").first.click()
-    page.get_by_role("heading", name="Details").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Details", selected=True).wait_for(timeout=60_000)
     wait_until_idle(page)
-    details = page.locator('[data-testid="stText"]').all_inner_texts()
-    assert any("Chaperones that assist protein folding in the cell" in t for t in details), details
+    assert page.get_by_role("heading", name="Chaperones that assist protein folding in the cell").is_visible()
+    assert page.get_by_text("Molecular chaperones prevent misfolding", exact=False).is_visible(), \
+        "the row's abstract can be read in Details"
     assert page.get_by_role("button", name=re.compile("Close details")).is_visible()
 
     _hover_every_hit_until(page, CANARY)
     page.screenshot(path=str(ARTIFACTS / "upload_details.png"), full_page=True)
 
-    page.get_by_role("button", name="why?").first.click()
-    page.get_by_text("Why this match").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Why this match?").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(re.compile(r"Cosine 0\.\d{3}")).wait_for(timeout=60_000)
     wait_until_idle(page)
-    assert page.get_by_text(re.compile(r"Cosine 0\.\d{3}")).is_visible()
+    figure = dialog.locator(".js-plotly-plot .main-svg").first
+    figure.wait_for(timeout=60_000)
+    assert figure.bounding_box()["width"] >= 600, "the explanation is drawn at a readable width"
+    assert dialog.locator(".colorbar").count() == 2, "each row of tokens has its colour key"
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "upload_why.png"))
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached", timeout=30_000)
+    wait_until_idle(page)
 
     _box_select_whole_map(page)
-    page.get_by_role("heading", name=re.compile(r"Selection: \d+ rows")).wait_for(timeout=60_000)
-    selected = page.get_by_role("heading", name=re.compile(r"Selection: \d+ rows")).inner_text()
-    assert int(re.search(r"(\d+) rows", selected).group(1)) >= 5
+    page.get_by_text(re.compile(r"^\d+ rows selected$")).wait_for(timeout=60_000)
+    selected = page.get_by_text(re.compile(r"^\d+ rows selected$")).inner_text()
+    count = int(selected.split()[0])
+    assert count >= 5
+    assert page.get_by_text(f"{count} selected", exact=True).is_visible(), "the badge by the map counts them"
     _search(page, "black holes and gravity")
-    assert page.get_by_role("heading", name=selected).is_visible(), "a new search must keep the selection"
+    assert page.get_by_text(f"{count} selected", exact=True).is_visible(), "a new search must keep the selection"
     _zoom_in(page)
     _assert_overlay_on_points(page)
+    page.get_by_role("tab", name="Selection").click()
     page.screenshot(path=str(ARTIFACTS / "upload_selection.png"), full_page=True)
     page.locator('[data-testid="stDownloadButton"]').filter(has_text="Download CSV").wait_for(timeout=30_000)
     assert page.evaluate("window.__pwned") is None
@@ -213,7 +226,7 @@ def test_sample_papers_protein_folding(browser, app_url):
     map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
     wait_until_idle(page)
     _search(page, "protein folding")
-    results = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
+    results = page.locator('[class*="st-key-hitlist"] button')
     top = results.all_inner_texts()[:5]
     assert sum("rotein" in label or "olding" in label for label in top) >= 4, top
     # Cluster labels are drawn on the map, readable (boxed) and not piled on each other.
@@ -256,7 +269,7 @@ def test_sample_papers_cluster_pick_dims_the_rest_at_once(browser, app_url):
     wait_until_idle(page)
     # One click: the map dims the other clusters in the run that click started, not one click later.
     page.wait_for_function(f"s => ({BASE_TRACES})(s).includes('filtered out')", arg=MAP_IFRAME, timeout=30_000)
-    assert page.get_by_text(re.compile(r"of [\d,]+ rows match the filters")).is_visible()
+    assert page.get_by_text(re.compile(r"highlighted \([\d,]+ rows\)")).is_visible()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "sample_cluster_pick.png"), full_page=True)
     assert not errors

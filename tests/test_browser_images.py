@@ -58,14 +58,14 @@ def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):  #
     box = page.get_by_label("Search the map")
     box.fill("3")
     box.press("Enter")
-    page.get_by_role("heading", name="Results").wait_for(timeout=60_000)
+    page.locator('[class*="st-key-hitlist"] button').first.wait_for(timeout=60_000)
     wait_until_idle(page)
     assert page.get_by_text(re.compile("matches words in file names and labels")).first.is_visible()
     assert _rendered_images(page, '[data-testid="stImage"]') >= 10
-    hits = page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^\d+\. "))
+    hits = page.locator('[class*="st-key-hitlist"] button')
     assert all("3/" in label for label in hits.all_inner_texts())
     hits.first.click()
-    page.get_by_role("heading", name="Details").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Details", selected=True).wait_for(timeout=60_000)
     wait_until_idle(page)
     widths = page.locator('[data-testid="stImage"] img').evaluate_all("els => els.map(e => e.width)")
     assert max(widths) >= 200, "the details panel shows the picked image large"

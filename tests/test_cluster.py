@@ -29,8 +29,18 @@ from explorer import (
     rename_cluster,
 )
 from explorer.cli import main
-from explorer.cluster import LARGE_MAP_ROWS, UNCLUSTERED, config_for_rows, derived_min_cluster_size
+from explorer.cluster import (
+    FINEST_MIN_ROWS,
+    LARGE_MAP_ROWS,
+    UNCLUSTERED,
+    config_for_rows,
+    derived_min_cluster_size,
+    link_levels,
+)
+from explorer.export import export_points, to_csv_bytes, to_parquet_bytes
 from explorer.labels import label_by_category, label_sample
+from explorer.map_clusters import label_layers, named_points, same_group
+from explorer.store import SavedMap
 
 REPO = Path(__file__).resolve().parents[1]
 ARXIV_2500 = REPO.parent / "shared" / "data" / "arxiv_cs" / "arxiv_cs10_2500.csv"
@@ -158,7 +168,7 @@ def test_minimum_cluster_size_grows_with_the_row_count():
     [
         ClusterConfig(method="dbscan"),
         ClusterConfig(space="3d"),
-        ClusterConfig(levels=3),
+        ClusterConfig(levels=4),
         ClusterConfig(method="kmeans", k=1),
         ClusterConfig(min_cluster_size=1),
     ],
@@ -564,3 +574,185 @@ def test_sampled_labels_keep_the_whole_clusters_sizes():
     with_sample = label_clusters(texts, labels)
     assert {c: lab.size for c, lab in with_sample.items()} == {0: 3_000, 1: 2_000}
     assert "protein" in with_sample[0].label and "market" in with_sample[1].label
+
+
+# --- levels linked, renamed together, shown by name (issue 14) ---------------------------------
+
+
+def nested_blobs(per_blob: int) -> tuple[np.ndarray, np.ndarray]:
+    """4 groups of 4 subgroups of 4 blobs (64 blobs, far apart at each scale) and each point's blob."""
+    offsets = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float32)
+    centres = [200 * a + 40 * b + 8 * c for a in offsets for b in offsets for c in offsets]
+    return blobs(centres, per_blob, spread=0.5)
+
+
+def test_big_maps_get_a_finest_level_nested_in_the_fine_one():
+    coords, truth = nested_blobs(80)  # 5,120 rows
+    config = ClusterConfig(space="2d", min_cluster_size=1_000)
+
+    clustering = cluster_map(None, coords, config=config)
+
+    assert list(clustering.levels) == ["coarse", "fine", "finest"]
+    for level, groups in (("coarse", truth // 16), ("fine", truth // 4), ("finest", truth)):
+        assert same_partition(clustering.levels[level].labels, groups), level
+    assert clustering.levels["finest"].params == {"min_cluster_size": 62}
+    # Each finest cluster is a whole quarter of its fine parent.
+    fine, finest = clustering.levels["fine"], clustering.levels["finest"]
+    for cid, link in enumerate(finest.parents):
+        members = finest.labels == cid
+        assert link["id"] == np.bincount(fine.labels[members]).argmax()
+        assert link["share"] == 1.0 and link["cover"] == pytest.approx(0.25, abs=0.01)
+    assert clustering.levels["coarse"].parents is None
+    assert len(fine.parents) == fine.n_clusters == 16
+
+
+def test_below_five_thousand_rows_or_with_two_levels_asked_there_is_no_finest_level():
+    coords, _ = nested_blobs(80)
+    small = cluster_map(None, coords[:FINEST_MIN_ROWS - 1], config=ClusterConfig(space="2d", min_cluster_size=1_000))
+    assert list(small.levels) == ["coarse", "fine"]
+    two = cluster_map(None, coords, config=ClusterConfig(space="2d", min_cluster_size=1_000, levels=2))
+    assert list(two.levels) == ["coarse", "fine"]
+    kmeans = cluster_map(None, coords, config=ClusterConfig(method="kmeans", k=4, space="2d"))
+    assert [lv.n_clusters for lv in kmeans.levels.values()] == [4, 12, 36]
+
+
+def test_link_levels_gives_each_clusters_parent_its_share_and_cover():
+    parent = np.array([0, 0, 0, 0, 1, 1, -1, -1])
+    child = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    assert link_levels(child, parent) == [
+        {"id": 0, "share": 1.0, "cover": 0.75},
+        {"id": 1, "share": pytest.approx(0.6667), "cover": 1.0},
+        {"id": -1, "share": 1.0, "cover": 0.0},
+    ]
+
+
+@pytest.fixture
+def linked_map(papers_frame, fake_embedder, workspace):
+    """The papers laid out by hand: biology one tight blob (one cluster at both levels), physics and
+    economics two halves each of one group (one coarse cluster, two fine ones)."""
+    frame = pd.concat([papers_frame] * 2, ignore_index=True)  # 60 rows, 20 per field
+    saved = build_map(frame, name="linked", model=fake_embedder, projection=PCA, workspace=workspace).saved
+    rng = np.random.default_rng(0)
+    field = saved.points["field"].to_numpy()
+    half = np.arange(len(frame)) % 2
+    centre = np.where((field == "biology")[:, None], [[0, 0]], [[30, 0]])
+    centre = centre + np.where((field != "biology")[:, None], np.c_[half * 6, (field == "economics") * 6], 0)
+    points = saved.points.assign(**dict(zip(["x", "y"], (centre + rng.normal(0, 0.3, centre.shape)).T, strict=True)))
+    saved = workspace.save("linked", points=points, embeddings=saved.embeddings, manifest=saved.manifest)
+    return add_clusters(saved, config=ClusterConfig(space="2d", min_cluster_size=20), workspace=workspace)
+
+
+def test_levels_are_linked_and_a_rename_applies_wherever_the_same_group_shows(linked_map, workspace):
+    assert cluster_levels(linked_map) == ["coarse", "fine"]
+    coarse, fine = cluster_table(linked_map, "coarse"), cluster_table(linked_map, "fine")
+    points = linked_map.points
+    bio = int(points.loc[points["field"] == "biology", "cluster"].mode()[0])
+    bio_fine = int(points.loc[points["field"] == "biology", "cluster_fine"].mode()[0])
+    others = [int(c) for c in coarse["id"] if c != bio]
+    assert len(fine) > len(coarse) and (points["cluster_fine"] == bio_fine).sum() == 20
+    assert same_group(linked_map, "coarse", bio) == [("coarse", bio), ("fine", bio_fine)]
+    assert same_group(linked_map, "fine", bio_fine) == [("fine", bio_fine), ("coarse", bio)]
+    assert all(same_group(linked_map, "coarse", c) == [("coarse", c)] for c in others)
+    links = [c["parent"] for c in linked_map.manifest["clusters"]["levels"]["fine"]["clusters"]]
+    assert all({"id", "share", "cover"} == set(link) for link in links)
+
+    rename_cluster(workspace, "linked", "fine", bio_fine, "Proteins")
+
+    reopened = workspace.open("linked")
+    for level, cid in (("coarse", bio), ("fine", bio_fine)):
+        row = cluster_table(reopened, level).set_index("id").loc[cid]
+        assert row["label"] == "Proteins" and row["renamed"]
+    assert not cluster_table(reopened, "coarse").set_index("id").loc[others, "renamed"].any()
+    assert cluster_table(reopened, "fine")["renamed"].sum() == 1
+    # The map shows the name once: the fine copy of a coarse label is left out of the layers.
+    layers = label_layers(reopened)
+    assert (layers["text"] == "Proteins").sum() == 1 and layers["text"].is_unique
+
+    rename_cluster(workspace, "linked", "coarse", bio, "")
+    reopened = workspace.open("linked")
+    assert not cluster_table(reopened, "coarse")["renamed"].any()
+    assert not cluster_table(reopened, "fine")["renamed"].any()
+
+
+def test_maps_clustered_before_links_were_recorded_still_rename_every_level(linked_map, workspace):
+    manifest = linked_map.manifest
+    for cluster in manifest["clusters"]["levels"]["fine"]["clusters"]:
+        del cluster["parent"]
+    workspace.update_manifest("linked", {"clusters": manifest["clusters"]})
+    bio = int(linked_map.points.loc[linked_map.points["field"] == "biology", "cluster"].mode()[0])
+
+    rename_cluster(workspace, "linked", "coarse", bio, "Proteins")
+
+    assert cluster_table(workspace.open("linked"), "fine")["renamed"].sum() == 1
+
+
+def test_label_layers_rank_coarse_over_fine_over_finest_and_bigger_first(workspace, fake_embedder):
+    words = ["robot gripper", "parsing tokenizer", "decoding parity", "orbit rocket"]
+    coords, truth = nested_blobs(80)
+    frame = pd.DataFrame({"text": [f"{words[t // 16]} part{t // 4} piece{t}" for t in truth]})
+    saved = build_map(frame, name="big", model=fake_embedder, projection=PCA, workspace=workspace).saved
+    points = saved.points.assign(x=coords[:, 0], y=coords[:, 1])
+    saved = workspace.save("big", points=points, embeddings=saved.embeddings, manifest=saved.manifest)
+    saved = add_clusters(saved, config=ClusterConfig(space="2d", min_cluster_size=1_000), workspace=workspace)
+    assert cluster_levels(saved) == ["coarse", "fine", "finest"]
+
+    layers = label_layers(saved)
+
+    assert list(layers.columns) == ["x", "y", "text", "level", "priority", "cluster_id", "size"]
+    assert layers["priority"].is_monotonic_decreasing
+    assert layers["level"].tolist() == ["coarse"] * 4 + ["fine"] * 16 + ["finest"] * 64
+    for rank, level in enumerate(["finest", "fine", "coarse"]):
+        rows = layers[layers["level"] == level]
+        assert ((rows["priority"] >= rank) & (rows["priority"] < rank + 1)).all()
+        assert rows["size"].is_monotonic_decreasing
+    for level in ("coarse", "fine", "finest"):
+        texts = layers.loc[layers["level"] == level, "text"]
+        assert texts.is_unique and texts.str.len().gt(0).all()
+    assert "cluster_finest" in workspace.open("big").points
+
+
+def test_label_layers_of_unequal_clusters_put_the_biggest_first():
+    manifest = {"clusters": {"levels": {
+        "coarse": {"column": "cluster", "clusters": [
+            {"id": 0, "label": "a", "size": 90, "centre": [0, 0]}, {"id": 1, "label": "b", "size": 10, "centre": [1, 1]}]},
+        "fine": {"column": "cluster_fine", "clusters": [
+            {"id": 0, "label": "c", "size": 5, "centre": [0, 0], "parent": {"id": 0, "share": 1, "cover": 0.1}},
+            {"id": 1, "label": "d", "size": 85, "centre": [0, 0], "parent": {"id": 0, "share": 1, "cover": 0.9}},
+            {"id": 2, "label": "b", "size": 10, "centre": [1, 1], "parent": {"id": 1, "share": 1, "cover": 1.0}}]},
+    }}}
+    saved = SavedMap(path=Path("/nonexistent/maps/m"), manifest=manifest, points=pd.DataFrame(),
+                     embeddings=np.zeros((0, 2)))
+
+    layers = label_layers(saved)
+
+    assert layers["text"].tolist() == ["a", "b", "d", "c"]  # fine "b" repeats its parent's label
+    assert layers["priority"].tolist() == pytest.approx([1 + 90 / 101, 1 + 10 / 101, 85 / 91, 5 / 91])
+
+
+def test_named_points_and_exports_name_the_clusters(linked_map, workspace):
+    named = named_points(linked_map)
+    points = linked_map.points
+    assert list(named.columns) == list(points.columns)
+    tables = {level: cluster_table(linked_map, level).set_index("id")["label"] for level in ("coarse", "fine")}
+    for level, column in (("coarse", "cluster"), ("fine", "cluster_fine")):
+        ids = points[column].to_numpy()
+        expected = ["Unclustered" if i < 0 else tables[level][i] for i in ids]
+        assert named[column].tolist() == expected
+    assert workspace.open("linked").points.equals(points)  # the stored ids are untouched
+
+    exported = export_points(linked_map)
+    column_order = list(exported.columns)
+    assert column_order[column_order.index("cluster") + 1] == "cluster_id"
+    assert exported["cluster"].tolist() == named["cluster"].tolist()
+    assert exported["cluster_fine_id"].tolist() == points["cluster_fine"].tolist()
+    some = points["row_id"].iloc[[3, 1, 40]].tolist()
+    assert export_points(linked_map, some)["row_id"].tolist() == sorted(some)
+    csv = pd.read_csv(io.BytesIO(to_csv_bytes(export_points(linked_map, some))), encoding="utf-8-sig")
+    assert csv["cluster"].tolist() == exported.set_index("row_id").loc[sorted(some), "cluster"].tolist()
+    parquet = pd.read_parquet(io.BytesIO(to_parquet_bytes(exported)))
+    assert parquet["cluster_id"].dtype == np.int32 and parquet.equals(exported)
+
+
+def test_an_unclustered_map_exports_its_points_as_they_are(papers_frame, fake_embedder, workspace):
+    plain = build_map(papers_frame, name="plain", model=fake_embedder, projection=PCA, workspace=workspace).saved
+    assert named_points(plain).equals(plain.points) and export_points(plain).equals(plain.points)

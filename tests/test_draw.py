@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.draw import MapStyle, build_figure, category_values, escape_text, is_categorical, place_labels
+from explorer.draw import (
+    QUERY_LABEL_CHARS,
+    RANK_TEXT_HITS,
+    MapStyle,
+    base_key,
+    build_figure,
+    category_values,
+    escape_text,
+    hover_thumbnails,
+    is_categorical,
+    label_payload,
+    level_zooms,
+    overlay_json,
+    overlay_traces,
+    place_labels,
+    titles_payload,
+)
 from explorer.filters import category_mask, filterable_columns, keyword_mask
 
 
@@ -76,3 +94,124 @@ def test_view_helpers(points):
     assert keyword_mask(texts, r"^market", regex=True).tolist() == [False, True, False]
     assert category_mask(points, {"field": ["a"]}).sum() == 10
     assert "field" in filterable_columns(points) and "title" not in filterable_columns(points)
+
+
+def _layers(n_coarse: int, n_fine: int) -> pd.DataFrame:
+    """Labels in map_clusters.label_layers' schema: coarse outrank fine, bigger clusters outrank smaller."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for level, n, base in (("coarse", n_coarse, 1.0), ("fine", n_fine, 0.0)):
+        size = rng.integers(5, 100, size=n)
+        frames.append(pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n),
+                                    "text": [f"{level} {i}" for i in range(n)], "level": level,
+                                    "priority": base + size / size.sum(), "cluster_id": np.arange(n), "size": size}))
+    return pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=0)
+
+
+def test_label_payload_sends_every_level_by_priority_escaped():
+    layers = _layers(4, 9)
+    layers.loc[layers.index[0], "text"] = "<b>bold</b> & co"
+    payload = json.loads(json.dumps(label_payload(layers)))
+    assert payload["levels"] == ["coarse", "fine"]
+    rows = payload["labels"]
+    assert len(rows) == 13 and all(len(r) == 5 for r in rows)
+    priorities = [r[4] for r in rows]
+    assert priorities == sorted(priorities, reverse=True), "the browser places labels in this order"
+    assert [r[3] for r in rows] == [0] * 4 + [1] * 9, "coarse labels first, as level index 0"
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in [r[2] for r in rows]
+    assert not any("<b>" in r[2] for r in rows)
+    # Fine labels wait for a zoom at which about as many are in view as coarse ones at full view.
+    assert payload["zooms"][0] == 1.0 and payload["zooms"][1] == 1.5
+    assert label_payload(None) == {"levels": [], "zooms": [], "labels": []}
+
+
+def test_level_zooms_follow_the_number_of_labels_per_level():
+    layers = pd.concat([_layers(10, 90), _layers(0, 360).assign(level="finest", priority=lambda f: f["priority"] - 1)])
+    assert level_zooms(layers) == [1.0, 3.0, 6.0]
+    # A third level may arrive from map_clusters ("finest"): it is sent and ordered like the others.
+    assert label_payload(layers)["levels"] == ["coarse", "fine", "finest"]
+
+
+def test_an_export_places_the_coarse_labels_once(points):
+    layers = _layers(3, 6)
+    layers.loc[layers["level"] == "coarse", ["x", "y"]] = [[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]]
+    fig = build_figure(points, style=MapStyle(labels=layers))
+    texts = sorted(a.text for a in fig.layout.annotations)
+    assert texts == ["coarse 0", "coarse 1", "coarse 2"]
+    # The app's base layer carries no labels: they travel apart, and a new label set never redraws the points.
+    assert base_key(points, MapStyle(labels=layers)) == base_key(points, MapStyle())
+
+
+def test_neighbours_are_thin_rings_on_drawn_rows(points):
+    style = MapStyle(title_column="title", focus=103, neighbours=np.array([1, 2, 3, 39]))
+    traces = overlay_traces(points, style=style)
+    assert [t.name for t in traces] == ["neighbours", "focused"]
+    rings = traces[0]
+    assert rings.type == "scatter" and rings.mode == "markers"
+    # Row 39 is not embedded: it has no place on the map, so no ring.
+    assert [int(c[0]) for c in rings.customdata] == [101, 102, 103]
+    assert list(rings.x) == list(points["x"].iloc[[1, 2, 3]])
+    assert rings.marker.line.width < traces[1].marker.line.width, "thinner than the focus ring"
+    assert rings.marker.color == "rgba(0,0,0,0)"
+    assert rings.hovertext[0] == "neighbour 1<br>paper 1"
+    assert [t.name for t in overlay_traces(points, style=MapStyle(focus=103))] == ["focused"]
+
+
+def test_only_the_top_hits_carry_their_rank_as_text(points):
+    hits = np.arange(8)
+    style = MapStyle(title_column="title", hits=hits, hit_scores=np.linspace(0.9, 0.2, 8),
+                     query_xy=np.array([0.0, 0.0]), query_label="q")
+    hit_trace = next(t for t in overlay_traces(points, style=style) if t.name == "search hits")
+    assert list(hit_trace.text) == [str(r) for r in range(1, RANK_TEXT_HITS + 1)] + [""] * (8 - RANK_TEXT_HITS)
+    # The others keep their rank and score in the hover.
+    assert hit_trace.hovertext[5].startswith("#6 · 0.")
+
+
+def test_a_long_query_label_is_shortened_and_left_to_the_browser_to_place(points):
+    query = "<i>graph</i> neural networks for molecule property prediction and drug discovery at scale"
+    style = MapStyle(hits=np.array([1, 2]), query_xy=np.array([0.5, 0.5]), query_label=query)
+    overlay = json.loads(overlay_json(points, style))
+    label = overlay["query"]
+    assert label["x"] == 0.5 and label["y"] == 0.5
+    assert label["text"].startswith("&lt;i&gt;graph") and label["text"].endswith("…")
+    assert len(label["text"].replace("&lt;", "<").replace("&gt;", ">")) == QUERY_LABEL_CHARS
+    star = next(t for t in overlay["data"] if t["name"] == "query")
+    assert star["mode"] == "markers" and "text" not in star
+    # A figure drawn once (exports) keeps the label on its star.
+    exported = next(t for t in build_figure(points, style=style).data if t.name == "query")
+    assert exported.mode == "markers+text" and exported.text[0] == label["text"]
+    assert json.loads(overlay_json(points, MapStyle()))["query"] is None
+
+
+def test_titles_payload_names_every_drawn_row_shortly(points):
+    points = points.assign(title=[f"<b>paper</b> {i} " + "about things " * 8 for i in range(len(points))])
+    payload = titles_payload(points, MapStyle(title_column="title"))
+    assert payload["ids"] == list(range(100, 139)), "the unembedded row has no place, so no title"
+    assert payload["titles"][0].startswith("&lt;b&gt;paper&lt;/b&gt; 0 about")
+    assert all(len(t.replace("&lt;", "<").replace("&gt;", ">")) <= 48 for t in payload["titles"])
+    named = titles_payload(points, MapStyle(titles=[f"name {i}" for i in range(len(points))]))
+    assert named["titles"][:2] == ["name 0", "name 1"]
+
+
+class _Saved:
+    """Just what hover_thumbnails reads of a SavedMap."""
+
+    def __init__(self, kind: str, thumbs: dict[int, bytes]):
+        self.kind, self._thumbs = kind, thumbs
+        self.has_thumbnails = bool(thumbs)
+
+    def thumbnails(self, row_ids=None) -> dict[int, bytes]:
+        return dict(self._thumbs)
+
+
+def test_hover_thumbnails_are_data_uris_of_every_row_of_an_image_map():
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, format="PNG")
+    source = hover_thumbnails(_Saved("images", {7: buffer.getvalue(), 9: buffer.getvalue()}))
+    uris = source()
+    assert sorted(uris) == [7, 9] and all(u.startswith("data:image/png;base64,") for u in uris.values())
+    assert hover_thumbnails(_Saved("text", {})) is None

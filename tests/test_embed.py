@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,7 +29,9 @@ from explorer.embedders import (
 )
 from explorer.embedders import transformer as embed_module
 
-BUNDLED_ID = f"sentence-transformers/all-MiniLM-L6-v2@{BUNDLED_MODEL_SHA256[:16]}"
+# The bundled model reads 128 tokens by default; its bare id is what 256 tokens were called before.
+LEGACY_ID = f"sentence-transformers/all-MiniLM-L6-v2@{BUNDLED_MODEL_SHA256[:16]}"
+BUNDLED_ID = f"{LEGACY_ID}#len128"
 TEXTS = [
     "Protein folding and the energy landscape",
     "Quantum field theory of particles",
@@ -146,6 +150,102 @@ def test_missing_local_model_folder_is_a_model_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="Cannot load the model"):
         load_embedder(str(tmp_path / "no-model-here")).embed(["hello"])
+
+
+# --- the transformer's speed settings: tokens, device (no torch needed) ------------------------------
+
+
+def test_bundled_model_reads_128_tokens_by_default():
+    embedder = SentenceTransformerEmbedder()
+    assert embedder.seq_length == 128 and embedder.max_seq_length is None
+    assert embedder.model_id == BUNDLED_ID
+
+
+@pytest.mark.parametrize(
+    ("model", "length", "model_id"),
+    [
+        ("bundled", 256, LEGACY_ID),  # the old default's vectors keep their old id, and their cache
+        ("bundled", 64, f"{LEGACY_ID}#len64"),
+        ("some-org/some-model", None, "some-org/some-model"),  # another model keeps its own config
+        ("some-org/some-model", 200, "some-org/some-model#len200"),
+    ],
+)
+def test_model_id_changes_with_the_token_length(model, length, model_id):
+    assert SentenceTransformerEmbedder(model, max_seq_length=length).model_id == model_id
+
+
+def test_max_seq_length_of_reads_the_model_id():
+    assert embed_module.max_seq_length_of(BUNDLED_ID) == 128
+    assert embed_module.max_seq_length_of(LEGACY_ID) == 256
+    assert embed_module.max_seq_length_of("some-org/some-model#len200") == 200
+    assert embed_module.max_seq_length_of("some-org/some-model") is None
+    assert embed_module.max_seq_length_of(None) is None
+
+
+@pytest.mark.parametrize(("model_id", "length"), [(LEGACY_ID, 256), (BUNDLED_ID, 128)])
+def test_a_saved_map_is_queried_with_its_own_token_length(tmp_path, model_id, length):
+    from explorer.embedders import embedder_for
+
+    saved = SimpleNamespace(manifest={"model": "all-MiniLM-L6-v2", "model_id": model_id}, kind="text",
+                            path=tmp_path / "maps" / "papers")
+    embedder = embedder_for(saved)
+    assert embedder.seq_length == length
+    assert embedder.model_id == model_id  # so the search check passes for maps built before 128 tokens
+
+
+def fake_torch(*, cuda: bool, mps: bool = False) -> SimpleNamespace:
+    """Just enough of torch for choosing a device."""
+    return SimpleNamespace(__version__="fake", cuda=SimpleNamespace(is_available=lambda: cuda),
+                           backends=SimpleNamespace(mps=SimpleNamespace(is_available=lambda: mps)))
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "asked", "device"),
+    [
+        (True, False, None, "cuda"),
+        (True, False, "auto", "cuda"),
+        (False, False, "auto", "cpu"),
+        (False, True, "auto", "mps"),
+        (True, False, "cpu", "cpu"),
+        (True, False, "CUDA", "cuda"),
+        (True, False, "cuda:1", "cuda:1"),
+    ],
+)
+def test_device_choice(monkeypatch, cuda, mps, asked, device):
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(cuda=cuda, mps=mps))
+    monkeypatch.delenv("EXPLORER_DEVICE", raising=False)
+    assert embed_module.resolve_device(asked) == device
+
+
+def test_device_from_the_environment(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(cuda=True))
+    monkeypatch.setenv("EXPLORER_DEVICE", "cpu")
+    assert embed_module.resolve_device(None) == "cpu"
+    assert embed_module.resolve_device("cuda") == "cuda"  # an explicit choice wins over the environment
+
+
+@pytest.mark.parametrize(("asked", "message"), [("cuda", "sees no CUDA GPU"), ("tpu", "Unknown device 'tpu'")])
+def test_bad_device_is_a_model_error(monkeypatch, asked, message):
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(cuda=False))
+    with pytest.raises(ModelError, match=message):
+        embed_module.resolve_device(asked)
+
+
+def test_model_loads_on_the_chosen_device_with_128_tokens(monkeypatch):
+    loaded = []
+
+    def fake_load(path, device):
+        model = SimpleNamespace(max_seq_length=256, get_embedding_dimension=lambda: 384)
+        loaded.append((device, model))
+        return model
+
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(cuda=True))
+    monkeypatch.delenv("EXPLORER_DEVICE", raising=False)
+    monkeypatch.setattr(embed_module, "_load_sentence_transformer", fake_load)
+    monkeypatch.setattr(SentenceTransformerEmbedder, "_path", lambda self: "bundled-folder")
+    embedder = load_embedder(None, device="auto")
+    assert embedder.model.max_seq_length == 128
+    assert embedder.device == "cuda" and loaded[0][0] == "cuda"
 
 
 # --- the bundled model's integrity check ------------------------------------------------------------
@@ -276,6 +376,14 @@ def test_real_model_matches_sentence_transformers(real_embedder):
     )
     ours = real_embedder.embed(texts, batch_size=2)
     np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_real_model_cuts_texts_at_128_tokens(real_embedder):
+    long = "protein folding " * 80  # 160 words: well past 128 tokens
+    first, longer = real_embedder.embed([long, long + "inflation and trade " * 20])
+    assert real_embedder.model.max_seq_length == 128
+    np.testing.assert_allclose(first, longer, atol=1e-6)  # what follows token 128 is not read
 
 
 @pytest.mark.slow

@@ -129,6 +129,20 @@ def test_match_figure_shades_every_token(embedder):
     query_cells, text_cells = fig.data
     assert [t for t in query_cells.text.flat if t] == explanation.query_tokens.tokens
     np.testing.assert_allclose(np.nansum(text_cells.z), explanation.cosine, atol=1e-4)
+    # A colour key beside each row of tokens, each centred on its own subplot.
+    keys = [fig.layout.coloraxis, fig.layout.coloraxis2]
+    assert all(k.showscale and k.colorbar.title.text == "share" for k in keys)
+    assert keys[0].colorbar.y > keys[1].colorbar.y
+
+
+def test_shared_words_is_what_a_word_counting_map_can_explain():
+    from explorer.embedders import HashingEmbedder
+    from explorer.explain import can_explain, shared_words
+
+    assert shared_words("Protein folding in cells", "How proteins fold: folding pathways of a protein") == [
+        "protein", "folding"]
+    assert shared_words("the of and", "the of and") == [], "stop words are not shared meaning"
+    assert not can_explain(HashingEmbedder(dimension=8))
 
 
 def test_figures_escape_user_text(embedder):

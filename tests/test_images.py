@@ -387,6 +387,18 @@ def test_keyword_search_matches_words_and_their_longer_forms(workspace):
     assert both.top_scores.tolist() == [0.5, 0.5]
 
 
+def test_keyword_search_matches_number_words_and_numerals(workspace):
+    files = [("7/a.png", encode(square("red"))), ("3/b.png", encode(square("blue"))),
+             ("misc/seven.png", encode(square("green")))]
+    saved = build_map(files, kind="images", name="digits", model="pixels", projection=PCA,
+                      workspace=workspace).saved
+    labels = saved.points["file"]
+    # People type the word where the folder holds the digit, and the other way round.
+    assert sorted(labels.iloc[search_map(saved, "seven").indices]) == ["7/a.png", "misc/seven.png"]
+    assert sorted(labels.iloc[search_map(saved, "7").indices]) == ["7/a.png", "misc/seven.png"]
+    assert labels.iloc[search_map(saved, "three").indices].tolist() == ["3/b.png"]
+
+
 def test_cli_builds_a_table_beside_a_zip(tmp_path, capsys):
     (tmp_path / "photos.zip").write_bytes(colour_zip(2))
     (tmp_path / "photos.csv").write_text("path,caption\nred/red_0.png,sunset\nblue/blue_1.png,sea\n")

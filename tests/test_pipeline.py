@@ -7,7 +7,7 @@ import importlib
 import numpy as np
 import pandas as pd
 import pytest
-from kinds import COLOURS, KINDS, PCA, Case, Recorder, build, make_case
+from kinds import COLOURS, KINDS, PCA, Case, Recorder, build, encode, make_case, square
 
 from explorer import (
     BuildResult,
@@ -20,7 +20,7 @@ from explorer import (
     cluster_table,
     search_map,
 )
-from explorer.pipeline import STAGES, assemble_points
+from explorer.pipeline import STAGES, assemble_points, map_is_current
 
 
 @pytest.fixture(params=KINDS)
@@ -290,3 +290,23 @@ def test_real_rebuild_from_the_cache(real_map, real_embedder, sample_papers):
     assert again.n_cached == 200
     np.testing.assert_array_equal(again.saved.embeddings, real_map.saved.embeddings)
     np.testing.assert_array_equal(again.saved.coords, real_map.saved.coords)
+
+
+def test_map_is_current_for_a_file_and_a_folder_of_images(tmp_path, workspace, papers_frame):
+    table = tmp_path / "papers.csv"
+    papers_frame.to_csv(table, index=False)
+    build_map(table, name="papers", model="hashing", projection=PCA, workspace=workspace)
+    assert map_is_current(workspace, "papers", source=table, model="hashing", clusters=False)
+    assert not map_is_current(workspace, "papers", source=table, model="hashing"), "asked for clusters it lacks"
+    table.write_text(table.read_text() + "An extra,row,physics,2024\n")
+    assert not map_is_current(workspace, "papers", source=table, model="hashing", clusters=False)
+
+    folder = tmp_path / "images"
+    for colour in ("red", "blue"):
+        (folder / colour).mkdir(parents=True)
+        for i in range(3):
+            (folder / colour / f"{i}.png").write_bytes(encode(square(colour, seed=i)))
+    build_map(folder, name="colours", model="pixels", projection=PCA, workspace=workspace)
+    assert map_is_current(workspace, "colours", source=folder, model="pixels", clusters=False)
+    (folder / "red" / "9.png").write_bytes(encode(square("green")))
+    assert not map_is_current(workspace, "colours", source=folder, model="pixels", clusters=False)

@@ -67,7 +67,9 @@ def test_a_cluster_picked_in_the_table_is_highlighted_in_the_same_run(papers_fra
     dimmed = set(traces["filtered out"])
     assert dimmed == set(range(len(papers_frame))) - members, "the other clusters are dimmed in this very run"
     assert {i for name, ids in traces.items() if name != "filtered out" for i in ids} == members
-    assert any(f"{len(members)} of 30 rows match the filters" in c.value for c in at.caption)
+    assert any(f"highlighted ({len(members)} rows)" in c.value.replace("\\", "") for c in at.caption), \
+        "the line by the map says why"
+    assert not any("match the filters" in c.value for c in at.caption), "a pick is not a filter"
     assert any(label in m.value.replace("\\", "") for m in at.markdown), "the side panel names the pick"
 
     _pick_cluster(at, 1)
@@ -77,6 +79,7 @@ def test_a_cluster_picked_in_the_table_is_highlighted_in_the_same_run(papers_fra
     _pick_cluster(at, None)
     assert "filtered out" not in base_traces(at), "clearing the pick undims the map in the same run"
     assert any("Select a cluster to highlight it" in c.value for c in at.caption)
+    assert not any("highlighted (" in c.value.replace("\\", "") for c in at.caption), "no stale line"
 
 
 @pytest.mark.slow
@@ -132,10 +135,11 @@ def test_a_click_and_a_search_show_in_the_run_that_brings_them(papers_frame):
     at.session_state[key] = {"seq": "1", "kind": "click", "ids": [4]}
     at.text_input(key="query").set_value("market price")
     _run(at)
-    assert overlay_names(at)[-3:] == ["search hits", "query", "focused"]
+    assert {"search hits", "query", "focused"} <= set(overlay_names(at))
     assert at.session_state["selected_title"] == papers_frame["title"][4], "the details row is remembered"
     assert at.session_state["last_query"] == "market price"
-    assert any(h.value == "Details" for h in at.subheader)
+    assert at.session_state["side_tab"] == "Details", "the click opens its row's tab in the same run"
+    assert any(papers_frame["title"][4] in m.value.replace("\\", "") for m in at.markdown)
     assert map_args(at)["selected"] is None
 
 
@@ -159,3 +163,31 @@ def test_user_text_is_shown_literally_in_markdown():
     from explorer.ui import escape_markdown
 
     assert escape_markdown("**bold** [x](y)") == r"\*\*bold\*\* \[x\]\(y\)"
+
+
+def test_the_time_left_starts_after_the_model_is_loaded(monkeypatch):
+    from explorer.ui import build_page
+
+    now = [0.0]
+    monkeypatch.setattr(build_page.time, "perf_counter", lambda: now[0])
+    clock = build_page.BuildClock()
+    assert clock.update("embed", 0.0, "Loading the model all-MiniLM-L6-v2") == ("Loading the model", "")
+    now[0] = 22.0  # the model took 22 s to load; the first batch arrives
+    assert clock.update("embed", 0.05, "64 of 1,280 texts") == ("Embedding", "")
+    now[0] = 24.0  # two seconds for the next 5 %: about 36 s for the remaining 90 %
+    title, eta = clock.update("embed", 0.10, "128 of 1,280 texts")
+    assert (title, eta) == ("Embedding", " · about 36 s left"), "measured from the first batch, not the load"
+    assert clock.update("project", 0.0, "Projecting") == ("Projecting", "")
+
+
+def test_the_line_by_the_map_names_what_is_dimmed():
+    import pandas as pd
+
+    from explorer.ui.state import dim_note
+
+    cluster = pd.Series({"label": "protein · folding", "size": 12})
+    assert dim_note(30, filtered=None, cluster=None, shown=30) == ""
+    assert dim_note(30, filtered=10, cluster=None, shown=10) == "10 of 30 rows match the filters; the rest are dimmed."
+    assert dim_note(30, filtered=None, cluster=cluster, shown=12) == (
+        "cluster “protein · folding” highlighted (12 rows); the rest are dimmed.")
+    assert dim_note(30, filtered=10, cluster=cluster, shown=4).endswith("; 4 shown, the rest dimmed.")

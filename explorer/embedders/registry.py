@@ -12,7 +12,13 @@ from .base import Embedder, EmbedderBase
 from .hashing import HASHING_MODEL, HashingEmbedder
 from .pixels import PIXEL_MODEL, PixelFeatureEmbedder
 from .tfidf import CONFIG_FILE, is_corpus_model, load_corpus_embedder, model_folder
-from .transformer import BUNDLED_MODEL, DEFAULT_CLIP_MODEL, ClipEmbedder, SentenceTransformerEmbedder
+from .transformer import (
+    BUNDLED_MODEL,
+    DEFAULT_CLIP_MODEL,
+    ClipEmbedder,
+    SentenceTransformerEmbedder,
+    max_seq_length_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +118,15 @@ def embedder_for(saved) -> Embedder:
     kind = saved.kind
     spec = manifest.get("model") or None
     root = Path(saved.path).parent.parent
-    key = (kind, spec, str(root) if is_corpus_model(spec) else "", _stamp(spec, root))
+    # A text map's queries are cut as its rows were: a map of the bundled model from before 128 tokens
+    # became its default keeps 256, so its model id, and the search check, still match.
+    length = max_seq_length_of(manifest.get("model_id")) if kind == TEXT and not is_corpus_model(spec) else None
+    key = (kind, spec, str(root) if is_corpus_model(spec) else "", _stamp(spec, root), length)
     with _lock:
         embedder = _loaded.get(key)
     if embedder is None:
         # Loaded outside the lock: a first load takes seconds and must not hold up other maps' searches.
-        embedder = load_embedder(spec, kind=kind, workspace_root=root)
+        embedder = load_embedder(spec, kind=kind, workspace_root=root, max_seq_length=length)
         with _lock:
             while len(_loaded) >= MAX_LOADED:
                 _loaded.pop(next(iter(_loaded)))

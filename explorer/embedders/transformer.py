@@ -4,6 +4,8 @@ name or folder, and CLIP, which embeds texts and images into one space."""
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +24,16 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}", "bundled"}
 DEFAULT_CLIP_MODEL = "clip-ViT-B-32"
+# all-MiniLM-L6-v2 was trained on 128-token inputs, though its sentence_bert_config says 256. At 128 the
+# transformer stage reads ~2.7x the docs/s on this 2-core CPU with title → abstract retrieval held
+# (docs/benchmarks.md, "Transformer speed"); an explicit max_seq_length still overrides it.
+BUNDLED_MAX_SEQ_LENGTH = 128
+# What the bundled model read before (its config's 256): maps and cached vectors of then carry no
+# "#len" suffix in their model id, and they keep meaning 256 tokens.
+LEGACY_BUNDLED_MAX_SEQ_LENGTH = 256
+DEVICES = ("auto", "cpu", "cuda")
+DEVICE_ENV = "EXPLORER_DEVICE"
+_LENGTH_SUFFIX = re.compile(r"#len(\d+)$")
 # Images are kept at most this many pixels on a side for CLIP, which looks at 224 x 224.
 CLIP_IMAGE_SIDE = 512
 
@@ -34,6 +46,37 @@ def default_device() -> str:
         return "cuda"
     mps = getattr(torch.backends, "mps", None)
     return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+def resolve_device(device: str | None = None) -> str:
+    """The torch device for ``device``: "auto" (or None, unless $EXPLORER_DEVICE says otherwise) picks the
+    GPU when torch sees one; "cpu", "cuda" or "cuda:N" (and "mps") are taken as asked, a missing GPU refused."""
+    choice = (device or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
+    if choice == "auto":
+        return default_device()
+    if choice == "cpu":
+        return choice
+    if choice == "cuda" or re.fullmatch(r"cuda:\d+", choice):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ModelError(f"The device '{choice}' was asked for, but torch {torch.__version__} sees no CUDA "
+                             "GPU on this machine: use the device 'auto' or 'cpu'.")
+        return choice
+    if choice == "mps":
+        return choice
+    raise ModelError(f"Unknown device '{device or os.environ.get(DEVICE_ENV)}': use one of {', '.join(DEVICES)}.")
+
+
+def max_seq_length_of(model_id: str | None) -> int | None:
+    """The max_seq_length a text model id stands for: its "#len" suffix, or 256 for the bundled model's
+    bare id (what it read before issue 15); None when the model's own setting applies."""
+    found = _LENGTH_SUFFIX.search(model_id or "")
+    if found:
+        return int(found.group(1))
+    if (model_id or "").startswith(f"sentence-transformers/{BUNDLED_MODEL}@"):
+        return LEGACY_BUNDLED_MAX_SEQ_LENGTH
+    return None
 
 
 def bundled_model_path() -> Path:
@@ -72,7 +115,8 @@ def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 class SentenceTransformerEmbedder(EmbedderBase):
     """A sentence-transformers model: the bundled MiniLM by default, or any name or local folder.
-    ``device`` None picks the GPU when torch sees one."""
+    ``device`` None or "auto" picks the GPU when torch sees one; ``max_seq_length`` None is the model's
+    default (128 tokens for the bundled MiniLM, the model's own config for any other)."""
 
     def __init__(self, model: str = BUNDLED_MODEL, *, device: str | None = None, max_seq_length: int | None = None):
         self.model_name = BUNDLED_MODEL if model in BUNDLED_ALIASES else model
@@ -83,19 +127,29 @@ class SentenceTransformerEmbedder(EmbedderBase):
         self.model_id = self._identity()
         self.dimension = 0
 
+    @property
+    def seq_length(self) -> int | None:
+        """The tokens each text is cut to: the override, else the bundled default, else the model's own (None)."""
+        if self.max_seq_length is not None:
+            return self.max_seq_length
+        return BUNDLED_MAX_SEQ_LENGTH if self.model_name == BUNDLED_MODEL else None
+
     def _identity(self) -> str:
+        # The id names the vector space (cache keys, the search check), so every setting that changes
+        # the vectors is in it; the bundled model's bare id stays what 256 tokens were called before.
+        length = self.seq_length
         if self.model_name == BUNDLED_MODEL:
             self.model_hash = BUNDLED_MODEL_SHA256
             base = f"sentence-transformers/{BUNDLED_MODEL}@{BUNDLED_MODEL_SHA256[:16]}"
+            return base if length == LEGACY_BUNDLED_MAX_SEQ_LENGTH else f"{base}#len{length}"
+        weights = Path(self.model_name) / "model.safetensors"
+        if weights.is_file():
+            stat = weights.stat()
+            self.model_hash = _cached_sha256(str(weights), stat.st_size, stat.st_mtime_ns)
+            base = f"{Path(self.model_name).resolve().name}@{self.model_hash[:16]}"
         else:
-            weights = Path(self.model_name) / "model.safetensors"
-            if weights.is_file():
-                stat = weights.stat()
-                self.model_hash = _cached_sha256(str(weights), stat.st_size, stat.st_mtime_ns)
-                base = f"{Path(self.model_name).resolve().name}@{self.model_hash[:16]}"
-            else:
-                base = self.model_name
-        return base if self.max_seq_length is None else f"{base}#len{self.max_seq_length}"
+            base = self.model_name
+        return base if length is None else f"{base}#len{length}"
 
     def _path(self) -> str:
         if self.model_name == BUNDLED_MODEL:
@@ -108,11 +162,10 @@ class SentenceTransformerEmbedder(EmbedderBase):
     def model(self):
         """The loaded SentenceTransformer (loaded on first use)."""
         if self._model is None:
-            if self.device is None:
-                self.device = default_device()
+            self.device = resolve_device(self.device)
             self._model = _load_sentence_transformer(self._path(), self.device)
-            if self.max_seq_length is not None:
-                self._model.max_seq_length = self.max_seq_length
+            if self.seq_length is not None:
+                self._model.max_seq_length = self.seq_length
             self.dimension = int(self._model.get_embedding_dimension())
         return self._model
 

@@ -13,6 +13,7 @@ app.py calls ``main()``; the pages import what they share from here, never from 
 from __future__ import annotations
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from .build_page import landing
 from .loaders import get_embedder, start_umap_warm_up
@@ -23,13 +24,27 @@ from .text import escape_markdown
 __all__ = ["VIEW_STATE_KEYS", "escape_markdown", "get_embedder", "main", "reset_view", "show_map"]
 
 
+# A just-built map opens at the top of the page, not scrolled down to where the form's button was.
+SCROLL_TO_TOP = """<script>
+const scrolled = '[data-testid="stMain"], [data-testid="stAppViewContainer"]';
+for (const el of window.parent.document.querySelectorAll(scrolled)) {
+  el.scrollTo({top: 0});
+}
+window.parent.scrollTo({top: 0});
+</script>"""
+
+
 def main() -> None:
     """Route between the first screen and the open map."""
     start_umap_warm_up()
     saved = open_current_map()
     if saved is None:
+        if error := st.session_state.pop("link_error", None):
+            st.error(error)
         landing()
         return
+    if st.session_state.pop("scroll_to_map", False):
+        components.html(SCROLL_TO_TOP, height=0)
     for note in st.session_state.pop("build_notes", []):
         st.info(note)
     map_view(saved, sidebar_controls(saved))

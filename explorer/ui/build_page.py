@@ -22,6 +22,7 @@ from explorer.store import Workspace
 from explorer.texts import compose_texts, detect_text_columns
 
 from . import loaders
+from .refinement import submit_refinement
 from .state import show_map
 from .text import escape_markdown
 
@@ -54,16 +55,11 @@ def run_build(source, *, replace: bool = False, **options) -> None:
     with st.status("Building the map…", expanded=True) as status:
         stage_text = st.empty()
         bar = st.progress(0.0)
-        clock = {"stage": None, "started": time.perf_counter()}
+        clock = BuildClock()
 
         def progress(stage: str, fraction: float, message: str = "") -> None:
-            if stage != clock["stage"]:
-                clock.update(stage=stage, started=time.perf_counter())
-            elapsed = time.perf_counter() - clock["started"]
-            eta = ""
-            if stage == "embed" and 0.02 < fraction < 1:
-                eta = f" · about {elapsed / fraction - elapsed:,.0f} s left"
-            stage_text.markdown(f"**{STAGE_TITLES.get(stage, stage)}** — {escape_markdown(message)}{eta}")
+            title, eta = clock.update(stage, fraction, message)
+            stage_text.markdown(f"**{title}** — {escape_markdown(message)}{eta}")
             bar.progress(min(max(fraction, 0.0), 1.0))
 
         try:
@@ -78,8 +74,12 @@ def run_build(source, *, replace: bool = False, **options) -> None:
         seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
         status.update(label=f"Built '{result.saved.name}' in {result.total_seconds:.1f} s ({seconds})",
                       state="complete", expanded=False)
+    submit_refinement(result)
     show_map(result.saved.name)
-    notes = list(result.notes)
+    st.session_state["scroll_to_map"] = True
+    st.session_state["build_summary"] = (result.saved.name, f"Built in {result.total_seconds:,.0f} s ({seconds}).")
+    # The mode's reason was advice for the form ("choose the quality mode…"); on the map it is noise.
+    notes = [n for n in result.notes if result.mode is None or n != result.mode.reason]
     if result.skipped:
         notes.append(f"Skipped {len(result.skipped):,} file(s): " + "; ".join(
             f"{name}: {reason}" for name, reason in result.skipped[:10]) + (" …" if len(result.skipped) > 10 else ""))
@@ -87,6 +87,38 @@ def run_build(source, *, replace: bool = False, **options) -> None:
         notes.append(result.text_search_reason)
     st.session_state["build_notes"] = notes
     st.rerun()
+
+
+class BuildClock:
+    """The stage titles and time-left estimate of a build's progress.
+
+    Loading a model reports no progress and can take 20 s, so it is a step of its own, and the
+    estimate starts at the first embedded batch: measured from the stage's start it had read
+    "about 329 s left" for a build that took 42 s."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.first: tuple[float, float] | None = None  # (time, fraction) of the stage's first report
+
+    def update(self, stage: str, fraction: float, message: str = "") -> tuple[str, str]:
+        """The title to show for this report, and " · about N s left" once a rate is measurable."""
+        now = time.perf_counter()
+        if stage != self.stage:
+            self.stage, self.first = stage, None
+        if stage == "embed" and fraction <= 0 and message.startswith("Loading the model"):
+            return "Loading the model", ""
+        if fraction > 0 and self.first is None:
+            self.first = (now, fraction)
+            return STAGE_TITLES.get(stage, stage), ""
+        eta = ""
+        if stage == "embed" and self.first is not None and fraction < 1 and fraction - self.first[1] >= 0.02:
+            rate = (fraction - self.first[1]) / max(now - self.first[0], 1e-6)
+            eta = f" · about {_seconds((1 - fraction) / rate)} left"
+        return STAGE_TITLES.get(stage, stage), eta
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.0f} s" if value < 90 else f"{value / 60:,.0f} min"
 
 
 def model_picker(key: str) -> str | None:
@@ -149,7 +181,8 @@ def upload_form(uploaded) -> None:
     find_clusters = st.checkbox("Find clusters and label them", value=True, key="upload_clusters",
                                 help="Topic labels drawn on the map; adds a few seconds.")
     projection = projection_settings("upload")
-    if st.button("Build map", type="primary", key="build_upload"):
+    if st.button("Build map", type="primary", key="build_upload", disabled=selection is None,
+                 help=None if selection is not None else "Choose a column of text to embed (or a template) first."):
         run_build(table, source_name=uploaded.name, name=name or None, text_columns=columns or None,
                   template=template or None, model=model, mode=mode, projection=projection,
                   clusters=config_for_rows(len(frame)) if find_clusters else None)
@@ -235,7 +268,10 @@ def landing() -> None:
         run_build(SAMPLE_PAPERS, source_name=SAMPLE_PAPERS.name, name=SAMPLE_MAP, model=default_model(),
                   clusters=ClusterConfig(), replace=True)
     if st.session_state.pop("building_sample_images", False):
-        run_build(SAMPLE_IMAGES, name=SAMPLE_DIGITS_MAP, model=PIXEL_MODEL)
+        if map_is_current(Workspace(), SAMPLE_DIGITS_MAP, source=SAMPLE_IMAGES, model=PIXEL_MODEL, clusters=False):
+            show_map(SAMPLE_DIGITS_MAP)
+            st.rerun()
+        run_build(SAMPLE_IMAGES, name=SAMPLE_DIGITS_MAP, model=PIXEL_MODEL, replace=True)
     if uploaded is not None:
         st.divider()
         upload_form(uploaded)

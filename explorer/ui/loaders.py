@@ -17,6 +17,7 @@ from explorer.errors import ExplorerError
 from explorer.filters import display_columns, filterable_columns
 from explorer.labels import contrast_terms
 from explorer.map_clusters import cluster_id_columns, labelled_points
+from explorer.map_clusters import named_points as named_points_of
 from explorer.project import warm_up_umap
 from explorer.store import Workspace
 
@@ -84,6 +85,12 @@ def get_texts(name: str, stamp: str) -> list[str]:
 def display_points(name: str, stamp: str, level: str | None):
     """The map's points plus, when it has clusters, each point's cluster label (for colour and filters)."""
     return labelled_points(get_map(name, stamp), level)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def named_points(name: str, stamp: str):
+    """The map's points with cluster names instead of cluster ids (for Details and the selection CSV)."""
+    return named_points_of(get_map(name, stamp))
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

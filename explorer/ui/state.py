@@ -16,19 +16,25 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.draw import MapStyle, title_column, visible_labels
+from explorer.draw import MapStyle, hover_thumbnails, map_labels, title_column
 from explorer.errors import ExplorerError
 from explorer.filters import category_mask, keyword_mask, positions_of
 from explorer.map_clusters import cluster_column, cluster_table
-from explorer.search import KEYWORD, SearchResult, query_position, search_map
+from explorer.search import KEYWORD, SearchResult, nearest_neighbors, query_position, search_map
 from explorer.store import Workspace
 
 from . import loaders
 
 # Per-session view state that belongs to one open map and is dropped when another map is opened.
 VIEW_STATE_KEYS = (
-    "selected_row", "selection", "last_event", "query", "last_query", "selected_title", "why_row",
+    "selected_row", "selection", "last_event", "query", "last_query", "selected_title", "why_row", "side_tab",
 )
+# The side panel's tabs (stateful: a callback may switch them, e.g. opening a result shows Details).
+SIDE_TAB = "side_tab"
+RESULTS_TAB, DETAILS_TAB, SELECTION_TAB = "Results", "Details", "Selection"
+SIDE_TABS = (RESULTS_TAB, DETAILS_TAB, SELECTION_TAB)
+# The page's query parameters that hold the view, so a reload or a shared link opens the same one.
+MAP_PARAM, QUERY_PARAM = "map", "query"
 # The clusters table's own selection state lives under this prefix plus the level and the map.
 CLUSTER_TABLE_KEY = "cluster_table_"
 
@@ -65,19 +71,34 @@ def show_map(name: str) -> None:
 
 
 def close_map() -> None:
-    """Button callback: back to the first screen."""
+    """Button callback: back to the first screen (and a URL that names no map)."""
     st.session_state.pop("map_name", None)
     reset_view()
+    for param in (MAP_PARAM, QUERY_PARAM):
+        st.query_params.pop(param, None)
 
 
 def focus_row(row_id: int) -> None:
     """Button callback: open a row's details and ring it on the map (callbacks spare a second rerun)."""
     st.session_state["selected_row"] = row_id
+    st.session_state[SIDE_TAB] = DETAILS_TAB
 
 
 def explain_row(row_id: int) -> None:
     """Button callback: show why a search hit matches the query."""
     st.session_state["why_row"] = row_id
+
+
+def show_results() -> None:
+    """Search box callback: a new query brings its results to the front."""
+    st.session_state[SIDE_TAB] = RESULTS_TAB
+
+
+def clear_selection() -> None:
+    """Button callback: drop the box or lasso selection (the browser clears its outline from it)."""
+    st.session_state.pop("selection", None)
+    if st.session_state.get(SIDE_TAB) == SELECTION_TAB:
+        st.session_state[SIDE_TAB] = RESULTS_TAB
 
 
 def forget(key: str) -> None:
@@ -86,17 +107,50 @@ def forget(key: str) -> None:
 
 
 def open_current_map():
-    """The map this session has open, or None (a map deleted meanwhile closes it)."""
+    """The map this session has open, or None (a map deleted meanwhile closes it).
+
+    A session that has no map yet opens the one its URL names (a reload, a bookmark, a shared
+    link), with the link's query in the search box; the open map and query go back into the URL."""
+    workspace = Workspace()
     name = st.session_state.get("map_name")
+    if not name and st.query_params.get(MAP_PARAM):
+        name = map_from_link(workspace)
     if not name:
         return None
-    workspace = Workspace()
     if not workspace.exists(name):
         st.session_state.pop("map_name", None)
+        st.query_params.pop(MAP_PARAM, None)
         return None
+    if st.query_params.get(MAP_PARAM) != name:
+        st.query_params[MAP_PARAM] = name
     stamp = str(workspace.stamp(name))
     st.session_state["map_stamp"] = stamp
     return loaders.get_map(name, stamp)
+
+
+def map_from_link(workspace: Workspace) -> str | None:
+    """Open the map the URL names; an unknown one leaves a message for the first screen."""
+    name = st.query_params.get(MAP_PARAM)
+    query = st.query_params.get(QUERY_PARAM, "")
+    if not workspace.exists(name):
+        st.session_state["link_error"] = (
+            f"The link names the map '{name}', which is not in this workspace: it may have been renamed "
+            "or deleted, or built on another machine. Open one of the saved maps instead.")
+        st.query_params.pop(MAP_PARAM, None)
+        st.query_params.pop(QUERY_PARAM, None)
+        return None
+    show_map(name)
+    if query:
+        st.session_state["query"] = query
+    return name
+
+
+def sync_query_param(query: str) -> None:
+    """Keep the search query in the URL (removed when the box is empty)."""
+    if query and st.query_params.get(QUERY_PARAM) != query:
+        st.query_params[QUERY_PARAM] = query
+    elif not query and QUERY_PARAM in st.query_params:
+        st.query_params.pop(QUERY_PARAM, None)
 
 
 def apply_chart_event(event) -> None:
@@ -110,8 +164,11 @@ def apply_chart_event(event) -> None:
     ids = [int(i) for i in event.get("ids") or []]
     if event.get("kind") == "selection":
         st.session_state["selection"] = ids
+        # Read before the side panel is drawn, so its tab can still be switched in this run.
+        st.session_state[SIDE_TAB] = SELECTION_TAB if ids else RESULTS_TAB
     elif event.get("kind") == "click" and ids:
         st.session_state["selected_row"] = ids[0]
+        st.session_state[SIDE_TAB] = DETAILS_TAB
 
 
 def chosen_table_row(saved, level: str, n_rows: int) -> int | None:
@@ -171,8 +228,14 @@ class ViewState:
     keep: np.ndarray
     result: SearchResult | None
     style: MapStyle
-    # (kind, text) shown above the map: "info", "warning" or "error".
+    # (kind, text) shown above the map: "info", "warning" or "error"; each text once.
     messages: list[tuple[str, str]] = field(default_factory=list)
+    # The focused row's nearest neighbours in the embedding space (ringed on the map, listed in Details).
+    neighbours: SearchResult | None = None
+    # One line by the map on what is dimmed and why ("" when nothing is).
+    dim_note: str = ""
+    # How the search found its hits, when that is not by meaning (keyword matching on a pixel map).
+    search_note: str = ""
 
 
 def run_search(saved, search: SearchInput, messages: list[tuple[str, str]]) -> SearchResult | None:
@@ -186,12 +249,30 @@ def run_search(saved, search: SearchInput, messages: list[tuple[str, str]]) -> S
     except ExplorerError as exc:
         messages.append(("error", str(exc)))
         return None
-    if result.mode == KEYWORD and result.reason:
-        messages.append(("info", result.reason))
     if search.query:
         st.session_state["last_query"] = search.query
     messages.extend(("info", note) for note in result.notes)
     return result
+
+
+def focused_neighbours(saved, index: int, *, k: int = 10) -> SearchResult | None:
+    """The ten rows nearest to the focused one in the embedding space (None for a row without text)."""
+    if not saved.embedded[index]:
+        return None
+    return nearest_neighbors(saved.embeddings, index, k=k, valid=saved.embedded)
+
+
+def dim_note(n_rows: int, *, filtered: int | None, cluster: pd.Series | None, shown: int) -> str:
+    """What the dimming on the map means: filters, a highlighted cluster, or both ("" for neither)."""
+    parts = []
+    if filtered is not None:
+        parts.append(f"{filtered:,} of {n_rows:,} rows match the filters")
+    if cluster is not None:
+        parts.append(f"cluster “{cluster['label']}” highlighted ({int(cluster['size']):,} rows)")
+    if not parts:
+        return ""
+    tail = f"; {shown:,} shown, the rest dimmed." if len(parts) > 1 else "; the rest are dimmed."
+    return " · ".join(parts) + tail
 
 
 def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewState:
@@ -218,6 +299,7 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
         except ExplorerError as exc:
             messages.append(("warning", str(exc)))
     keep &= category_mask(points, controls.categories)
+    filtered = None if keep.all() else int(keep.sum())
 
     clusters = chosen = None
     if level is not None:
@@ -227,15 +309,18 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
             chosen = clusters.iloc[row]
             keep &= (points[cluster_column(saved, level)] == int(chosen["id"])).to_numpy()
 
+    neighbours = None
     if selected_row is not None:
         position = positions_of(saved.points, [selected_row])
         if len(position):
             st.session_state["selected_title"] = titles[int(position[0])]
+            neighbours = focused_neighbours(saved, int(position[0]))
 
     style = MapStyle(
         color_by=controls.colour, hover_fields=controls.hover, title_column=title_col,
         dimmed=~keep if not keep.all() else None, selected=st.session_state.get("selection"),
-        focus=selected_row,
+        focus=selected_row, titles=titles, neighbours=None if neighbours is None else neighbours.indices,
+        thumbnails=hover_thumbnails(saved),
     )
     if result is not None:
         style.hits = result.indices
@@ -245,9 +330,14 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
         if search.by_similarity:
             style.similarity = np.nan_to_num(result.scores, nan=0.0)
     if controls.show_labels and level is not None:
-        style.labels = visible_labels(saved, level)
+        # Every level goes to the browser, which shows finer labels as the map is zoomed in.
+        style.labels = map_labels(saved)
 
     why_row = st.session_state.get("why_row")
+    search_note = result.reason if result is not None and result.mode == KEYWORD else ""
     return ViewState(points=points, titles=titles, title_column=title_col, level=level, selection=selection,
                      selected_row=selected_row, why_row=why_row, clusters=clusters, chosen_cluster=chosen,
-                     keep=keep, result=result, style=style, messages=messages)
+                     keep=keep, result=result, style=style, messages=list(dict.fromkeys(messages)),
+                     neighbours=neighbours,
+                     dim_note=dim_note(len(points), filtered=filtered, cluster=chosen, shown=int(keep.sum())),
+                     search_note=search_note)

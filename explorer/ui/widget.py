@@ -3,22 +3,45 @@
 `st.plotly_chart` re-sends and re-plots every point on each rerun (seconds at 100k points), so
 the map is drawn by frontend/map/index.html (package data beside this module) instead: Python
 sends the base layer with a key (parsed and plotted only when the key changes), the SVG overlays
-(hits, query, focus) and the selected row ids, and gets back row ids for a click, a box or a lasso.
+(hits, query, focus, neighbours), every level's cluster labels (placed by the browser on each
+zoom and pan) and the selected row ids, and gets back row ids for a click, a box or a lasso.
+
+Row titles (shown beside the points once few are in view) and an image map's thumbnails (shown
+on hover) are files beside index.html, written once per map and fetched by the browser only when
+it needs them: component arguments travel again on every rerun, and 100k titles would be megabytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
 
-from explorer.draw import MapStyle, base_figure, base_key, overlay_json
+from explorer.draw import (
+    LEAN_HOVER_POINTS,
+    MapStyle,
+    base_figure,
+    base_key,
+    label_payload,
+    overlay_json,
+    titles_payload,
+)
 
 FRONTEND = Path(__file__).parent / "frontend" / "map"
+log = logging.getLogger(__name__)
+# Assets being written in the background, so two reruns never write the same file at once.
+_WRITING: set[str] = set()
+_WRITING_LOCK = threading.Lock()
+TITLES_DELAY_S = 3.0
 
 
 @st.cache_resource(show_spinner=False)
@@ -51,14 +74,70 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
     """Draw the map; returns the last event ({"seq", "kind": "click" | "selection", "ids"}) or None.
 
     The selection travels as row ids: the browser marks those points with plotly's own selection
-    styling, and skips even that when the ids are the box or lasso it has just drawn."""
+    styling, and skips even that when the ids are the box or lasso it has just drawn; no ids
+    (``style.selected`` None or empty) clear plotly's own box or lasso and its dimming."""
     component = components.declare_component("explorer_map", path=frontend_folder())
     layer_key = base_key(points, style, revision=revision)
     overlay = overlay_json(points, style)
+    labels = label_json(style)
     selected = None if style.selected is None or not len(style.selected) else [int(i) for i in style.selected]
+    map_id = _digest(json.dumps([revision, len(points), style.title_column]).encode())
+    # A big map's titles wait until the run that opens it is over (they take ~0.5 s at 100k, on the GIL).
+    delay = TITLES_DELAY_S if len(points) > LEAN_HOVER_POINTS else 0.0
+    assets = {"titles": _asset(f"titles-{map_id}.json", lambda: titles_payload(points, style), delay=delay)}
+    if style.thumbnails is not None:
+        source = style.thumbnails
+        assets["thumbnails"] = _asset(f"thumbnails-{map_id}.json", lambda: _thumbnail_payload(source))
     return component(base=base_layer(layer_key, points, style, revision), base_key=layer_key, overlay=overlay,
-                     overlay_key=_digest(overlay.encode()), selected=selected,
-                     selection_key=_digest(repr(selected).encode()), height=height, key=key, default=None)
+                     overlay_key=_digest(overlay.encode()), labels=labels, labels_key=_digest(labels.encode()),
+                     assets=assets, selected=selected, selection_key=_digest(repr(selected).encode()),
+                     height=height, key=key, default=None)
+
+
+def label_json(style: MapStyle) -> str:
+    """Every level's cluster labels as compact JSON (draw.label_payload), built once per set of labels."""
+    if style.labels is None or not len(style.labels):
+        return json.dumps(label_payload(None))
+    return _label_json(_digest(pd.util.hash_pandas_object(style.labels, index=False).to_numpy().tobytes()),
+                       style.labels)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _label_json(digest: str, _labels) -> str:
+    return json.dumps(label_payload(_labels), separators=(",", ":"))
+
+
+def _asset(name: str, build: Callable[[], dict], *, delay: float = 0.0) -> str:
+    """The file ``name`` beside index.html, written in the background the first time (its name is returned at once).
+
+    Not on the script's path: 100k titles take a few tenths of a second to gather, and the browser
+    asks for them only when a zoom leaves few points in view (it retries while the file is missing)."""
+    path = Path(frontend_folder()) / name
+    with _WRITING_LOCK:
+        if path.is_file() or name in _WRITING:
+            return name
+        _WRITING.add(name)
+
+    def write() -> None:
+        try:
+            staging = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            staging.write_text(json.dumps(build(), separators=(",", ":")), encoding="utf-8")
+            os.replace(staging, path)
+        except Exception:  # a missing asset only costs titles or thumbnails, never the map
+            log.exception("could not write the map asset %s", name)
+        finally:
+            with _WRITING_LOCK:
+                _WRITING.discard(name)
+
+    timer = threading.Timer(delay, write)
+    timer.name, timer.daemon = f"map-asset-{name}", True
+    timer.start()
+    return name
+
+
+def _thumbnail_payload(source: Callable[[], dict]) -> dict:
+    thumbnails = source()
+    return {"ids": [int(i) for i in thumbnails], "uris": list(thumbnails.values())}
 
 
 def _digest(data: bytes) -> str:

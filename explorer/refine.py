@@ -1,0 +1,325 @@
+"""Refinement, the second half of a progressive build: a fast map's rows embedded by the transformer
+in chunks, then the map laid out again from the new vectors, starting from its current layout.
+
+Each chunk's vectors go into the workspace's embedding cache as soon as they exist, so a refinement
+that is killed, interrupted or crashes loses one chunk at most: the next run finds the rest in the
+cache. The fast map stays as it is until the refined one is saved whole over it (Workspace.save), and
+the map is found by its ``map_id``, so a map renamed meanwhile gets its refinement under the new name
+and a map deleted (or rebuilt) meanwhile is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from .cluster import ClusterConfig
+from .corpus import TEXT
+from .embed import EmbeddingCache, embed_cached
+from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder
+from .errors import InputError
+from .limits import Limits
+from .map_clusters import LEVEL_COLUMNS, add_clusters
+from .pipeline import REFINE_PENDING
+from .progress import ProgressFn, no_progress
+from .project import ProjectionConfig, project
+from .store import SavedMap, Workspace
+
+try:
+    import fcntl
+except ImportError:  # Windows: two processes could then refine one map at once (harmless, only wasted)
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+REFINE_DONE = "done"
+REFINE_FAILED = "failed"
+# What refine_map returns besides "done": the map is untouched in each case.
+STOPPED = "stopped"  # should_stop said so; the refinement is still pending and resumes from the cache
+GONE = "gone"  # the map was deleted, or rebuilt under its name, during the refinement
+NOT_PENDING = "not pending"  # nothing to refine (done already, by this or another process)
+BUSY = "busy"  # another process is refining this map right now
+# Rows per chunk: a kill loses at most this much work (about half a minute of MiniLM on 2 cores).
+DEFAULT_CHUNK_ROWS = 256
+# A renamed cluster label moves to the new cluster whose rows overlap its rows this much (Jaccard).
+LABEL_MATCH = 0.5
+
+
+@dataclass
+class RefineResult:
+    """How a refinement ended: its state, the saved map when it is done, and what it measured."""
+
+    state: str
+    map_id: str
+    name: str | None
+    saved: SavedMap | None = None
+    seconds: float = 0.0
+    rows: int = 0
+    n_cached: int = 0
+    displacement: dict = field(default_factory=dict)
+    message: str = ""
+
+
+def refinement_of(manifest: dict) -> dict:
+    """A manifest's refinement section ({} for a map that never had one)."""
+    return manifest.get("refinement") or {}
+
+
+def pending_refinements(workspace: Workspace) -> list[str]:
+    """The names of the maps whose refinement is pending, oldest first (the order to resume them in)."""
+    infos = [m for m in workspace.list() if refinement_of(m.extra).get("state") == REFINE_PENDING]
+    # Created is in whole seconds: the save stamp orders the maps built within one second.
+    return [m.name for m in sorted(infos, key=lambda m: (m.created, int(workspace.stamp(m.name))))]
+
+
+def find_map(workspace: Workspace, map_id: str, *, hint: str | None = None) -> str | None:
+    """The name of the map with this ``map_id`` (``hint`` is tried first), or None when none has it."""
+    if hint and workspace.exists(hint):
+        with contextlib.suppress(OSError, ValueError):
+            if workspace.read_manifest(hint).get("map_id") == map_id:
+                return hint
+    for info in workspace.list():
+        if info.extra.get("map_id") == map_id:
+            return info.name
+    return None
+
+
+def layout_displacement(before: np.ndarray, after: np.ndarray) -> dict:
+    """How far points moved between two layouts of the same rows, as the map shows them: each layout
+    scaled to fill the same square (what the app's zoom-to-fit does), movement as a share of its diagonal."""
+    def fitted(coords: np.ndarray) -> np.ndarray:
+        low, high = coords.min(axis=0), coords.max(axis=0)
+        return (coords - low) / np.where(high > low, high - low, 1.0)
+
+    if len(before) == 0:
+        return {"median": 0.0, "p90": 0.0, "max": 0.0, "rows": 0}
+    moved = np.linalg.norm(fitted(after) - fitted(before), axis=1) / np.sqrt(2.0)
+    return {"median": round(float(np.median(moved)), 4), "p90": round(float(np.quantile(moved, 0.9)), 4),
+            "max": round(float(moved.max()), 4), "rows": int(len(moved))}
+
+
+def refine_map(
+    name: str,
+    *,
+    workspace: Workspace | None = None,
+    model: str | Embedder | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn = no_progress,
+    should_stop: Callable[[], bool] | None = None,
+) -> RefineResult:
+    """Embed a pending map's rows with the transformer (or ``model``), re-lay it out from its current
+    layout, re-cluster it when it had clusters, and save it as the map's new version.
+
+    Stops cleanly between chunks when ``should_stop()`` is true (the map stays pending); returns "gone"
+    when the map was deleted meanwhile. A map whose refinement failed before is tried again."""
+    workspace = workspace or Workspace()
+    started = time.perf_counter()
+    saved = workspace.open(name, mmap=True)  # its old vectors are never read
+    section = refinement_of(saved.manifest)
+    map_id = str(saved.manifest.get("map_id") or "")
+    if section.get("state") not in (REFINE_PENDING, REFINE_FAILED):
+        return RefineResult(NOT_PENDING, map_id, saved.name, message=f"'{saved.name}' has no refinement pending.")
+    if saved.kind != TEXT or not map_id:
+        raise InputError(f"'{saved.name}' cannot be refined: only text maps built by this version can.")
+    stop = should_stop or (lambda: False)
+    with _refining(workspace, map_id) as free:
+        if not free:
+            return RefineResult(BUSY, map_id, saved.name, message=f"'{saved.name}' is being refined by another "
+                                "process.")
+        try:
+            return _refine(saved, section, workspace=workspace, model=model, chunk_rows=chunk_rows,
+                           batch_size=batch_size, progress=progress, stop=stop, started=started)
+        except Exception as exc:  # Ctrl-C is no failure: the refinement stays pending
+            _mark_failed(workspace, map_id, saved.name, exc)
+            raise
+
+
+def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chunk_rows: int, batch_size: int,
+            progress: ProgressFn, stop: Callable[[], bool], started: float) -> RefineResult:
+    map_id = saved.manifest["map_id"]
+    embedder = load_embedder(model if model is not None else section.get("model"), kind=TEXT)
+    embedded = saved.embedded
+    # The text the build embedded: cut where compose_texts cuts, so the cache keys are the quality mode's.
+    cut = Limits.from_env().max_text_chars
+    texts = [t[:cut] for t, keep in zip(saved.texts(), embedded, strict=True) if keep]
+    total = len(texts)
+    cache = EmbeddingCache(workspace.cache_path) if embedder.cacheable else None
+    seconds: dict[str, float] = {}
+
+    def stopped() -> RefineResult:
+        return RefineResult(STOPPED, map_id, saved.name, seconds=time.perf_counter() - started, rows=total,
+                            message=f"Stopped; `explorer refine \"{saved.name}\"` resumes where it stopped.")
+
+    progress("embed", 0.0, f"Loading the model {embedder.model_id}")
+    chunks, n_cached = [], 0
+    for start in range(0, total, max(1, chunk_rows)):
+        if stop():
+            return stopped()
+        chunk = texts[start:start + chunk_rows]
+        part = embed_cached(embedder, chunk, cache=cache, batch_size=batch_size,
+                            progress=_within(progress, start, len(chunk), total))
+        chunks.append(part.vectors)
+        n_cached += part.n_cached
+    vectors = np.vstack(chunks) if chunks else np.zeros((0, embedder.dimension), dtype=np.float32)
+    seconds["embed"] = time.perf_counter() - started
+    if stop():
+        return stopped()
+
+    mark = time.perf_counter()
+    config = ProjectionConfig.from_dict(saved.manifest.get("projection") or {})
+    before = saved.coords[embedded]
+    progress("project", 0.0, f"Laying out {total:,} points again with {config.method.upper()}, from the current map")
+    layout_input = embedder.layout_vectors(vectors)
+    layout = project(layout_input, config=config, cache_dir=workspace.projection_cache_dir,
+                     init=before if np.isfinite(before).all() and total else None)
+    displacement = layout_displacement(before, layout.coords)
+    seconds["project"] = time.perf_counter() - mark
+    progress("project", 1.0, f"Median point moved {displacement['median']:.1%} of the map's size")
+    if stop():
+        return stopped()
+
+    current = find_map(workspace, map_id, hint=saved.name)
+    if current is None:
+        return _gone(map_id, saved.name, started)
+    latest = workspace.open(current, mmap=True)
+    points = saved.points.drop(columns=list(LEVEL_COLUMNS.values()), errors="ignore").copy()
+    coords = np.full((len(points), 2), np.nan, dtype=np.float32)
+    coords[embedded] = layout.coords
+    points["x"], points["y"] = coords[:, 0], coords[:, 1]
+    full = np.zeros((len(points), vectors.shape[1]), dtype=np.float32)
+    full[embedded] = vectors
+    manifest = {key: value for key, value in latest.manifest.items() if key != "clusters"}
+    manifest.update({
+        "model_id": embedder.model_id, "model": embedder.spec, "model_hash": embedder.model_hash,
+        "dimension": int(full.shape[1]),
+        "projection": {**config.to_dict(), "method_used": layout.method,
+                       "input_dimension": int(layout_input.shape[1]), "init": "the fast map's layout"},
+    })
+    refined = {**section, "state": REFINE_DONE, "model": embedder.spec, "model_id": embedder.model_id,
+               "from_model": section.get("from_model") or latest.manifest.get("model_id"),
+               "displacement": displacement, "rows": total, "n_cached": n_cached}
+    refined.pop("error", None)
+    if latest.manifest.get("clusters"):
+        mark = time.perf_counter()
+        points, manifest = _reclustered(latest, points, full, manifest, workspace=workspace, progress=progress)
+        seconds["cluster"] = time.perf_counter() - mark
+        refined["labels"] = manifest["clusters"].pop("carried", {})
+    refined["seconds"] = {k: round(v, 3) for k, v in {**seconds, "total": time.perf_counter() - started}.items()}
+    refined["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    manifest["refinement"] = refined
+
+    # Looked up again right before the save: a rename while clustering lands on the new name.
+    current = find_map(workspace, map_id, hint=current)
+    if current is None:
+        return _gone(map_id, saved.name, started)
+    if refinement_of(workspace.read_manifest(current)).get("state") not in (REFINE_PENDING, REFINE_FAILED):
+        return RefineResult(NOT_PENDING, map_id, current, message=f"'{current}' was refined meanwhile.")
+    progress("save", 0.0, "Saving the refined map")
+    result = workspace.save(current, points=points, embeddings=full, manifest=manifest)
+    total_seconds = time.perf_counter() - started
+    progress("save", 1.0, f"Refined '{result.name}' in {total_seconds:.0f} s")
+    log.info("refined %s with %s in %.1f s (median displacement %.3f)", result.name, embedder.model_id,
+             total_seconds, displacement["median"])
+    return RefineResult(REFINE_DONE, map_id, result.name, saved=result, seconds=total_seconds, rows=total,
+                        n_cached=n_cached, displacement=displacement,
+                        message=f"'{result.name}' now uses {embedder.model_id}: search by meaning, neighbours and "
+                        "clusters come from its vectors.")
+
+
+def _within(progress: ProgressFn, start: int, size: int, total: int) -> ProgressFn:
+    """A chunk's own progress reports, as rows of the whole refinement."""
+    def report(stage: str, fraction: float, message: str = "") -> None:
+        if stage == "embed" and total:
+            done = start + int(size * max(0.0, min(1.0, fraction)))
+            progress("embed", done / total, f"{done:,} / {total:,} rows")
+    return report
+
+
+def _reclustered(latest: SavedMap, points, vectors: np.ndarray, manifest: dict, *, workspace: Workspace,
+                 progress: ProgressFn):
+    """The refined points and manifest clustered as the map was (its recorded config), with the labels the
+    user renamed carried over to the new clusters that match them. Clustered in a staging workspace, so
+    the map itself is written once, by the caller."""
+    config = ClusterConfig.from_dict((latest.manifest.get("clusters") or {}).get("config") or {})
+    staging_root = workspace.root / "cache" / f"refine-staging-{uuid.uuid4().hex}"
+    try:
+        staging = Workspace(staging_root)
+        draft = SavedMap(path=staging.map_path(latest.name), manifest=manifest, points=points, embeddings=vectors)
+        clustered = add_clusters(draft, config=config, workspace=staging, progress=progress)
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+    section = clustered.manifest["clusters"]
+    section["carried"] = _carry_renamed_labels(latest, clustered.points, section)
+    return clustered.points, {**manifest, "clusters": section}
+
+
+def _carry_renamed_labels(old: SavedMap, new_points, section: dict) -> dict:
+    """Give each new cluster the user's label of the old cluster whose rows it mostly holds (Jaccard ≥
+    LABEL_MATCH); the counts of labels carried and dropped, for the manifest."""
+    carried = dropped = 0
+    old_levels = (old.manifest.get("clusters") or {}).get("levels") or {}
+    for level, new_level in (section.get("levels") or {}).items():
+        old_level = old_levels.get(level) or {}
+        column = new_level["column"]
+        renamed = [c for c in old_level.get("clusters", []) if c.get("renamed")]
+        if not renamed or column not in old.points or column not in new_points:
+            continue
+        old_ids, new_ids = old.points[column].to_numpy(), new_points[column].to_numpy()
+        for cluster in renamed:
+            rows = old_ids == cluster["id"]
+            best, score = None, 0.0
+            for candidate in new_level["clusters"]:
+                other = new_ids == candidate["id"]
+                union = int((rows | other).sum())
+                overlap = int((rows & other).sum()) / union if union else 0.0
+                if overlap > score:
+                    best, score = candidate, overlap
+            if best is not None and score >= LABEL_MATCH and not best.get("renamed"):
+                best["label"], best["renamed"] = cluster["label"], True
+                carried += 1
+            else:
+                dropped += 1
+    return {"carried": carried, "dropped": dropped}
+
+
+def _gone(map_id: str, name: str, started: float) -> RefineResult:
+    log.info("refinement of %s abandoned: the map was deleted or rebuilt", name)
+    return RefineResult(GONE, map_id, None, seconds=time.perf_counter() - started,
+                        message=f"'{name}' was deleted or rebuilt during its refinement; nothing was saved.")
+
+
+def _mark_failed(workspace: Workspace, map_id: str, name: str, exc: BaseException) -> None:
+    """Record a failed refinement in the map's manifest, so a restart does not retry it for ever
+    (`explorer refine NAME` does, on request)."""
+    with contextlib.suppress(Exception):
+        current = find_map(workspace, map_id, hint=name)
+        if current is not None:
+            section = refinement_of(workspace.read_manifest(current))
+            workspace.update_manifest(current, {"refinement": {**section, "state": REFINE_FAILED,
+                                                               "error": " ".join(str(exc).split())[:500]}})
+
+
+@contextlib.contextmanager
+def _refining(workspace: Workspace, map_id: str):
+    """Hold the map's refinement lock while refining; yields False when another process holds it."""
+    if fcntl is None:
+        yield True
+        return
+    lock_dir = workspace.root / "cache" / "refine-locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{map_id}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True  # released when the file closes, or when its process dies

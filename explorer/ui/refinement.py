@@ -1,0 +1,105 @@
+"""The progressive build in the app: one refinement worker per server, its progress in the sidebar,
+and the refined map offered with a one-line note and a button, never swapped under the cursor.
+
+The map page opens a map by its name and save stamp (loaders.get_map), so the refined version is a
+new stamp: the session keeps drawing the fast map until it reruns the whole page (the button, or
+its next sidebar interaction), while searches inside the map's fragment keep the version on screen.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from explorer.modes import duration_text
+from explorer.pipeline import REFINE_PENDING
+from explorer.refine import DEFAULT_CHUNK_ROWS, REFINE_DONE, REFINE_FAILED, refinement_of
+from explorer.store import Workspace, explorer_home
+from explorer.worker import DONE, FAILED, QUEUED, JobStatus, RefinementWorker
+
+from .text import escape_markdown
+
+# How often the sidebar's progress redraws itself (its fragment alone, not the page).
+REFRESH_SECONDS = 2.0
+
+
+@st.cache_resource(show_spinner=False)
+def get_refinement_worker(home: str) -> RefinementWorker:
+    """The server's one worker for a workspace, shared by every session; it starts by resuming the
+    refinements a previous run left pending. $EXPLORER_REFINE_CHUNK_ROWS and
+    $EXPLORER_REFINE_PAUSE_SECONDS (a rest between chunks) tune it for a busy machine or a test."""
+    worker = RefinementWorker(Workspace(home),
+                              chunk_rows=int(os.environ.get("EXPLORER_REFINE_CHUNK_ROWS") or DEFAULT_CHUNK_ROWS),
+                              pause_seconds=float(os.environ.get("EXPLORER_REFINE_PAUSE_SECONDS") or 0))
+    worker.resume_pending()
+    return worker
+
+
+def refinement_worker() -> RefinementWorker:
+    """The worker of this server's workspace (started, and pending maps resumed, on first use)."""
+    return get_refinement_worker(str(explorer_home()))
+
+
+def submit_refinement(result) -> None:
+    """After a build: queue the transformer's refinement when the build was progressive (its fast map)."""
+    if result.refine_pending:
+        refinement_worker().submit(result.saved.name)
+
+
+def refinement_sidebar(saved) -> None:
+    """Where the open map's refinement stands, for the sidebar: progress while it runs, then the switch."""
+    section = refinement_of(saved.manifest)
+    state = section.get("state")
+    if state == REFINE_DONE:
+        moved = section.get("displacement") or {}
+        st.caption(f"Refined by {escape_markdown(section.get('model_id', 'the transformer'))} from the fast map"
+                   + (f"; points moved {moved['median']:.0%} of the map's size (median)." if moved else "."))
+    elif state in (REFINE_PENDING, REFINE_FAILED):
+        refinement_progress(saved.name, str(saved.manifest.get("map_id") or saved.name),
+                            st.session_state.get("map_stamp", saved.stamp), state == REFINE_FAILED)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def refinement_progress(name: str, map_id: str, stamp: str, failed: bool) -> None:
+    """Rows done and time left, redrawn every few seconds by this fragment alone; once the refined
+    map is saved, a one-line note and a button that switches to it."""
+    worker = refinement_worker()
+    job = worker.status(map_id)
+    if job is None and not failed:
+        # A map built elsewhere (the CLI, the API) or before a restart: refine it now.
+        try:
+            job = worker.submit(name)
+        except OSError:
+            return
+    if failed and (job is None or job.state == FAILED):
+        st.warning("The transformer could not refine this map"
+                   + (f": {escape_markdown(job.message)}" if job else ".")
+                   + f" `explorer refine \"{escape_markdown(name)}\"` tries again.")
+        return
+    if job.active:
+        st.caption(_progress_line(job, worker))
+        st.progress(job.rows_done / job.rows_total if job.rows_total else 0.0)
+        return
+    workspace = Workspace(worker.workspace.root)
+    current = workspace.stamp(job.name) if workspace.exists(job.name) else None
+    if job.state == DONE and current is not None and current != stamp:
+        st.info("The transformer's map is ready: search, neighbours and clusters use it once you switch.")
+        if st.button("Use the refined map", key="use_refined_map", type="primary"):
+            st.rerun(scope="app")
+    elif job.state == FAILED:
+        st.warning(f"The transformer could not refine this map: {escape_markdown(job.message)}")
+    elif job.state != DONE:
+        st.caption(escape_markdown(job.message))
+
+
+def _progress_line(job: JobStatus, worker: RefinementWorker) -> str:
+    """One line: rows embedded by the transformer so far and about how long is left."""
+    if job.state == QUEUED:
+        ahead = sum(1 for j in worker.jobs() if j.active and j.submitted < job.submitted)
+        return f"Search by meaning: waiting for {ahead} other map(s) to be refined first."
+    left = "" if job.seconds_left is None else f" · about {duration_text(job.seconds_left)} left"
+    if job.stage in ("project", "cluster", "save"):
+        return f"Search by meaning: laying out the transformer's map{left}."
+    return f"Search by meaning: the transformer has read {job.rows_done:,} of {job.rows_total:,} rows{left}."
+

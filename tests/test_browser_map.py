@@ -1,0 +1,268 @@
+"""The map widget in Chromium: what it draws after a zoom, a selection and its clearing, and a focus.
+
+Each test drives the real app (the sample papers, embedded with the fast hashing embedder) and
+reads back what the widget has drawn: the labels and titles it placed (its data-* attributes and
+the overlay's SVG), plotly's own selection state and outlines, and the rings on the overlay.
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from streamlit_server import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    MAP_IFRAME,
+    chromium_path,
+    map_frame,
+    streamlit_server,
+    wait_until_idle,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+# What the widget says it has drawn (see explorer/ui/frontend/map/index.html).
+DRAWN = """m => Object.fromEntries(Array.from(m.attributes).filter(a => a.name.startsWith('data-'))
+    .map(a => [a.name.slice(5), a.value]))"""
+# Every annotation of the overlay (labels, titles, the query's label): its text and screen box.
+ANNOTATIONS = """over => Array.from(over.querySelectorAll('.annotation')).map(a => {
+    const r = a.querySelector('.annotation-text-g').getBoundingClientRect();
+    return { text: a.textContent, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom };
+})"""
+# The plot area's box on screen.
+PLOT_AREA = """m => { const r = m.querySelector('.nsewdrag').getBoundingClientRect();
+    return { x0: r.left, y0: r.top, x1: r.right, y1: r.bottom }; }"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright (installed by `make test`)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    executable = chromium_path()
+    assert executable, "Chromium is missing: `make test` installs it with apt-get (package chromium)."
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """One real server for this module, with the hashing embedder (no model to load) and a private workspace."""
+    with streamlit_server(tmp_path_factory.mktemp("map-home"), env={"EXPLORER_DEFAULT_MODEL": "hashing"}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def sample(browser, app_url):
+    """One page with the sample papers open (built once for the module); each test starts from the full view."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1050})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_url)
+    wait_until_idle(page)
+    page.get_by_role("button", name="Try the sample papers").click()
+    map_frame(page).locator("#map[data-labels]").wait_for(timeout=240_000)
+    wait_until_idle(page)
+    yield page, errors
+    page.close()
+
+
+def _drawn(page) -> dict:
+    return map_frame(page).locator("#map").evaluate(DRAWN)
+
+
+def _wait_drawn(page, condition: str, timeout: float = 30_000) -> dict:
+    """Wait until ``condition`` (JS over ``d``, the widget's data-* attributes) holds; returns them."""
+    page.wait_for_function(
+        f"""selector => {{ const m = document.querySelector(selector).contentDocument.getElementById('map');
+            if (!m) return false;
+            const d = Object.fromEntries(Array.from(m.attributes).filter(a => a.name.startsWith('data-'))
+                .map(a => [a.name.slice(5), a.value]));
+            return {condition}; }}""", arg=MAP_IFRAME, timeout=timeout)
+    return _drawn(page)
+
+
+def _reset_view(page) -> None:
+    chart = map_frame(page).locator(".js-plotly-plot").first
+    chart.hover()
+    chart.locator('.modebar-btn[data-title="Reset axes"]').click()
+    _wait_drawn(page, "Number(d.zoom) < 1.05")
+
+
+def _annotations(page) -> list[dict]:
+    return map_frame(page).locator("#overlay").evaluate(ANNOTATIONS)
+
+
+def _assert_no_overlap(boxes: list[dict]) -> None:
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap_x = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+            overlap_y = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
+            assert overlap_x <= 1 or overlap_y <= 1, (a, b)
+
+
+def _a_point_on_screen(page) -> tuple[float, float]:
+    """The screen position of a point in the densest part of the map (the median point of the first trace)."""
+    frame_box = page.locator(MAP_IFRAME).bounding_box()
+    x, y = map_frame(page).locator("#map").evaluate("""m => {
+        const f = m._fullLayout, t = m._fullData[0];
+        const order = Array.from(t.x.keys()).sort((a, b) => t.x[a] - t.x[b]);
+        const i = order[Math.floor(order.length / 2)];
+        return [f._size.l + f.xaxis.l2p(t.x[i]), f._size.t + f.yaxis.l2p(t.y[i])];
+    }""")
+    return frame_box["x"] + x, frame_box["y"] + y
+
+
+def test_labels_follow_the_zoom_and_titles_appear_close_up(sample):
+    page, errors = sample
+    map_frame(page).locator("#map").scroll_into_view_if_needed()
+    start = _wait_drawn(page, "JSON.parse(d.labels || '[]').length > 0")
+    start_labels = json.loads(start["labels"])
+    levels = set(json.loads(start["label-levels"]))
+    assert len(start_labels) >= 4 and levels == {"coarse"}, start
+    assert start["titles-shown"] == "0"
+    shown = [a["text"] for a in _annotations(page)]
+    assert shown == start_labels, "the attribute must name exactly what the overlay draws"
+    _assert_no_overlap(_annotations(page))
+    page.screenshot(path=str(ARTIFACTS / "map_labels_full_view.png"))
+
+    x, y = _a_point_on_screen(page)
+    finer = titled = None
+    for _ in range(60):
+        before = _drawn(page)["zoom"]
+        page.mouse.move(x, y)
+        page.mouse.wheel(0, -300)
+        drawn = _wait_drawn(page, f"d.zoom !== '{before}'")
+        if finer is None and "fine" in json.loads(drawn["label-levels"]):
+            finer = drawn
+            page.screenshot(path=str(ARTIFACTS / "map_labels_zoomed.png"))
+        if drawn["points-in-view"] != "many" and int(drawn["points-in-view"]) > 0:
+            titled = _wait_drawn(page, "Number(d['titles-shown']) > 0")
+            break
+    assert finer is not None, "no fine labels after zooming in"
+    assert float(finer["zoom"]) > 1.2
+    fine_labels = json.loads(finer["labels"])
+    assert set(fine_labels) - set(start_labels), "zooming in must show labels the full view did not"
+    assert titled is not None, "never fewer than 25 points in view"
+    titles = json.loads(titled["titles"])
+    assert 0 < len(titles) <= int(titled["points-in-view"]) <= 25
+    drawn_texts = [a["text"] for a in _annotations(page)]
+    assert all(t in drawn_texts for t in titles)
+    # The titles are those of points in view: each names a paper of the sample set's points.
+    names = map_frame(page).locator("#map").evaluate(
+        "m => m._fullData.flatMap(t => Array.from(t.hovertext || []).map(h => h.split('<br>')[0]))")
+    assert all(any(n.startswith(t.rstrip("…")) for n in names) for t in titles), titles
+    _assert_no_overlap(_annotations(page))
+    area = map_frame(page).locator("#map").evaluate(PLOT_AREA)
+    for box in _annotations(page):
+        assert box["x0"] >= area["x0"] - 1 and box["x1"] <= area["x1"] + 1, (box, area)
+    page.screenshot(path=str(ARTIFACTS / "map_titles_close_up.png"))
+    _reset_view(page)
+    assert json.loads(_drawn(page)["titles-shown"]) == 0
+    assert not errors
+
+
+def _lasso(page) -> None:
+    chart = map_frame(page).locator(".js-plotly-plot").first
+    chart.hover()
+    chart.locator('.modebar-btn[data-title="Lasso Select"]').click()
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + w * 0.15, y + h * 0.15)
+    page.mouse.down()
+    for px, py in [(0.7, 0.15), (0.7, 0.7), (0.15, 0.7), (0.15, 0.2)]:
+        page.mouse.move(x + w * px, y + h * py, steps=6)
+    page.mouse.up()
+
+
+def test_a_cleared_selection_leaves_no_outline_and_stays_cleared(sample):
+    page, errors = sample
+    box = page.get_by_label("Search the map")
+    box.fill("protein folding")
+    box.press("Enter")
+    _wait_drawn(page, "d['query-label'] === 'protein folding'", timeout=60_000)
+    wait_until_idle(page)
+    _lasso(page)
+    selected = _wait_drawn(page, "Number(d['selected-count']) > 0 && Number(d['selection-outlines']) === 1")
+    page.get_by_text(re.compile(r"[\d,]+ rows selected|Selection: [\d,]+ rows")).first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert int(selected["selection-paths"]) >= 1
+    page.screenshot(path=str(ARTIFACTS / "map_lasso.png"))
+
+    page.get_by_role("button", name="Clear selection").click()
+    wait_until_idle(page)
+    cleared = _wait_drawn(page, "d['selected-count'] === '0' && d['selection-outlines'] === '0'")
+    assert cleared["selection-paths"] == "0", cleared
+    page.screenshot(path=str(ARTIFACTS / "map_selection_cleared.png"))
+
+    # A base-layer change redraws every point: plotly must not re-apply the lasso it kept.
+    base_key = cleared["base-key"]
+    page.get_by_text("Colour by similarity").click()
+    wait_until_idle(page)
+    recoloured = _wait_drawn(page, f"d['base-key'] !== '{base_key}'")
+    page.wait_for_timeout(500)
+    recoloured = _drawn(page)
+    traces = map_frame(page).locator("#map").evaluate("m => m.data.map(t => t.name)")
+    assert "similarity" in traces
+    assert (recoloured["selected-count"], recoloured["selection-outlines"], recoloured["selection-paths"]) == \
+        ("0", "0", "0"), recoloured
+    assert not page.get_by_text(re.compile(r"[\d,]+ rows selected")).is_visible()
+    page.screenshot(path=str(ARTIFACTS / "map_similarity_after_clear.png"))
+    page.get_by_text("Colour by similarity").click()
+    wait_until_idle(page)
+    assert not errors
+
+
+# The overlay's trace named ``name``: its row ids, and for each marker its pixel on the overlay and on the map.
+TRACE_PIXELS = """(over, name) => {
+    const pixel = (layout, x, y) => [layout._size.l + layout.xaxis.l2p(x), layout._size.t + layout.yaxis.l2p(y)];
+    const base = document.getElementById('map')._fullLayout, top = over._fullLayout;
+    const index = over._fullData.findIndex(t => t.name === name);
+    if (index < 0) return null;
+    const trace = over._fullData[index];
+    const drawn = over.querySelectorAll('.scatterlayer .trace')[index].querySelectorAll('.point').length;
+    return { drawn: drawn, ids: Array.from(trace.customdata, c => c[0]),
+             pixels: Array.from(trace.x, (x, i) => [pixel(base, x, trace.y[i]), pixel(top, x, trace.y[i])]) };
+}"""
+
+
+def test_the_focused_points_neighbours_are_ringed_and_ranks_stay_clear(sample):
+    page, errors = sample
+    box = page.get_by_label("Search the map")
+    if box.input_value() != "protein folding":
+        box.fill("protein folding")
+        box.press("Enter")
+    _wait_drawn(page, "d['query-label'] === 'protein folding'", timeout=60_000)
+    wait_until_idle(page)
+    drawn = _drawn(page)
+    # Only the top three hits carry their rank as text, and none where it would cover the query's label.
+    ranks = json.loads(drawn["ranks-shown"])
+    assert set(ranks) <= {"1", "2", "3"}, ranks
+    notes = _annotations(page)
+    query = next(a for a in notes if a["text"] == "protein folding")
+    area = map_frame(page).locator("#map").evaluate(PLOT_AREA)
+    assert area["x0"] - 1 <= query["x0"] and query["x1"] <= area["x1"] + 1
+    _assert_no_overlap(notes)
+
+    page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^1\. ")).first.click()
+    wait_until_idle(page)
+    rings = None
+    for _ in range(60):
+        rings = map_frame(page).locator("#overlay").evaluate(TRACE_PIXELS, "neighbours")
+        if rings:
+            break
+        page.wait_for_timeout(500)
+    assert rings is not None, "no neighbours drawn for the focused point"
+    assert rings["drawn"] == len(rings["ids"]) == 10, rings
+    for (bx, by), (ox, oy) in rings["pixels"]:
+        assert abs(bx - ox) < 1 and abs(by - oy) < 1, rings["pixels"]
+    focus = map_frame(page).locator("#overlay").evaluate(TRACE_PIXELS, "focused")
+    assert focus and focus["drawn"] == 1 and focus["ids"][0] not in rings["ids"]
+    page.screenshot(path=str(ARTIFACTS / "map_neighbours.png"))
+    assert not errors
