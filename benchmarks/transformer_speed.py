@@ -1,8 +1,10 @@
 """Transformer speed benchmark (issue 15): docs/s of the transformer stage after each speed step, each
-step's vectors compared with today's, and title → own-abstract retrieval for the settings kept.
+step's vectors compared with the baseline's, and (--retrieval) title → own-abstract recall and MRR.
 
 The steps run interleaved (every step once per round, the order rotated each round) because the CPU is
-shared with other work; a step's figure is its median over the rounds, with the load average recorded."""
+shared with other work; a step's figure is its median over the rounds, with the load average recorded.
+The ONNX steps need onnxruntime and onnx importable (not project dependencies); without them they are
+skipped with a note."""
 
 from __future__ import annotations
 
@@ -105,7 +107,7 @@ def app_encoder(**options):
         return embedder.embed(texts)
 
     encode.model_id = embedder.model_id  # type: ignore[attr-defined]
-    encode.backend = getattr(embedder, "backend_used", "torch")  # type: ignore[attr-defined]
+    encode.backend = "torch"  # type: ignore[attr-defined]
     encode.load_seconds = load_seconds  # type: ignore[attr-defined]
     return encode
 
@@ -378,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated step groups: sort,torch,batch (or batch64),threads,onnx,fused,app")
     parser.add_argument("--retrieval", default="", help="steps scored by title → abstract: name prefixes, split by ;")
     parser.add_argument("--knn", action="store_true", help="with --retrieval, also the category 10-NN accuracy")
+    parser.add_argument("--tokens", type=int, default=128, help="max_seq_length of the batch and thread steps")
     parser.add_argument("--knn-only", action="store_true", help="with --retrieval, only the 10-NN accuracy")
     parser.add_argument("--estimates", action="store_true", help="also time TF-IDF + SVD and UMAP on the file")
     parser.add_argument("--onnx-dir", type=Path, help="where the ONNX export goes (default: a temporary folder)")
@@ -400,13 +403,15 @@ def main(argv: list[str] | None = None) -> int:
     if "torch" in groups:
         steps.append(Step("+ 128 tokens",
                           torch_encoder(model, max_seq_length=128, batch_size=32, threads=2, sort=True)))
+    tokens = args.tokens
     if "batch" in groups or "batch64" in groups:
         for size in (16, 64, 128) if "batch" in groups else (64,):
-            steps.append(Step(f"128 tokens, batch {size}",
-                              torch_encoder(model, max_seq_length=128, batch_size=size, threads=2, sort=True)))
+            steps.append(Step(f"{tokens} tokens, batch {size}",
+                              torch_encoder(model, max_seq_length=tokens, batch_size=size, threads=2, sort=True)))
     if "threads" in groups:
-        steps.append(Step("128 tokens, 1 thread", torch_encoder(model, max_seq_length=128, batch_size=32,
-                                                               threads=1, sort=True)))
+        for size in (32, 128) if "batch" in groups else (32,):
+            steps.append(Step(f"{tokens} tokens, 1 thread" + (f", batch {size}" if size != 32 else ""),
+                              torch_encoder(model, max_seq_length=tokens, batch_size=size, threads=1, sort=True)))
     notes: list[str] = []
     tmp = tempfile.TemporaryDirectory(prefix="explorer-onnx-")
     if "onnx" in groups:
@@ -432,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"Loading the app's embedder and its first batch: {encode.load_seconds:.1f} s, in a process "
                      "that had already imported sentence-transformers and hashed the weights (a cold load costs more).")
         steps.append(Step(f"the app's defaults now ({encode.backend}, `{encode.model_id}`)", encode))
+        steps.append(Step("the app with EXPLORER_TORCH_THREADS=1", app_encoder(threads=1)))
 
     for step in steps:  # one untimed pass each, so first-call costs stay out of the rounds
         step.encode(texts[:8])

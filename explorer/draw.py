@@ -344,19 +344,6 @@ def map_labels(saved: SavedMap) -> pd.DataFrame | None:
     return layers if len(layers) else None
 
 
-def neighbour_positions(saved: SavedMap, row_id: int | None, *, k: int = 10) -> np.ndarray | None:
-    """Row positions of the ``k`` nearest neighbours (embedding space) of the row ``row_id``, or None."""
-    from .filters import positions_of
-    from .search import nearest_neighbors
-
-    if row_id is None:
-        return None
-    position = positions_of(saved.points, [row_id])
-    if not len(position):
-        return None
-    return nearest_neighbors(saved.embeddings, int(position[0]), k=k, valid=saved.embedded).indices
-
-
 def hover_thumbnails(saved: SavedMap) -> Callable[[], dict[int, str]] | None:
     """For an image map: a function giving every row's thumbnail as a data: URI (None for other maps)."""
     from .thumbnails import thumbnail_data_uri

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 from .errors import InputError
 
 MODES = ("auto", "fast", "quality")
-# all-MiniLM-L6-v2 now reads 128 tokens (issue 15). On 2 cores it read 88.6 abstracts of 128 tokens a
-# second when the machine was quiet (0.09 ms per token) and 3-9 a second at load averages of 7-15
-# (1-3 ms per token; docs/benchmarks.md, "Transformer speed"); a token at 128 cost 0.7x one at 256 in
-# the quiet pair. Kept at ~0.4 ms per token (~20 abstracts a second), between quiet and busy as before.
+# all-MiniLM-L6-v2 on 2 shared cores, re-measured for issue 15 (docs/benchmarks.md, "Transformer speed"):
+# 30-33 abstracts of ~240 tokens a second while the cores were free (load average 0.4-3; 0.13 ms per
+# token), 13 at load 4 (0.3 ms), 2-6 at load 8-15 (0.7-2 ms). Kept at ~0.4 ms per token, ~10 abstracts
+# a second: the machine this runs on is usually shared.
 QUALITY_SECONDS_PER_TOKEN = 0.1 / 256
-QUALITY_MAX_TOKENS = 128  # texts are cut there (BUNDLED_MAX_SEQ_LENGTH in explorer/embedders/transformer.py)
+QUALITY_MAX_TOKENS = 256  # texts are cut there (BUNDLED_MAX_SEQ_LENGTH in explorer/embedders/transformer.py)
 CHARS_PER_TOKEN = 5.0  # English abstracts through MiniLM's WordPiece tokenizer
 QUALITY_LOAD_SECONDS = 3.0  # loading the model and checking its weights
 # TF-IDF + SVD: ~0.4 ms per 1,400-character abstract, and a fixed cost for the SVD.

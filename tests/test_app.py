@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from map_spec import map_args, map_spec, overlay_names
+from map_spec import map_args, overlay_names
 from streamlit.testing.v1 import AppTest
 
 from explorer import Workspace, build_map
 from explorer.cluster import ClusterConfig
+from explorer.map_clusters import cluster_table
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -231,8 +233,10 @@ def test_cluster_panel_colours_and_contrast(papers_frame):
     assert "cluster" not in at.selectbox(key="colour_by").options
     at.selectbox(key="colour_by").set_value("cluster label").run()
     assert not at.exception, at.exception
-    figure = map_spec(at)
-    assert figure.count('"annotations"') == 1, "cluster labels are drawn as annotations"
+    labels = json.loads(map_args(at)["labels"])
+    texts = {text for _, _, text, _, _ in labels["labels"]}
+    assert texts == set(cluster_table(Workspace().open("clustered"), "coarse")["label"]), "every label goes along"
+    assert labels["levels"] == ["coarse"], "the browser places them, level by level"
     assert at.selectbox(key="contrast_a").value != at.selectbox(key="contrast_b").value
     assert len(at.expander[-1].dataframe) == 0, "words are counted only on request"
     at.toggle(key="contrast_on").set_value(True).run()

@@ -29,9 +29,8 @@ from explorer.embedders import (
 )
 from explorer.embedders import transformer as embed_module
 
-# The bundled model reads 128 tokens by default; its bare id is what 256 tokens were called before.
-LEGACY_ID = f"sentence-transformers/all-MiniLM-L6-v2@{BUNDLED_MODEL_SHA256[:16]}"
-BUNDLED_ID = f"{LEGACY_ID}#len128"
+# The bundled model reads 256 tokens by default, under its bare id; another length gets a "#len" suffix.
+BUNDLED_ID = f"sentence-transformers/all-MiniLM-L6-v2@{BUNDLED_MODEL_SHA256[:16]}"
 TEXTS = [
     "Protein folding and the energy landscape",
     "Quantum field theory of particles",
@@ -155,17 +154,17 @@ def test_missing_local_model_folder_is_a_model_error(tmp_path, monkeypatch):
 # --- the transformer's speed settings: tokens, device (no torch needed) ------------------------------
 
 
-def test_bundled_model_reads_128_tokens_by_default():
+def test_bundled_model_reads_256_tokens_by_default():
     embedder = SentenceTransformerEmbedder()
-    assert embedder.seq_length == 128 and embedder.max_seq_length is None
+    assert embedder.seq_length == 256 and embedder.max_seq_length is None
     assert embedder.model_id == BUNDLED_ID
 
 
 @pytest.mark.parametrize(
     ("model", "length", "model_id"),
     [
-        ("bundled", 256, LEGACY_ID),  # the old default's vectors keep their old id, and their cache
-        ("bundled", 64, f"{LEGACY_ID}#len64"),
+        ("bundled", 256, BUNDLED_ID),  # the default's own length: the same vectors, the same id and cache
+        ("bundled", 128, f"{BUNDLED_ID}#len128"),
         ("some-org/some-model", None, "some-org/some-model"),  # another model keeps its own config
         ("some-org/some-model", 200, "some-org/some-model#len200"),
     ],
@@ -175,14 +174,14 @@ def test_model_id_changes_with_the_token_length(model, length, model_id):
 
 
 def test_max_seq_length_of_reads_the_model_id():
-    assert embed_module.max_seq_length_of(BUNDLED_ID) == 128
-    assert embed_module.max_seq_length_of(LEGACY_ID) == 256
+    assert embed_module.max_seq_length_of(f"{BUNDLED_ID}#len128") == 128
+    assert embed_module.max_seq_length_of(BUNDLED_ID) == 256
     assert embed_module.max_seq_length_of("some-org/some-model#len200") == 200
     assert embed_module.max_seq_length_of("some-org/some-model") is None
     assert embed_module.max_seq_length_of(None) is None
 
 
-@pytest.mark.parametrize(("model_id", "length"), [(LEGACY_ID, 256), (BUNDLED_ID, 128)])
+@pytest.mark.parametrize(("model_id", "length"), [(BUNDLED_ID, 256), (f"{BUNDLED_ID}#len128", 128)])
 def test_a_saved_map_is_queried_with_its_own_token_length(tmp_path, model_id, length):
     from explorer.embedders import embedder_for
 
@@ -190,7 +189,7 @@ def test_a_saved_map_is_queried_with_its_own_token_length(tmp_path, model_id, le
                             path=tmp_path / "maps" / "papers")
     embedder = embedder_for(saved)
     assert embedder.seq_length == length
-    assert embedder.model_id == model_id  # so the search check passes for maps built before 128 tokens
+    assert embedder.model_id == model_id  # so the search check passes for a map built with another length
 
 
 def fake_torch(*, cuda: bool, mps: bool = False) -> SimpleNamespace:
@@ -231,11 +230,11 @@ def test_bad_device_is_a_model_error(monkeypatch, asked, message):
         embed_module.resolve_device(asked)
 
 
-def test_model_loads_on_the_chosen_device_with_128_tokens(monkeypatch):
+def test_model_loads_on_the_chosen_device_with_its_token_length(monkeypatch):
     loaded = []
 
     def fake_load(path, device):
-        model = SimpleNamespace(max_seq_length=256, get_embedding_dimension=lambda: 384)
+        model = SimpleNamespace(max_seq_length=512, get_embedding_dimension=lambda: 384)
         loaded.append((device, model))
         return model
 
@@ -243,9 +242,56 @@ def test_model_loads_on_the_chosen_device_with_128_tokens(monkeypatch):
     monkeypatch.delenv("EXPLORER_DEVICE", raising=False)
     monkeypatch.setattr(embed_module, "_load_sentence_transformer", fake_load)
     monkeypatch.setattr(SentenceTransformerEmbedder, "_path", lambda self: "bundled-folder")
-    embedder = load_embedder(None, device="auto")
+    embedder = load_embedder(None, device="auto", max_seq_length=128)
     assert embedder.model.max_seq_length == 128
     assert embedder.device == "cuda" and loaded[0][0] == "cuda"
+
+
+class ThreadsTorch(SimpleNamespace):
+    """A fake torch that records its thread count as set_num_threads changes it."""
+
+    def __init__(self):
+        super().__init__(threads=2, cuda=SimpleNamespace(is_available=lambda: False), backends=SimpleNamespace())
+
+    def get_num_threads(self):
+        return self.threads
+
+    def set_num_threads(self, n):
+        self.threads = n
+
+
+@pytest.mark.parametrize(("threads", "env", "expected"), [(None, None, None), (1, None, 1), (None, "1", 1),
+                                                          (3, "1", 3), (None, " ", None)])
+def test_cpu_threads_come_from_the_option_or_the_environment(monkeypatch, threads, env, expected):
+    if env is None:
+        monkeypatch.delenv("EXPLORER_TORCH_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("EXPLORER_TORCH_THREADS", env)
+    assert SentenceTransformerEmbedder(threads=threads).cpu_threads() == expected
+
+
+@pytest.mark.parametrize(("threads", "env", "message"), [(None, "two", "whole number"), (0, None, "at least 1")])
+def test_bad_thread_counts_are_model_errors(monkeypatch, threads, env, message):
+    monkeypatch.setenv("EXPLORER_TORCH_THREADS", env or "")
+    with pytest.raises(ModelError, match=message):
+        SentenceTransformerEmbedder(threads=threads).cpu_threads()
+
+
+@pytest.mark.parametrize(("device", "seen"), [("cpu", 1), ("cuda", 2)])
+def test_embedding_on_the_cpu_uses_the_thread_count_and_puts_it_back(monkeypatch, device, seen):
+    torch = ThreadsTorch()
+    during = []
+
+    def encode(texts, **options):
+        during.append(torch.get_num_threads())
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    embedder = SentenceTransformerEmbedder(device=device, threads=1)
+    embedder._model, embedder.dimension = SimpleNamespace(encode=encode), 4
+    embedder.embed(["a", "b", "c"], batch_size=2)
+    assert during == [seen, seen]  # on a GPU torch's CPU threads are left alone
+    assert torch.threads == 2
 
 
 # --- the bundled model's integrity check ------------------------------------------------------------
@@ -379,11 +425,14 @@ def test_real_model_matches_sentence_transformers(real_embedder):
 
 
 @pytest.mark.slow
-def test_real_model_cuts_texts_at_128_tokens(real_embedder):
-    long = "protein folding " * 80  # 160 words: well past 128 tokens
-    first, longer = real_embedder.embed([long, long + "inflation and trade " * 20])
-    assert real_embedder.model.max_seq_length == 128
+def test_real_model_cuts_texts_at_its_token_length(real_embedder):
+    long = "protein folding " * 80  # 160 words: past 128 tokens, short of 256
+    short = SentenceTransformerEmbedder(max_seq_length=128, device="cpu", threads=1)
+    first, longer = short.embed([long, long + "inflation and trade " * 20])
+    assert short.model.max_seq_length == 128 and real_embedder.model.max_seq_length == 256
     np.testing.assert_allclose(first, longer, atol=1e-6)  # what follows token 128 is not read
+    full, more = real_embedder.embed([long, long + "inflation and trade " * 20])
+    assert float(full @ more) < 0.999  # at 256 tokens the added words are read
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,15 +25,20 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}", "bundled"}
 DEFAULT_CLIP_MODEL = "clip-ViT-B-32"
-# all-MiniLM-L6-v2 was trained on 128-token inputs, though its sentence_bert_config says 256. At 128 the
-# transformer stage reads ~2.7x the docs/s on this 2-core CPU with title → abstract retrieval held
-# (docs/benchmarks.md, "Transformer speed"); an explicit max_seq_length still overrides it.
-BUNDLED_MAX_SEQ_LENGTH = 128
-# What the bundled model read before (its config's 256): maps and cached vectors of then carry no
-# "#len" suffix in their model id, and they keep meaning 256 tokens.
+# The bundled model reads 256 tokens, its sentence_bert_config's length. 128 (what all-MiniLM-L6-v2 was
+# trained on) read 1.8-2.7x the docs/s here but lost title → abstract recall@10 (0.989 → 0.980) and
+# 10-NN category accuracy (0.709 → 0.699; docs/benchmarks.md, "Transformer speed"), so it is an
+# option (max_seq_length=128), not the default.
+BUNDLED_MAX_SEQ_LENGTH = 256
+# The length the bundled model's bare id stands for: any other length gets a "#len" suffix, so maps and
+# cached vectors of 256 tokens keep their id whatever the default becomes.
 LEGACY_BUNDLED_MAX_SEQ_LENGTH = 256
 DEVICES = ("auto", "cpu", "cuda")
 DEVICE_ENV = "EXPLORER_DEVICE"
+# Torch's CPU threads for embedding; unset keeps torch's own choice (one per core), which read 1.8x the
+# docs/s of 1 thread here while the cores were free. While other work kept both cores busy (load 4-15),
+# 1 thread read 1.2-1.7x the docs/s of 2 (docs/benchmarks.md, "Transformer speed"): an opt-in for such CPUs.
+THREADS_ENV = "EXPLORER_TORCH_THREADS"
 _LENGTH_SUFFIX = re.compile(r"#len(\d+)$")
 # Images are kept at most this many pixels on a side for CLIP, which looks at 224 x 224.
 CLIP_IMAGE_SIDE = 512
@@ -116,12 +122,15 @@ def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
 class SentenceTransformerEmbedder(EmbedderBase):
     """A sentence-transformers model: the bundled MiniLM by default, or any name or local folder.
     ``device`` None or "auto" picks the GPU when torch sees one; ``max_seq_length`` None is the model's
-    default (128 tokens for the bundled MiniLM, the model's own config for any other)."""
+    default (256 tokens for the bundled MiniLM, the model's own config for any other); ``threads`` None
+    is $EXPLORER_TORCH_THREADS, else torch's own thread count."""
 
-    def __init__(self, model: str = BUNDLED_MODEL, *, device: str | None = None, max_seq_length: int | None = None):
+    def __init__(self, model: str = BUNDLED_MODEL, *, device: str | None = None, max_seq_length: int | None = None,
+                 threads: int | None = None):
         self.model_name = BUNDLED_MODEL if model in BUNDLED_ALIASES else model
         self.device = device
         self.max_seq_length = max_seq_length
+        self.threads = threads
         self._model = None
         self.model_hash = ""
         self.model_id = self._identity()
@@ -181,16 +190,48 @@ class SentenceTransformerEmbedder(EmbedderBase):
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.zeros((total, self.dimension), dtype=np.float32)
         done = 0
-        for start in range(0, total, batch_size):
-            idx = order[start : start + batch_size]
-            vectors = model.encode(
-                [texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
-                normalize_embeddings=True, show_progress_bar=False,
-            )
-            out[idx] = vectors
-            done += len(idx)
-            progress("embed", done / total, f"{done:,} / {total:,} rows")
+        with _torch_threads(self.cpu_threads() if self.device == "cpu" else None):
+            for start in range(0, total, batch_size):
+                idx = order[start : start + batch_size]
+                vectors = model.encode(
+                    [texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
+                    normalize_embeddings=True, show_progress_bar=False,
+                )
+                out[idx] = vectors
+                done += len(idx)
+                progress("embed", done / total, f"{done:,} / {total:,} rows")
         return l2_normalise(out)
+
+    def cpu_threads(self) -> int | None:
+        """Torch's threads while this embedder encodes on the CPU: ``threads``, else $EXPLORER_TORCH_THREADS,
+        else None (torch's own choice)."""
+        value = self.threads if self.threads is not None else os.environ.get(THREADS_ENV, "").strip()
+        if value in (None, ""):
+            return None
+        try:
+            threads = int(value)
+        except ValueError:
+            raise ModelError(f"{THREADS_ENV} must be a whole number of threads, not '{value}'.") from None
+        if threads < 1:
+            raise ModelError(f"The torch thread count must be at least 1, not {threads}.")
+        return threads
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Torch's intra-op threads set to ``threads`` for the block (None: left alone), then put back:
+    the setting is process-wide and other work in the process (explanations, CLIP) has its own needs."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _load_sentence_transformer(path: str, device: str):
