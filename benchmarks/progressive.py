@@ -127,6 +127,7 @@ def run(frame: pd.DataFrame, *, home: Path, skip_quality: bool) -> dict:
                             workspace=Workspace(quality_home))
         result["quality_seconds"] = quality.seconds
         result["quality_cached"] = quality.n_cached
+        result["quality_model"] = quality.saved.manifest["model_id"]
         result["maps"]["quality mode"] = search_quality(quality.saved, frame)
         result["quality_displacement"] = layout_displacement(fast_coords[fast_saved.embedded],
                                                              quality.saved.coords[quality.saved.embedded])
@@ -143,7 +144,8 @@ def render(results: list[tuple[str, dict]], *, invocation: str, started: datetim
              "work: see the load averages), one process as the app's server would be: UMAP and the transformer "
              "warmed up first, then `build_map` in the auto mode (the fast map, refinement pending), then the "
              "refinement worker while the main thread searches the fast map every "
-             f"{SEARCH_INTERVAL} s, then the quality mode. The abstracts alone are embedded.", ""]
+             f"{SEARCH_INTERVAL} s, then the quality mode. The abstracts alone are embedded. The refinement reads "
+             "128 tokens of each abstract (modes.REFINE_MAX_TOKENS), the quality mode 256.", ""]
     for name, r in results:
         refine = r["refine"]
         moved = refine["displacement"]
@@ -174,15 +176,20 @@ def render(results: list[tuple[str, dict]], *, invocation: str, started: datetim
                   "| map | model | precision@10 (20 queries) | title → abstract recall@10 | MRR | 2D 10-NN "
                   "accuracy |", "|---|---|---|---|---|---|"]
         for label, m in r["maps"].items():
-            model = r["fast_model"] if label == "fast map" else r["model"]
+            models = {"fast map": r["fast_model"], "quality mode": r.get("quality_model", r["model"])}
+            model = models.get(label, r["model"])
             lines.append(f"| {label} | `{model}` | {m['precision@10']:.3f} | {m['recall@10']:.3f} | "
                          f"{m['mrr']:.3f} | {m['knn_2d']:.3f} |")
         if "quality mode" in r["maps"]:
             q, f = r["maps"]["quality mode"], r["maps"]["refined map"]
             ratios = ", ".join(f"{k} {f[k] / q[k]:.3f}" for k in ("precision@10", "recall@10", "mrr") if q[k])
+            embedded = r["rows"] - r["quality_cached"]
+            how = (f"embedded {embedded:,} abstracts in {r['quality_seconds'].get('embed', 0):.0f} s "
+                   f"({embedded / max(r['quality_seconds'].get('embed', 0), 1e-9):.0f} rows/s; a different model id "
+                   "from the refinement's, so nothing came from its cache)" if embedded else
+                   f"read its {r['quality_cached']:,} vectors from the copied cache")
             lines += ["", f"- Refined / quality mode: {ratios} (target ≥ 0.97 each); 2D 10-NN "
-                      f"{f['knn_2d'] - q['knn_2d']:+.3f} (target ≥ −0.01). The quality mode's embed time is the "
-                      f"refinement's (its {r['quality_cached']:,} vectors came from the copied cache); its layout "
+                      f"{f['knn_2d'] - q['knn_2d']:+.3f} (target ≥ −0.01). The quality mode {how}; its layout "
                       f"took {r['quality_seconds'].get('project', 0):.1f} s."]
         load_text = ", ".join(f"{a:.2f}" for a, _, _ in r["loads"])
         lines += [f"- Load average (1 min) at the start, after the refinement and at the end: {load_text}.", ""]

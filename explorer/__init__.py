@@ -23,15 +23,25 @@ from .embedders import (
     load_embedder,
 )
 from .errors import ExplorerError, InputError, MapNotFoundError, ModelError
-from .export import to_csv_bytes, to_html_bytes, to_parquet_bytes
+from .export import export_points, to_csv_bytes, to_html_bytes, to_parquet_bytes
 from .filters import category_mask, keyword_mask
 from .images import ImageLimits, ImageSet, open_image, read_image_table, read_images
 from .labels import ClusterLabel, Contrast, contrast_terms, label_clusters, label_levels
 from .limits import Limits
 from .load import LoadedTable, load_table
-from .map_clusters import add_clusters, cluster_levels, cluster_table, label_layers, point_labels, rename_cluster
+from .map_clusters import (
+    add_clusters,
+    cluster_levels,
+    cluster_table,
+    label_layers,
+    named_points,
+    point_labels,
+    rename_cluster,
+    same_group,
+)
 from .pipeline import BuildResult, build_map
 from .project import Projection, ProjectionConfig, project
+from .refine import RefineResult, pending_refinements, refine_map
 from .search import SearchResult, nearest_neighbors, search_map, search_similar
 from .store import SavedMap, Workspace
 from .texts import TextSelection, compose_texts, detect_text_columns
@@ -53,13 +63,14 @@ __all__ = [
     "Projection", "ProjectionConfig", "project",
     # cluster and label
     "ClusterConfig", "ClusterLabel", "ClusterLevel", "Clustering", "Contrast", "add_clusters", "cluster_levels",
-    "cluster_map", "cluster_table", "contrast_terms", "label_clusters", "label_layers", "label_levels", "point_labels",
-    "rename_cluster",
+    "cluster_map", "cluster_table", "contrast_terms", "label_clusters", "label_layers", "label_levels", "named_points",
+    "point_labels", "rename_cluster", "same_group",
     # search and filter
     "SearchResult", "nearest_neighbors", "search_map", "search_similar", "category_mask", "keyword_mask",
     # draw and export
-    "MapStyle", "build_figure", "visible_labels", "thumbnail_data_uri", "to_csv_bytes", "to_html_bytes",
-    "to_parquet_bytes",
-    # the whole path, and the store
-    "BuildResult", "build_map", "SavedMap", "Workspace", "remove_and_reproject",
+    "MapStyle", "build_figure", "visible_labels", "thumbnail_data_uri", "export_points", "to_csv_bytes",
+    "to_html_bytes", "to_parquet_bytes",
+    # the whole path, its refinement by the transformer, and the store
+    "BuildResult", "build_map", "RefineResult", "pending_refinements", "refine_map", "SavedMap", "Workspace",
+    "remove_and_reproject",
 ]

@@ -14,8 +14,8 @@ from .cluster import METHODS as CLUSTER_METHODS
 from .cluster import SPACES as CLUSTER_SPACES
 from .cluster import ClusterConfig
 from .errors import EngineError, ExplorerError, InputError
-from .export import to_csv_bytes, to_parquet_bytes
-from .modes import MODES
+from .export import export_points, to_csv_bytes, to_parquet_bytes
+from .modes import MODES, duration_text
 from .project import METHODS, ProjectionConfig
 from .store import Workspace
 
@@ -111,6 +111,12 @@ def _build(args: argparse.Namespace) -> int:
     print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
           + f"  total {result.total_seconds:.1f}")
     if not result.refine_pending:
+        return 0
+    refinement = result.saved.manifest.get("refinement") or {}
+    if not refinement.get("automatic", True):
+        print(f"ready: {result.saved.name} (fast map). Search by meaning needs the transformer's refinement, about "
+              f"{duration_text(refinement.get('estimated_seconds') or 0)} on this CPU: "
+              f"`explorer refine \"{_printable(result.saved.name)}\"` starts it.", flush=True)
         return 0
     print(f"ready: {result.saved.name} (fast map; search by meaning after refinement)", flush=True)
     return _refine_names(args, common["workspace"], [result.saved.name])
@@ -278,7 +284,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     saved = Workspace(args.home).open(args.map)
-    data = to_csv_bytes(saved.points) if args.format == "csv" else to_parquet_bytes(saved.points)
+    table = export_points(saved)  # cluster names, with their ids beside them
+    data = to_csv_bytes(table) if args.format == "csv" else to_parquet_bytes(table)
     out = Path(args.output or f"{saved.name}.{args.format}")
     out.write_bytes(data)
     print(f"wrote {out} ({len(saved.points):,} rows)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -85,6 +86,8 @@ def remove_and_reproject(
             },
             "seconds": {"project": round(time.perf_counter() - started, 3)},
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            # A map of its own: a refinement of the parent must never land on this copy.
+            "map_id": uuid.uuid4().hex,
         }
     )
     saved = workspace.save(name, points=points, embeddings=vectors, manifest=manifest, thumbnails_from=source)

@@ -30,6 +30,16 @@ PROJECT_FIXED_SECONDS = 3.0
 PROJECT_SECONDS_PER_ROW = 0.45e-3
 # Up to this estimate the transformer is worth its wait: the map is better and still comes quickly.
 QUALITY_BUDGET_SECONDS = 60.0
+# The progressive build's refinement reads the first 128 tokens of each text (all-MiniLM-L6-v2 was
+# trained on 128): 2.0-2.7x the docs/s of 256 tokens here, for title -> abstract recall@10 0.980 vs
+# 0.989 and a 2D 10-NN of the field 0.699 vs 0.709 on the 2,500 arXiv file (docs/benchmarks.md,
+# "Transformer speed"). 37 abstracts a second at load 2-3 on the 12k file (section "progressive"):
+# ~0.21 ms per token, rounded up for a shared machine.
+REFINE_MAX_TOKENS = 128
+REFINE_SECONDS_PER_TOKEN = 0.25e-3
+# A refinement estimated to take longer starts only when asked (a button, `explorer refine`): at 100k
+# rows it would hold both cores for hours.
+REFINE_AUTO_MAX_SECONDS = 30 * 60.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class ModeChoice:
     requested: str = "auto"
     refine: bool = False
     search_seconds: float | None = None
+    # Whether the refinement starts by itself after the fast map (False: it would take too long here).
+    automatic: bool = True
 
     @property
     def model(self) -> str | None:
@@ -59,6 +71,8 @@ class ModeChoice:
         text = f"map in about {duration_text(self.estimated_seconds)}"
         if self.search_seconds is None:
             return text + "; search matches the words of your data (TF-IDF), not their meaning"
+        if self.refine and not self.automatic:
+            return text + f"; search by meaning when you ask for it (about {duration_text(self.search_seconds)})"
         if self.refine:
             return text + f", search by meaning in about {duration_text(self.search_seconds)}"
         return text + ", search by meaning as soon as it is shown"
@@ -73,6 +87,9 @@ def estimate_seconds(mode: str, *, n_rows: int, avg_chars: float) -> float:
     project = PROJECT_FIXED_SECONDS + n_rows * PROJECT_SECONDS_PER_ROW
     if mode == "fast":
         return FAST_FIXED_SECONDS + n_rows * avg_chars * FAST_SECONDS_PER_CHAR + project
+    if mode == "refine":  # the transformer at REFINE_MAX_TOKENS, then the layout again
+        tokens = min(REFINE_MAX_TOKENS, avg_chars / CHARS_PER_TOKEN + 2)
+        return QUALITY_LOAD_SECONDS + n_rows * tokens * REFINE_SECONDS_PER_TOKEN + project
     tokens = min(QUALITY_MAX_TOKENS, avg_chars / CHARS_PER_TOKEN + 2)  # + the [CLS] and [SEP] tokens
     return QUALITY_LOAD_SECONDS + n_rows * tokens * QUALITY_SECONDS_PER_TOKEN + project
 
@@ -97,12 +114,17 @@ def choose_mode(n_rows: int, avg_chars: float, requested: str = "auto") -> ModeC
                           f"{duration_text(quality)}), which gives the best map.", quality, requested,
                           search_seconds=quality)
     # The refinement embeds every row with the transformer and lays the map out again.
-    search = fast + quality
-    return ModeChoice("fast", f"The transformer would take about {duration_text(quality)} for {n_rows:,} rows on this "
-                      f"CPU, so the fast mode (TF-IDF + SVD fitted on your data) builds the map in about "
-                      f"{duration_text(fast)}; the transformer then refines it in the background: search by meaning "
-                      f"in about {duration_text(search)}. Choose the quality mode to wait for the transformer's map.",
-                      fast, requested, refine=True, search_seconds=search)
+    search = fast + estimate_seconds("refine", n_rows=n_rows, avg_chars=avg_chars)
+    first = (f"The transformer would take about {duration_text(quality)} for {n_rows:,} rows on this CPU, so the "
+             f"fast mode (TF-IDF + SVD fitted on your data) builds the map in about {duration_text(fast)}; ")
+    if search - fast <= REFINE_AUTO_MAX_SECONDS:
+        return ModeChoice("fast", first + f"the transformer then refines it in the background: search by meaning in "
+                          f"about {duration_text(search)}. Choose the quality mode to wait for the transformer's map "
+                          "instead.", fast, requested, refine=True, search_seconds=search)
+    return ModeChoice("fast", first + f"refining it with the transformer would hold the CPU for about "
+                      f"{duration_text(search - fast)}, so it starts only when you ask (the map's sidebar, or "
+                      "`explorer refine`); until then search matches the words of your data.", fast, requested,
+                      refine=True, search_seconds=search, automatic=False)
 
 
 def quality_budget_seconds() -> float:

@@ -22,7 +22,7 @@ from .errors import InputError
 from .hashing import file_sha256
 from .images import ImageLimits
 from .map_clusters import add_clusters
-from .modes import ModeChoice, choose_mode_for_texts
+from .modes import REFINE_MAX_TOKENS, ModeChoice, choose_mode_for_texts
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
@@ -149,8 +149,9 @@ def build_map(
                             seconds=timer.seconds)
     manifest["mode"] = choice.to_dict() if choice is not None else None
     if choice is not None and choice.refine:
-        manifest["refinement"] = {"state": REFINE_PENDING, "model": None, "from_model": embedder.model_id,
-                                  "requested": manifest["created"]}
+        manifest["refinement"] = {"state": REFINE_PENDING, "model": None, "max_seq_length": REFINE_MAX_TOKENS,
+                                  "from_model": embedder.model_id, "requested": manifest["created"],
+                                  "automatic": choice.automatic, "estimated_seconds": choice.search_seconds}
     manifest["projection"]["input_dimension"] = int(layout_input.shape[1]) if layout_input.ndim == 2 else 0
     thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
     saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails)

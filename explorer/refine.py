@@ -73,9 +73,11 @@ def refinement_of(manifest: dict) -> dict:
     return manifest.get("refinement") or {}
 
 
-def pending_refinements(workspace: Workspace) -> list[str]:
-    """The names of the maps whose refinement is pending, oldest first (the order to resume them in)."""
-    infos = [m for m in workspace.list() if refinement_of(m.extra).get("state") == REFINE_PENDING]
+def pending_refinements(workspace: Workspace, *, automatic_only: bool = False) -> list[str]:
+    """The names of the maps whose refinement is pending, oldest first (the order to resume them in);
+    ``automatic_only`` leaves out those that start only when asked (too long for this CPU)."""
+    infos = [m for m in workspace.list() if refinement_of(m.extra).get("state") == REFINE_PENDING
+             and (not automatic_only or refinement_of(m.extra).get("automatic", True))]
     # Created is in whole seconds: the save stamp orders the maps built within one second.
     return [m.name for m in sorted(infos, key=lambda m: (m.created, int(workspace.stamp(m.name))))]
 
@@ -146,7 +148,9 @@ def refine_map(
 def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chunk_rows: int, batch_size: int,
             progress: ProgressFn, stop: Callable[[], bool], started: float) -> RefineResult:
     map_id = saved.manifest["map_id"]
-    embedder = load_embedder(model if model is not None else section.get("model"), kind=TEXT)
+    # The build recorded the model and the length the refinement reads (modes.REFINE_MAX_TOKENS).
+    embedder = load_embedder(model if model is not None else section.get("model"), kind=TEXT,
+                             max_seq_length=None if model is not None else section.get("max_seq_length"))
     embedded = saved.embedded
     # The text the build embedded: cut where compose_texts cuts, so the cache keys are the quality mode's.
     cut = Limits.from_env().max_text_chars

@@ -101,9 +101,10 @@ class RefinementWorker:
             return replace(job)
 
     def resume_pending(self) -> list[JobStatus]:
-        """Queue every map whose refinement is pending (left by a restart, a crash or Ctrl-C)."""
+        """Queue every map whose refinement is pending (left by a restart, a crash or Ctrl-C), except those
+        too long to start unasked."""
         resumed = []
-        for name in pending_refinements(self.workspace):
+        for name in pending_refinements(self.workspace, automatic_only=True):
             with contextlib.suppress(ExplorerError, OSError):  # deleted since it was listed
                 resumed.append(self.submit(name))
         return resumed

@@ -125,6 +125,41 @@ def test_the_mode_choice_gives_both_waits():
     small = choose_mode(100, 200)
     assert small.mode == "quality" and not small.refine and small.search_seconds == small.estimated_seconds
     assert choose_mode(12_000, 1_000, "fast").search_seconds is None
+    assert big.automatic, "12k abstracts refine by themselves"
+    huge = choose_mode(100_000, 1_000)
+    assert huge.refine and not huge.automatic, "hours of transformer start only when asked"
+    assert "when you ask" in huge.summary and "only when you ask" in huge.reason
+
+
+def test_a_refinement_too_long_for_this_cpu_waits_to_be_asked(progressive, table, workspace, monkeypatch):
+    import explorer.modes as modes
+
+    monkeypatch.setattr(modes, "REFINE_AUTO_MAX_SECONDS", 0.0)
+    saved = _pending_map(table, workspace)
+    assert saved.manifest["refinement"]["automatic"] is False
+    assert pending_refinements(workspace) == ["papers"], "explorer refine --all still finds it"
+    assert pending_refinements(workspace, automatic_only=True) == [], "a server start does not start it"
+    worker = RefinementWorker(workspace)
+    try:
+        assert worker.resume_pending() == []
+    finally:
+        worker.close()
+
+
+def test_the_refinement_reads_128_tokens_of_the_bundled_model(progressive, table, workspace, monkeypatch):
+    import explorer.refine as refine
+
+    asked = {}
+
+    def recording_load(spec=None, **options):
+        asked.update(spec=spec, **options)
+        return CountingHashing()
+
+    saved = _pending_map(table, workspace)
+    assert saved.manifest["refinement"]["max_seq_length"] == 128
+    monkeypatch.setattr(refine, "load_embedder", recording_load)
+    refine_map("papers", workspace=workspace)
+    assert asked["spec"] is None and asked["max_seq_length"] == 128, "the length the build recorded"
 
 
 # ---------------------------------------------------------------- the refinement
@@ -381,7 +416,9 @@ def test_explorer_build_shows_the_fast_map_then_refines_with_the_transformer(pro
     out = capsys.readouterr().out
     assert out.index("ready: papers (fast map; search by meaning after refinement)") < out.index("refined: papers")
     manifest = Workspace(home).read_manifest("papers")
-    assert manifest["model_id"] == load_embedder(None).model_id and manifest["refinement"]["state"] == "done"
+    # The refinement reads the bundled MiniLM at 128 tokens (modes.REFINE_MAX_TOKENS).
+    assert manifest["model_id"] == load_embedder(None, max_seq_length=128).model_id
+    assert manifest["refinement"]["state"] == "done"
     assert main(["--home", str(home), "build", str(source), "--name", "fast only", "--mode", "fast", "-q"]) == 0
     out = capsys.readouterr().out
     assert "ready:" not in out and Workspace(home).read_manifest("fast only")["model_id"].startswith("tfidf")

@@ -18,6 +18,7 @@ import streamlit.components.v1 as components
 from .build_page import landing
 from .loaders import get_embedder, start_umap_warm_up
 from .map_page import map_view, sidebar_controls
+from .refinement import refinement_worker
 from .state import VIEW_STATE_KEYS, open_current_map, reset_view, show_map
 from .text import escape_markdown
 
@@ -37,6 +38,7 @@ window.parent.scrollTo({top: 0});
 def main() -> None:
     """Route between the first screen and the open map."""
     start_umap_warm_up()
+    refinement_worker()  # resumes the refinements a stopped server left pending, whichever map is opened
     saved = open_current_map()
     if saved is None:
         if error := st.session_state.pop("link_error", None):

@@ -176,6 +176,7 @@ def upload_form(uploaded) -> None:
                                                "quality": "Quality (the transformer)"}[m])
         if selection is not None:
             texts = [t for t, keep in zip(selection.texts, selection.embedded, strict=True) if keep]
+            # The reason says both waits: the map's, and search by meaning's.
             st.info(choose_mode_for_texts(texts, requested=mode).reason)
     name = st.text_input("Map name", value=Path(uploaded.name).stem, key="upload_name")
     find_clusters = st.checkbox("Find clusters and label them", value=True, key="upload_clusters",

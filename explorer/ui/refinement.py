@@ -42,8 +42,9 @@ def refinement_worker() -> RefinementWorker:
 
 
 def submit_refinement(result) -> None:
-    """After a build: queue the transformer's refinement when the build was progressive (its fast map)."""
-    if result.refine_pending:
+    """After a build: queue the transformer's refinement when the build was progressive (its fast map),
+    unless it would take too long to start unasked (the sidebar then offers it)."""
+    if result.refine_pending and refinement_of(result.saved.manifest).get("automatic", True):
         refinement_worker().submit(result.saved.name)
 
 
@@ -56,8 +57,23 @@ def refinement_sidebar(saved) -> None:
         st.caption(f"Refined by {escape_markdown(section.get('model_id', 'the transformer'))} from the fast map"
                    + (f"; points moved {moved['median']:.0%} of the map's size (median)." if moved else "."))
     elif state in (REFINE_PENDING, REFINE_FAILED):
-        refinement_progress(saved.name, str(saved.manifest.get("map_id") or saved.name),
-                            st.session_state.get("map_stamp", saved.stamp), state == REFINE_FAILED)
+        map_id = str(saved.manifest.get("map_id") or saved.name)
+        if (state == REFINE_PENDING and not section.get("automatic", True)
+                and refinement_worker().status(map_id) is None):
+            offer_refinement(saved.name, section)
+            return
+        refinement_progress(saved.name, map_id, st.session_state.get("map_stamp", saved.stamp),
+                            state == REFINE_FAILED)
+
+
+def offer_refinement(name: str, section: dict) -> None:
+    """A map too big to refine unasked: say what search does now, and start the transformer on request."""
+    wait = duration_text(section.get("estimated_seconds") or 0)
+    st.caption(f"Search matches the words of this map (fast mode). The transformer would make it search by "
+               f"meaning in about {wait} on this CPU, using both cores meanwhile.")
+    if st.button("Refine with the transformer", key="start_refinement"):
+        refinement_worker().submit(name)
+        st.rerun()
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
