@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import time
@@ -67,6 +68,7 @@ def _build(args: argparse.Namespace) -> int:
     from .pipeline import build_map
 
     _check_engine_options(args)
+    _use_device(args)
     if args.engine == "ray" and args.images:
         raise InputError("The ray engine builds text maps from CSV or Parquet; build images with --engine local.")
     # With the ray engine a folder holds CSV or Parquet files, not images.
@@ -134,15 +136,22 @@ def _refine(args: argparse.Namespace) -> int:
     return _refine_names(args, workspace, names)
 
 
+def _use_device(args: argparse.Namespace) -> None:
+    """--device for every transformer this command loads (through $EXPLORER_DEVICE, which the
+    embedders read when they load their weights), so the model and length a build recorded stay."""
+    from .embedders.transformer import DEVICE_ENV
+
+    device = getattr(args, "device", "auto")
+    if device != "auto":
+        os.environ[DEVICE_ENV] = device
+
+
 def _refine_names(args: argparse.Namespace, workspace: Workspace, names: list[str]) -> int:
     """Refine maps one after another with a progress bar; Ctrl-C keeps each fast map and says how to resume."""
-    from .embedders import load_embedder
     from .refine import REFINE_DONE, refine_map
 
     model = getattr(args, "refine_model", None)
-    device = getattr(args, "device", "auto")
-    if device != "auto":
-        model = load_embedder(model, device=device)
+    _use_device(args)
     code = 0
     for name in names:
         bar = _progress_bar(args)
@@ -330,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "would take over a minute, the fast map first, then refined by the transformer in the same "
                        "command; Ctrl-C keeps the fast map and `explorer refine NAME` resumes)")
     build.add_argument("--device", choices=DEVICES, default="auto",
-                       help="where the transformer refines a progressive build (default: a GPU when torch sees one)")
+                       help="where the transformer runs, for the quality mode and a progressive build's refinement "
+                       "(default: a GPU when torch sees one)")
     build.add_argument("--images", metavar="ZIP", help="a ZIP of the images a table's path column names")
     build.add_argument("--path-column", help="the table's column of image paths inside --images")
     build.add_argument("--name", help="map name (default: the file name)")

@@ -299,3 +299,16 @@ def test_progress_bar_draws_one_line_per_stage():
 def test_manifest_is_json_on_disk(built):
     manifest = json.loads((Workspace().map_path(built) / "manifest.json").read_text())
     assert manifest["source"]["name"] == "papers.csv"
+
+
+def test_device_reaches_every_transformer_the_command_loads(monkeypatch, capsys):
+    import os
+
+    from explorer.embedders.transformer import DEVICE_ENV, SentenceTransformerEmbedder, resolve_device
+
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert main(["refine", "--all", "--device", "cpu"]) == 0
+    assert "no refinement pending" in capsys.readouterr().out
+    # Through the environment, so a refinement keeps the model and length its build recorded.
+    assert os.environ[DEVICE_ENV] == "cpu" and resolve_device(None) == "cpu"
+    assert SentenceTransformerEmbedder(max_seq_length=128).seq_length == 128
