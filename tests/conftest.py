@@ -85,3 +85,19 @@ def real_map(real_embedder, sample_papers, tmp_path_factory):
 
     workspace = Workspace(tmp_path_factory.mktemp("real-map-home"))
     return build_map(sample_papers, name="papers", model=real_embedder, workspace=workspace)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright (installed by `make test`), one per browser-test module:
+    the sync API must be closed before a module that drives Playwright's async API starts."""
+    from playwright.sync_api import sync_playwright
+    from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, chromium_path
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    executable = chromium_path()
+    assert executable, "Chromium is missing: `make test` installs it with apt-get (package chromium)."
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

@@ -8,9 +8,7 @@ import pandas as pd
 import pytest
 from streamlit_server import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
     MAP_IFRAME,
-    chromium_path,
     map_frame,
     streamlit_server,
     wait_until_idle,
@@ -53,20 +51,6 @@ def _dataset(path):
                  "field": "biology"})
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium through Playwright (installed by `make test`)."""
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    executable = chromium_path()
-    assert executable, "Chromium is missing: `make test` installs it with apt-get (package chromium)."
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")

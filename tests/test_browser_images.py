@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 from streamlit_server import ARTIFACTS, REPO, map_frame, streamlit_server, wait_until_idle
-from test_browser import _new_page, browser  # noqa: F401  (the shared Chromium fixture)
+from test_browser import _new_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -42,7 +42,7 @@ def _rendered_images(page, selector: str) -> int:
     )
 
 
-def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):  # noqa: F811
+def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):
     page, errors = _new_page(browser, app_url)
     archive = _digits_zip(tmp_path / "digits.zip")
     page.locator('[data-testid="stFileUploader"] input[type="file"]').nth(1).set_input_files(str(archive))

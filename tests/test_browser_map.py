@@ -14,9 +14,7 @@ import re
 import pytest
 from streamlit_server import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
     MAP_IFRAME,
-    chromium_path,
     map_frame,
     streamlit_server,
     wait_until_idle,
@@ -35,20 +33,6 @@ ANNOTATIONS = """over => Array.from(over.querySelectorAll('.annotation')).map(a 
 # The plot area's box on screen.
 PLOT_AREA = """m => { const r = m.querySelector('.nsewdrag').getBoundingClientRect();
     return { x0: r.left, y0: r.top, x1: r.right, y1: r.bottom }; }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium through Playwright (installed by `make test`)."""
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    executable = chromium_path()
-    assert executable, "Chromium is missing: `make test` installs it with apt-get (package chromium)."
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, MAP_IFRAME, chromium_path, streamlit_server, wait_until_idle
+from streamlit_server import ARTIFACTS, MAP_IFRAME, streamlit_server, wait_until_idle
 
 from explorer import Workspace, build_map
 
@@ -22,20 +22,6 @@ TRACE_NAMES = """() => ({
     overlay: (document.getElementById('overlay').data || []).map(t => t.name),
     baseKey: document.getElementById('map').getAttribute('data-base-key'),
 })"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium through Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    executable = chromium_path()
-    assert executable, "Chromium is missing: `make test` installs it with apt-get (package chromium)."
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +102,9 @@ def test_a_reload_and_a_shared_link_reopen_the_map_and_its_query(browser, sample
 
     page.get_by_role("button", name="New map").click()
     wait_until_idle(page)
-    assert "map=" not in page.url and "query=" not in page.url, "the first screen's URL names no map"
+    # The URL changes once the run that "New map" started has reached the browser.
+    page.wait_for_url(lambda url: "map=" not in url and "query=" not in url, timeout=30_000)
+    page.get_by_role("button", name="Try the sample papers").wait_for(timeout=30_000)
     page.close()
 
 
