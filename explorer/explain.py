@@ -337,13 +337,10 @@ def shared_words(query: str, text: str, *, limit: int = 12) -> list[str]:
     a word-counting embedder such as the fast mode's matches on."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    from .labels import TOKEN_PATTERN
+    from .labels import TOKEN_PATTERN, stem
 
     def words(value: str) -> list[str]:
         return [w for w in re.findall(TOKEN_PATTERN, value.lower()) if w not in ENGLISH_STOP_WORDS]
 
-    def fold(word: str) -> str:
-        return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-    in_text = {fold(w) for w in words(text)}
-    return [w for w in dict.fromkeys(words(query)) if fold(w) in in_text][:limit]
+    in_text = {stem(w) for w in words(text)}
+    return [w for w in dict.fromkeys(words(query)) if stem(w) in in_text][:limit]

@@ -289,7 +289,7 @@ def _distinct_terms(ranked, top_n: int) -> list[tuple[str, float]]:
     chosen: list[tuple[str, float]] = []
     seen: set[str] = set()
     for term, score in ranked:
-        words = {_stem(w) for w in term.split()}
+        words = {stem(w) for w in term.split()}
         if words & seen:
             continue
         chosen.append((term, score))
@@ -299,7 +299,8 @@ def _distinct_terms(ranked, top_n: int) -> list[tuple[str, float]]:
     return chosen
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
+    """A word with its plural ending folded ("robots" → "robot"), for comparing words, not for showing them."""
     # Enough to fold plurals ("robots", "meshes"); a real stemmer would also mangle the label.
     if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
         return word[:-2]

@@ -14,7 +14,7 @@ from explorer.embedders import DEFAULT_CLIP_MODEL, PIXEL_MODEL
 from explorer.errors import ExplorerError
 from explorer.images import read_images
 from explorer.load import load_table
-from explorer.modes import MODES, choose_mode_for_texts
+from explorer.modes import MODES, choose_mode_for_texts, duration_text
 from explorer.pipeline import build_map, map_is_current
 from explorer.project import ProjectionConfig
 from explorer.search import KEYWORD
@@ -113,12 +113,8 @@ class BuildClock:
         eta = ""
         if stage == "embed" and self.first is not None and fraction < 1 and fraction - self.first[1] >= 0.02:
             rate = (fraction - self.first[1]) / max(now - self.first[0], 1e-6)
-            eta = f" · about {_seconds((1 - fraction) / rate)} left"
+            eta = f" · about {duration_text((1 - fraction) / rate)} left"
         return STAGE_TITLES.get(stage, stage), eta
-
-
-def _seconds(value: float) -> str:
-    return f"{value:,.0f} s" if value < 90 else f"{value / 60:,.0f} min"
 
 
 def model_picker(key: str) -> str | None:
