@@ -10,6 +10,7 @@ import pandas as pd
 
 from .cluster import UNCLUSTERED, ClusterConfig, Clustering, cluster_map, link_levels
 from .errors import InputError
+from .label_file import label_rows
 from .labels import ClusterLabel, label_by_category, label_levels, unique_labels
 from .progress import ProgressFn, no_progress
 from .store import SavedMap, Workspace
@@ -152,39 +153,9 @@ def cluster_table(saved: SavedMap, level: str = "coarse") -> pd.DataFrame:
 
 
 def label_layers(saved: SavedMap) -> pd.DataFrame:
-    """Every level's cluster labels for a zoomable map: x, y, text, level, priority, cluster_id, size.
-
-    Coarser levels outrank finer ones and, within a level, bigger clusters outrank smaller ones
-    (priority in [0, n_levels), higher shows first: coarse in [n-1, n), the finest in [0, 1)). A finer
-    cluster whose label is its parent's (the same group, or a rename of both) is left out: it would only
-    repeat that label. The schema of Embedding Atlas' ``--labels`` (x, y, text, level, priority) plus
-    the cluster's id and size; empty when the map has no clusters."""
-    levels = cluster_levels(saved)
-    frames = []
-    above: dict[int, str] = {}
-    for rank, level in enumerate(levels):
-        section = _level_section(saved.manifest, saved.name, level)
-        clusters = [c for c in section["clusters"]
-                    if above.get(_parent_id(c), None) != c["label"]]
-        above = {c["id"]: c["label"] for c in section["clusters"]}
-        if not clusters:
-            continue
-        sizes = np.array([c["size"] for c in clusters], dtype=np.int64)
-        frames.append(pd.DataFrame({
-            "x": [float(c["centre"][0]) for c in clusters], "y": [float(c["centre"][1]) for c in clusters],
-            "text": [str(c["label"]) for c in clusters], "level": level,
-            # The size share stays below 1, so no cluster of a level reaches the level above.
-            "priority": (len(levels) - 1 - rank) + sizes / (sizes.sum() + 1.0),
-            "cluster_id": np.array([c["id"] for c in clusters], dtype=np.int64), "size": sizes,
-        }))
-    if not frames:
-        return pd.DataFrame({"x": [], "y": [], "text": [], "level": [], "priority": [], "cluster_id": [], "size": []})
-    return pd.concat(frames, ignore_index=True).sort_values(
-        ["priority", "cluster_id"], ascending=[False, True], ignore_index=True, kind="stable")
-
-
-def _parent_id(cluster: dict) -> int | None:
-    return (cluster.get("parent") or {}).get("id")
+    """Every level's cluster labels for a zoomable map: x, y, text, level, priority, cluster_id, size
+    (label_file.label_rows; labels.parquet holds the same rows with numbered levels)."""
+    return label_rows(saved.manifest)
 
 
 def named_points(saved: SavedMap) -> pd.DataFrame:

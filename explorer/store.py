@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, MapNotFoundError
+from .label_file import LABELS_FILE, write_label_file
 from .thumbnails import THUMBNAILS_FILE, read_thumbnail_table, write_thumbnail_table
 
 try:
@@ -194,6 +195,7 @@ class Workspace:
             np.save(tmp / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
             if thumbnails is not None:
                 write_thumbnail_table(tmp / THUMBNAILS_FILE, row_ids, thumbnails)
+            write_label_file(tmp, manifest)
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
             _fsync_tree(tmp)
             self._swap_in(tmp, final)
@@ -270,6 +272,10 @@ class Workspace:
         path = self.map_path(name)
         points = pd.read_parquet(path / POINTS_FILE)
         embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
+        if manifest.get("clusters") and not (path / LABELS_FILE).is_file():
+            # Maps clustered before labels.parquet existed get it on first open, for other tools.
+            with contextlib.suppress(OSError):
+                write_label_file(path, manifest)
         return SavedMap(path=path, manifest=manifest, points=points, embeddings=embeddings)
 
     def list(self) -> list[MapInfo]:
@@ -318,6 +324,8 @@ class Workspace:
         if not manifest_file.is_file():
             raise MapNotFoundError(f"No saved map named '{name}'.")
         manifest = {**_read_manifest(manifest_file), **changes}
+        if "clusters" in changes:  # before the manifest, whose new stamp tells readers to look again
+            write_label_file(manifest_file.parent, manifest)
         _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
         return manifest
 
