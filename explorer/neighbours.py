@@ -63,21 +63,40 @@ def knn_graph(
 
 
 def _exact(x: np.ndarray, k: int, *, progress: ProgressFn) -> tuple[np.ndarray, np.ndarray]:
-    n = len(x)
-    indices = np.empty((n, k), dtype=np.int64)
-    similarities = np.empty((n, k), dtype=np.float32)
-    step = block_rows(n)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        block = x[start:stop] @ x.T
-        block[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # a row is not its own neighbour
+    return nearest_rows(x, x, k=k, skip_self=True, progress=progress)
+
+
+def nearest_rows(
+    queries: np.ndarray,
+    reference: np.ndarray,
+    *,
+    k: int,
+    skip_self: bool = False,
+    progress: ProgressFn = no_progress,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of ``reference`` most similar to each query (exact, blocked), best first: indices and
+    cosine similarities (m, k). ``skip_self``: the queries are the reference's own rows, each not its
+    own neighbour. Equal scores go by row order, so the answer is the same on every run."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    reference = np.ascontiguousarray(reference, dtype=np.float32)
+    m = len(queries)
+    k = max(0, min(int(k), len(reference) - int(skip_self)))
+    indices = np.empty((m, k), dtype=np.int64)
+    similarities = np.empty((m, k), dtype=np.float32)
+    if k == 0:
+        return indices, similarities
+    step = block_rows(len(reference))
+    for start in range(0, m, step):
+        stop = min(m, start + step)
+        block = queries[start:stop] @ reference.T
+        if skip_self:
+            block[np.arange(stop - start), np.arange(start, stop)] = -np.inf
         top = np.argpartition(-block, k - 1, axis=1)[:, :k]
         scores = np.take_along_axis(block, top, axis=1)
-        # Best first; equal scores by row order, so the graph is the same on every run.
         order = np.lexsort((top, -scores), axis=1)
         indices[start:stop] = np.take_along_axis(top, order, axis=1)
         similarities[start:stop] = np.take_along_axis(scores, order, axis=1)
-        progress("neighbours", stop / n, f"Nearest neighbours of {stop:,} of {n:,} rows")
+        progress("neighbours", stop / m, f"Nearest neighbours of {stop:,} of {m:,} rows")
     return indices, similarities
 
 
