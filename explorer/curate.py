@@ -47,6 +47,22 @@ def remove_and_reproject(
         raise InputError(
             f"None of the rows to remove is in the map '{source.name}': nothing to do."
         )
+    return _reprojected(workspace, source, remove, new_name=new_name, progress=progress)
+
+
+def relayout_map(
+    workspace: Workspace, map_name: str, *, new_name: str | None = None, progress: ProgressFn = no_progress
+) -> SavedMap:
+    """Save a new version of the map with every row laid out afresh (after rows were added, say):
+    same embeddings, a new layout and new clusters; the map itself is left untouched."""
+    source = workspace.open(map_name)
+    return _reprojected(workspace, source, np.zeros(len(source.points), dtype=bool), new_name=new_name,
+                        progress=progress)
+
+
+def _reprojected(workspace: Workspace, source: SavedMap, remove: np.ndarray, *, new_name: str | None,
+                 progress: ProgressFn) -> SavedMap:
+    """A new map of the source's rows but ``remove``, laid out and clustered again."""
     keep = ~remove
     kept_embedded = source.embedded[keep]
     if not kept_embedded.any():

@@ -111,3 +111,14 @@ def test_a_point_goes_among_the_neighbours_that_sit_together_not_between_two_reg
     placed = position_from_neighbours(coords, np.full((1, 15), 0.8))
     assert placed[0, 0] == pytest.approx(0.0, abs=1e-9)
     # A plain weighted mean would have said x = 4.
+
+
+def test_a_grown_map_can_be_laid_out_afresh_as_a_new_version(papers, workspace):
+    from explorer.curate import relayout_map
+
+    add_rows("papers", new_rows("physics"), workspace=workspace)
+    fresh = relayout_map(workspace, "papers")
+
+    assert fresh.name == "papers (v2)" and len(fresh.points) == 34
+    assert fresh.manifest["parent"]["removed_rows"] == 0 and "cluster" in fresh.points
+    assert len(workspace.open("papers").points) == 34, "the grown map itself is untouched"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 
@@ -16,6 +18,7 @@ from explorer.images import read_images
 from explorer.load import load_table
 from explorer.modes import MODES, choose_mode_for_texts, duration_text
 from explorer.pipeline import build_map, map_is_current
+from explorer.progress import ProgressFn
 from explorer.project import ProjectionConfig
 from explorer.search import KEYWORD
 from explorer.store import Workspace
@@ -35,6 +38,7 @@ SAMPLE_DIGITS_MAP = "Sample digits"
 IMAGE_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 TABLE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "xlsx"]
 STAGE_TITLES = {"load": "Loading", "embed": "Embedding", "project": "Projecting", "save": "Saving"}
+T = TypeVar("T")
 
 
 def default_model() -> str | None:
@@ -47,12 +51,12 @@ def default_model() -> str | None:
 # ---------------------------------------------------------------- building
 
 
-def run_build(source, *, replace: bool = False, **options) -> None:
-    """Build a map inside a status box with a live progress bar; errors are shown, nothing is lost.
-
-    Unless ``replace``, the map gets a free name ("data (2)"): another session's map of the same
-    name must never be overwritten under it."""
-    with st.status("Building the map…", expanded=True) as status:
+def run_with_progress(
+    label: str, action: Callable[[ProgressFn], T], *, done: Callable[[T], str], failed: str
+) -> T | None:
+    """Run ``action(progress)`` inside a status box with a live progress bar and time left; an error is
+    shown (None returned) and nothing is lost: the library's steps save atomically."""
+    with st.status(label, expanded=True) as status:
         stage_text = st.empty()
         bar = st.progress(0.0)
         clock = BuildClock()
@@ -63,17 +67,35 @@ def run_build(source, *, replace: bool = False, **options) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0))
 
         try:
-            workspace = Workspace()
-            if options.get("name") and not replace:
-                options["name"] = workspace.unique_name(options["name"])
-            result = build_map(source, workspace=workspace, progress=progress, **options)
+            result = action(progress)
         except ExplorerError as exc:
-            status.update(label="The map could not be built", state="error", expanded=True)
+            status.update(label=failed, state="error", expanded=True)
             st.error(str(exc))
-            return
-        seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-        status.update(label=f"Built '{result.saved.name}' in {result.total_seconds:.1f} s ({seconds})",
-                      state="complete", expanded=False)
+            return None
+        status.update(label=done(result), state="complete", expanded=False)
+    return result
+
+
+def run_build(source, *, replace: bool = False, **options) -> None:
+    """Build a map with a live progress bar (run_with_progress), then open it.
+
+    Unless ``replace``, the map gets a free name ("data (2)"): another session's map of the same
+    name must never be overwritten under it."""
+    workspace = Workspace()
+
+    def build(progress: ProgressFn):
+        if options.get("name") and not replace:
+            options["name"] = workspace.unique_name(options["name"])
+        return build_map(source, workspace=workspace, progress=progress, **options)
+
+    def stages(result) -> str:
+        return ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+
+    result = run_with_progress("Building the map…", build, failed="The map could not be built",
+                               done=lambda r: f"Built '{r.saved.name}' in {r.total_seconds:.1f} s ({stages(r)})")
+    if result is None:
+        return
+    seconds = stages(result)
     submit_refinement(result)
     show_map(result.saved.name)
     st.session_state["scroll_to_map"] = True
