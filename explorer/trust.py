@@ -14,10 +14,15 @@ import numpy as np
 
 from .neighbours import KnnGraph, knn_graph
 from .progress import ProgressFn, no_progress
+from .store import SavedMap, Workspace
 
 K_MAP = 10
 K_SPACE = 30
 CHUNK_ROWS = 65_536
+TRUST_COLUMN = "trust"
+# Builds measure trust up to this many rows (about a minute at 100k, in the exact kNN); bigger
+# maps measure it when asked (`explorer trust`, or the app's button), with pynndescent.
+BUILD_MAX_ROWS = 100_000
 
 
 @dataclass
@@ -91,3 +96,24 @@ def far_on_map(coords: np.ndarray, row: int, others: np.ndarray, *, k: int = K_S
         return np.zeros(len(others), dtype=bool)
     radius = np.partition(finite, k - 1)[k - 1]
     return distances[np.asarray(others, dtype=np.int64)] > radius
+
+
+def add_trust(saved: SavedMap, *, workspace: Workspace | None = None, progress: ProgressFn = no_progress) -> SavedMap:
+    """Measure a saved map's trust and save it again with a ``trust`` column and a manifest summary."""
+    workspace = workspace or Workspace(saved.path.parent.parent)
+    trust = trust_scores(saved.embeddings, saved.coords, valid=saved.embedded, progress=progress)
+    points = saved.points.assign(**{TRUST_COLUMN: trust.scores})
+    summary = {"overall": round(trust.overall, 4), "k_map": trust.k_map, "k_space": trust.k_space,
+               "exact": trust.exact, "seconds": round(trust.seconds, 3)}
+    return workspace.save(saved.name, points=points, embeddings=saved.embeddings,
+                          manifest={**saved.manifest, "trust": summary})
+
+
+def trust_summary(saved: SavedMap) -> str | None:
+    """One line on how far the map can be trusted, or None when it was never measured."""
+    summary = saved.manifest.get("trust")
+    if not summary:
+        return None
+    return (f"Trust {summary['overall']:.2f}: on average {summary['overall'] * 100:.0f} % of a point's "
+            f"{summary['k_map']} nearest points on the map are among its {summary['k_space']} nearest in the "
+            "embedding" + ("" if summary.get("exact", True) else " (approximate neighbours)") + ".")

@@ -99,3 +99,20 @@ def test_near_duplicates_skip_rows_without_an_embedding_and_check_the_threshold(
     assert near_duplicates(x, threshold=1.0).groups == []
     with pytest.raises(ValueError, match="threshold"):
         near_duplicates(x, threshold=1.5)
+
+
+def test_a_saved_map_gets_a_trust_column_and_a_summary(papers_frame, fake_embedder, workspace):
+    from explorer import ProjectionConfig, build_map
+    from explorer.trust import TRUST_COLUMN, add_trust, trust_summary
+
+    saved = build_map(papers_frame, name="papers", model=fake_embedder, projection=ProjectionConfig(method="pca"),
+                      workspace=workspace, clusters=None).saved
+    assert trust_summary(saved) is None
+
+    trusted = add_trust(saved, workspace=workspace)
+
+    reopened = workspace.open("papers")
+    scores = reopened.points[TRUST_COLUMN].to_numpy()
+    assert ((scores >= 0) & (scores <= 1)).all() and len(scores) == 30
+    assert reopened.manifest["trust"]["overall"] == pytest.approx(float(scores.mean()), abs=1e-4)
+    assert trust_summary(trusted).startswith(f"Trust {scores.mean():.2f}")

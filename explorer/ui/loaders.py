@@ -12,6 +12,7 @@ import threading
 import streamlit as st
 
 from explorer.draw import default_colour_column
+from explorer.duplicates import near_duplicates
 from explorer.embedders import embedder_for, load_embedder
 from explorer.errors import ExplorerError
 from explorer.filters import display_columns, filterable_columns
@@ -128,3 +129,10 @@ def prefetch_map(name: str) -> None:
     if workspace.exists(name):
         threading.Thread(target=get_map, args=(name, str(workspace.stamp(name))), name="map-prefetch",
                          daemon=True).start()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def duplicates_of(name: str, stamp: str, threshold: float):
+    """A map's near-duplicate groups at ``threshold`` (explorer.duplicates), once per map and threshold."""
+    saved = get_map(name, stamp)
+    return near_duplicates(saved.embeddings, threshold=threshold, valid=saved.embedded)
