@@ -99,7 +99,7 @@ def duplicates_panel(saved) -> None:
                   on_click=select_rows, args=(row_ids[found.extra_rows()].tolist(),),
                   help="Then 'Remove the selected rows and re-project' in the Selection tab drops them.")
         for i, group in enumerate(found.groups[:MAX_GROUPS_LISTED]):
-            st.button(f"{len(group)} × {escape_markdown(titles[group[0]][:60])}", key=f"duplicate_group_{i}", type="tertiary",
-                      on_click=select_rows, args=(row_ids[group].tolist(),))
+            st.button(f"{len(group)} × {escape_markdown(titles[group[0]][:60])}", key=f"duplicate_group_{i}",
+                      type="tertiary", on_click=select_rows, args=(row_ids[group].tolist(),))
         if len(found.groups) > MAX_GROUPS_LISTED:
             st.caption(f"…and {len(found.groups) - MAX_GROUPS_LISTED:,} more groups.")
