@@ -24,6 +24,7 @@ from explorer.store import Workspace
 
 from . import loaders
 from .build_page import IMAGE_TYPES
+from .map_tools import add_rows_panel, duplicates_panel, trust_panel
 from .refinement import refinement_sidebar
 from .state import (
     RESULTS_TAB,
@@ -88,6 +89,10 @@ def sidebar_controls(saved) -> Controls:
         chosen = {}
         for col, values in roles["filters"].items():
             chosen[col] = st.multiselect(f"{col}", values, key=f"filter_{col}")
+        st.subheader("Tools")
+        trust_panel(saved)
+        add_rows_panel(saved)
+        duplicates_panel(saved)
     return Controls(points=points, level=level, show_labels=show_labels,
                     colour=None if colour == "(none)" else colour, hover=hover, keyword=keyword, regex=regex,
                     categories=chosen)

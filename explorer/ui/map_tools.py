@@ -63,8 +63,10 @@ def trust_panel(saved) -> None:
     """How far the map can be believed: the trust line, or a button to measure it."""
     summary = trust_summary(saved)
     if summary is not None and TRUST_COLUMN in saved.points:
-        st.caption(escape_markdown(summary) + " Colour by `trust` to see where the map misleads: low values "
-                   "mark points whose neighbours on the map are not their neighbours in meaning.")
+        st.caption(escape_markdown(summary) + " Low trust marks points whose neighbours on the map are not "
+                   "their neighbours in meaning.")
+        st.button("Show where the map misleads", key="colour_by_trust", on_click=st.session_state.update,
+                  kwargs={"colour_by": TRUST_COLUMN}, help="Colours every point by its trust.")
         return
     with st.expander("Where the map misleads"):
         st.caption("Two points close on the map can be far apart in meaning, and the reverse. Trust measures, "

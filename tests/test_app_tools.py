@@ -1,0 +1,76 @@
+"""AppTest of the map's tools in the sidebar: add rows, lay out afresh, near-duplicates, trust (issue 18)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_app import APP
+
+from explorer import ProjectionConfig, Workspace, build_map
+
+PCA = ProjectionConfig(method="pca")
+
+
+@pytest.fixture(autouse=True)
+def hashing_model(monkeypatch):
+    monkeypatch.setenv("EXPLORER_DEFAULT_MODEL", "hashing")
+
+
+def opened(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.selectbox(key="open_choice").set_value(name)
+    at.button(key="open_saved").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_rows_added_in_the_app_join_the_map_without_moving_it(papers_frame):
+    build_map(papers_frame, name="papers", model="hashing", projection=PCA, workspace=Workspace())
+    before = Workspace().open("papers").coords.tobytes()
+    at = opened("papers")
+    assert at.button(key="add_rows").disabled, "nothing to add before a file is chosen"
+    new = papers_frame.head(4).assign(title=lambda f: f["title"] + " (new)")
+    at.file_uploader(key="add_rows_file").set_value(("more.csv", new.to_csv(index=False).encode(), "text/csv"))
+    at.run()
+    at.button(key="add_rows").click().run()
+    assert not at.exception, at.exception
+
+    grown = Workspace().open("papers")
+    assert len(grown.points) == 34 and grown.coords[:30].tobytes() == before
+    assert any("Added 4 rows to 'papers' as batch 1" in i.value for i in at.info)
+    assert at.multiselect(key="filter_batch").options == ["0", "1"], "the new rows can be filtered"
+
+    at.button(key="relayout").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["map_name"] == "papers (v2)" and len(Workspace().open("papers (v2)").points) == 34
+
+
+def test_near_duplicates_are_listed_and_selected_for_removal(papers_frame):
+    copies = papers_frame.iloc[[0, 0, 12]].assign(year=1999)
+    build_map(pd.concat([papers_frame, copies], ignore_index=True), name="dups", model="hashing", projection=PCA,
+              workspace=Workspace())
+    at = opened("dups")
+    at.slider(key="duplicate_threshold").set_value(0.99).run()
+    at.button(key="find_duplicates").click().run()
+    assert not at.exception, at.exception
+    assert any("groups" in m.value for m in at.markdown)
+
+    at.button(key="select_duplicates").click().run()
+    assert sorted(at.session_state["selection"]) == [30, 31, 32]
+    assert at.session_state["side_tab"] == "Selection"
+
+
+def test_trust_is_measured_on_request_and_colours_the_map(papers_frame):
+    build_map(papers_frame, name="papers", model="hashing", projection=PCA, workspace=Workspace(), clusters=None)
+    at = opened("papers")
+    at.button(key="measure_trust").click().run()
+    assert not at.exception, at.exception
+    trust = Workspace().open("papers").points["trust"].to_numpy()
+    assert np.isfinite(trust).all()
+    assert any(c.value.startswith("Trust ") for c in at.sidebar.caption)
+
+    at.button(key="colour_by_trust").click().run()
+    assert at.selectbox(key="colour_by").value == "trust"
