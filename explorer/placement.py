@@ -67,3 +67,16 @@ def position_from_neighbours(coords: np.ndarray, similarities: np.ndarray) -> np
         kept = w * near
         out[start:stop] = (p * kept[:, :, None]).sum(axis=1) / kept.sum(axis=1, keepdims=True)
     return out
+
+
+def place_query(coords: np.ndarray, scores: np.ndarray, *, k: int = K) -> np.ndarray:
+    """Where a search query goes on the map: placed as an added row would be, from the k rows it is most
+    similar to (``scores`` for every row, NaN where a row has no vector); NaN when nothing scored."""
+    coords = np.asarray(coords, dtype=np.float64)
+    ranked = np.where(np.isfinite(scores) & np.isfinite(coords).all(axis=1), scores, -np.inf)
+    k = min(k, int(np.isfinite(ranked).sum()))
+    if k == 0:
+        return np.array([np.nan, np.nan], dtype=np.float32)
+    top = np.argpartition(-ranked, k - 1)[:k]
+    top = top[np.argsort(-ranked[top], kind="stable")]
+    return position_from_neighbours(coords[top][None], ranked[top][None])[0].astype(np.float32)

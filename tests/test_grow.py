@@ -122,3 +122,12 @@ def test_a_grown_map_can_be_laid_out_afresh_as_a_new_version(papers, workspace):
     assert fresh.name == "papers (v2)" and len(fresh.points) == 34
     assert fresh.manifest["parent"]["removed_rows"] == 0 and "cluster" in fresh.points
     assert len(workspace.open("papers").points) == 34, "the grown map itself is untouched"
+
+
+def test_a_query_whose_hits_are_spread_over_the_map_is_placed_among_them_not_between():
+    from explorer.placement import place_query
+
+    coords = np.array([[0.0, 0.0]] * 9 + [[10.0, 0.0]] * 6 + [[5.0, 5.0]] * 20, dtype=np.float32)
+    scores = np.array([0.9] * 9 + [0.9] * 6 + [0.1] * 20, dtype=np.float32)
+    assert place_query(coords, scores)[0] == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(place_query(coords, np.full(len(coords), np.nan))).all()

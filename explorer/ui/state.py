@@ -20,7 +20,8 @@ from explorer.draw import MapStyle, hover_thumbnails, map_labels, title_column
 from explorer.errors import ExplorerError
 from explorer.filters import category_mask, keyword_mask, positions_of
 from explorer.map_clusters import cluster_column, cluster_table
-from explorer.search import KEYWORD, SearchResult, nearest_neighbors, query_position, search_map
+from explorer.placement import place_query
+from explorer.search import KEYWORD, SearchResult, nearest_neighbors, search_map
 from explorer.store import Workspace
 
 from . import loaders
@@ -325,7 +326,7 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
     if result is not None:
         style.hits = result.indices
         style.hit_scores = result.top_scores
-        style.query_xy = query_position(saved.coords, result)
+        style.query_xy = place_query(saved.coords, result.scores)
         style.query_label = result.query
         if search.by_similarity:
             style.similarity = np.nan_to_num(result.scores, nan=0.0)
