@@ -74,3 +74,31 @@ def test_trust_is_measured_on_request_and_colours_the_map(papers_frame):
 
     at.button(key="colour_by_trust").click().run()
     assert at.selectbox(key="colour_by").value == "trust"
+
+
+def test_details_mark_the_neighbours_the_map_draws_far_away(papers_frame):
+    # Papers on a circle, laid out on the same circle, but for two that swapped places.
+    n = 60
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    vectors = np.hstack([np.cos(angles)[:, None], np.sin(angles)[:, None], np.zeros((n, 6))]).astype(np.float32)
+    coords = (vectors[:, :2] * 10).copy()
+    coords[[0, 30]] = coords[[30, 0]]
+    built = build_map(papers_frame, name="seed", model="hashing", projection=PCA, workspace=Workspace(),
+                      clusters=None).saved
+    points = pd.DataFrame({"row_id": np.arange(n), "title": [f"paper {i}" for i in range(n)],
+                           "abstract": [f"text {i}" for i in range(n)], "x": coords[:, 0], "y": coords[:, 1],
+                           "embedded": True})
+    Workspace().save("circle", points=points, embeddings=vectors,
+                     manifest={**built.manifest, "rows": n, "embedded_rows": n, "dimension": 8})
+    at = opened("circle")
+    at.session_state["selected_row"] = 0
+    at.run()
+    assert not at.exception, at.exception
+    assert any("sit far from it on the map" in c.value for c in at.caption)
+    buttons = [b.label for b in at.button if b.key and b.key.startswith("nn_0_")]
+    # Row 0 is drawn where row 30 belongs: every one of its ten neighbours in meaning is across the map.
+    assert len(buttons) == 10 and all(label.startswith("↗ paper ") for label in buttons)
+
+    at.session_state["selected_row"] = 15
+    at.run()
+    assert not any(b.label.startswith("↗") for b in at.button if b.key and b.key.startswith("nn_15_"))

@@ -21,6 +21,7 @@ from explorer.filters import display_columns, positions_of
 from explorer.map_clusters import add_clusters, cluster_column, cluster_levels, rename_cluster
 from explorer.search import KEYWORD
 from explorer.store import Workspace
+from explorer.trust import far_on_map
 
 from . import loaders
 from .build_page import IMAGE_TYPES
@@ -315,9 +316,15 @@ def details_panel(saved, view: ViewState) -> None:
     thumbnail_grid(saved, row_ids[neighbours.indices].tolist(),
                    [f"{shorten(titles[j], 14)} · {neighbours.scores[j]:.2f}" for j in neighbours.indices],
                    width=56)
+    # Neighbours in meaning that the map draws far away: where the map misleads about this row.
+    far = far_on_map(saved.coords, i, neighbours.indices)
+    if far.any():
+        st.caption(f"{int(far.sum())} of them sit far from it on the map (marked ↗): the map does not show "
+                   "them as its neighbours.")
     with st.container(key="nnlist"):
-        for idx in neighbours.indices:
-            label = f"{escape_markdown(shorten(titles[idx], 200))} · `{neighbours.scores[idx]:.2f}`"
+        for idx, away in zip(neighbours.indices, far, strict=True):
+            mark = "↗ " if away else ""
+            label = f"{mark}{escape_markdown(shorten(titles[idx], 200))} · `{neighbours.scores[idx]:.2f}`"
             st.button(label, key=f"nn_{row_id}_{row_ids[idx]}", width="stretch", type="tertiary", wrap=True,
                       on_click=focus_row, args=(int(row_ids[idx]),))
 
