@@ -1,0 +1,63 @@
+"""Your own vectors and layout: read, checked and normalised, with one clear message for each bad shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer import InputError
+from explorer.vectors import read_layout, read_vectors
+
+
+def frame(vectors) -> pd.DataFrame:
+    return pd.DataFrame({"title": [f"t{i}" for i in range(len(vectors))], "vec": vectors})
+
+
+def test_a_column_of_lists_becomes_unit_vectors_with_missing_rows_left_out():
+    given = read_vectors(frame([[3.0, 4.0], None, np.array([0.0, 2.0])]), "vec")
+    assert given.dimension == 2 and given.present.tolist() == [True, False, True]
+    np.testing.assert_allclose(given.vectors, [[0.6, 0.8], [0, 0], [0, 1]], rtol=1e-6)
+
+
+def test_json_text_of_lists_reads_as_csv_stores_it():
+    given = read_vectors(frame(["[1, 0, 0]", "[0, 2, 0]"]), "vec")
+    np.testing.assert_allclose(given.vectors, [[1, 0, 0], [0, 1, 0]])
+
+
+def test_an_npy_beside_the_table(tmp_path):
+    np.save(tmp_path / "vectors.npy", np.array([[1.0, 1.0], [2.0, 0.0]]))
+    given = read_vectors(frame([None, None]).drop(columns="vec"), "vectors.npy", base=tmp_path)
+    np.testing.assert_allclose(given.vectors, [[2 ** -0.5, 2 ** -0.5], [1, 0]], rtol=1e-6)
+    np.save(tmp_path / "wrong.npy", np.ones((3, 2)))
+    with pytest.raises(InputError, match=r"shape \(3, 2\).*2 rows"):
+        read_vectors(frame([None, None]), "wrong.npy", base=tmp_path)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ([[1.0, 2.0], [1.0, 2.0, 3.0]], r"different lengths \(2, 3; row 2"),
+    ([[1.0, np.nan], [1.0, 2.0]], r"Row 1 .* NaN or infinite"),
+    ([[0.0, 0.0], [1.0, 2.0]], r"Row 1 .* all zeros"),
+    ([[1.0], [2.0]], r"1 number\(s\) each"),
+    (["not a list", "[1, 2]"], r"Row 1 of 'vec' is not a list of numbers"),
+    ([["a", "b"], [1, 2]], r"Row 1 of 'vec' is not a list of numbers"),
+    ([None, None], r"holds no vectors"),
+])
+def test_bad_vectors_get_one_clear_message(values, message):
+    with pytest.raises(InputError, match=message):
+        read_vectors(frame(values), "vec")
+
+
+def test_an_unknown_column_names_the_columns_there_are():
+    with pytest.raises(InputError, match=r"No column named 'emb'.*Columns: title, vec"):
+        read_vectors(frame([[1, 2]]), "emb")
+
+
+def test_a_given_layout_is_kept_exactly_and_bad_coordinates_are_refused():
+    table = pd.DataFrame({"x": [0.5, 1.25, None], "y": [2.0, -1.0, None]})
+    coords, present = read_layout(table, "x", "y")
+    assert coords[:2].tolist() == [[0.5, 2.0], [1.25, -1.0]] and present.tolist() == [True, True, False]
+    with pytest.raises(InputError, match=r"1 rows have an 'x' or 'y' that is not a finite number \(row 2 first\)"):
+        read_layout(pd.DataFrame({"x": [0.0, "oops"], "y": [1.0, 2.0]}), "x", "y")
+    with pytest.raises(InputError, match="No column named 'u'"):
+        read_layout(table, "u", "y")
