@@ -20,9 +20,11 @@ K_MAP = 10
 K_SPACE = 30
 CHUNK_ROWS = 65_536
 TRUST_COLUMN = "trust"
-# Builds measure trust up to this many rows (about a minute at 100k, in the exact kNN); bigger
-# maps measure it when asked (`explorer trust`, or the app's button), with pynndescent.
-BUILD_MAX_ROWS = 100_000
+# Builds measure trust up to this many rows (3 s at 12k; at 100k the exact kNN took 125 s on 2 busy
+# cores, docs/benchmarks.md); bigger maps measure it when asked (`explorer trust`, the app's button).
+BUILD_MAX_ROWS = 20_000
+# The exact kNN's cost per pair of rows, measured at 100k (125 s).
+SECONDS_PER_PAIR = 1.25e-8
 
 
 @dataclass
@@ -117,3 +119,11 @@ def trust_summary(saved: SavedMap) -> str | None:
     return (f"Trust {summary['overall']:.2f}: on average {summary['overall'] * 100:.0f} % of a point's "
             f"{summary['k_map']} nearest points on the map are among its {summary['k_space']} nearest in the "
             "embedding" + ("" if summary.get("exact", True) else " (approximate neighbours)") + ".")
+
+
+def trust_seconds_estimate(rows: int) -> float | None:
+    """About how long measuring trust takes here (the exact kNN compares every pair); None beyond the
+    exact size, where pynndescent's time was not measured."""
+    from .neighbours import EXACT_MAX_ROWS
+
+    return rows * rows * SECONDS_PER_PAIR if rows <= EXACT_MAX_ROWS else None

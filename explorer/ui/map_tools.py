@@ -8,8 +8,9 @@ import streamlit as st
 from explorer.curate import relayout_map
 from explorer.duplicates import THRESHOLD
 from explorer.grow import BATCH_COLUMN, add_rows
+from explorer.modes import duration_text
 from explorer.store import Workspace
-from explorer.trust import TRUST_COLUMN, add_trust, trust_summary
+from explorer.trust import TRUST_COLUMN, add_trust, trust_seconds_estimate, trust_summary
 
 from . import loaders
 from .build_page import IMAGE_TYPES, TABLE_TYPES, run_with_progress
@@ -71,7 +72,9 @@ def trust_panel(saved) -> None:
     with st.expander("Where the map misleads"):
         st.caption("Two points close on the map can be far apart in meaning, and the reverse. Trust measures, "
                    "for every point, how many of its neighbours on the map are true neighbours.")
-        if st.button("Measure trust", key="measure_trust"):
+        seconds = trust_seconds_estimate(int(saved.embedded.sum()))
+        if st.button("Measure trust", key="measure_trust",
+                     help=f"About {duration_text(seconds)}." if seconds is not None else "Minutes on a big map."):
             measured = run_with_progress(
                 "Measuring trust…", lambda progress: add_trust(saved, workspace=Workspace(), progress=progress),
                 done=lambda m: "Trust measured", failed="Trust could not be measured")
