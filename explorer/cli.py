@@ -15,7 +15,7 @@ from .cluster import METHODS as CLUSTER_METHODS
 from .cluster import SPACES as CLUSTER_SPACES
 from .cluster import ClusterConfig
 from .errors import EngineError, ExplorerError, InputError
-from .export import export_points, to_csv_bytes, to_parquet_bytes
+from .export import export_points, to_bibtex_bytes, to_csv_bytes, to_parquet_bytes, to_ris_bytes
 from .modes import MODES, duration_text
 from .project import METHODS, ProjectionConfig
 from .store import Workspace
@@ -56,6 +56,11 @@ class _ProgressBar:
         """End the bar's line."""
         if self.stage:
             self.stream.write("\n")
+
+
+def _snippet(text: str, limit: int = 100) -> str:
+    """A row's text on one line, cut to ``limit`` characters."""
+    return " ".join(str(text).split())[:limit]
 
 
 def _progress_bar(args: argparse.Namespace) -> _ProgressBar | None:
@@ -228,7 +233,7 @@ def _search(args: argparse.Namespace) -> int:
         for note in result.notes:
             print(f"note: {_printable(note)}")
         texts = saved.texts()
-        lines = [" ".join(texts[idx].split())[:100] for idx in result.indices]
+        lines = [_snippet(texts[idx]) for idx in result.indices]
     for rank, (idx, line) in enumerate(zip(result.indices, lines, strict=True), start=1):
         print(_printable(f"{rank:>3}  {result.scores[idx]:.3f}  {row_ids[idx]:>7}  {line}"))
     if len(result.indices) == 0:
@@ -294,11 +299,14 @@ def _list(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     saved = Workspace(args.home).open(args.map)
     table = export_points(saved)  # cluster names, with their ids beside them
-    data = to_csv_bytes(table) if args.format == "csv" else to_parquet_bytes(table)
+    data = EXPORT_WRITERS[args.format](table)
     out = Path(args.output or f"{saved.name}.{args.format}")
     out.write_bytes(data)
     print(f"wrote {out} ({len(saved.points):,} rows)")
     return 0
+
+
+EXPORT_WRITERS = {"csv": to_csv_bytes, "parquet": to_parquet_bytes, "bib": to_bibtex_bytes, "ris": to_ris_bytes}
 
 
 def _rename(args: argparse.Namespace) -> int:
@@ -320,6 +328,76 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
                         help="cluster a 5-D UMAP of the embeddings (default) or the 2D map")
 
 
+def _add(args: argparse.Namespace) -> int:
+    from .grow import add_rows
+
+    bar = _progress_bar(args)
+    result = add_rows(args.map, Path(args.file), source_name=Path(args.file).name, workspace=Workspace(args.home),
+                      **({"progress": bar} if bar else {}))
+    if bar:
+        bar.close()
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"added {result.added:,} rows to {result.saved.name} as batch {result.batch} in {result.seconds:.1f} s; "
+          "no point moved")
+    return 0
+
+
+def _duplicates(args: argparse.Namespace) -> int:
+    from .duplicates import near_duplicates
+
+    saved = Workspace(args.home).open(args.map, mmap=True)
+    found = near_duplicates(saved.embeddings, threshold=args.threshold, valid=saved.embedded)
+    row_ids, texts = saved.points["row_id"].to_numpy(), saved.texts()
+    how = "exact" if found.exact else "approximate: each row compared with its nearest 15"
+    print(f"{len(found.groups):,} groups of rows at cosine >= {args.threshold:g} ({found.n_rows:,} rows, {how})")
+    for group in found.groups[: args.limit]:
+        ids = ",".join(str(row_ids[i]) for i in group)
+        print(f"{len(group):>5}  {ids}  {_printable(_snippet(texts[group[0]]))}")
+    if len(found.groups) > args.limit:
+        print(f"... and {len(found.groups) - args.limit:,} more groups (--limit)")
+    return 0
+
+
+def _trust(args: argparse.Namespace) -> int:
+    from .trust import add_trust, trust_summary
+
+    workspace = Workspace(args.home)
+    saved = add_trust(workspace.open(args.map), workspace=workspace)
+    print(trust_summary(saved))
+    scores = saved.points["trust"].to_numpy()
+    order = [i for i in scores.argsort(kind="stable") if scores[i] == scores[i]][: args.limit]
+    texts = saved.texts()
+    print("least trusted points (trust, row_id, text):")
+    for i in order:
+        print(f"{scores[i]:.2f}  {saved.points['row_id'].iat[i]:>7}  {_printable(_snippet(texts[i]))}")
+    return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    import subprocess
+    from urllib.parse import quote_plus
+
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    if not app.is_file():
+        raise InputError(f"The app's entry point {app} is missing: run `explorer app` from a checkout of the "
+                         "repository.")
+    if args.map:
+        Workspace(args.home).read_manifest(args.map)  # an unknown map fails here, with the maps there are
+    if args.home:
+        os.environ["EXPLORER_HOME"] = str(args.home)
+    url = f"http://{'localhost' if args.host in ('127.0.0.1', 'localhost') else args.host}:{args.port}/"
+    if args.map:
+        url += f"?map={quote_plus(args.map)}"
+    if args.host not in ("127.0.0.1", "localhost"):
+        print(f"note: listening on {args.host}: anyone who can reach this machine on port {args.port} can open "
+              "your maps and uploads", file=sys.stderr)
+    print(f"open {url}")
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
+               "--server.port", str(args.port), "--server.headless", "true"]
+    return subprocess.call(command, cwd=app.parent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `explorer` command."""
     parser = argparse.ArgumentParser(prog="explorer", description="Build and explore embedding maps.")
@@ -328,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     build = sub.add_parser("build", help="embed a table or images (a ZIP or folder), project and save the map")
-    build.add_argument("file")
+    build.add_argument("file", help="CSV, TSV, JSON, JSONL, Parquet, XLSX, BibTeX (.bib) or RIS (.ris); images: a "
+                       "ZIP, a folder or an image")
     build.add_argument("--text-column", action="append", help="a text column (repeat for several)")
     build.add_argument("--template", help='combine columns, e.g. "{title}. {abstract}"')
     build.add_argument("--model", help="sentence-transformers name or folder (default: bundled MiniLM; "
@@ -397,9 +476,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list saved maps").set_defaults(func=_list)
 
-    export = sub.add_parser("export", help="write a map's table as CSV or Parquet")
+    add = sub.add_parser("add", help="add a table's rows to a map, placed on its layout without moving it")
+    add.add_argument("map")
+    add.add_argument("file", help="a table with the map's text columns (a ZIP of images for an image map)")
+    add.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add.set_defaults(func=_add)
+
+    duplicates = sub.add_parser("duplicates", help="list groups of near-duplicate rows (size, row_ids, text)")
+    duplicates.add_argument("map")
+    duplicates.add_argument("--threshold", type=float, default=0.95, help="cosine similarity (default: 0.95)")
+    duplicates.add_argument("--limit", type=int, default=50, help="groups to list (default: 50)")
+    duplicates.set_defaults(func=_duplicates)
+
+    trust = sub.add_parser("trust", help="measure where the map misleads: a trust column and the map's mean")
+    trust.add_argument("map")
+    trust.add_argument("--limit", type=int, default=10, help="least trusted points to list (default: 10)")
+    trust.set_defaults(func=_trust)
+
+    app = sub.add_parser("app", help="start the web app (on MAP), for this machine only unless --host says so")
+    app.add_argument("map", nargs="?")
+    app.add_argument("--host", default="127.0.0.1", help="0.0.0.0 shares the app with the network")
+    app.add_argument("--port", type=int, default=8501)
+    app.set_defaults(func=_app)
+
+    export = sub.add_parser("export", help="write a map's table as CSV or Parquet, or its entries as BibTeX or RIS")
     export.add_argument("map")
-    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("--format", choices=tuple(EXPORT_WRITERS), default="csv",
+                        help="bib and ris: a bibliography's own entries, or entries built from the title, "
+                        "authors, year, DOI... columns")
     export.add_argument("-o", "--output")
     export.set_defaults(func=_export)
 

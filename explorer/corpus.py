@@ -156,7 +156,9 @@ def read_corpus(
     if images is not None:
         raise InputError("A ZIP of images goes with an image map: build it with kind='images'.")
     table = _as_table(source, source_name)
-    selection = compose_texts(table.frame, columns=text_columns, template=template)
+    # A bibliography names its own text (title + abstract), not its longest column (the raw entry).
+    columns = text_columns or (None if template else table.text_columns)
+    selection = compose_texts(table.frame, columns=columns, template=template)
     return Corpus(
         kind=TEXT, frame=table.frame, embedded=selection.embedded, text_columns=selection.columns,
         template=selection.template, texts=selection.texts, source_name=table.source_name,

@@ -1,4 +1,4 @@
-"""Exports of a saved map: CSV safe for spreadsheets, exact Parquet, clusters by name."""
+"""Exports of a saved map: CSV safe for spreadsheets, exact Parquet, BibTeX and RIS, clusters by name."""
 
 from __future__ import annotations
 
@@ -51,6 +51,21 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+def to_bibtex_bytes(frame: pd.DataFrame) -> bytes:
+    """UTF-8 BibTeX: a bibliography's own entries, or entries built from the title, authors, year, DOI...
+    columns of any other table."""
+    from .bibliography import to_bibtex
+
+    return to_bibtex(frame).encode("utf-8")
+
+
+def to_ris_bytes(frame: pd.DataFrame) -> bytes:
+    """UTF-8 RIS: a RIS file's own entries, or entries built from the columns of any other table."""
+    from .bibliography import to_ris
+
+    return to_ris(frame).encode("utf-8")
 
 
 def to_html_bytes(saved, *, color_by: str | None = None) -> bytes:

@@ -1,11 +1,13 @@
-"""Step 1, load: read a table from CSV/TSV, JSON, JSONL, Parquet or XLSX into a DataFrame."""
+"""Step 1, load: read a table from CSV/TSV, JSON, JSONL, Parquet, XLSX, BibTeX or RIS into a DataFrame."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import logging
+import re
 import warnings
 import zipfile
 from collections import Counter
@@ -32,10 +34,14 @@ TABLE_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
     ".xlsx": "xlsx",
+    ".bib": "bibtex",
+    ".bibtex": "bibtex",
+    ".ris": "ris",
 }
 # Columns the saved map adds; a user column with one of these names is renamed, never overwritten.
 RESERVED_COLUMNS = ("row_id", "x", "y", "embedded")
-TEXT_FORMATS = ("csv", "json", "jsonl")
+TEXT_FORMATS = ("csv", "json", "jsonl", "bibtex", "ris")
+SUPPORTED = "a CSV, TSV, JSON, JSONL, Parquet, XLSX, BibTeX or RIS file"
 # Content that is no table whatever its name says, by its first bytes (Parquet and ZIP are handled apart).
 NOT_A_TABLE = {
     b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
@@ -44,6 +50,7 @@ NOT_A_TABLE = {
 }
 # A decoded text with more control characters than this share is binary data, not a table.
 MAX_CONTROL_SHARE = 0.05
+_RIS_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*TY\s{1,2}- ")
 
 
 @dataclass
@@ -57,6 +64,8 @@ class LoadedTable:
     encoding: str | None = None
     notes: list[str] = field(default_factory=list)
     skipped_lines: list[int] = field(default_factory=list)
+    # The text columns the reader knows best (a bibliography's title and abstract); None: detect them.
+    text_columns: list[str] | None = None
 
 
 def load_table(
@@ -77,6 +86,7 @@ def load_table(
     fmt = detect_format(source_name, data, notes=notes)
     skipped: list[int] = []
     encoding: str | None = None
+    text_columns: list[str] | None = None
     text = ""
     if fmt in TEXT_FORMATS:
         text, encoding = decode_text(data, notes=notes)
@@ -89,6 +99,14 @@ def load_table(
         frame = _read_json(text, source_name)
     elif fmt == "jsonl":
         frame = _read_jsonl(text, source_name, notes=notes, skipped=skipped)
+    elif fmt in ("bibtex", "ris"):
+        from .bibliography import TEXT_COLUMNS, read_bibtex, read_ris
+
+        read = read_bibtex if fmt == "bibtex" else read_ris
+        bibliography = read(text, source_name)
+        frame, text_columns = bibliography.frame, list(TEXT_COLUMNS)
+        notes.extend(bibliography.notes)
+        skipped.extend(bibliography.skipped_lines)
     elif fmt == "parquet":
         frame = _read_binary(lambda: pd.read_parquet(io.BytesIO(data)), source_name, "Parquet")
     else:
@@ -113,6 +131,7 @@ def load_table(
         encoding=encoding,
         notes=notes,
         skipped_lines=skipped,
+        text_columns=text_columns,
     )
 
 
@@ -135,9 +154,13 @@ def detect_format(name: str, data: bytes, *, notes: list[str] | None = None) -> 
             return "xlsx"
         for magic, what in NOT_A_TABLE.items():
             if data.startswith(magic):
-                raise InputError(f"{name}: the file is {what}, not a table. Upload a CSV, TSV, JSON, JSONL, "
-                                 "Parquet or XLSX file.")
+                raise InputError(f"{name}: the file is {what}, not a table. Upload {SUPPORTED}.")
         fmt = TABLE_FORMATS[suffix]
+        if suffix == ".txt" and _RIS_START.match(data[:64]):
+            # Many databases (Web of Science, Scopus, PubMed) hand RIS out as .txt.
+            if notes is not None:
+                notes.append(f"{name} is a RIS bibliography: it was read as one.")
+            return "ris"
         if fmt in ("parquet", "xlsx"):
             raise InputError(
                 f"{name}: the name says {fmt.upper()} but the content is not. "
@@ -165,12 +188,12 @@ def _check_is_text(text: str, name: str) -> None:
     if controls > MAX_CONTROL_SHARE * len(sample):
         raise InputError(
             f"{name}: this is binary data, not text ({controls:,} control characters in the first "
-            f"{len(sample):,}). Upload a CSV, TSV, JSON, JSONL, Parquet or XLSX file."
+            f"{len(sample):,}). Upload {SUPPORTED}."
         )
 
 
 def decode_text(data: bytes, *, notes: list[str]) -> tuple[str, str]:
-    """Decode bytes as UTF-8 (with or without BOM) or UTF-16, falling back to cp1252/latin-1."""
+    """Decode bytes as UTF-8 (with or without BOM) or UTF-16, else in the encoding guess_encoding finds."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -193,18 +216,88 @@ def decode_text(data: bytes, *, notes: list[str]) -> tuple[str, str]:
             "they were replaced by \ufffd. Check those rows."
         )
         return _strip_nul(text, notes), "utf-8"
-    for fallback in ("cp1252", "latin-1"):
+    mixed = _decode_mixed(data, notes)
+    if mixed is not None:
+        return mixed
+    line = data[:bad_at].count(b"\n") + 1
+    encoding = guess_encoding(data)
+    notes.append(
+        f"The file is not valid UTF-8 (first bad byte on line {line}); it was read as {encoding}. If the "
+        "text looks wrong, save the file as UTF-8 and upload it again."
+    )
+    return _strip_nul(data.decode(encoding, errors="replace"), notes), encoding
+
+
+def _decode_mixed(data: bytes, notes: list[str]) -> tuple[str, str] | None:
+    """A file whose lines are partly UTF-8 with accents and partly another encoding (rows pasted together
+    from two sources): each line in its own encoding. None when no valid line has a non-ASCII character."""
+    lines = data.splitlines(keepends=True)
+    bad: list[int] = []
+    utf8_accents = False
+    for i, line in enumerate(lines):
         try:
-            text = data.decode(fallback)
+            line.decode("utf-8")
         except UnicodeDecodeError:
+            bad.append(i)
             continue
-        line = data[:bad_at].count(b"\n") + 1
-        notes.append(
-            f"The file is not valid UTF-8 (first bad byte on line {line}); it was read as "
-            f"{fallback}. If accents look wrong, save the file as UTF-8 and upload it again."
-        )
-        return _strip_nul(text, notes), fallback
-    raise AssertionError("latin-1 decodes every byte string")
+        utf8_accents = utf8_accents or not line.isascii()
+    if not utf8_accents:
+        return None
+    encoding = guess_encoding(b"".join(lines[i] for i in bad))
+    others = set(bad)
+    text = "".join(line.decode(encoding if i in others else "utf-8", errors="replace")
+                   for i, line in enumerate(lines))
+    notes.append(
+        f"The file mixes encodings: {len(bad):,} line(s) are not UTF-8 (line {_shown([i + 1 for i in bad])}) and "
+        f"were read as {encoding}, the others as UTF-8. If the text looks wrong, save the file as UTF-8 and "
+        "upload it again."
+    )
+    return _strip_nul(text, notes), f"utf-8+{encoding}"
+
+
+# charset-normalizer's "chaos" of one short text varies by up to ~0.09 between readings that are
+# equally right (a 57-character cp1252 French text scores 0.087 as cp1252 and 0.0 as cp1257), so a
+# reading this close to the best one, and as coherent, counts as equally good.
+_EQUALLY_GOOD_CHAOS = 0.1
+_SAME_CHAOS = 0.005
+
+
+def guess_encoding(data: bytes) -> str:
+    """The encoding of bytes that are not UTF-8: charset-normalizer's best guess, unless cp1252 reads
+    them as well, as in short Western European texts, which it often takes for Baltic or Central European
+    code pages; latin-1 when neither fits."""
+    import charset_normalizer
+
+    if sum(1 for b in data[:8192] if b < 0x20 and b not in b"\t\n\r") > MAX_CONTROL_SHARE * len(data[:8192]):
+        return "latin-1"  # binary data: _check_is_text refuses it with its own message
+    results = list(charset_normalizer.from_bytes(data))
+    # Of the readings as little chaotic as the least, the most coherent: charset-normalizer ranks by chaos
+    # alone, and so takes ISO-8859-7 Greek for cp1253 (which has Ά elsewhere) when both score 0.001.
+    least = min((m.chaos for m in results), default=0.0)
+    best = max((m for m in results if m.chaos <= least + _SAME_CHAOS), key=lambda m: m.coherence, default=None)
+    western_name, western_bytes = "cp1252", data
+    if _stray_controls_only(data):
+        # Western text with a few stray C1 control bytes (which cp1252 leaves undefined): latin-1 keeps them.
+        western_name, western_bytes = "latin-1", data.translate(None, _UNDEFINED_IN_CP1252)
+    western = charset_normalizer.from_bytes(western_bytes, cp_isolation=["cp1252"]).best()
+    if western is not None and (best is None or (
+            western.chaos <= best.chaos + _EQUALLY_GOOD_CHAOS and western.coherence >= best.coherence - 1e-9)):
+        return western_name
+    return "latin-1" if best is None else codecs.lookup(best.encoding).name
+
+
+_UNDEFINED_IN_CP1252 = b"\x81\x8d\x8f\x90\x9d"
+
+
+def _stray_controls_only(data: bytes) -> bool:
+    """Whether the bytes cp1252 cannot decode all stand alone between ASCII spaces or punctuation (so
+    they are stray control characters, not letters of another code page, such as cp1250's ť)."""
+    at = [i for i, b in enumerate(data) if b in _UNDEFINED_IN_CP1252]
+    if not at:
+        return False
+    def apart(i: int) -> bool:
+        return i < 0 or i >= len(data) or (data[i] < 0x80 and not chr(data[i]).isalnum())
+    return all(apart(i - 1) and apart(i + 1) for i in at)
 
 
 def _bad_lines(text: str, *, most: int = 11) -> list[int]:

@@ -223,6 +223,60 @@ def _invalid_utf8_middle() -> tuple[str, bytes]:
         "Minimum wage,Jobs did not fall")
 
 
+# --- bibliographies and legacy encodings -----------------------------------------------------------------
+
+_BIB_GOOD = ["@article{first2020, title = {Protein folding in single molecules}, author = {M{\\\"u}ller, J{\\\"o}rg},",
+             "  year = 2020, abstract = {Chains of amino acids fold into their native shape.}}", ""]
+_BIB_LAST = ["@article{last2021, title = {Gravitational waves from merging black holes}, year = {2021},",
+             "  abstract = {Interferometers detect ripples in spacetime.}}"]
+
+
+def _bib_malformed_middle() -> tuple[str, bytes]:
+    broken = ["@inproceedings{broken, title = {A title whose brace never closes,", "  year = {2019}", ""]
+    return "refs.bib", _lines(*_BIB_GOOD, *broken, *_BIB_LAST)
+
+
+def _check_bib(table) -> None:
+    assert table.frame["key"].tolist() == ["first2020", "last2021"]
+    assert table.frame.loc[0, "authors"] == "Müller, Jörg", "LaTeX accents are decoded"
+
+
+def _bib_huge_entry() -> tuple[str, bytes]:
+    abstract = "Caf\\'e au lait and " * 265_000  # 5.0 MB
+    return "huge.bib", _lines("@article{huge, title = {A paper with a 5 MB abstract},", f"  abstract = {{{abstract}}}}}")
+
+
+_RIS_GOOD = ["TY  - JOUR", "TI  - Protein folding in single molecules", "AU  - Müller, Jörg", "PY  - 2020", "ER  - ", ""]
+_RIS_LAST = ["TY  - JOUR", "TI  - Gravitational waves from merging black holes", "PY  - 2021", "ER  - "]
+
+
+def _ris_malformed_middle() -> tuple[str, bytes]:
+    return "refs.ris", _lines(*_RIS_GOOD, "T Y - JOUR", "TI  - An entry whose TY line is broken", "ER  - ", "",
+                              *_RIS_LAST)
+
+
+def _legacy_csv(encoding: str, rows: list[tuple[str, str]]) -> Callable[[], tuple[str, bytes]]:
+    return lambda: (f"{encoding}.csv", _lines("title,abstract", *(f"{t},{a}" for t, a in rows), encoding=encoding))
+
+
+_JAPANESE = [("機械学習による画像認識の研究", "深層学習を用いた自然言語処理"),
+             ("東京大学の研究者が新しい手法を提案した", "データの前処理と特徴量の抽出について")]
+_RUSSIAN = [("Машинное обучение для распознавания изображений", "Обработка естественного языка"),
+            ("Исследователи из Москвы предложили новый метод", "Обучение глубоких сетей занимает много времени")]
+_CHINESE = [("基于机器学习的图像识别研究", "使用深度学习的自然语言处理"), ("北京大学的研究人员提出了一种新方法", "数据预处理与特征提取")]
+
+
+def _check_legacy(rows: list[tuple[str, str]]) -> Callable:
+    def check(table) -> None:
+        assert list(zip(table.frame["title"], table.frame["abstract"], strict=True)) == rows, "read back exactly"
+    return check
+
+
+def _mixed_encodings() -> tuple[str, bytes]:
+    return "mixed.csv", (_lines("title,abstract", "Café in UTF-8,Naïve crème brûlée")
+                         + _lines("Café in cp1252,Naïve crème brûlée", encoding="cp1252"))
+
+
 def _five_mb_cell() -> tuple[str, bytes]:
     frame = papers(4)
     frame.loc[1, "abstract"] = ("protein " * 625_000)[:5_000_000]
@@ -451,6 +505,24 @@ CASES: list[Case] = [
          rows=2, message="it was read as latin-1"),
     Case("invalid_utf8_middle", "UTF-8 with invalid bytes in the middle", _invalid_utf8_middle, rows=4,
          message="2 invalid byte sequence(s) on line 4: they were replaced", app=True),
+    Case("shift_jis", "a Shift_JIS CSV", _legacy_csv("shift_jis", _JAPANESE), rows=2,
+         message="it was read as cp932", app=True),
+    Case("cp1251", "a cp1251 (Cyrillic) CSV", _legacy_csv("cp1251", _RUSSIAN), rows=2, message="it was read as cp1251"),
+    Case("gb18030", "a GB18030 (Chinese) CSV", _legacy_csv("gb18030", _CHINESE), rows=2,
+         message="it was read as gb18030"),
+    Case("mixed_encodings", "UTF-8 and cp1252 lines in one file", _mixed_encodings, rows=2,
+         message="The file mixes encodings: 1 line(s) are not UTF-8 (line 3) and were read as cp1252"),
+    Case("bib_malformed_middle", "BibTeX with a malformed entry between good ones", _bib_malformed_middle, rows=2,
+         skipped=1, message="Skipped 1 malformed BibTeX entry (line 4", app=True),
+    Case("bib_no_entries", "a .bib file with comments and no entry",
+         lambda: ("empty.bib", _lines("% exported by hand", "@comment{nothing here}")), error=InputError,
+         message="no BibTeX entry could be read", app=True),
+    Case("bib_huge_entry", "a BibTeX entry with a 5 MB abstract", _bib_huge_entry, rows=1,
+         message="only the first 20,000 are embedded"),
+    Case("ris_malformed_middle", "RIS with an entry whose TY line is broken", _ris_malformed_middle, rows=2,
+         skipped=1, message="Skipped 1 malformed RIS entry (line 8", app=True),
+    Case("ris_not_ris", "a .ris file that holds no RIS entry", lambda: ("refs.ris", _lines("title,abstract", "A,B")),
+         error=InputError, message="no RIS entry could be read"),
     Case("five_mb_cell", "a 5 MB single cell", _five_mb_cell, rows=4,
          message="only the first 20,000 are embedded"),
     Case("five_mb_cell_ragged", "a 5 MB cell in a file with a ragged row", _five_mb_cell_ragged, rows=5,
@@ -597,5 +669,7 @@ def run_library(case: Case, path: Path, workspace) -> Outcome:
 CHECKS: dict[str, Callable] = {
     "five_mb_cell": _check_five_mb_cell, "five_mb_cell_ragged": _check_five_mb_cell, "pandas_internals": _check_internals, "emoji_rtl": _check_emoji_rtl,
     "parquet_nested": _check_nested, "xlsx_sheets_merged": _check_merged, "xlsx_named_csv": _check_merged,
-    "html_titles": _check_html, "formula_cells": _check_formulas,
+    "html_titles": _check_html, "formula_cells": _check_formulas, "bib_malformed_middle": _check_bib,
+    "shift_jis": _check_legacy(_JAPANESE), "cp1251": _check_legacy(_RUSSIAN), "gb18030": _check_legacy(_CHINESE),
+    "mixed_encodings": _check_legacy([("Café in UTF-8", "Naïve crème brûlée"), ("Café in cp1252", "Naïve crème brûlée")]),
 }

@@ -184,7 +184,8 @@ def test_a_bad_limit_is_one_cli_error_line(monkeypatch, tmp_path, capsys):
 APP_CASES = [case for case in CASES if case.app]
 MIME = {".csv": "text/csv", ".json": "application/json", ".jsonl": "application/jsonl",
         ".parquet": "application/octet-stream", ".zip": "application/zip", ".png": "image/png",
-        ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+        ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ".bib": "application/x-bibtex", ".ris": "application/x-research-info-systems"}
 
 
 @pytest.mark.parametrize("case", APP_CASES, ids=lambda c: c.id)

@@ -36,7 +36,7 @@ SAMPLE_IMAGES = SAMPLE_DATA / "images"
 SAMPLE_MAP = "Sample papers"
 SAMPLE_DIGITS_MAP = "Sample digits"
 IMAGE_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
-TABLE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "xlsx"]
+TABLE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "xlsx", "bib", "bibtex", "ris"]
 STAGE_TITLES = {"load": "Loading", "embed": "Embedding", "project": "Projecting", "save": "Saving"}
 T = TypeVar("T")
 
@@ -175,7 +175,7 @@ def upload_form(uploaded) -> None:
     frame = table.frame
     st.caption(f"{len(frame):,} rows × {frame.shape[1]} columns. First rows:")
     st.dataframe(frame.head(20), hide_index=True, width="stretch")
-    detected = detect_text_columns(frame)
+    detected = table.text_columns or detect_text_columns(frame)
     columns = st.multiselect("Text to embed", list(frame.columns), default=detected, key="upload_columns",
                              help="Non-empty values of these columns are joined with '. '.")
     template = st.text_input("…or a template", key="upload_template", placeholder="{title}. {abstract}",

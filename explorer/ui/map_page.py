@@ -16,7 +16,7 @@ from explorer.cluster import ClusterConfig
 from explorer.curate import remove_and_reproject
 from explorer.draw import shorten
 from explorer.errors import ExplorerError
-from explorer.export import export_points, to_csv_bytes
+from explorer.export import export_points, to_bibtex_bytes, to_csv_bytes, to_ris_bytes
 from explorer.filters import display_columns, positions_of
 from explorer.map_clusters import add_clusters, cluster_column, cluster_levels, rename_cluster
 from explorer.search import KEYWORD
@@ -347,12 +347,29 @@ def selection_panel(saved, view: ViewState) -> None:
     left.download_button("Download CSV", partial(selection_csv, saved, ids), file_name=f"{saved.name}-selection.csv",
                          mime="text/csv", key="download_selection", on_click="ignore")
     right.button("Clear selection", key="clear_selection", on_click=clear_selection)
+    if saved.kind == "text" and "title" in saved.points:
+        # A bibliography's own entries back to the reference manager (or entries built from the columns).
+        bib, ris = st.columns([1, 1])
+        bib.download_button("Download BibTeX", partial(selection_bibliography, saved, ids, to_bibtex_bytes),
+                            file_name=f"{saved.name}-selection.bib", mime="application/x-bibtex",
+                            key="download_selection_bib", on_click="ignore")
+        ris.download_button("Download RIS", partial(selection_bibliography, saved, ids, to_ris_bytes),
+                            file_name=f"{saved.name}-selection.ris", mime="application/x-research-info-systems",
+                            key="download_selection_ris", on_click="ignore")
     curate_button(saved, [int(i) for i in ids], key="remove_selection", what="the selected rows")
     shown = positions[:60]
     thumbnail_grid(saved, saved.points["row_id"].to_numpy()[shown].tolist(),
                    [shorten(view.titles[p], 14) for p in shown])
     # Every shown cell travels to the browser: a big selection would send megabytes of abstracts.
     st.dataframe(rows.head(SELECTION_TABLE_ROWS), hide_index=True, width="stretch")
+
+
+def selection_bibliography(saved, row_ids: list[int], write) -> bytes:
+    """The selected rows as BibTeX or RIS (explorer.export); what cannot be an entry says why in the file."""
+    try:
+        return write(export_points(saved, row_ids))
+    except ExplorerError as exc:
+        return f"% {exc}\n".encode()
 
 
 def selection_csv(saved, row_ids: list[int]) -> bytes:
