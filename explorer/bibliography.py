@@ -18,8 +18,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from .errors import InputError
-from .load import _shown
+from .errors import InputError, shown_lines
 
 log = logging.getLogger(__name__)
 # bibtexparser logs every malformed block as a multi-line warning (read_bibtex reports them in one note),
@@ -230,7 +229,7 @@ def read_bibtex(text: str, name: str) -> Bibliography:
     if skipped:
         reason = f": {reasons[0][:160]}" if reasons and reasons[0] else ""
         notes.append(f"Skipped {len(skipped):,} malformed BibTeX entr{'y' if len(skipped) == 1 else 'ies'} "
-                     f"(line {_shown(sorted(skipped))}{reason}); the entries after "
+                     f"(line {shown_lines(sorted(skipped))}{reason}); the entries after "
                      f"{'it' if len(skipped) == 1 else 'them'} were kept. Fix the file to include "
                      f"{'it' if len(skipped) == 1 else 'them'}.")
     if duplicates:
@@ -238,7 +237,7 @@ def read_bibtex(text: str, name: str) -> Bibliography:
                      "every entry was kept.")
     if not rows:
         raise InputError(f"{name}: no BibTeX entry could be read"
-                         + (f" ({len(skipped):,} malformed, line {_shown(sorted(skipped))})." if skipped
+                         + (f" ({len(skipped):,} malformed, line {shown_lines(sorted(skipped))})." if skipped
                             else ". Entries look like @article{key, title = {...}}."))
     return Bibliography(frame=_frame(rows, BIBTEX_COLUMN), notes=notes, skipped_lines=sorted(skipped))
 
@@ -292,11 +291,11 @@ def read_ris(text: str, name: str) -> Bibliography:
     notes = []
     if orphans:
         notes.append(f"Skipped {len(orphans):,} malformed RIS entr{'y' if len(orphans) == 1 else 'ies'} "
-                     f"(line {_shown(orphans)}: tags outside a TY ... ER entry); the entries after "
+                     f"(line {shown_lines(orphans)}: tags outside a TY ... ER entry); the entries after "
                      f"{'it' if len(orphans) == 1 else 'them'} were kept. Fix the TY line to include "
                      f"{'it' if len(orphans) == 1 else 'them'}.")
     if unended:
-        notes.append(f"{len(unended):,} RIS entr{'y' if len(unended) == 1 else 'ies'} (line {_shown(unended)}) "
+        notes.append(f"{len(unended):,} RIS entr{'y' if len(unended) == 1 else 'ies'} (line {shown_lines(unended)}) "
                      "had no ER line: each was read up to the next TY or the end of the file.")
     if not rows:
         raise InputError(f"{name}: no RIS entry could be read. Entries start with a 'TY  - ' line and end "

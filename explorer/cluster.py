@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .errors import InputError
-from .project import MIN_ROWS_FOR_UMAP, ProjectionConfig, project_umap
+from .project import MIN_ROWS_FOR_UMAP, KnnGraph, ProjectionConfig, project_umap, sample_indices
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,11 @@ MAX_MIN_SAMPLES = 5
 KMEANS_FINE_FACTOR = 3
 MAX_DERIVED_K = 30
 LARGE_MAP_ROWS = 20_000
+# Above this many rows the clusters are found on a seeded sample of the points and every other point
+# joins the cluster of its nearest sample point in the clustering space (unclustered if that one is):
+# HDBSCAN's cost grows faster than the rows (100k 2D points: ~80 s for three levels), a
+# nearest-neighbour lookup of the rest a few seconds at a million.
+CLUSTER_SAMPLE_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -111,9 +116,14 @@ def config_for_rows(rows: int) -> ClusterConfig:
 
 
 def cluster_map(
-    embeddings: np.ndarray | None, coords: np.ndarray, *, config: ClusterConfig | None = None
+    embeddings: np.ndarray | None, coords: np.ndarray, *, config: ClusterConfig | None = None,
+    knn: KnnGraph | None = None, sample_rows: int = CLUSTER_SAMPLE_ROWS,
 ) -> Clustering:
-    """Cluster row-aligned embeddings (or the 2D coordinates) into one or two levels."""
+    """Cluster row-aligned embeddings (or the 2D coordinates) into up to three levels.
+
+    ``knn``, the build's neighbour graph of these embeddings (e.g. `Projection.knn`), spares the
+    feature-space UMAP a graph of its own when it has enough neighbours. Above ``sample_rows`` points
+    the levels are found on a seeded sample and assigned to the rest by nearest neighbour."""
     config = config or ClusterConfig()
     _validate(config)
     started = time.perf_counter()
@@ -127,21 +137,33 @@ def cluster_map(
         empty = _level("coarse", np.full(n, UNCLUSTERED), coords, {})
         return Clustering({"coarse": empty}, config, "none", time.perf_counter() - started, notes)
 
-    space, features = _feature_space(embeddings, coords, config=config)
+    sample = sample_indices(n, sample_rows, seed=config.seed) if n > sample_rows else None
+    fit_embeddings = embeddings if sample is None or embeddings is None else np.asarray(embeddings)[sample]
+    fit_coords = coords if sample is None else coords[sample]
+    space, features = _feature_space(fit_embeddings, fit_coords, config=config,
+                                     knn=knn if sample is None else None)
     if space != config.space:
         notes.append(
             f"Clustered on the 2D layout: {n:,} rows are too few for a "
             f"{config.n_components}-D UMAP."
         )
+    if sample is not None:
+        notes.append(f"Clusters found on a sample of {len(sample):,} of the {n:,} points; every other "
+                     "point joins the cluster of its nearest sample point.")
+        # By the 2D map, also when the sample's features are a UMAP of the sample alone (the other
+        # rows have none): on big maps the clusters are found in 2D anyway (config_for_rows).
+        nearest = nearest_sample_rows(coords, fit_coords)
     fit = _fit_hdbscan if config.method == "hdbscan" else _fit_kmeans
     levels: dict[str, ClusterLevel] = {}
-    for name, params in _level_params(n, config).items():
+    sample_labels: dict[str, np.ndarray] = {}
+    for name, params in _level_params(len(features), config).items():
         above = list(levels.values())[-1] if levels else None
         if name == "finest" and config.method == "hdbscan":
-            raw = _fit_hdbscan_within(features, above.labels, **params)
+            raw = _fit_hdbscan_within(features, sample_labels[above.name], **params)
         else:
             raw = fit(features, **params, seed=config.seed)
-        level = _level(name, raw, coords, params)
+        sample_labels[name] = raw
+        level = _level(name, raw if sample is None else raw[nearest], coords, params)
         # A finer level that finds no more groups than the one above would only repeat it.
         if above is not None and level.n_clusters <= above.n_clusters:
             log.info("%s level dropped: %d clusters, no more than %s", name, level.n_clusters, above.name)
@@ -180,8 +202,17 @@ def _spread(x: np.ndarray) -> float:
     return float(np.abs(x - x[0]).max()) if len(x) else 0.0
 
 
+def nearest_sample_rows(points: np.ndarray, sample_points: np.ndarray) -> np.ndarray:
+    """For each point, the position in ``sample_points`` of the nearest one (a k-d tree: 2D or few dims)."""
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(np.asarray(sample_points, dtype=np.float64)).query(np.asarray(points, dtype=np.float64),
+                                                                             k=1, workers=1)
+    return np.asarray(nearest, dtype=np.int64)
+
+
 def _feature_space(
-    embeddings: np.ndarray | None, coords: np.ndarray, *, config: ClusterConfig
+    embeddings: np.ndarray | None, coords: np.ndarray, *, config: ClusterConfig, knn: KnnGraph | None = None
 ) -> tuple[str, np.ndarray]:
     """The points as the clusterer sees them: a low-dimensional UMAP, or the 2D map."""
     n = len(coords)
@@ -199,6 +230,7 @@ def _feature_space(
         np.asarray(embeddings, dtype=np.float32),
         config=umap_config,
         n_components=config.n_components,
+        knn=knn,
     )
     return config.space, features
 

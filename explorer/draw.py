@@ -1,4 +1,5 @@
-"""Step 6, draw: the map as a plotly WebGL scatter, with search hits, query marker and selection overlays."""
+"""Step 6, draw: the map's points (a plotly WebGL scatter for exports, typed arrays for the app's canvas),
+search hits, query marker and selection overlays."""
 
 from __future__ import annotations
 
@@ -155,12 +156,71 @@ def drawn_rows(points: pd.DataFrame) -> np.ndarray:
     return points["embedded"].to_numpy(dtype=bool) & points["x"].notna().to_numpy()
 
 
+@dataclass
+class PointGroup:
+    """One colour group of the base layer (a legend entry, a colour scale, or the dimmed rows)."""
+
+    name: str
+    mask: np.ndarray
+    size: float
+    opacity: float
+    colour: str | None = None
+    # Numbers on the Viridis scale, row-aligned (colour None): similarity or a numeric column.
+    values: np.ndarray | None = None
+    colorbar: str | None = None
+    showlegend: bool = True
+    legendrank: int | None = None
+    legendgroup: str | None = None
+
+
+def point_groups(points: pd.DataFrame, style: MapStyle, *, faded: bool = False) -> list[PointGroup]:
+    """The base layer's colour groups in draw order: dimmed rows first, then one group per category
+    (most frequent first, so rare ones lie on top), or one group on a colour scale."""
+    drawn = drawn_rows(points)
+    dimmed = np.zeros(len(points), dtype=bool) if style.dimmed is None else np.asarray(style.dimmed, bool)
+    opacity = 0.35 if faded else 0.85
+    live = drawn & ~dimmed
+    groups = []
+    if dimmed.any():
+        groups.append(PointGroup("filtered out", drawn & dimmed, style.point_size * 0.8, 1.0, colour=DIM_COLOUR,
+                                 legendrank=2000))
+    if style.similarity is not None:
+        groups.append(PointGroup("similarity", live, style.point_size, 0.9, values=np.asarray(style.similarity, float),
+                                 colorbar="similarity", showlegend=False))
+    elif style.color_by and style.color_by in points.columns and is_categorical(points[style.color_by]):
+        values = category_values(points[style.color_by]).to_numpy()
+        order = pd.Series(values[drawn]).value_counts().index
+        for i, value in enumerate(order):
+            colour = "#9e9e9e" if value in (OTHER, MISSING) else PALETTE[i % len(PALETTE)]
+            groups.append(PointGroup(escape_text(shorten(value, 40)), live & (values == value), style.point_size,
+                                     opacity, colour=colour, legendgroup=str(i)))
+    elif style.color_by and style.color_by in points.columns:
+        numbers = pd.to_numeric(points[style.color_by], errors="coerce").to_numpy(dtype=float)
+        groups.append(PointGroup(escape_text(style.color_by), live, style.point_size, opacity, values=numbers,
+                                 colorbar=escape_text(style.color_by), showlegend=False))
+    else:
+        groups.append(PointGroup("points", live, style.point_size, opacity, colour=PALETTE[0], showlegend=False))
+    return groups
+
+
+def map_layout(*, height: int = 720, revision: str = "map") -> dict:
+    """The map's plotly layout: square aspect, no axes, lasso by default, the legend below the plot."""
+    return {
+        "height": height, "margin": {"l": 0, "r": 0, "t": 10, "b": 0}, "dragmode": "lasso", "hovermode": "closest",
+        "plot_bgcolor": "white", "paper_bgcolor": "white", "uirevision": revision,
+        "legend": {"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)", "title": {"text": ""},
+                   "orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
+        "xaxis": {"visible": False, "showgrid": False, "zeroline": False},
+        "yaxis": {"visible": False, "showgrid": False, "zeroline": False, "scaleanchor": "x", "scaleratio": 1},
+    }
+
+
 def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: int = 720, faded: bool = False,
                 revision: str = "map"):
-    """The base layer: every point, coloured, with filters dimmed (one trace per category, or a colour scale).
+    """The base layer as plotly WebGL traces (exports and static figures; the app draws `points_layer`).
 
     It depends only on colour, hover fields, filters and similarity colouring, never on hits,
-    selection, focus or labels, so the app can keep it in the browser while overlays change."""
+    selection, focus or labels."""
     import plotly.graph_objects as go
 
     style = style or MapStyle()
@@ -170,52 +230,164 @@ def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: 
     # Above LEAN_HOVER_POINTS the base carries no per-point text; overlays label their own points.
     hover = None if int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
         hover_texts(points, title=style.title_column, fields=style.hover_fields), dtype=object)
-    dimmed = np.zeros(len(points), dtype=bool) if style.dimmed is None else np.asarray(style.dimmed, bool)
-    opacity = 0.35 if faded else 0.85
-
-    def scatter(mask: np.ndarray, *, name: str, marker: dict, showlegend: bool = True, **kw):
-        if hover is None:
-            kw["hovertemplate"] = "%{fullData.name}<extra></extra>"
+    for group in point_groups(points, style, faded=faded):
+        mask = group.mask
+        kw = {"hovertemplate": "%{fullData.name}<extra></extra>"} if hover is None else {
+            "hovertext": hover[mask], "hoverinfo": "text"}
+        marker = {"size": group.size, "opacity": group.opacity}
+        if group.values is not None:
+            marker.update(color=group.values[mask], colorscale="Viridis",
+                          colorbar={"title": group.colorbar, "thickness": 12})
         else:
-            kw.update(hovertext=hover[mask], hoverinfo="text")
-        return go.Scattergl(
-            x=points["x"].to_numpy()[mask], y=points["y"].to_numpy()[mask], mode="markers", name=name,
-            customdata=row_ids[mask].reshape(-1, 1), marker=marker, showlegend=showlegend, **kw,
-        )
-
-    live = drawn & ~dimmed
-    if dimmed.any():
-        fig.add_trace(scatter(drawn & dimmed, name="filtered out", marker={"color": DIM_COLOUR,
-                              "size": style.point_size * 0.8}, showlegend=True, legendrank=2000))
-    if style.similarity is not None:
-        fig.add_trace(scatter(live, name="similarity", marker={
-            "color": np.asarray(style.similarity)[live], "colorscale": "Viridis", "size": style.point_size,
-            "opacity": 0.9, "colorbar": {"title": "similarity", "thickness": 12}}, showlegend=False))
-    elif style.color_by and style.color_by in points.columns and is_categorical(points[style.color_by]):
-        values = category_values(points[style.color_by]).to_numpy()
-        order = pd.Series(values[drawn]).value_counts().index
-        for i, value in enumerate(order):
-            mask = live & (values == value)
-            colour = "#9e9e9e" if value in (OTHER, MISSING) else PALETTE[i % len(PALETTE)]
-            fig.add_trace(scatter(mask, name=escape_text(shorten(value, 40)), legendgroup=str(i),
-                                  marker={"color": colour, "size": style.point_size, "opacity": opacity}))
-    elif style.color_by and style.color_by in points.columns:
-        numbers = pd.to_numeric(points[style.color_by], errors="coerce").to_numpy(dtype=float)
-        fig.add_trace(scatter(live, name=escape_text(style.color_by), showlegend=False, marker={
-            "color": numbers[live], "colorscale": "Viridis", "size": style.point_size, "opacity": opacity,
-            "colorbar": {"title": escape_text(style.color_by), "thickness": 12}}))
-    else:
-        fig.add_trace(scatter(live, name="points", showlegend=False,
-                              marker={"color": PALETTE[0], "size": style.point_size, "opacity": opacity}))
-    fig.update_layout(
-        height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso", hovermode="closest",
-        plot_bgcolor="white", paper_bgcolor="white", uirevision=revision,
-        legend={"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)", "title": {"text": ""},
-                "orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
-        xaxis={"visible": False, "showgrid": False, "zeroline": False},
-        yaxis={"visible": False, "showgrid": False, "zeroline": False, "scaleanchor": "x", "scaleratio": 1},
-    )
+            marker["color"] = group.colour
+        if group.legendrank is not None:
+            kw["legendrank"] = group.legendrank
+        if group.legendgroup is not None:
+            kw["legendgroup"] = group.legendgroup
+        fig.add_trace(go.Scattergl(
+            x=points["x"].to_numpy()[mask], y=points["y"].to_numpy()[mask], mode="markers", name=group.name,
+            customdata=row_ids[mask].reshape(-1, 1), marker=marker, showlegend=group.showlegend, **kw,
+        ))
+    fig.update_layout(**map_layout(height=height, revision=revision))
     return fig
+
+
+@dataclass
+class PointsLayer:
+    """The base layer for the app's canvas: every drawn point in draw order, as typed arrays.
+
+    ``colour`` indexes ``palette`` (one [r, g, b, alpha, size] per entry); ``legend`` names the
+    groups plotly shows in its legend or colour bar; ``hover`` holds every point's hover label on
+    small maps (None above LEAN_HOVER_POINTS, where the browser names the point's group and title)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+    colour: np.ndarray
+    palette: list[list[float]]
+    legend: list[dict]
+    hover: list[str] | None = None
+
+    MAGIC = b"EXPL"
+
+    def to_bytes(self) -> bytes:
+        """Magic, header length, JSON header (padded to 4 bytes), x, y (float32), ids (int32), colour (uint8)."""
+        header = json.dumps({"n": len(self.x), "palette": self.palette, "legend": self.legend, "hover": self.hover},
+                            separators=(",", ":")).encode("utf-8")
+        header += b" " * (-(len(header) + 8) % 4)
+        return b"".join([self.MAGIC, np.uint32(len(header)).tobytes(), header,
+                         self.x.astype("<f4").tobytes(), self.y.astype("<f4").tobytes(),
+                         self.ids.astype("<i4").tobytes(), self.colour.astype(np.uint8).tobytes()])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PointsLayer:
+        """The layer written by `to_bytes` (tests read back what the browser gets)."""
+        if data[:4] != cls.MAGIC:
+            raise ValueError("not a points layer")
+        size = int(np.frombuffer(data, "<u4", 1, 4)[0])
+        header = json.loads(data[8:8 + size])
+        n, at = header["n"], 8 + size
+        x, y, ids = (np.frombuffer(data, dt, n, at + i * 4 * n) for i, dt in enumerate(("<f4", "<f4", "<i4")))
+        colour = np.frombuffer(data, np.uint8, n, at + 12 * n)
+        return cls(x=x, y=y, ids=ids, colour=colour, palette=header["palette"], legend=header["legend"],
+                   hover=header["hover"])
+
+    def groups(self) -> dict[str, np.ndarray]:
+        """The row ids of each legend group, by name ("filtered out" holds the dimmed rows)."""
+        return {entry["name"]: self.ids[np.isin(self.colour, entry["colours"])] for entry in self.legend}
+
+
+def frame_figure(layer: PointsLayer, *, height: int = 720, revision: str = "map") -> dict:
+    """The plotly figure the app's canvas lies under: no points, one empty trace per layer group for the
+    legend (and a colour bar's scale), the map's layout. Trace i is ``layer.legend[i]``."""
+    traces = []
+    for entry in layer.legend:
+        r, g, b, alpha, size = layer.palette[entry["colours"][0]]
+        trace = {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": entry["name"],
+                 "showlegend": entry["showlegend"], "hoverinfo": "skip",
+                 "marker": {"color": f"rgba({r},{g},{b},{max(alpha, 0.6)})", "size": size}}
+        for key in ("legendrank", "legendgroup"):
+            if entry[key] is not None:
+                trace[key] = entry[key]
+        if "colorbar" in entry:
+            bar = entry["colorbar"]
+            trace.update(x=[None, None], y=[None, None], marker={
+                "color": [bar["cmin"], bar["cmax"]], "colorscale": "Viridis", "cmin": bar["cmin"], "cmax": bar["cmax"],
+                "showscale": True, "colorbar": {"title": {"text": bar["title"]}, "thickness": 12}})
+        traces.append(trace)
+    finite = np.isfinite(layer.x) & np.isfinite(layer.y)
+    if finite.any():
+        # Two invisible corners, so that plotly's autorange (the first view, a double-click, "Reset
+        # axes") frames the points as it framed its own traces.
+        x, y = layer.x[finite], layer.y[finite]
+        size = max((entry[4] for entry in layer.palette), default=5.0)
+        traces.append({"type": "scatter", "x": [float(x.min()), float(x.max())], "y": [float(y.min()), float(y.max())],
+                       "mode": "markers", "name": "extent", "showlegend": False, "hoverinfo": "skip",
+                       "marker": {"size": size, "opacity": 0}})
+    return {"data": traces, "layout": map_layout(height=height, revision=revision)}
+
+
+VIRIDIS_STEPS = 240
+
+
+def points_layer(points: pd.DataFrame, style: MapStyle) -> PointsLayer:
+    """The base layer's points in draw order, coloured by `point_groups` (the same colours as `base_figure`)."""
+    drawn = drawn_rows(points)
+    hover = None if int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
+        hover_texts(points, title=style.title_column, fields=style.hover_fields), dtype=object)
+    xs, ys, row_ids = points["x"].to_numpy(np.float32), points["y"].to_numpy(np.float32), points["row_id"].to_numpy()
+    parts, palette, legend = [], [], []
+    for group in point_groups(points, style):
+        rows = np.flatnonzero(group.mask)
+        entry = {"name": group.name, "showlegend": group.showlegend, "legendrank": group.legendrank,
+                 "legendgroup": group.legendgroup, "colours": []}
+        if group.values is None:
+            entry["colours"] = [len(palette)]
+            entry["colour"] = group.colour
+            palette.append(_rgba(group.colour, group.opacity, group.size))
+            colour = np.full(len(rows), entry["colours"][0], dtype=np.int64)
+        else:
+            values = group.values[rows]
+            finite = np.isfinite(values)
+            low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
+            steps = np.floor((values - low) / max(high - low, 1e-12) * (VIRIDIS_STEPS - 1) + 0.5)
+            first = len(palette)
+            palette.extend(_rgba(c, group.opacity, group.size) for c in _viridis(VIRIDIS_STEPS))
+            palette.append(_rgba("#9e9e9e", group.opacity, group.size))  # no value: grey, as plotly draws NaN
+            colour = np.where(finite, first + np.nan_to_num(steps, nan=0).astype(np.int64), first + VIRIDIS_STEPS)
+            entry.update(colours=list(range(first, len(palette))), colorbar={"title": group.colorbar, "cmin": low,
+                                                                             "cmax": high})
+        parts.append((rows, colour))
+        legend.append(entry)
+    rows = np.concatenate([r for r, _ in parts]) if parts else np.zeros(0, np.int64)
+    colour = np.concatenate([c for _, c in parts]) if parts else np.zeros(0, np.int64)
+    if len(palette) > 256:
+        raise ValueError(f"{len(palette)} colours do not fit the layer's one-byte colour index")
+    return PointsLayer(x=xs[rows], y=ys[rows], ids=row_ids[rows].astype(np.int32), colour=colour.astype(np.uint8),
+                       palette=palette, legend=legend, hover=None if hover is None else hover[rows].tolist())
+
+
+def _rgba(colour: str, opacity: float, size: float) -> list[float]:
+    """[r, g, b, alpha, size] of a "#rrggbb" or "rgba(r,g,b,a)" colour drawn at ``opacity``."""
+    if colour.startswith("#"):
+        r, g, b, a = int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16), 1.0
+    else:
+        r, g, b, a = (float(v) for v in colour[colour.index("(") + 1:-1].split(","))
+    return [int(r), int(g), int(b), round(a * opacity, 3), float(size)]
+
+
+def _viridis(steps: int) -> list[str]:
+    """``steps`` colours along plotly's Viridis scale, as plotly interpolates it (linearly in RGB)."""
+    from plotly.colors import sample_colorscale
+
+    return [_hex(c) for c in sample_colorscale("Viridis", [i / (steps - 1) for i in range(steps)])]
+
+
+def _hex(colour: str) -> str:
+    if colour.startswith("#"):
+        return colour
+    r, g, b = (round(float(v)) for v in colour[colour.index("(") + 1:-1].split(",")[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def overlay_traces(points: pd.DataFrame, *, style: MapStyle, query_text: bool = True) -> list:

@@ -38,18 +38,26 @@ from .hashing import bytes_hash, file_sha256
 from .load import LoadedTable, tidy_columns
 from .pipeline import BuildResult, StageTimer, assemble_points, finish_build, map_manifest
 from .progress import ProgressFn, no_progress
-from .project import MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project, sample_indices
+from .project import (
+    MIN_ROWS_FOR_UMAP,
+    PLACE_CHUNK_ROWS,
+    KnnGraph,
+    Projection,
+    ProjectionConfig,
+    place_rows,
+    project,
+    sample_indices,
+)
 from .store import Workspace, sanitise_map_name
 
 log = logging.getLogger(__name__)
 
 RAY_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-# The ray engine's UMAP sample: smaller than the local engine's, as the transform of the rest runs in
+# The ray engine's UMAP sample: smaller than the local engine's, as the placement of the rest runs in
 # parallel on the cluster rather than on one core.
 DEFAULT_SAMPLE_ROWS = 50_000
 # Rows per Ray task: the unit an actor embeds, Ray retries and the driver counts for progress.
 DEFAULT_BATCH_ROWS = 512
-TRANSFORM_CHUNK_ROWS = 10_000
 WORK_DIR = "ray-work"
 # Test hook, "N:MARKER": the actor that claims the MARKER file exits hard on its Nth batch, once per run.
 CRASH_ENV = "EXPLORER_RAY_CRASH_AFTER"
@@ -467,18 +475,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 @ray.remote(num_cpus=1)
-def _transform_chunk(reducer, vectors: np.ndarray) -> np.ndarray:
-    return np.asarray(reducer.transform(vectors), dtype=np.float32)
+def _place_chunk(knn: KnnGraph, fitted_coords: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    return place_rows(vectors, knn, fitted_coords)
 
 
 def project_on_ray(
     vectors: np.ndarray,
     *,
     config: ProjectionConfig,
-    chunk_rows: int = TRANSFORM_CHUNK_ROWS,
+    chunk_rows: int = PLACE_CHUNK_ROWS,
     progress: ProgressFn = no_progress,
 ) -> tuple[Projection, int]:
-    """The local engine's sample-then-transform, with the transform of the rest in parallel Ray tasks.
+    """The local engine's sample fit, with the placement of the other rows (`place_rows`) in parallel
+    Ray tasks.
 
     Returns the layout and the number of rows the fit saw. At or below ``config.sample_rows`` rows
     (or for PCA, or an input UMAP cannot fit) it is ``project`` on every row, as a local build.
@@ -490,31 +499,32 @@ def project_on_ray(
     sample = sample_indices(n, config.sample_rows, seed=config.seed)
     progress("project", 0.0, f"Fitting UMAP on a sample of {len(sample):,} of {n:,} rows")
     fitted = project(vectors[sample], config=config)
-    if fitted.reducer is None:  # a degenerate sample: fall back to laying out every row at once
+    if fitted.knn is None:  # a degenerate sample: fall back to laying out every row at once
         return project(vectors, config=config), n
     coords = np.zeros((n, 2), dtype=np.float32)
     coords[sample] = fitted.coords
     rest = np.setdiff1d(np.arange(n), sample)
     chunks = np.array_split(rest, math.ceil(len(rest) / chunk_rows))
-    reducer = ray.put(fitted.reducer)
+    # The sample's graph and positions are the whole model a task needs: no UMAP transform.
+    knn, anchors = ray.put(fitted.knn), ray.put(fitted.coords)
     # A bounded window of chunks in flight keeps the object store from holding every vector at once.
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending: dict = {}
     placed = 0
     try:
         for chunk in chunks:
-            pending[_transform_chunk.remote(reducer, vectors[chunk])] = chunk
+            pending[_place_chunk.remote(knn, anchors, vectors[chunk])] = chunk
             if len(pending) < window:
                 continue
             placed += _collect_one(pending, coords)
-            progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed by transform")
+            progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed beside the sample")
         while pending:
             placed += _collect_one(pending, coords)
-            progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed by transform")
+            progress("project", placed / len(rest), f"{placed:,} / {len(rest):,} rows placed beside the sample")
     except ray.exceptions.RayError as exc:
         raise _explain_ray_error(exc) from exc
     layout = Projection(coords=coords, method="umap", config=config, seconds=time.perf_counter() - started,
-                        reducer=fitted.reducer)
+                        reducer=fitted.reducer, knn=fitted.knn, fitted_rows=sample)
     return layout, len(sample)
 
 

@@ -21,3 +21,8 @@ class MapNotFoundError(ExplorerError):
 
 class EngineError(ExplorerError):
     """The compute engine cannot run: Ray is not installed, the cluster is unreachable, or a run lost rows."""
+
+
+def shown_lines(line_numbers: list[int]) -> str:
+    """Line numbers as messages list them: the first ten, then an ellipsis."""
+    return ", ".join(str(n) for n in line_numbers[:10]) + (" …" if len(line_numbers) > 10 else "")

@@ -33,6 +33,8 @@ from .placement import place_rows
 from .progress import ProgressFn, no_progress
 from .project import project_pca
 from .store import SavedMap, Workspace
+from .trust import BUILD_MAX_ROWS as TRUST_BUILD_MAX_ROWS
+from .trust import TRUST_COLUMN, add_trust
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,14 @@ def add_rows(
     if saved.kind == IMAGES:
         thumbnails = {**saved.thumbnails(), **dict(zip(new_points["row_id"].tolist(), corpus.images.thumbnails,
                                                        strict=True))}
+    if TRUST_COLUMN in points:
+        # The old rows' trust changes with their new neighbours: measured again below, or dropped
+        # (the app then offers to measure it) where that would take minutes.
+        points = points.drop(columns=[TRUST_COLUMN])
+        grown.pop("trust", None)
     result = workspace.save(saved.name, points=points, embeddings=embeddings, manifest=grown, thumbnails=thumbnails)
+    if "trust" in manifest and int(result.embedded.sum()) <= TRUST_BUILD_MAX_ROWS:
+        result = add_trust(result, workspace=workspace, progress=progress)
     progress("save", 1.0, f"Added {len(new_points):,} rows as batch {batch}")
     log.info("added %d rows to %s as batch %d (%d unlike the map)", len(new_points), name, batch, int(novel.sum()))
     return AddResult(saved=result, added=len(new_points), batch=batch, novel=int(novel.sum()),
@@ -167,7 +176,7 @@ def _grown_points(saved: SavedMap, corpus, coords: np.ndarray, *, batch: int) ->
         kind = old[column].dtype.kind
         if kind in "iub":
             old = old.assign(**{column: old[column].astype("boolean" if kind == "b" else "Int64")})
-        new[column] = pd.Series(pd.NA, index=new.index, dtype=old[column].dtype)
+        new[column] = pd.Series(index=new.index, dtype=old[column].dtype)  # NaN or <NA>, as the dtype has it
     new = new[list(old.columns) + [c for c in new.columns if c not in old.columns]]
     return pd.concat([old, new], ignore_index=True), new
 

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, shown_lines
 from .hashing import bytes_hash
 from .limits import Limits
 
@@ -212,7 +212,7 @@ def decode_text(data: bytes, *, notes: list[str]) -> tuple[str, str]:
     if non_ascii - bad > bad:
         # Mostly valid UTF-8 with a few broken bytes: cp1252 would garble every other accent.
         notes.append(
-            f"The file is UTF-8 except for {bad:,} invalid byte sequence(s) on line {_shown(_bad_lines(text))}: "
+            f"The file is UTF-8 except for {bad:,} invalid byte sequence(s) on line {shown_lines(_bad_lines(text))}: "
             "they were replaced by \ufffd. Check those rows."
         )
         return _strip_nul(text, notes), "utf-8"
@@ -248,7 +248,7 @@ def _decode_mixed(data: bytes, notes: list[str]) -> tuple[str, str] | None:
     text = "".join(line.decode(encoding if i in others else "utf-8", errors="replace")
                    for i, line in enumerate(lines))
     notes.append(
-        f"The file mixes encodings: {len(bad):,} line(s) are not UTF-8 (line {_shown([i + 1 for i in bad])}) and "
+        f"The file mixes encodings: {len(bad):,} line(s) are not UTF-8 (line {shown_lines([i + 1 for i in bad])}) and "
         f"were read as {encoding}, the others as UTF-8. If the text looks wrong, save the file as UTF-8 and "
         "upload it again."
     )
@@ -441,18 +441,18 @@ def _read_delimited_tolerant(
         rows.append(row + [""] * (width - len(row)))
     if unclosed:
         notes.append(
-            f"A quote is opened and never closed on line {_shown(unclosed)}: the quote was read "
+            f"A quote is opened and never closed on line {shown_lines(unclosed)}: the quote was read "
             "as a plain character so the lines after it stay separate rows. Check those rows."
         )
     if long_lines:
         notes.append(
             f"{len(long_lines):,} line(s) have more fields than the header "
-            f"(line {_shown(long_lines)}): the extra fields were joined into the last column "
+            f"(line {shown_lines(long_lines)}): the extra fields were joined into the last column "
             f"'{header[-1]}'. Quote fields that contain the delimiter to avoid this."
         )
     if skipped:
         notes.append(
-            f"Skipped {len(skipped):,} unreadable line(s) (line {_shown(skipped)}). "
+            f"Skipped {len(skipped):,} unreadable line(s) (line {shown_lines(skipped)}). "
             "Fix them in the file to include them."
         )
     if not rows:
@@ -515,10 +515,6 @@ class _CountingLines:
             raise StopIteration
         self.position += 1
         return self.lines[self.position - 1]
-
-
-def _shown(line_numbers: list[int]) -> str:
-    return ", ".join(str(n) for n in line_numbers[:10]) + (" …" if len(line_numbers) > 10 else "")
 
 
 def _infer_column(column: pd.Series) -> pd.Series:
@@ -586,7 +582,7 @@ def _read_jsonl(text: str, name: str, *, notes: list[str], skipped: list[int]) -
         records.append(item)
     if skipped:
         notes.append(
-            f"Skipped {len(skipped):,} line(s) that are not JSON objects (line {_shown(skipped)})."
+            f"Skipped {len(skipped):,} line(s) that are not JSON objects (line {shown_lines(skipped)})."
         )
     if not records:
         raise InputError(f"{name}: no line is a JSON object. Each line must be one {{...}} record.")

@@ -106,11 +106,12 @@ def block_rows(n: int) -> int:
 
 
 def _approximate(x: np.ndarray, k: int, *, seed: int, progress: ProgressFn) -> tuple[np.ndarray, np.ndarray]:
-    from pynndescent import NNDescent
+    from .project import knn_graph as umap_graph
 
     progress("neighbours", 0.0, f"Approximate nearest neighbours of {len(x):,} rows")
-    index = NNDescent(x, n_neighbors=k + 1, metric="cosine", random_state=seed, n_jobs=-1)
-    found, distances = index.neighbor_graph
+    # The graph UMAP builds (pynndescent, numba's cache on), asked for one more: each row comes first.
+    graph = umap_graph(x, n_neighbors=k + 1, metric="cosine", seed=seed, exact=False)
+    found, distances = graph.indices, graph.distances
     drop = found == np.arange(len(x))[:, None]
     drop[~drop.any(axis=1), -1] = True  # a row not among its own neighbours loses its farthest instead
     keep = np.argsort(drop, axis=1, kind="stable")[:, :k]

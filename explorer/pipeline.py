@@ -137,7 +137,7 @@ def build_map(
         progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
         layout_input = embedder.layout_vectors(embedded.vectors)
         layout = project(layout_input, config=projection,
-                         cache_dir=workspace.projection_cache_dir if use_cache else None)
+                         cache_dir=workspace.projection_cache_dir if use_cache else None, progress=progress)
         progress("project", 1.0, f"Layout by {layout.method.upper()}")
 
     started = time.perf_counter()
@@ -158,11 +158,15 @@ def build_map(
     if saved.name != map_name:
         notes.append(f"The map name '{map_name}' was saved as '{saved.name}': a name keeps only letters, digits, "
                      "spaces and - _ . ( ), and cannot start with a dot.")
+    kind, rows, n_cached, skipped = corpus.kind, len(points), embedded.n_cached, corpus.skipped
+    # The build's own copies go before clustering, which reads the saved map's texts and vectors: on
+    # 1M abstracts the composed texts alone are ~1.2 GB, the layout's inputs and graph ~0.5 GB more.
+    del corpus, embedded, layout, layout_input, points, vectors
     saved = finish_build(saved, started=started, timer=timer, clusters=clusters, workspace=workspace,
                          progress=progress)
-    log.info("built %s map %s: %d rows with %s", corpus.kind, saved.name, len(points), embedder.model_id)
-    return BuildResult(saved=saved, seconds=timer.seconds, notes=notes, n_cached=embedded.n_cached, mode=choice,
-                       skipped=corpus.skipped, text_search=manifest.get("text_search", "semantic"),
+    log.info("built %s map %s: %d rows with %s", kind, saved.name, rows, embedder.model_id)
+    return BuildResult(saved=saved, seconds=timer.seconds, notes=notes, n_cached=n_cached, mode=choice,
+                       skipped=skipped, text_search=manifest.get("text_search", "semantic"),
                        text_search_reason=manifest.get("text_search_reason", ""))
 
 

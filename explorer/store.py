@@ -22,6 +22,7 @@ import pandas as pd
 from .errors import InputError, MapNotFoundError
 from .label_file import LABELS_FILE, write_label_file
 from .thumbnails import THUMBNAILS_FILE, read_thumbnail_table, write_thumbnail_table
+from .vector_index import VectorIndex, build_index, file_source, index_for, needs_index, write_index
 
 try:
     import fcntl
@@ -68,6 +69,9 @@ class SavedMap:
     manifest: dict
     points: pd.DataFrame
     embeddings: np.ndarray
+    # The array `embeddings` was when its search index (or None) was found (see search_index).
+    _index: tuple[np.ndarray, VectorIndex | None] | None = field(default=None, init=False, repr=False, compare=False)
+    _index_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -105,6 +109,17 @@ class SavedMap:
     def embedded(self) -> np.ndarray:
         """Boolean mask of rows that have an embedding."""
         return self.points["embedded"].to_numpy(dtype=bool)
+
+    def search_index(self) -> VectorIndex | None:
+        """The compressed copy a search of this big map scans first (None for maps searched exactly).
+
+        Read from the map folder when it was built from these very vectors, else built (seconds at 1M
+        rows) and kept there; kept in this object too, for as long as ``embeddings`` is the same array."""
+        with self._index_lock:
+            if self._index is None or self._index[0] is not self.embeddings:
+                index = index_for(self.path, self.embeddings, embeddings_file=self.path / EMBEDDINGS_FILE)
+                self._index = (self.embeddings, index)
+            return self._index[1]
 
     def texts(self) -> list[str]:
         """The text embedded for each row, rebuilt from the manifest's columns or template."""
@@ -193,6 +208,15 @@ class Workspace:
         try:
             points.to_parquet(tmp / POINTS_FILE, index=False)
             np.save(tmp / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
+            index = None
+            if needs_index(len(embeddings)):
+                # Built with the map, so its first search needs no build; it names the file it matches.
+                try:
+                    index = build_index(embeddings, source=file_source(tmp / EMBEDDINGS_FILE))
+                    write_index(index, tmp)
+                except RuntimeError as exc:  # faiss' errors: the map is searched exactly, still saved
+                    log.warning("saving %s without its search index: %s", final.name, exc)
+                    index = None
             if thumbnails is not None:
                 write_thumbnail_table(tmp / THUMBNAILS_FILE, row_ids, thumbnails)
             write_label_file(tmp, manifest)
@@ -202,7 +226,9 @@ class Workspace:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
+        saved = SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
+        saved._index = (embeddings, index)
+        return saved
 
     @staticmethod
     def _kept_thumbnails(source: Path, row_ids: np.ndarray) -> dict[int, bytes] | None:

@@ -1,11 +1,13 @@
-"""What an AppTest run sent to the map widget: the base layer and the overlays as plotly JSON."""
+"""What an AppTest run sent to the map widget: the points layer (read from its file), plotly's frame and the overlays."""
 
 from __future__ import annotations
 
-import base64
 import json
+from pathlib import Path
 
 import numpy as np
+
+from explorer.draw import PointsLayer
 
 
 def map_args(at) -> dict:
@@ -15,10 +17,17 @@ def map_args(at) -> dict:
     return json.loads(widgets[0].proto.json_args)
 
 
+def points_layer(at) -> PointsLayer:
+    """The points layer the browser fetches: the file beside the widget's index.html that the arguments name."""
+    from explorer.ui.widget import frontend_folder
+
+    return PointsLayer.from_bytes((Path(frontend_folder()) / map_args(at)["layer"]).read_bytes())
+
+
 def map_spec(at) -> str:
-    """Everything the map draws, as one JSON text (base layer, then overlays)."""
-    args = map_args(at)
-    return args["base"] + args["overlay"]
+    """Everything the map draws, as one JSON text (the points' hover labels and groups, plotly's frame, overlays)."""
+    args, layer = map_args(at), points_layer(at)
+    return json.dumps([layer.hover, layer.legend]) + args["frame"] + args["overlay"]
 
 
 def overlay_names(at) -> list[str]:
@@ -26,18 +35,6 @@ def overlay_names(at) -> list[str]:
     return [trace.get("name") for trace in json.loads(map_args(at)["overlay"])["data"]]
 
 
-def _first_column(customdata) -> list[int]:
-    """Row ids from a trace's customdata: plotly.py sends numpy arrays base64-encoded ({dtype, bdata, shape})."""
-    if customdata is None:
-        return []
-    if isinstance(customdata, dict):
-        values = np.frombuffer(base64.b64decode(customdata["bdata"]), dtype=np.dtype(customdata["dtype"]))
-        shape = [int(s) for s in str(customdata.get("shape", len(values))).split(",")]
-        return values.reshape(shape[0], -1)[:, 0].astype(int).tolist()
-    return [int(c[0] if isinstance(c, list) else c) for c in customdata]
-
-
 def base_traces(at) -> dict[str, list[int]]:
-    """The row ids of each trace of the base layer, by trace name ("filtered out" holds the dimmed rows)."""
-    return {trace.get("name"): _first_column(trace.get("customdata"))
-            for trace in json.loads(map_args(at)["base"])["data"]}
+    """The row ids of each group of the points layer, by name ("filtered out" holds the dimmed rows)."""
+    return {name: np.asarray(ids).astype(int).tolist() for name, ids in points_layer(at).groups().items()}

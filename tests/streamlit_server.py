@@ -34,17 +34,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(home: Path, *, env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[str]:
-    """Start the app on a free port with its own EXPLORER_HOME; yield its URL once healthy."""
+def streamlit_server(home: Path, *, env: dict[str, str] | None = None, timeout: float = 120,
+                     repo: Path = REPO) -> Iterator[str]:
+    """Start the app on a free port with its own EXPLORER_HOME; yield its URL once healthy.
+
+    ``repo`` is the checkout whose app.py runs (a benchmark runs an older one beside this one)."""
     port = free_port()
     log_path = home / "streamlit.log"
     home.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "EXPLORER_HOME": str(home), "HF_HUB_OFFLINE": "1", **(env or {})}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
+            [sys.executable, "-m", "streamlit", "run", str(repo / "app.py"), "--server.port", str(port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=repo, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:

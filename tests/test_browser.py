@@ -92,13 +92,16 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     page.get_by_role("button", name="Build map").click()
     map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
     wait_until_idle(page)
-    # The base layer is WebGL; every point is on the canvas.
-    assert map_frame(page).locator(".js-plotly-plot .gl-container canvas").count() >= 1
+    # Every point is drawn into the canvas under plotly's plot area (no WebGL), from the points file.
+    drawn = map_frame(page).locator("#map[data-points-drawn]")
+    drawn.wait_for(timeout=60_000)
+    assert int(drawn.get_attribute("data-points-drawn")) == int(drawn.get_attribute("data-points-total")) > 0
+    assert map_frame(page).locator(".js-plotly-plot .gl-container canvas").count() == 0
 
     _search(page, "protein folding")
     page.screenshot(path=str(ARTIFACTS / "upload_search.png"), full_page=True)
     # Hits are an SVG overlay: one marker per ranked result, plus the query star.
-    assert map_frame(page).locator(".js-plotly-plot .scatterlayer .point").count() >= 10
+    assert map_frame(page).locator("#overlay .scatterlayer .point").count() >= 10
     _assert_overlay_on_points(page)
     results = page.locator('[class*="st-key-hitlist"] button')
     labels = results.all_inner_texts()
@@ -148,7 +151,7 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     assert not [e for e in errors if "pwned" in e]
 
 
-# Pixel position of each search hit in the WebGL map and in the SVG overlay laid over it.
+# Pixel position of each search hit on the map (under which the points are drawn) and in the SVG overlay.
 HIT_PIXELS = """over => {
     const pixel = (layout, x, y) => [layout._size.l + layout.xaxis.l2p(x), layout._size.t + layout.yaxis.l2p(y)];
     const base = document.getElementById('map')._fullLayout, top = over._fullLayout;
@@ -193,12 +196,12 @@ def _box_select_whole_map(page) -> None:
 
 
 def _hover_every_hit_until(page, text: str) -> None:
-    """Hover the highlighted hits one by one until the tooltip shows ``text`` literally."""
-    points = map_frame(page).locator(".js-plotly-plot .scatterlayer .point")
+    """Hover the highlighted hits one by one until the points layer's hover label shows ``text`` literally."""
+    points = map_frame(page).locator("#overlay .scatterlayer .point")
     for i in range(points.count()):
         points.nth(i).hover(force=True)
         page.wait_for_timeout(150)
-        hover = map_frame(page).locator(".js-plotly-plot .hoverlayer").first.text_content() or ""
+        hover = map_frame(page).locator("#hover").text_content() or ""
         if text in hover:
             return
     raise AssertionError(f"no hover label showed {text!r} as text")
@@ -228,10 +231,10 @@ def test_sample_papers_protein_folding(browser, app_url):
     assert page.evaluate("window.__pwned") is None
 
 
-# The names of the base layer's traces ("filtered out" holds the dimmed points).
+# The names of the points layer's groups ("filtered out" holds the dimmed points).
 BASE_TRACES = """selector => {
     const map = document.querySelector(selector).contentDocument.getElementById('map');
-    return map && map.data ? map.data.map(t => t.name) : [];
+    return map && map.pointsLayer ? map.pointsLayer.legend.map(g => g.name) : [];
 }"""
 
 

@@ -2,7 +2,8 @@
 
 Each test drives the real app (the sample papers, embedded with the fast hashing embedder) and
 reads back what the widget has drawn: the labels and titles it placed (its data-* attributes and
-the overlay's SVG), plotly's own selection state and outlines, and the rings on the overlay.
+the overlay's SVG), the points layer (its selection, groups and points) and plotly's selection
+outlines, and the rings on the overlay.
 Screenshots go to test-artifacts/.
 """
 
@@ -92,13 +93,14 @@ def _assert_no_overlap(boxes: list[dict]) -> None:
 
 
 def _a_point_on_screen(page) -> tuple[float, float]:
-    """The screen position of a point in the densest part of the map (the median point of the first trace)."""
+    """The screen position of a point in the densest part of the map (the median point of the first group)."""
     frame_box = page.locator(MAP_IFRAME).bounding_box()
     x, y = map_frame(page).locator("#map").evaluate("""m => {
-        const f = m._fullLayout, t = m._fullData[0];
-        const order = Array.from(t.x.keys()).sort((a, b) => t.x[a] - t.x[b]);
-        const i = order[Math.floor(order.length / 2)];
-        return [f._size.l + f.xaxis.l2p(t.x[i]), f._size.t + f.yaxis.l2p(t.y[i])];
+        const f = m._fullLayout, layer = m.pointsLayer, first = layer.legend[0].colours;
+        const rows = Array.from(layer.colour.keys()).filter(i => first.includes(layer.colour[i]));
+        rows.sort((a, b) => layer.x[a] - layer.x[b]);
+        const i = rows[Math.floor(rows.length / 2)];
+        return [f._size.l + f.xaxis.l2p(layer.x[i]), f._size.t + f.yaxis.l2p(layer.y[i])];
     }""")
     return frame_box["x"] + x, frame_box["y"] + y
 
@@ -139,8 +141,7 @@ def test_labels_follow_the_zoom_and_titles_appear_close_up(sample):
     drawn_texts = [a["text"] for a in _annotations(page)]
     assert all(t in drawn_texts for t in titles)
     # The titles are those of points in view: each names a paper of the sample set's points.
-    names = map_frame(page).locator("#map").evaluate(
-        "m => m._fullData.flatMap(t => Array.from(t.hovertext || []).map(h => h.split('<br>')[0]))")
+    names = map_frame(page).locator("#map").evaluate("m => m.pointsLayer.hover.map(h => h.split('<br>')[0])")
     assert all(any(n.startswith(t.rstrip("…")) for n in names) for t in titles), titles
     _assert_no_overlap(_annotations(page))
     area = map_frame(page).locator("#map").evaluate(PLOT_AREA)
@@ -192,8 +193,9 @@ def test_a_cleared_selection_leaves_no_outline_and_stays_cleared(sample):
     recoloured = _wait_drawn(page, f"d['base-key'] !== '{base_key}'")
     page.wait_for_timeout(500)
     recoloured = _drawn(page)
-    traces = map_frame(page).locator("#map").evaluate("m => m.data.map(t => t.name)")
-    assert "similarity" in traces
+    # The points are coloured on the similarity scale (one legend group with its colour bar).
+    groups = map_frame(page).locator("#map").evaluate("m => m.pointsLayer.legend.map(g => g.name)")
+    assert "similarity" in groups
     assert (recoloured["selected-count"], recoloured["selection-outlines"], recoloured["selection-paths"]) == \
         ("0", "0", "0"), recoloured
     assert not page.get_by_text(re.compile(r"[\d,]+ rows selected")).is_visible()

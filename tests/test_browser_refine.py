@@ -55,9 +55,14 @@ def test_progressive_build_refines_in_the_background(tmp_path):
         # The switch is offered, never made under the cursor: the fast map stays until the button.
         sidebar.get_by_role("button", name="Use the refined map").wait_for(timeout=240_000)
         assert "tfidf-svd" in sidebar.inner_text()
+        fast_layer = map_frame(page).locator("#map").get_attribute("data-base-key")
         sidebar.get_by_role("button", name="Use the refined map").click()
         sidebar.get_by_text(re.compile("all-MiniLM-L6-v2")).first.wait_for(timeout=60_000)
         wait_until_idle(page)
+        # The refined map's points replace the fast map's: a new points layer, every row drawn.
+        refined = map_frame(page).locator(f"#map[data-points-drawn]:not([data-base-key='{fast_layer}'])")
+        refined.wait_for(timeout=60_000)
+        assert refined.get_attribute("data-points-drawn") == refined.get_attribute("data-points-total") != "0"
         page.locator('[class*="st-key-hitlist"] button').first.wait_for(timeout=60_000)
         refined_ranking = _ranking(page)
         page.screenshot(path=str(ARTIFACTS / "refine_done.png"))

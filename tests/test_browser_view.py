@@ -17,9 +17,10 @@ from explorer import Workspace, build_map
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-# The names of the map's base-layer traces and of its overlay traces, as plotly holds them.
+# The names of the points layer's groups (its legend: "filtered out" holds the dimmed rows) and of the
+# overlay's traces, as plotly holds them.
 TRACE_NAMES = """() => ({
-    base: (document.getElementById('map').data || []).map(t => t.name),
+    base: ((document.getElementById('map').pointsLayer || {}).legend || []).map(g => g.name),
     overlay: (document.getElementById('overlay').data || []).map(t => t.name),
     baseKey: document.getElementById('map').getAttribute('data-base-key'),
 })"""
@@ -65,11 +66,11 @@ def _traces(page) -> dict:
 
 
 def _wait_for_trace(page, name: str, *, present: bool = True, timeout: float = 60_000) -> None:
-    """Wait until the map's base layer has (or no longer has) a trace called ``name``."""
+    """Wait until the map's points layer has (or no longer has) a group called ``name``."""
     page.wait_for_function(
         "([selector, name, present]) => { const d = document.querySelector(selector).contentDocument; "
-        "const map = d && d.getElementById('map'); if (!map || !map.data) return false; "
-        "return map.data.some(t => t.name === name) === present; }",
+        "const map = d && d.getElementById('map'); if (!map || !map.pointsLayer) return false; "
+        "return map.pointsLayer.legend.some(g => g.name === name) === present; }",
         arg=[MAP_IFRAME, name, present], timeout=timeout)
 
 

@@ -756,3 +756,47 @@ def test_named_points_and_exports_name_the_clusters(linked_map, workspace):
 def test_an_unclustered_map_exports_its_points_as_they_are(papers_frame, fake_embedder, workspace):
     plain = build_map(papers_frame, name="plain", model=fake_embedder, projection=PCA, workspace=workspace).saved
     assert named_points(plain).equals(plain.points) and export_points(plain).equals(plain.points)
+
+
+def test_a_big_map_is_clustered_on_a_sample_and_the_rest_joins_its_nearest_sample_point():
+    from scipy.spatial import cKDTree
+
+    from explorer.cluster import nearest_sample_rows
+    from explorer.project import sample_indices
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=np.float32)
+    topic = rng.integers(0, 4, size=2_000)
+    coords = centres[topic] + rng.normal(scale=0.6, size=(2_000, 2)).astype(np.float32)
+    config = ClusterConfig(space="2d", levels=2)
+    clustering = cluster_map(None, coords, config=config, sample_rows=500)
+    assert any("sample of 500 of the 2,000" in note for note in clustering.notes)
+    coarse = clustering.levels["coarse"]
+    assert coarse.labels.shape == (2_000,) and coarse.n_clusters == 4
+    sample = sample_indices(2_000, 500, seed=config.seed)
+    nearest = sample[nearest_sample_rows(coords, coords[sample])]
+    _, expected = cKDTree(coords[sample]).query(coords, k=1)
+    np.testing.assert_array_equal(nearest, sample[expected])
+    # Every point carries the label of its nearest sample point, at every level.
+    for level in clustering.levels.values():
+        np.testing.assert_array_equal(level.labels, level.labels[nearest])
+    # The four blobs come out as four clusters, each one of them whole.
+    for t in range(4):
+        ids = coarse.labels[(topic == t) & (coarse.labels >= 0)]
+        assert len(set(ids.tolist())) == 1
+    again = cluster_map(None, coords, config=config, sample_rows=500)
+    np.testing.assert_array_equal(again.levels["coarse"].labels, coarse.labels)
+
+
+def test_clusters_reuse_the_build_s_neighbour_graph(papers_frame, fake_embedder):
+    from explorer.project import knn_graph
+
+    vectors = fake_embedder.embed(papers_frame["abstract"].tolist() * 2)
+    coords = np.random.default_rng(0).normal(size=(len(vectors), 2)).astype(np.float32)
+    config = ClusterConfig(levels=1, n_neighbors=10)
+    graph = knn_graph(vectors, n_neighbors=20)
+    with_graph = cluster_map(vectors, coords, config=config, knn=graph)
+    without = cluster_map(vectors, coords, config=config)
+    assert with_graph.space == "umap5"
+    # The same exact graph, computed once more or handed over: the same clusters.
+    np.testing.assert_array_equal(with_graph.levels["coarse"].labels, without.levels["coarse"].labels)

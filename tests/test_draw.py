@@ -12,10 +12,12 @@ from explorer.draw import (
     QUERY_LABEL_CHARS,
     RANK_TEXT_HITS,
     MapStyle,
+    PointsLayer,
     base_key,
     build_figure,
     category_values,
     escape_text,
+    frame_figure,
     hover_thumbnails,
     is_categorical,
     label_payload,
@@ -23,6 +25,7 @@ from explorer.draw import (
     overlay_json,
     overlay_traces,
     place_labels,
+    points_layer,
     titles_payload,
 )
 from explorer.filters import category_mask, filterable_columns, keyword_mask
@@ -215,3 +218,40 @@ def test_hover_thumbnails_are_data_uris_of_every_row_of_an_image_map():
     uris = source()
     assert sorted(uris) == [7, 9] and all(u.startswith("data:image/png;base64,") for u in uris.values())
     assert hover_thumbnails(_Saved("text", {})) is None
+
+
+def test_the_points_layer_has_the_figures_groups_in_draw_order_and_survives_its_file(points):
+    dimmed = np.zeros(len(points), bool)
+    dimmed[:8] = True
+    style = MapStyle(color_by="field", title_column="title", dimmed=dimmed)
+    layer = points_layer(points, style)
+    figure = [t for t in build_figure(points, style=style).data if t.type == "scattergl"]
+    assert [g["name"] for g in layer.legend] == [t.name for t in figure] == ["filtered out", "a", "b", "c", "d"]
+    for entry, trace in zip(layer.legend, figure, strict=True):
+        rows = np.isin(layer.colour, entry["colours"])
+        assert layer.ids[rows].tolist() == np.asarray(trace.customdata).ravel().tolist()
+        assert np.allclose(layer.x[rows], trace.x) and np.allclose(layer.y[rows], trace.y)
+    assert layer.colour[:7].tolist() == [0] * 7, "the dimmed rows are drawn first, under the others"
+    assert 139 not in layer.ids.tolist() and len(layer.ids) == 39, "the unembedded row has no place"
+    assert layer.palette[1][:3] == [0x1F, 0x77, 0xB4] and layer.palette[1][3] == 0.85
+    read = PointsLayer.from_bytes(layer.to_bytes())
+    assert read.x.dtype == np.float32 and read.ids.dtype == np.int32 and read.colour.dtype == np.uint8
+    assert read.groups().keys() == layer.groups().keys()
+    assert all(np.array_equal(read.groups()[k], layer.groups()[k]) for k in layer.groups())
+    assert read.hover[list(read.ids).index(110)].startswith("paper 10")
+
+
+def test_a_colour_scale_is_quantised_and_its_frame_shows_the_legend_without_points(points):
+    layer = points_layer(points, MapStyle(color_by="year"))
+    entry, = layer.legend
+    assert entry["colorbar"] == {"title": "year", "cmin": 1990.0, "cmax": 2028.0}
+    order = np.argsort(layer.ids)
+    assert np.all(np.diff(layer.colour[order].astype(int)) >= 0), "later years sit higher on the scale"
+    assert layer.colour.min() == entry["colours"][0] and layer.colour.max() == entry["colours"][-2]
+    frame = frame_figure(points_layer(points, MapStyle(color_by="field")))
+    names = [t["name"] for t in frame["data"]]
+    assert names == ["a", "b", "c", "d", "extent"]
+    assert all(t["x"] == [None] for t in frame["data"][:4]), "legend entries carry no points"
+    assert frame["data"][-1]["marker"]["opacity"] == 0 and frame["layout"]["yaxis"]["scaleanchor"] == "x"
+    scale = frame_figure(layer)["data"][0]
+    assert scale["marker"]["showscale"] and scale["marker"]["cmax"] == 2028.0

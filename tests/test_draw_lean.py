@@ -68,3 +68,15 @@ def test_overlays_are_svg_and_carry_row_ids():
     overlay = json.loads(overlay_json(points, style))
     assert overlay["fade"] is True and len(overlay["data"]) == 4
     assert len(overlay_json(points, style)) < 20_000, "overlays stay small whatever the map's size"
+
+
+def test_a_big_maps_points_layer_is_typed_arrays_without_hover_text():
+    from explorer.draw import frame_figure, points_layer
+
+    points = _points(LEAN_HOVER_POINTS + 5_000)
+    layer = points_layer(points, MapStyle(color_by="field", title_column="title"))
+    data = layer.to_bytes()
+    assert layer.hover is None, "a big map's hover names the group; its titles come from the titles file"
+    # 13 bytes a point (x, y, id, colour) and a header of a few hundred bytes: 1M points in 13 MB.
+    assert len(points) * 13 < len(data) < len(points) * 13 + 2_000
+    assert len(json.dumps(frame_figure(layer))) < 5_000, "plotly's frame carries no points"

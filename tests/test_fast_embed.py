@@ -175,7 +175,7 @@ def test_layouts_are_cached_by_vectors_and_settings(tmp_path, paper_texts):
 
 
 @pytest.mark.slow
-def test_umap_above_the_sample_size_fits_a_sample_and_transforms_the_rest(paper_texts):
+def test_umap_above_the_sample_size_fits_a_sample_and_places_the_rest(paper_texts):
     vectors = CorpusEmbedder(dimension=16).embed(paper_texts * 4)
     vectors += np.random.default_rng(0).normal(scale=0.01, size=vectors.shape).astype(np.float32)
     layout = project(vectors, config=ProjectionConfig(sample_rows=60))
@@ -212,3 +212,29 @@ def test_fast_mode_map_quality_on_real_abstracts(workspace):
     ]
     assert np.mean(scores) >= 0.95 * MINILM_ON_THE_SAME_ROWS, f"2D 10-NN {np.round(scores, 3)}"
     assert json.loads((saved.path / "manifest.json").read_text())["projection"]["input_dimension"] == 64
+
+
+def test_chunked_embedding_equals_the_one_shot_one(paper_texts):
+    texts = paper_texts * 3
+    whole = CorpusEmbedder(dimension=8, chunk_rows=10_000)
+    chunked = CorpusEmbedder(dimension=8, chunk_rows=7)
+    seen: list[float] = []
+    vectors = chunked.embed(texts, progress=lambda stage, fraction, message: seen.append(fraction))
+    np.testing.assert_array_equal(vectors, whole.embed(texts))
+    assert chunked.model_id == whole.model_id
+    assert seen[-1] == 1.0 and len([f for f in seen if f > 0.5]) == -(-len(texts) // 7)  # one report per chunk
+    # A fitted embedder reads new texts chunk by chunk too, with the same vectors.
+    np.testing.assert_array_equal(chunked.embed(texts[:20]), whole.embed(texts[:20]))
+
+
+def test_the_vocabulary_is_learnt_from_a_seeded_sample_of_a_big_corpus(paper_texts):
+    texts = [f"{t} extra{i}" for i, t in enumerate(paper_texts * 4)]  # 120 rows, a word of their own each
+    sampled = CorpusEmbedder(dimension=8, vocabulary_rows=50)
+    vectors = sampled.embed(texts)
+    assert vectors.shape == (120, sampled.dimension) and np.isfinite(vectors).all()
+    words = set(sampled._vectorizer.get_feature_names_out())
+    own = {w for w in words if w.startswith("extra")}
+    assert len(own) == 50  # the sample's own words only
+    again = CorpusEmbedder(dimension=8, vocabulary_rows=50)
+    np.testing.assert_array_equal(again.embed(texts), vectors)
+    assert again.model_id == sampled.model_id

@@ -9,7 +9,7 @@ import pytest
 from explorer import ClusterConfig, InputError, ProjectionConfig, build_map
 from explorer.grow import BATCH_COLUMN, add_rows
 from explorer.label_file import LABELS_FILE
-from explorer.placement import position_from_neighbours
+from explorer.project import median_positions
 
 PCA = ProjectionConfig(method="pca")
 ON_2D = ClusterConfig(space="2d", levels=1)
@@ -106,11 +106,11 @@ def test_a_fast_map_adds_rows_with_its_own_fitted_embedder(papers_frame, workspa
 
 
 def test_a_point_goes_among_the_neighbours_that_sit_together_not_between_two_regions():
-    # Nine neighbours in one region at x = 0, six in another at x = 10, all equally similar.
-    coords = np.array([[[0.0, i * 0.1] for i in range(9)] + [[10.0, i * 0.1] for i in range(6)]])
-    placed = position_from_neighbours(coords, np.full((1, 15), 0.8))
+    # Six of its ten nearest rows in one region at x = 0, four in another at x = 10.
+    coords = np.array([[0.0, i * 0.1] for i in range(6)] + [[10.0, i * 0.1] for i in range(4)], dtype=np.float32)
+    placed = median_positions(coords, np.arange(10)[None])
     assert placed[0, 0] == pytest.approx(0.0, abs=1e-9)
-    # A plain weighted mean would have said x = 4.
+    # A mean would have said x = 4.
 
 
 def test_a_grown_map_can_be_laid_out_afresh_as_a_new_version(papers, workspace):
@@ -127,7 +127,8 @@ def test_a_grown_map_can_be_laid_out_afresh_as_a_new_version(papers, workspace):
 def test_a_query_whose_hits_are_spread_over_the_map_is_placed_among_them_not_between():
     from explorer.placement import place_query
 
-    coords = np.array([[0.0, 0.0]] * 9 + [[10.0, 0.0]] * 6 + [[5.0, 5.0]] * 20, dtype=np.float32)
-    scores = np.array([0.9] * 9 + [0.9] * 6 + [0.1] * 20, dtype=np.float32)
-    assert place_query(coords, scores)[0] == pytest.approx(0.0, abs=1e-6)
-    assert np.isnan(place_query(coords, np.full(len(coords), np.nan))).all()
+    # Its ten best hits: six in one region, four in another; an eleventh far away does not count.
+    coords = np.array([[0.0, 0.0]] * 6 + [[10.0, 0.0]] * 4 + [[5.0, 5.0]] * 20, dtype=np.float32)
+    assert place_query(coords, np.arange(11))[0] == pytest.approx(0.0, abs=1e-6)
+    coords[:10] = np.nan  # hits without a position on the map (no text) are left out
+    assert np.isnan(place_query(coords, np.arange(10))).all()

@@ -122,3 +122,115 @@ def test_umap_keeps_clusters_apart(papers_frame, paper_vectors):
     spread = max(np.linalg.norm(coords[fields == f] - centres[f], axis=1).mean() for f in centres)
     gaps = [np.linalg.norm(centres[a] - centres[b]) for a in centres for b in centres if a < b]
     assert min(gaps) > spread
+
+
+def blobs(rows: int, *, centres: int = 4, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around a few well-separated directions, and which direction each row came from."""
+    rng = np.random.default_rng(seed)
+    topic = rng.integers(0, centres, size=rows)
+    vectors = np.eye(centres, dim, dtype=np.float32)[topic] + rng.normal(scale=0.15, size=(rows, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), topic
+
+
+def test_knn_graph_is_exact_below_the_threshold():
+    from explorer.project import knn_graph
+
+    vectors, _ = blobs(200)
+    graph = knn_graph(vectors, n_neighbors=5, metric="cosine")
+    assert graph.exact and graph.indices.shape == (200, 5) and graph.distances.dtype == np.float32
+    distances = 1 - vectors @ vectors.T
+    np.testing.assert_array_equal(graph.indices[:, 0], np.arange(200))  # each row is its own nearest
+    expected = np.sort(distances, axis=1)[:, :5]
+    np.testing.assert_allclose(graph.distances, np.maximum(expected, 0), atol=1e-5)
+
+
+def test_placement_puts_a_row_among_its_nearest_fitted_rows():
+    from explorer.project import KnnGraph, knn_graph, median_positions, place_rows
+
+    fitted, _ = blobs(100, seed=1)
+    coords = np.random.default_rng(2).normal(size=(100, 2)).astype(np.float32)
+    graph: KnnGraph = knn_graph(fitted, n_neighbors=15)
+    new = fitted[:10] + np.float32(1e-3)
+    placed = place_rows(new, graph, coords, n_neighbors=5)
+    indices, _ = graph.query(new, k=5)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(10))  # a near-copy's nearest is its original
+    np.testing.assert_array_equal(placed, np.median(coords[indices], axis=1).astype(np.float32))
+    lo, hi = coords[indices].min(axis=1), coords[indices].max(axis=1)
+    assert ((placed >= lo) & (placed <= hi)).all()  # inside its neighbours' box
+    # Neighbours split between two places: the row goes to where most of them are, not between.
+    pts = np.array([[0, 0], [0.1, 0], [0, 0.1], [10, 10], [10, 10.1]], dtype=np.float32)
+    (where,) = median_positions(pts, np.array([[0, 3, 1, 4, 2]]))
+    assert np.linalg.norm(where) < 0.2
+    # A missing neighbour (-1, as an approximate index may return) does not count.
+    np.testing.assert_allclose(median_positions(pts, np.array([[3, -1, 4]])), [[10, 10.05]], rtol=1e-6)
+
+
+def test_placement_is_deterministic_and_independent_of_chunking():
+    from explorer.project import knn_graph, place_rows
+
+    fitted, _ = blobs(300, seed=3)
+    new, _ = blobs(250, seed=4)
+    coords = np.random.default_rng(5).normal(size=(300, 2)).astype(np.float32)
+    graph = knn_graph(fitted, n_neighbors=15)
+    seen: list[float] = []
+    whole = place_rows(new, graph, coords, progress=lambda stage, fraction, message: seen.append(fraction))
+    np.testing.assert_array_equal(whole, place_rows(new, graph, coords, chunk_rows=7))
+    assert seen == [1.0]
+    steps: list[float] = []
+    place_rows(new, graph, coords, chunk_rows=100, progress=lambda stage, fraction, message: steps.append(fraction))
+    assert steps == [0.4, 0.8, 1.0]
+
+
+@pytest.mark.slow
+def test_a_big_map_is_fitted_on_a_sample_and_the_rest_placed_by_their_neighbours():
+    vectors, topic = blobs(700, seed=6)
+    config = ProjectionConfig(sample_rows=300)
+    layout = project(vectors, config=config)
+    assert_layout(layout.coords, 700)
+    assert layout.method == "umap" and len(layout.fitted_rows) == 300 and layout.knn.indices.shape == (300, 15)
+    np.testing.assert_array_equal(layout.coords, project(vectors.copy(), config=config).coords)
+    from sklearn.neighbors import KNeighborsClassifier
+
+    sample = layout.fitted_rows
+    rest = np.setdiff1d(np.arange(700), sample)
+    classifier = KNeighborsClassifier(n_neighbors=10).fit(layout.coords[sample], topic[sample])
+    assert classifier.score(layout.coords[rest], topic[rest]) > 0.95  # placed among their own topic
+
+
+@pytest.mark.slow
+def test_the_exact_graph_path_gives_a_valid_layout_and_can_be_reused(paper_vectors, papers_frame):
+    from explorer.project import knn_graph, project_umap
+
+    layout = project(paper_vectors)
+    assert layout.knn is not None and layout.knn.exact
+    assert_layout(layout.coords, len(paper_vectors))
+    # A graph with more neighbours than asked serves the UMAP as well: the same layout.
+    wider = knn_graph(paper_vectors, n_neighbors=25)
+    coords, _ = project_umap(paper_vectors, config=ProjectionConfig(), knn=wider)
+    np.testing.assert_array_equal(coords, layout.coords)
+    fields = papers_frame["field"].to_numpy()
+    centres = {f: coords[fields == f].mean(axis=0) for f in set(fields)}
+    spread = max(np.linalg.norm(coords[fields == f] - centres[f], axis=1).mean() for f in centres)
+    assert min(np.linalg.norm(centres[a] - centres[b]) for a in centres for b in centres if a < b) > spread
+
+
+def test_umap_kernels_get_numba_s_disk_cache():
+    import umap.umap_
+
+    from explorer.project import enable_umap_cache
+
+    enable_umap_cache()
+    enable_umap_cache()  # once per process: a second call changes nothing
+    assert type(umap.umap_.smooth_knn_dist._cache).__name__ != "NullCache"
+
+
+def test_placement_of_chosen_rows_equals_placing_their_copy():
+    from explorer.project import knn_graph, place_rows
+
+    fitted, _ = blobs(200, seed=7)
+    vectors, _ = blobs(90, seed=8)
+    coords = np.random.default_rng(9).normal(size=(200, 2)).astype(np.float32)
+    graph = knn_graph(fitted, n_neighbors=10)
+    rows = np.array([3, 50, 51, 89, 0])
+    np.testing.assert_array_equal(place_rows(vectors, graph, coords, rows=rows, chunk_rows=2),
+                                  place_rows(vectors[rows], graph, coords))

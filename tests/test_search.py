@@ -15,7 +15,8 @@ from explorer import (
     search_map,
     search_similar,
 )
-from explorer.search import MAX_QUERY_CHARS, clean_query, embed_query, query_position
+from explorer.placement import place_query
+from explorer.search import MAX_QUERY_CHARS, clean_query, embed_query
 
 # Five unit vectors in 3D whose cosine to QUERY is known: 1.0, 0.8, 0.6, 0.0, -1.0.
 VECTORS = np.array(
@@ -88,17 +89,11 @@ def test_long_query_is_cut():
     assert clean_query("  " + "a" * (MAX_QUERY_CHARS + 50)) == "a" * MAX_QUERY_CHARS
 
 
-def test_query_position_is_near_the_best_hits():
+def test_the_query_star_sits_among_its_hits():
     coords = np.array([[0, 0], [2, 0], [10, 10], [50, 50], [90, 90]], dtype=np.float32)
     result = search_similar(VECTORS, QUERY, k=2)
-    position = query_position(coords, result, top=2)
-    assert 0 < position[0] < 2 and position[1] == 0
-    assert position[0] < 1, "the better hit pulls harder"
-
-
-def test_query_position_without_drawn_hits():
-    coords = np.full((5, 2), np.nan, dtype=np.float32)
-    assert np.isnan(query_position(coords, search_similar(VECTORS, QUERY, k=2))).all()
+    position = place_query(coords, result.indices)
+    assert 0 <= position[0] <= 2 and position[1] == 0
 
 
 # --- searching a saved map of every kind -------------------------------------------------------------

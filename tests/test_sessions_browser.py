@@ -23,11 +23,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 SESSIONS = 10
 TIMEOUT = 300_000  # ms: ten builds share two busy cores
 MARKERS = [f"sess{i:02d}marker" for i in range(SESSIONS)]
-# Everything the page shows: its DOM text and the data and layout behind every plotly chart.
-# The map is drawn in a same-origin iframe, so its document is read too.
+# Everything the page shows: its DOM text, the data and layout behind every plotly chart, and the map's
+# points layer (its hover labels and groups). The map is drawn in a same-origin iframe, so its document is read too.
 PAGE_TEXT = """() => [document, ...[...document.querySelectorAll('iframe')].map(f => f.contentDocument).filter(Boolean)]
     .map(doc => doc.documentElement.textContent + [...doc.querySelectorAll('.js-plotly-plot')]
-        .map(chart => JSON.stringify(chart.data || []) + JSON.stringify(chart.layout || {})).join(' ')).join(' ')"""
+        .map(chart => JSON.stringify(chart.data || []) + JSON.stringify(chart.layout || {})
+             + (chart.pointsLayer ? JSON.stringify([chart.pointsLayer.hover, chart.pointsLayer.legend]) : ''))
+        .join(' ')).join(' ')"""
 PWNED = """() => window.__pwned !== undefined
     || [...document.querySelectorAll('iframe')].some(f => f.contentWindow && f.contentWindow.__pwned !== undefined)"""
 

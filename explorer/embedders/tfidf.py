@@ -32,6 +32,11 @@ MIN_DF_ROWS = 200
 # The SVD is fitted on a random sample this large and then applied to every row: beyond it more
 # rows change the components little and cost time linearly.
 FIT_ROWS = 20_000
+# The vocabulary and idf weights are learnt from at most this many rows (a seeded sample), and every
+# row is then read in chunks of EMBED_CHUNK_ROWS: the sparse matrix of a million abstracts would hold
+# ~100M entries (over a gigabyte, several while scikit-learn builds it), a chunk a few MB.
+VOCABULARY_ROWS = 200_000
+EMBED_CHUNK_ROWS = 20_000
 # Power iterations of the randomized SVD: on the 12k arXiv abstracts 2 gave the same 10-NN accuracy
 # as sklearn's default 5 (0.698 vs 0.695) in 60% of the time.
 SVD_ITERATIONS = 2
@@ -61,11 +66,14 @@ class CorpusEmbedder(EmbedderBase):
     # Its vectors live in a space fitted to one corpus: caching them would only grow the file.
     cacheable = False
 
-    def __init__(self, *, dimension: int = DIMENSION, seed: int = 42, fit_rows: int = FIT_ROWS):
+    def __init__(self, *, dimension: int = DIMENSION, seed: int = 42, fit_rows: int = FIT_ROWS,
+                 vocabulary_rows: int = VOCABULARY_ROWS, chunk_rows: int = EMBED_CHUNK_ROWS):
         self.requested_dimension = dimension
         self.dimension = dimension
         self.seed = seed
         self.fit_rows = fit_rows
+        self.vocabulary_rows = vocabulary_rows
+        self.chunk_rows = chunk_rows
         self.model_hash = ""
         self.model_id = f"{FAST_MODEL}{dimension}"
         self._vectorizer = None
@@ -88,11 +96,18 @@ class CorpusEmbedder(EmbedderBase):
         return self
 
     def _fit_matrix(self, texts: Sequence[str], *, progress: ProgressFn):
-        """Fit and return the corpus's TF-IDF matrix, so ``embed`` need not tokenise it twice."""
+        """Fit on the texts (a seeded sample of VOCABULARY_ROWS when there are more) and return the
+        TF-IDF matrix of the rows fitted on when they are all the texts (so ``embed`` need not tokenise
+        them twice), else None."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         if len(texts) == 0:
             raise InputError("The fast mode needs at least one text to learn its vocabulary from.")
+        whole = len(texts) <= self.vocabulary_rows
+        if not whole:
+            pick = np.sort(np.random.default_rng(self.seed).choice(len(texts), size=self.vocabulary_rows,
+                                                                   replace=False))
+            texts = [texts[i] for i in pick]
         progress("embed", 0.0, f"Learning the vocabulary of {len(texts):,} texts")
         vectorizer = TfidfVectorizer(**_vectorizer_params(len(texts)))
         try:
@@ -108,7 +123,7 @@ class CorpusEmbedder(EmbedderBase):
                                            fit_rows=self.fit_rows)
         self._identify()
         log.info("fitted %s on %d texts (%d words)", self.model_id, matrix.shape[0], matrix.shape[1])
-        return matrix
+        return matrix if whole else None
 
     def _identify(self) -> None:
         self.dimension = int(self._components.shape[0])
@@ -122,19 +137,21 @@ class CorpusEmbedder(EmbedderBase):
     def embed(
         self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE, progress: ProgressFn = no_progress
     ) -> np.ndarray:
-        """Unit vectors of ``texts`` in the fitted space (fitting on them first if not fitted yet)."""
+        """Unit vectors of ``texts`` in the fitted space (fitting on them first if not fitted yet),
+        read ``chunk_rows`` at a time: the same vectors as in one go, in bounded memory."""
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self.fitted:
-            matrix = self._vectorizer.transform(texts)
-        else:
-            matrix = self._fit_matrix(texts, progress=progress)
-        progress("embed", 0.8, f"Placing {len(texts):,} texts in the fitted space")
+        matrix = None if self.fitted else self._fit_matrix(texts, progress=progress)
         if self._projection is None:
             # C-ordered: scipy copies a transposed (Fortran-ordered) view on every product, 17 ms per query.
             self._projection = np.ascontiguousarray(self._components.T)
-        vectors = l2_normalise(matrix @ self._projection)
-        progress("embed", 1.0, f"{len(texts):,} / {len(texts):,} rows")
+        n = len(texts)
+        vectors = np.empty((n, self.dimension), dtype=np.float32)
+        for start in range(0, n, self.chunk_rows):
+            stop = min(start + self.chunk_rows, n)
+            part = matrix[start:stop] if matrix is not None else self._vectorizer.transform(texts[start:stop])
+            vectors[start:stop] = l2_normalise(part @ self._projection)
+            progress("embed", 0.5 + 0.5 * stop / n, f"{stop:,} / {n:,} rows")
         return vectors
 
     def layout_vectors(self, vectors: np.ndarray) -> np.ndarray:

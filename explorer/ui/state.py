@@ -260,7 +260,7 @@ def focused_neighbours(saved, index: int, *, k: int = 10) -> SearchResult | None
     """The ten rows nearest to the focused one in the embedding space (None for a row without text)."""
     if not saved.embedded[index]:
         return None
-    return nearest_neighbors(saved.embeddings, index, k=k, valid=saved.embedded)
+    return nearest_neighbors(saved.embeddings, index, k=k, valid=saved.embedded, index=saved.search_index())
 
 
 def dim_note(n_rows: int, *, filtered: int | None, cluster: pd.Series | None, shown: int) -> str:
@@ -326,7 +326,7 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
     if result is not None:
         style.hits = result.indices
         style.hit_scores = result.top_scores
-        style.query_xy = place_query(saved.coords, result.scores)
+        style.query_xy = place_query(saved.coords, result.indices)
         style.query_label = result.query
         if search.by_similarity:
             style.similarity = np.nan_to_num(result.scores, nan=0.0)

@@ -1,10 +1,14 @@
 """The map in the app: a small Streamlit component that keeps the base layer in the browser.
 
-`st.plotly_chart` re-sends and re-plots every point on each rerun (seconds at 100k points), so
-the map is drawn by frontend/map/index.html (package data beside this module) instead: Python
-sends the base layer with a key (parsed and plotted only when the key changes), the SVG overlays
-(hits, query, focus, neighbours), every level's cluster labels (placed by the browser on each
-zoom and pan) and the selected row ids, and gets back row ids for a click, a box or a lasso.
+`st.plotly_chart` re-sends and re-plots every point on each rerun (seconds at 100k points), and
+plotly's WebGL scatter turns slow towards 1M points in a browser without a GPU, so the map is drawn
+by frontend/map/ (package data beside this module) instead: the points are a binary file beside
+index.html, written once per base-layer key (float32 x, y, int32 row ids, a uint8 colour index:
+draw.PointsLayer), fetched once and drawn by index.html into a canvas under plotly's plot area on
+every pan and zoom (as density where many points share a pixel). Python sends the file's name,
+plotly's frame (legend, colour bar, layout: no points), the SVG overlays (hits, query, focus,
+neighbours), every level's cluster labels (placed by the browser on each zoom and pan) and the
+selected row ids, and gets back row ids for a click, a box or a lasso.
 
 Row titles (shown beside the points once few are in view) and an image map's thumbnails (shown
 on hover) are files beside index.html, written once per map and fetched by the browser only when
@@ -29,10 +33,12 @@ import streamlit.components.v1 as components
 from explorer.draw import (
     LEAN_HOVER_POINTS,
     MapStyle,
-    base_figure,
+    PointsLayer,
     base_key,
+    frame_figure,
     label_payload,
     overlay_json,
+    points_layer,
     titles_payload,
 )
 
@@ -42,21 +48,24 @@ log = logging.getLogger(__name__)
 _WRITING: set[str] = set()
 _WRITING_LOCK = threading.Lock()
 TITLES_DELAY_S = 3.0
+# Points files kept beside index.html (the most recently used): a browser reads its file once and
+# keeps the points, and a 1M-point file is 13 MB.
+KEEP_POINTS_FILES = 12
 
 
 @st.cache_resource(show_spinner=False)
 def frontend_folder() -> str:
-    """index.html beside plotly.js, in a folder Streamlit can serve (it refuses symlinks that leave it)."""
+    """frontend/map's files beside plotly.js, in a folder Streamlit can serve (it refuses symlinks that leave it)."""
     from plotly.offline import get_plotlyjs
 
-    page = (FRONTEND / "index.html").read_bytes()
-    script = get_plotlyjs().encode("utf-8")
-    stamp = hashlib.sha256(page + script).hexdigest()[:16]
+    files = {path.name: path.read_bytes() for path in sorted(FRONTEND.iterdir()) if path.is_file()}
+    files["plotly.min.js"] = get_plotlyjs().encode("utf-8")
+    stamp = hashlib.sha256(b"".join(name.encode() + data for name, data in files.items())).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / f"explorer-map-{stamp}"
     if not (folder / "index.html").is_file():
         staging = Path(tempfile.mkdtemp(prefix="explorer-map-"))
-        (staging / "plotly.min.js").write_bytes(script)
-        (staging / "index.html").write_bytes(page)
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
         try:
             os.rename(staging, folder)
         except OSError:  # another process made it first
@@ -65,17 +74,38 @@ def frontend_folder() -> str:
 
 
 @st.cache_resource(max_entries=6, show_spinner="Drawing the map…")
-def base_layer(key: str, _points, _style: MapStyle, revision: str) -> str:
-    """The base layer's plotly JSON, built once per key (map, colour, filters, labels)."""
-    return base_figure(_points, style=_style, revision=revision).to_json()
+def base_layer(key: str, _points, _style: MapStyle, revision: str) -> tuple[PointsLayer, str]:
+    """The base layer's points and plotly's frame for them (JSON), built once per key (map, colour, filters)."""
+    layer = points_layer(_points, _style)
+    return layer, json.dumps(frame_figure(layer, revision=revision), separators=(",", ":"))
+
+
+def points_file(key: str, layer: PointsLayer) -> str:
+    """The points file of ``key`` beside index.html, written now if it is not there (its name is returned).
+
+    Written on the script's path, unlike the titles: the browser draws nothing before it has it,
+    and 1M points take a few tenths of a second to write."""
+    folder = Path(frontend_folder())
+    name = f"points-{key}.bin"
+    path = folder / name
+    if path.is_file():
+        os.utime(path)  # recently used: kept by the pruning below
+        return name
+    staging = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    staging.write_bytes(layer.to_bytes())
+    os.replace(staging, path)
+    older = sorted(folder.glob("points-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_POINTS_FILES:]
+    for stale in older:
+        stale.unlink(missing_ok=True)
+    return name
 
 
 def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int = 720) -> dict | None:
     """Draw the map; returns the last event ({"seq", "kind": "click" | "selection", "ids"}) or None.
 
-    The selection travels as row ids: the browser marks those points with plotly's own selection
-    styling, and skips even that when the ids are the box or lasso it has just drawn; no ids
-    (``style.selected`` None or empty) clear plotly's own box or lasso and its dimming."""
+    The selection travels as row ids: the browser draws the other points faded, and keeps the box
+    or lasso outline it has just drawn when the ids are its own; no ids (``style.selected`` None or
+    empty) clear the outline and the fading."""
     component = components.declare_component("explorer_map", path=frontend_folder())
     layer_key = base_key(points, style, revision=revision)
     overlay = overlay_json(points, style)
@@ -88,7 +118,8 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
     if style.thumbnails is not None:
         source = style.thumbnails
         assets["thumbnails"] = _asset(f"thumbnails-{map_id}.json", lambda: _thumbnail_payload(source))
-    return component(base=base_layer(layer_key, points, style, revision), base_key=layer_key, overlay=overlay,
+    layer, frame = base_layer(layer_key, points, style, revision)
+    return component(layer=points_file(layer_key, layer), frame=frame, base_key=layer_key, overlay=overlay,
                      overlay_key=_digest(overlay.encode()), labels=labels, labels_key=_digest(labels.encode()),
                      assets=assets, selected=selected, selection_key=_digest(repr(selected).encode()),
                      height=height, key=key, default=None)
