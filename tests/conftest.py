@@ -41,6 +41,11 @@ def fake_embedder() -> HashingEmbedder:
 @pytest.fixture
 def papers_frame() -> pd.DataFrame:
     """A small table of papers in three clearly different fields (30 rows)."""
+    return papers_table()
+
+
+def papers_table() -> pd.DataFrame:
+    """The papers_frame fixture's table, for module-scoped fixtures that cannot ask for it."""
     topics = {
         "biology": "protein folding enzyme cell gene sequence",
         "physics": "quantum particle field energy relativity",

@@ -64,10 +64,8 @@ def trust_panel(saved) -> None:
     """How far the map can be believed: the trust line, or a button to measure it."""
     summary = trust_summary(saved)
     if summary is not None and TRUST_COLUMN in saved.points:
-        st.caption(escape_markdown(summary) + " Low trust marks points whose neighbours on the map are not "
-                   "their neighbours in meaning.")
-        st.button("Show where the map misleads", key="colour_by_trust", on_click=st.session_state.update,
-                  kwargs={"colour_by": TRUST_COLUMN}, help="Colours every point by its trust.")
+        st.caption(escape_markdown(summary) + " To see where the map misleads, choose `trust` under *Colour by*: "
+                   "low values mark points whose neighbours on the map are not their neighbours in meaning.")
         return
     with st.expander("Where the map misleads"):
         st.caption("Two points close on the map can be far apart in meaning, and the reverse. Trust measures, "
