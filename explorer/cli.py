@@ -438,8 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--num-workers", type=int, help="ray: embedding actors (default: one per CPU, or per "
                        "GPU share with --num-gpus-per-worker)")
     build.add_argument("--num-gpus-per-worker", type=float, help="ray: GPUs per embedding actor (default 0: CPU)")
-    build.add_argument("--sample-rows", type=int, help="ray: rows UMAP is fitted on; the rest are placed by "
-                       "transform (default 50,000)")
+    build.add_argument("--sample-rows", type=int, help="ray: rows UMAP is fitted on; the rest are placed beside "
+                       "their nearest sample rows (default 50,000)")
     _add_cluster_options(build)
     build.set_defaults(func=_build)
 
