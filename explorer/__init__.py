@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from .cluster import ClusterConfig, Clustering, ClusterLevel, cluster_map
 from .corpus import Corpus, detect_kind, read_corpus
-from .curate import remove_and_reproject
+from .curate import relayout_map, remove_and_reproject
 from .draw import MapStyle, build_figure, visible_labels
+from .duplicates import Duplicates, near_duplicates
 from .embed import EmbeddingCache, EmbeddingResult, embed_cached
 from .embedders import (
     ClipEmbedder,
@@ -25,6 +26,7 @@ from .embedders import (
 from .errors import ExplorerError, InputError, MapNotFoundError, ModelError
 from .export import export_points, to_csv_bytes, to_html_bytes, to_parquet_bytes
 from .filters import category_mask, keyword_mask
+from .grow import AddResult, add_rows
 from .images import ImageLimits, ImageSet, open_image, read_image_table, read_images
 from .labels import ClusterLabel, Contrast, contrast_terms, label_clusters, label_levels
 from .limits import Limits
@@ -46,6 +48,7 @@ from .search import SearchResult, nearest_neighbors, search_map, search_similar
 from .store import SavedMap, Workspace
 from .texts import TextSelection, compose_texts, detect_text_columns
 from .thumbnails import thumbnail_data_uri
+from .trust import Trust, add_trust, trust_scores
 from .version import __version__
 
 __all__ = [
@@ -72,5 +75,7 @@ __all__ = [
     "to_html_bytes", "to_parquet_bytes",
     # the whole path, its refinement by the transformer, and the store
     "BuildResult", "build_map", "RefineResult", "pending_refinements", "refine_map", "SavedMap", "Workspace",
-    "remove_and_reproject",
+    "remove_and_reproject", "relayout_map",
+    # maps that grow, and where they mislead
+    "AddResult", "add_rows", "Trust", "add_trust", "trust_scores", "Duplicates", "near_duplicates",
 ]
