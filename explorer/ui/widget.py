@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,8 +50,11 @@ _WRITING: set[str] = set()
 _WRITING_LOCK = threading.Lock()
 TITLES_DELAY_S = 3.0
 # Points files kept beside index.html (the most recently used): a browser reads its file once and
-# keeps the points, and a 1M-point file is 13 MB.
+# keeps the points, and a 1M-point file is 13 MB. A file used in the last KEEP_POINTS_SECONDS is never
+# removed: ten sessions opening their own maps at once would otherwise delete a file before its
+# browser has fetched it, and that map would never be drawn.
 KEEP_POINTS_FILES = 12
+KEEP_POINTS_SECONDS = 900
 
 
 @st.cache_resource(show_spinner=False)
@@ -94,9 +98,10 @@ def points_file(key: str, layer: PointsLayer) -> str:
     staging = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     staging.write_bytes(layer.to_bytes())
     os.replace(staging, path)
-    older = sorted(folder.glob("points-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_POINTS_FILES:]
-    for stale in older:
-        stale.unlink(missing_ok=True)
+    used = sorted(((p.stat().st_mtime, p) for p in folder.glob("points-*.bin")), reverse=True)
+    for mtime, stale in used[KEEP_POINTS_FILES:]:
+        if time.time() - mtime > KEEP_POINTS_SECONDS:
+            stale.unlink(missing_ok=True)
     return name
 
 
