@@ -95,7 +95,12 @@ def _build(args: argparse.Namespace) -> int:
             if result.text_search == "keyword" and args.model is None:
                 print(result.text_search_reason, file=sys.stderr)
         else:
-            result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, **common)
+            given = {k: getattr(args, k) for k in ("vectors", "x", "y", "neighbors") if getattr(args, k) is not None}
+            if given and args.engine == "ray":
+                raise InputError("Your own vectors and layout are read by the local engine: leave out --engine ray.")
+            result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, **given, **common)
+            if result.text_search == "keyword":
+                print(result.text_search_reason, file=sys.stderr)
     finally:
         if bar:
             bar.close()
@@ -420,6 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--device", choices=DEVICES, default="auto",
                        help="where the transformer runs, for the quality mode and a progressive build's refinement "
                        "(default: a GPU when torch sees one)")
+    build.add_argument("--vector", dest="vectors", metavar="COL|FILE.npy",
+                       help="keep your own vectors instead of embedding: a column of numeric lists (Parquet, JSON, "
+                            "JSONL; JSON text in a CSV) or an .npy of shape (rows, dim); --model then names the "
+                            "model that made them, for search by meaning (without it, search matches words)")
+    build.add_argument("--x", metavar="COL", help="keep a 2D layout exactly instead of UMAP: the x column (with --y)")
+    build.add_argument("--y", metavar="COL", help="the layout's y column (with --x)")
+    build.add_argument("--neighbors", metavar="COL", help='keep Embedding Atlas\' neighbours column: per row '
+                       '{"ids": [row numbers from 0], "distances": [...]}')
     build.add_argument("--images", metavar="ZIP", help="a ZIP of the images a table's path column names")
     build.add_argument("--path-column", help="the table's column of image paths inside --images")
     build.add_argument("--name", help="map name (default: the file name)")

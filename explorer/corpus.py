@@ -155,7 +155,7 @@ def read_corpus(
                              limits=limits, progress=progress)
     if images is not None:
         raise InputError("A ZIP of images goes with an image map: build it with kind='images'.")
-    table = _as_table(source, source_name)
+    table = read_table(source, source_name)
     # A bibliography names its own text (title + abstract), not its longest column (the raw entry).
     columns = text_columns or (None if template else table.text_columns)
     selection = compose_texts(table.frame, columns=columns, template=template)
@@ -167,7 +167,8 @@ def read_corpus(
     )
 
 
-def _as_table(source, source_name: str | None) -> LoadedTable:
+def read_table(source, source_name: str | None = None) -> LoadedTable:
+    """A table source (a file, bytes, a LoadedTable or a DataFrame) read once, with the file's column rules."""
     if isinstance(source, LoadedTable):
         return source
     if isinstance(source, pd.DataFrame):

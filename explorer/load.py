@@ -729,7 +729,12 @@ def tidy_columns(frame: pd.DataFrame, *, notes: list[str]) -> pd.DataFrame:
 def _cell_to_scalar(value):
     """Nested values (lists, dicts) become JSON text so every column can be shown and saved."""
     if isinstance(value, (list, dict, tuple)):
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
     if hasattr(value, "tolist") and not isinstance(value, str):
-        return json.dumps(value.tolist(), ensure_ascii=False, default=str)
+        return json.dumps(value.tolist(), ensure_ascii=False, default=_json_default)
     return value
+
+
+def _json_default(value):
+    # Parquet's lists inside structs arrive as numpy arrays: numbers stay numbers, not their repr.
+    return value.tolist() if hasattr(value, "tolist") else str(value)

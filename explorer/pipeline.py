@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -15,18 +16,21 @@ import numpy as np
 import pandas as pd
 
 from .cluster import ClusterConfig
-from .corpus import IMAGES, TEXT, Corpus, read_corpus
-from .embed import EmbeddingCache, embed_cached
+from .corpus import IMAGES, TEXT, Corpus, detect_kind, read_corpus, read_table
+from .embed import EmbeddingCache, EmbeddingResult, embed_cached
 from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder, text_search_of
+from .embedders.given import GivenVectorsEmbedder
 from .errors import InputError
-from .hashing import file_sha256
+from .hashing import bytes_hash, file_sha256
 from .images import ImageLimits
 from .map_clusters import add_clusters
 from .modes import REFINE_MAX_TOKENS, ModeChoice, choose_mode_for_texts
+from .placement import place_rows
 from .progress import ProgressFn, no_progress
-from .project import ProjectionConfig, project
+from .project import Projection, ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
 from .thumbnails import THUMBNAIL_FORMAT
+from .vectors import GivenInputs, GivenVectors, read_given
 from .version import __version__
 
 log = logging.getLogger(__name__)
@@ -98,6 +102,10 @@ def build_map(
     use_cache: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     limits: ImageLimits | None = None,
+    vectors: str | Path | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    neighbors: str | None = None,
     progress: ProgressFn = no_progress,
 ) -> BuildResult:
     """Build and save a map of texts or images from anything `read_corpus` takes.
@@ -115,29 +123,52 @@ def build_map(
 
     with timer.stage("load"):
         progress("load", 0.0, "Reading the data")
+        given = None
+        if any(v is not None for v in (vectors, x, y, neighbors)):
+            source, given = _split_given(source, kind=kind, source_name=source_name, vectors=vectors, x=x, y=y,
+                                         neighbors=neighbors)
         corpus = read_corpus(source, kind=kind, source_name=source_name, text_columns=text_columns,
                              template=template, images=images, path_column=path_column, limits=limits,
                              progress=progress)
         progress("load", 1.0, _loaded_message(corpus))
     notes = list(corpus.notes)
+    if given is not None and given.vectors is not None:
+        # A row is on the map when it has a vector; its text (if any) is what hover and keyword search read.
+        corpus.embedded = given.vectors.present.copy()
 
     with timer.stage("embed"):
-        choice, embedder = _embedder_for_build(corpus, model=model, mode=mode, fallback=fallback)
+        if given is not None and given.vectors is not None:
+            choice, embedder = None, given_embedder(given.vectors, model=model, mode=mode)
+        else:
+            choice, embedder = _embedder_for_build(corpus, model=model, mode=mode, fallback=fallback)
+        if choice is not None and choice.refine and given is not None and given.layout is not None:
+            # A refinement lays the map out again with UMAP: the layout you gave would be lost.
+            choice = dataclasses.replace(choice, refine=False, search_seconds=None)
+            notes.append("Your layout is kept as it is, so this fast map is not refined by the transformer "
+                         "later; build with the quality mode for search by meaning.")
         if choice is not None:
             notes.append(choice.reason)
             progress("embed", 0.0, choice.reason)
         if embedder.fallback_reason:
             notes.insert(0, embedder.fallback_reason)
         progress("embed", 0.0, f"Loading the model {embedder.model_id}")
-        cache = EmbeddingCache(workspace.cache_path) if use_cache and embedder.cacheable else None
-        embedded = embed_cached(embedder, corpus, cache=cache, batch_size=batch_size, progress=progress)
-        embedder.persist(workspace.root)
+        if given is not None and given.vectors is not None:
+            embedded = EmbeddingResult(vectors=given.vectors.vectors[given.vectors.present], model_id=embedder.model_id,
+                                       n_cached=0, n_computed=0, seconds=0.0)
+            progress("embed", 1.0, f"Kept your {given.vectors.dimension}-number vectors from {given.vectors.source}")
+        else:
+            cache = EmbeddingCache(workspace.cache_path) if use_cache and embedder.cacheable else None
+            embedded = embed_cached(embedder, corpus, cache=cache, batch_size=batch_size, progress=progress)
+            embedder.persist(workspace.root)
 
     with timer.stage("project"):
-        progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
         layout_input = embedder.layout_vectors(embedded.vectors)
-        layout = project(layout_input, config=projection,
-                         cache_dir=workspace.projection_cache_dir if use_cache else None, progress=progress)
+        if given is not None and given.layout is not None:
+            layout = given_layout(given, corpus.embedded, embedded.vectors, notes=notes, progress=progress)
+        else:
+            progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
+            layout = project(layout_input, config=projection,
+                             cache_dir=workspace.projection_cache_dir if use_cache else None, progress=progress)
         progress("project", 1.0, f"Layout by {layout.method.upper()}")
 
     started = time.perf_counter()
@@ -153,6 +184,13 @@ def build_map(
                                   "from_model": embedder.model_id, "requested": manifest["created"],
                                   "automatic": choice.automatic, "estimated_seconds": choice.search_seconds}
     manifest["projection"]["input_dimension"] = int(layout_input.shape[1]) if layout_input.ndim == 2 else 0
+    if given is not None:
+        manifest["given"] = {**given.to_dict(), "query_model": embedder.model_id if TEXT in embedder.kinds else None}
+        if TEXT not in embedder.kinds:
+            manifest["text_search"] = "keyword"
+            manifest["text_search_reason"] = given_search_reason(given)
+        if given.neighbors is not None:
+            points["neighbors"] = given.neighbors
     thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
     saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails)
     if saved.name != map_name:
@@ -168,6 +206,65 @@ def build_map(
     return BuildResult(saved=saved, seconds=timer.seconds, notes=notes, n_cached=n_cached, mode=choice,
                        skipped=skipped, text_search=manifest.get("text_search", "semantic"),
                        text_search_reason=manifest.get("text_search_reason", ""))
+
+
+def _split_given(source, *, kind: str, source_name: str | None, vectors, x, y, neighbors) -> tuple:
+    """The table without the columns that held vectors or neighbours, and what it gave instead."""
+    if kind == IMAGES or (kind == "auto" and detect_kind(source) == IMAGES):
+        raise InputError("Your own vectors, layout and neighbours go with a table of text; an image map embeds "
+                         "its images.")
+    table = read_table(source, source_name)
+    base = Path(source).parent if isinstance(source, (str, Path)) else None
+    given = read_given(table.frame, vectors=vectors, x=x, y=y, neighbors=neighbors, base=base)
+    frame = table.frame.drop(columns=list(given.consumed))
+    kept = [c for c in table.text_columns or [] if c in frame.columns] or None
+    return dataclasses.replace(table, frame=frame, text_columns=kept), given
+
+
+def given_embedder(given: GivenVectors, *, model, mode: str) -> Embedder:
+    """The embedder a map of given vectors searches with: the named model that made them, after checking
+    it makes vectors of their dimension, or one that embeds nothing (search then matches words)."""
+    if mode != "auto":
+        raise InputError(f"The mode ({mode}) chooses how to embed; your vectors are kept as they are. Leave the "
+                         "mode out, and name the model that made them to search by meaning.")
+    if model is None or model == "":
+        return GivenVectorsEmbedder(source=given.source, dimension=given.dimension,
+                                    digest=bytes_hash(np.ascontiguousarray(given.vectors).tobytes()))
+    embedder = load_embedder(model, kind=TEXT)
+    made = int(embedder.embed(["a probe of the model's dimension"]).shape[1])
+    if made != given.dimension:
+        raise InputError(f"Your vectors in {given.source} have {given.dimension} numbers each, but {embedder.model_id} "
+                         f"makes {made}: name the model that made them, or leave the model out to search by words.")
+    return embedder
+
+
+def given_layout(given: GivenInputs, embedded: np.ndarray, vectors: np.ndarray, *, notes: list[str],
+                 progress: ProgressFn) -> Projection:
+    """The layout you gave, for the rows on the map; a row with a vector but no position is placed among
+    its nearest laid-out rows, as rows added to a map are."""
+    coords = given.layout[embedded].copy()
+    has = given.layout_present[embedded]
+    if not has.any():
+        raise InputError("No row with a vector has both coordinates of the layout: there is nothing to draw.")
+    if not has.all():
+        placed = place_rows(vectors[~has], reference_vectors=vectors[has], reference_coords=coords[has],
+                            progress=progress)
+        coords[~has] = placed.coords
+        notes.append(f"{int((~has).sum()):,} rows had no position in your layout: each was placed at the median "
+                     "position of its 10 nearest rows.")
+    off = int((given.layout_present & ~embedded).sum())
+    if off:
+        notes.append(f"{off:,} rows have a position but no vector, so they are not on the map.")
+    x_col, y_col = given.layout_columns
+    progress("project", 1.0, f"Kept your layout from {x_col} and {y_col}")
+    return Projection(coords=coords.astype(np.float32), method="given", config=ProjectionConfig(), seconds=0.0)
+
+
+def given_search_reason(given: GivenInputs) -> str:
+    """How a map of your own vectors is searched when no model was named as theirs."""
+    return (f"This map keeps your own vectors ({given.vectors.source}) and no model was named as the one that made "
+            "them, so search matches the words of the text; a row's nearest neighbours still use your vectors. "
+            "Name that model (--model) to search by meaning.")
 
 
 def _loaded_message(corpus: Corpus) -> str:

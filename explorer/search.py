@@ -212,7 +212,9 @@ def search_map(
         return _search_by_example(saved, image, embedder=embedder, k=k, exclude=exclude)
     notes = query_notes(query)
     query = clean_query(query)
-    if saved.kind != TEXT and saved.manifest.get("text_search") != "clip":
+    text_search = saved.manifest.get("text_search")
+    # An image map without CLIP, or a map of your own vectors whose model was not named: no query vector.
+    if (saved.kind != TEXT and text_search != "clip") or text_search == KEYWORD:
         reason = saved.manifest.get("text_search_reason") or "This map has no text model."
         return _keyword(saved, query, k=k, reason=reason, notes=notes)
     try:

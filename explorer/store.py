@@ -21,6 +21,14 @@ import pandas as pd
 
 from .errors import InputError, MapNotFoundError
 from .label_file import LABELS_FILE, write_label_file
+from .neighbor_column import (
+    NEIGHBORS_COLUMN,
+    computed_neighbors,
+    given_neighbors,
+    kept_neighbors,
+    read_points,
+    write_points,
+)
 from .thumbnails import THUMBNAILS_FILE, read_thumbnail_table, write_thumbnail_table
 from .vector_index import VectorIndex, build_index, file_source, index_for, needs_index, write_index
 
@@ -201,12 +209,16 @@ class Workspace:
         final = self.map_path(name)
         manifest = {**manifest, "name": final.name, "saved": datetime.now(UTC).isoformat(timespec="seconds")}
         row_ids = points["row_id"].to_numpy()
+        neighbors = self._neighbors_to_write(final, points, embeddings, given=bool((manifest.get("given") or {})
+                                                                                  .get("neighbors")))
+        if NEIGHBORS_COLUMN in points.columns:
+            points = points.drop(columns=[NEIGHBORS_COLUMN])
         if thumbnails is None and manifest.get("kind") == "images":
             thumbnails = self._kept_thumbnails(thumbnails_from.path if thumbnails_from else final, row_ids)
         tmp = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            points.to_parquet(tmp / POINTS_FILE, index=False)
+            write_points(points, tmp / POINTS_FILE, neighbors)
             np.save(tmp / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
             index = None
             if needs_index(len(embeddings)):
@@ -229,6 +241,19 @@ class Workspace:
         saved = SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
         saved._index = (embeddings, index)
         return saved
+
+    @staticmethod
+    def _neighbors_to_write(final: Path, points: pd.DataFrame, embeddings: np.ndarray, *, given: bool):
+        """The neighbours column to store: given with the rows, kept from the map replaced when its rows
+        (and, for computed ones, vectors) are the same, else computed for maps small enough."""
+        row_ids = points["row_id"].to_numpy()
+        if NEIGHBORS_COLUMN in points.columns:
+            return given_neighbors(points[NEIGHBORS_COLUMN])
+        kept = kept_neighbors(final, row_ids, None if given else embeddings)
+        if kept is not None or given:
+            return kept
+        embedded = points["embedded"].to_numpy() if "embedded" in points.columns else np.ones(len(points), bool)
+        return computed_neighbors(embeddings, embedded, row_ids)
 
     @staticmethod
     def _kept_thumbnails(source: Path, row_ids: np.ndarray) -> dict[int, bytes] | None:
@@ -296,7 +321,7 @@ class Workspace:
         """Load a saved map by name."""
         manifest = self.read_manifest(name)
         path = self.map_path(name)
-        points = pd.read_parquet(path / POINTS_FILE)
+        points = read_points(path / POINTS_FILE)
         embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
         if manifest.get("clusters") and not (path / LABELS_FILE).is_file():
             # Maps clustered before labels.parquet existed get it on first open, for other tools.

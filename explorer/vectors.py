@@ -74,7 +74,8 @@ def _from_column(column: pd.Series, name: str) -> GivenVectors:
     rows, lengths = [], set()
     present = np.zeros(len(column), dtype=bool)
     for i, value in enumerate(column.tolist()):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str)
+                                                                              and not value.strip()):
             rows.append(None)
             continue
         if isinstance(value, str):
@@ -118,3 +119,94 @@ def _checked(array: np.ndarray, present: np.ndarray, name: str) -> GivenVectors:
     vectors = np.zeros(array.shape, dtype=np.float32)
     vectors[present] = (array[present] / norms[present, None]).astype(np.float32)
     return GivenVectors(vectors=vectors, present=present, source=name)
+
+
+# The model id of a map that keeps vectors nobody here can make again: no query can be embedded into them.
+GIVEN_MODEL_PREFIX = "given:"
+
+
+@dataclass
+class GivenInputs:
+    """What a table brings instead of being computed: vectors, a 2D layout, neighbour lists; and the
+    columns that held vectors or neighbours (dropped from the saved table, which stores them its own way)."""
+
+    vectors: GivenVectors | None = None
+    layout: np.ndarray | None = None
+    layout_present: np.ndarray | None = None
+    layout_columns: tuple[str, str] | None = None
+    neighbors: list | None = None
+    neighbors_column: str | None = None
+    consumed: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """The manifest's record of what was given."""
+        return {"vectors": self.vectors.source if self.vectors is not None else None,
+                "dimension": self.vectors.dimension if self.vectors is not None else None,
+                "layout": list(self.layout_columns) if self.layout_columns else None,
+                "neighbors": self.neighbors_column}
+
+
+def read_given(
+    frame: pd.DataFrame,
+    *,
+    vectors: str | Path | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    neighbors: str | None = None,
+    base: Path | None = None,
+) -> GivenInputs:
+    """Read the given vectors (a column or an .npy), layout (``x`` and ``y`` together) and neighbours
+    (Embedding Atlas' ``{"ids": [...], "distances": [...]}`` per row, ids being row numbers from 0) of a table."""
+    if (x is None) != (y is None):
+        raise InputError("A layout needs both coordinates: give --x and --y together.")
+    given = GivenInputs()
+    consumed: list[str] = []
+    if vectors is not None:
+        column = column_of(frame, str(vectors)) if not str(vectors).endswith(".npy") else None
+        given.vectors = read_vectors(frame, column or vectors, base=base)
+        consumed += [column] if column else []
+    if x is not None:
+        columns = (column_of(frame, x), column_of(frame, y))
+        given.layout, given.layout_present = read_layout(frame, *columns)
+        given.layout_columns = columns
+    if neighbors is not None:
+        column = column_of(frame, neighbors)
+        given.neighbors, given.neighbors_column = read_neighbors(frame, column), column
+        consumed.append(column)
+    given.consumed = tuple(c for c in dict.fromkeys(consumed) if c in frame.columns)
+    return given
+
+
+def column_of(frame: pd.DataFrame, name: str) -> str:
+    """The table's column ``name``, also when the reader renamed it (a user's x, y or row_id becomes
+    x_original...: the map uses those names itself)."""
+    if name in frame.columns:
+        return name
+    renamed = f"{name}_original"
+    return renamed if renamed in frame.columns else name
+
+
+def read_neighbors(frame: pd.DataFrame, column: str) -> list:
+    """Per row, a ``{"ids": [...], "distances": [...]}`` dict (or None), checked: ids are row numbers."""
+    if column not in frame.columns:
+        known = ", ".join(map(str, frame.columns[:20]))
+        raise InputError(f"No column named '{column}' for the neighbours. Columns: {known}.")
+    n, rows = len(frame), []
+    for i, value in enumerate(frame[column].tolist()):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            rows.append(None)
+            continue
+        try:
+            value = json.loads(value) if isinstance(value, str) else value
+            ids = [int(v) for v in value["ids"]]
+            distances = [float(v) for v in value.get("distances", [np.nan] * len(ids))]
+        except (TypeError, ValueError, KeyError, AttributeError, json.JSONDecodeError) as exc:
+            raise InputError(f"Row {i + 1} of '{column}' is not neighbours as Embedding Atlas writes them: "
+                             '{"ids": [row numbers], "distances": [numbers]}.') from exc
+        if len(distances) != len(ids):
+            raise InputError(f"Row {i + 1} of '{column}' has {len(ids)} ids but {len(distances)} distances.")
+        if any(not 0 <= j < n for j in ids):
+            raise InputError(f"Row {i + 1} of '{column}' names a neighbour outside the table's {n:,} rows "
+                             "(ids are row numbers, counted from 0).")
+        rows.append({"ids": ids, "distances": distances})
+    return rows

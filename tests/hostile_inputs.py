@@ -25,7 +25,7 @@ import pandas as pd
 
 from explorer.errors import ExplorerError, InputError
 
-TABLE, IMAGES, QUERY, MAP_NAME = "table", "images", "query", "map name"
+TABLE, IMAGES, QUERY, MAP_NAME, VECTORS = "table", "images", "query", "map name", "your vectors"
 CANARY = '<img src=x onerror="window.__pwned=1">'
 FORMULAS = ["=1+1", "+SUM(A1:A9)", "-2+3", "@risk", '=HYPERLINK("http://x.invalid","click")']
 
@@ -46,6 +46,8 @@ class Case:
     query: str | None = None  # QUERY cases: searched in a map built from the file
     map_name: str | None = None  # MAP_NAME cases: the name the map is built under
     app: bool = False  # also uploaded through the app in the AppTest pass
+    given: dict = field(default_factory=dict)  # VECTORS cases: build_map's vectors/x/y/neighbors
+    model: str | None = None  # VECTORS cases: the model named as the one that made the vectors
 
 
 # --- building blocks --------------------------------------------------------------------------------
@@ -426,6 +428,21 @@ def _truncated_parquet() -> tuple[str, bytes]:
     return "cut.parquet", data[: len(data) // 2]
 
 
+def _with_vectors(name: str, vectors: list, **columns) -> Callable[[], tuple[str, bytes]]:
+    """Papers with a column of vectors (and any other columns), as Parquet (lists stay lists) or CSV (JSON text)."""
+    def make() -> tuple[str, bytes]:
+        frame = papers(len(vectors)).assign(emb=vectors, **columns)
+        if name.endswith(".csv"):
+            frame["emb"] = [v if isinstance(v, str) else json.dumps(v) for v in vectors]
+            return name, frame.to_csv(index=False).encode()
+        return name, _parquet(frame)
+    return make
+
+
+def _unit(i: int, dim: int = 4) -> list[float]:
+    return [1.0 if j == i % dim else 0.1 for j in range(dim)]
+
+
 def _deep_json() -> tuple[str, bytes]:
     return "deep.json", b"[" * 100_000 + b"]" * 100_000
 
@@ -581,6 +598,40 @@ CASES: list[Case] = [
          message="20,001 files is more than the limit of 20,000"),
     Case("empty_zip", "an empty ZIP", lambda: ("empty.zip", make_zip({})), kind=IMAGES, error=InputError,
          message="no readable image was found: it holds no files"),
+    # --- your own vectors, layout and neighbours --------------------------------------------------------
+    Case("vectors_ragged", "vectors of different lengths", _with_vectors("ragged.parquet", [_unit(i) for i in range(5)]
+         + [[1.0, 2.0]]), kind=VECTORS, given={"vectors": "emb"}, error=InputError, message="have different lengths"),
+    Case("vectors_nan", "a vector holding NaN", _with_vectors("nan.parquet", [_unit(i) for i in range(5)]
+         + [[1.0, float("nan"), 0.0, 0.0]]), kind=VECTORS, given={"vectors": "emb"}, error=InputError,
+         message="Row 6 of 'emb' holds NaN or infinite numbers"),
+    Case("vectors_zero", "an all-zero vector", _with_vectors("zero.parquet", [[0.0] * 4] + [_unit(i) for i in range(5)]),
+         kind=VECTORS, given={"vectors": "emb"}, error=InputError, message="Row 1 of 'emb' is all zeros"),
+    Case("vectors_one_number", "vectors of one number each", _with_vectors("one.parquet", [[float(i)] for i in range(6)]),
+         kind=VECTORS, given={"vectors": "emb"}, error=InputError, message="have 1 number(s) each"),
+    Case("vectors_not_numbers", "a vector column of words (CSV)", _with_vectors("words.csv", ["[1, 2]"] * 5
+         + ["not a vector"]), kind=VECTORS, given={"vectors": "emb"}, error=InputError,
+         message="Row 6 of 'emb' is not a list of numbers"),
+    Case("vectors_wrong_model", "vectors of 4 numbers with a model that makes 256", _with_vectors(
+         "dims.parquet", [_unit(i) for i in range(6)]), kind=VECTORS, given={"vectors": "emb"}, model="hashing",
+         error=InputError, message="have 4 numbers each, but hashing-256 makes 256"),
+    Case("vectors_missing_column", "a vector column that does not exist", _with_vectors(
+         "nocol.parquet", [_unit(i) for i in range(6)]), kind=VECTORS, given={"vectors": "embedding"},
+         error=InputError, message="No column named 'embedding' for the vectors"),
+    Case("layout_words", "a layout column holding words", _with_vectors("xy.parquet", [_unit(i) for i in range(6)],
+         px=["0", "1", "left", "3", "4", "5"], py=[0.0] * 6), kind=VECTORS,
+         given={"vectors": "emb", "x": "px", "y": "py"}, error=InputError, message="that is not a finite number"),
+    Case("layout_x_only", "a layout with x but no y", _with_vectors("xonly.parquet", [_unit(i) for i in range(6)],
+         px=[float(i) for i in range(6)]), kind=VECTORS, given={"vectors": "emb", "x": "px"}, error=InputError,
+         message="give --x and --y together"),
+    Case("neighbors_outside", "neighbours naming a row that does not exist", _with_vectors(
+         "nb.parquet", [_unit(i) for i in range(6)], nb=[json.dumps({"ids": [i + 1], "distances": [0.1]})
+                                                         for i in range(5)] + [json.dumps({"ids": [60], "distances": [0.1]})]),
+         kind=VECTORS, given={"vectors": "emb", "neighbors": "nb"}, error=InputError,
+         message="Row 6 of 'nb' names a neighbour outside the table's 6 rows"),
+    Case("neighbors_malformed", "neighbours that are not Embedding Atlas' lists", _with_vectors(
+         "nbbad.parquet", [_unit(i) for i in range(6)], nb=["[1, 2]"] * 6), kind=VECTORS,
+         given={"vectors": "emb", "neighbors": "nb"}, error=InputError,
+         message="Row 1 of 'nb' is not neighbours as Embedding Atlas writes them"),
     # --- names and queries -------------------------------------------------------------------------------
     Case("map_name_dotdot", "the map name ../../etc", lambda: ("papers.csv", papers_csv()), kind=MAP_NAME,
          map_name="../../etc", rows=6, message="The map name '../../etc' was saved as 'etc'"),
@@ -656,6 +707,9 @@ def run_library(case: Case, path: Path, workspace) -> Outcome:
         if case.kind == IMAGES:
             images = build_map(path, kind="images", model="pixels", projection=pca, workspace=workspace)
             return Outcome(rows=len(images.saved.points), skipped=len(images.skipped), notes=images.notes)
+        if case.kind == VECTORS:
+            built = build_map(path, model=case.model, projection=pca, workspace=workspace, **case.given)
+            return Outcome(rows=len(built.saved.points), notes=[*built.notes, built.text_search_reason])
         if case.kind == MAP_NAME:
             built = build_map(path, name=case.map_name, model="hashing", projection=pca, workspace=workspace)
             return Outcome(rows=len(built.saved.points), notes=built.notes)

@@ -23,6 +23,7 @@ from hostile_inputs import (
     QUERY,
     QUERY_MAP,
     TABLE,
+    VECTORS,
     Case,
     case_env,
     papers,
@@ -58,6 +59,11 @@ def earlier_map(workspace) -> dict[str, bytes]:
 def _cli_argv(case: Case, path: Path, home: Path) -> list[str]:
     if case.kind == QUERY:
         return ["--home", str(home), "search", QUERY_MAP, case.query]
+    if case.kind == VECTORS:
+        flags = {"vectors": "--vector", "x": "--x", "y": "--y", "neighbors": "--neighbors"}
+        given = [part for key, value in case.given.items() for part in (flags[key], value)]
+        model = ["--model", case.model] if case.model else []
+        return ["--home", str(home), "build", str(path), *given, *model, "--projection", "pca", "-q"]
     model = "pixels" if case.kind == IMAGES else "hashing"
     argv = ["--home", str(home), "build", str(path), "--model", model, "--projection", "pca", "-q"]
     return argv + (["--name", case.map_name] if case.kind == MAP_NAME else [])

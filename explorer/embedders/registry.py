@@ -9,6 +9,7 @@ from pathlib import Path
 from ..corpus import DATA_KINDS, IMAGES, TEXT
 from ..errors import ModelError
 from .base import Embedder, EmbedderBase
+from .given import is_given_model
 from .hashing import HASHING_MODEL, HashingEmbedder
 from .pixels import PIXEL_MODEL, PixelFeatureEmbedder
 from .tfidf import CONFIG_FILE, is_corpus_model, load_corpus_embedder, model_folder
@@ -48,6 +49,8 @@ def load_embedder(
     if spec is not None and not isinstance(spec, str):
         return spec if isinstance(spec, EmbedderBase) else _Adapted(spec)
     spec = (spec or "").strip()
+    if is_given_model(spec):
+        raise ModelError(f"{spec} names vectors that came with the data; no model can embed into them here.")
     if spec == HASHING_MODEL or spec.startswith(HASHING_MODEL + "-"):
         size = spec.split("-", 1)[1] if "-" in spec else "256"
         if not size.isdigit() or int(size) == 0:

@@ -1,0 +1,82 @@
+"""The ``neighbors`` column of points.parquet, as Embedding Atlas reads it: per row ``{"ids", "distances"}``.
+
+Written by the store beside the user's columns, so `embedding-atlas points.parquet --neighbors neighbors`
+shows the same nearest rows the app does; left out of `SavedMap.points`, which the app reads for
+everything else. Given neighbours (``build_map(neighbors=)``) are kept as they came."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+NEIGHBORS_COLUMN = "neighbors"
+# Neighbours per row; UMAP's default graph has 15 too.
+NEIGHBORS_K = 15
+# Computed at every save up to this size (exact, about 3 s at 20k rows here); bigger maps have none.
+NEIGHBORS_MAX_ROWS = 20_000
+NEIGHBOR_TYPE = pa.struct([("ids", pa.list_(pa.int64())), ("distances", pa.list_(pa.float32()))])
+
+
+def computed_neighbors(embeddings: np.ndarray, embedded: np.ndarray, row_ids: np.ndarray) -> pa.Array | None:
+    """Each drawn row's nearest other drawn rows by cosine distance (1 - similarity), ids being row_ids."""
+    from .neighbours import knn_graph
+
+    embedded = np.asarray(embedded, dtype=bool)
+    rows = np.flatnonzero(embedded)
+    if len(embedded) > NEIGHBORS_MAX_ROWS or len(rows) < 2:
+        return None
+    graph = knn_graph(np.asarray(embeddings)[rows], k=NEIGHBORS_K)
+    ids = np.asarray(row_ids)[rows][graph.indices]
+    distances = (1.0 - graph.similarities).clip(0.0, 2.0).astype(np.float32)
+    values: list[dict | None] = [None] * len(embedded)
+    for position, row in enumerate(rows):
+        values[row] = {"ids": ids[position].tolist(), "distances": distances[position].tolist()}
+    return pa.array(values, type=NEIGHBOR_TYPE)
+
+
+def given_neighbors(values: pd.Series) -> pa.Array:
+    """The neighbours a table brought (dicts or None per row) as the column's type."""
+    return pa.array(values.tolist(), type=NEIGHBOR_TYPE)
+
+
+def kept_neighbors(folder: Path, row_ids: np.ndarray, embeddings: np.ndarray | None) -> pa.Array | None:
+    """The neighbours of the map saved in ``folder`` when they still hold: the same rows and (unless
+    ``embeddings`` is None, for given neighbours) the same vectors."""
+    path = folder / "points.parquet"
+    if not path.is_file() or NEIGHBORS_COLUMN not in pq.read_schema(path).names:
+        return None
+    old = pq.read_table(path, columns=["row_id", NEIGHBORS_COLUMN])
+    if not np.array_equal(old.column("row_id").to_numpy(), np.asarray(row_ids)):
+        return None
+    if embeddings is not None:
+        old_vectors = folder / "embeddings.npy"
+        if not old_vectors.is_file() or not np.array_equal(np.load(old_vectors, mmap_mode="r"), embeddings):
+            return None
+    return old.column(NEIGHBORS_COLUMN).combine_chunks()
+
+
+def write_points(points: pd.DataFrame, path: Path, neighbors: pa.Array | None) -> None:
+    """points.parquet: the map's columns, and the neighbours when there are any."""
+    if neighbors is None:
+        points.to_parquet(path, index=False)
+        return
+    table = pa.Table.from_pandas(points, preserve_index=False)
+    pq.write_table(table.append_column(NEIGHBORS_COLUMN, neighbors), path)
+
+
+def read_points(path: Path) -> pd.DataFrame:
+    """points.parquet without the neighbours (`read_neighbor_lists` reads those)."""
+    names = pq.read_schema(path).names
+    columns = [c for c in names if c != NEIGHBORS_COLUMN] if NEIGHBORS_COLUMN in names else None
+    return pd.read_parquet(path, columns=columns)
+
+
+def read_neighbor_lists(path: Path) -> list | None:
+    """The neighbours column of points.parquet (a dict or None per row), or None when it has none."""
+    if NEIGHBORS_COLUMN not in pq.read_schema(path).names:
+        return None
+    return pq.read_table(path, columns=[NEIGHBORS_COLUMN]).column(NEIGHBORS_COLUMN).to_pylist()
