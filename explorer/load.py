@@ -39,7 +39,8 @@ TABLE_FORMATS = {
     ".ris": "ris",
 }
 # Columns the saved map adds; a user column with one of these names is renamed, never overwritten.
-RESERVED_COLUMNS = ("row_id", "x", "y", "embedded")
+# "neighbors": the map stores its own neighbour lists under that name (explorer.neighbor_column).
+RESERVED_COLUMNS = ("row_id", "x", "y", "embedded", "neighbors")
 TEXT_FORMATS = ("csv", "json", "jsonl", "bibtex", "ris")
 SUPPORTED = "a CSV, TSV, JSON, JSONL, Parquet, XLSX, BibTeX or RIS file"
 # Content that is no table whatever its name says, by its first bytes (Parquet and ZIP are handled apart).
