@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# A scratch venv with every direct dependency at its lowest allowed version (make test-lowest).
+LOWEST := .venv-lowest
+LOWEST_PY := $(LOWEST)/bin/python
 PORT ?= 8501
 # Only this machine can open the app; `make run HOST=0.0.0.0` shares it with the network.
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint chromium bench clean
+.PHONY: run test test-lowest lint chromium bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,14 +29,32 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 test: $(STAMP) chromium
-	$(VENV)/bin/ruff check explorer tests app.py pages benchmarks
+	$(VENV)/bin/ruff check explorer tests app.py pages benchmarks tools
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-lowest
+
+# Rebuilt from scratch when pyproject.toml changes, so nothing newer lingers from an earlier install;
+# pip's cache makes the rebuild cheaper. Transitive dependencies float (pip has no lowest resolver).
+$(LOWEST)/.installed: pyproject.toml tools/lowest_versions.py
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(PYTHON) tools/lowest_versions.py $(LOWEST)
+	$(LOWEST_PY) -m pip install -q --upgrade pip
+	$(LOWEST_PY) -m pip install -q torch==2.13.0
+	$(LOWEST_PY) -m pip install -q -c $(LOWEST)/constraints.txt -e . -r $(LOWEST)/test-requirements.txt
+	$(LOWEST_PY) -m pip check
+	touch $@
+
+# The fast tests against the lower bounds in pyproject.toml; ray is not installed, its tests skip.
+test-lowest: $(LOWEST)/.installed
+	$(LOWEST_PY) -m pip freeze | grep -iE "^($$(cut -d= -f1 $(LOWEST)/constraints.txt | paste -sd'|'))=="
+	$(LOWEST_PY) -m pytest -q -m "not slow and not browser" --timeout 600
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check explorer tests app.py pages benchmarks
+	$(VENV)/bin/ruff check explorer tests app.py pages benchmarks tools
 
 bench: $(STAMP)
 	$(PY) benchmarks/quality.py
 
 clean:
-	rm -rf $(VENV) test-artifacts .pytest_cache
+	rm -rf $(VENV) $(LOWEST) test-artifacts .pytest_cache

@@ -118,8 +118,16 @@ def search_similar(
     k = max(0, min(k, int(np.isfinite(ranked).sum())))
     if k == 0:
         return SearchResult.of_scores(scores, np.zeros(0, dtype=np.int64))
-    top = np.argpartition(-ranked, k - 1)[:k]
-    top = top[np.argsort(-ranked[top], kind="stable")]
+    return _top_rows(scores, ranked, k, threshold)
+
+
+def _top_rows(scores: np.ndarray, ranked: np.ndarray, k: int, threshold: float | None) -> SearchResult:
+    """The k highest of ``ranked``, equal scores in row order: argpartition picks and orders ties
+    differently across numpy versions and CPUs, and a search must give the same hits everywhere."""
+    kth = ranked[np.argpartition(-ranked, k - 1)[k - 1]]
+    above = np.flatnonzero(ranked > kth)
+    top = np.concatenate([above, np.flatnonzero(ranked == kth)[: k - len(above)]])
+    top = top[np.lexsort((top, -ranked[top]))]
     if threshold is not None:
         top = top[ranked[top] >= threshold]
     return SearchResult.of_scores(scores, top.astype(np.int64))

@@ -37,6 +37,17 @@ def test_k_larger_than_the_rows():
     assert search_similar(VECTORS, QUERY, k=0).indices.tolist() == []
 
 
+def test_equal_scores_come_back_in_row_order():
+    # Every 7th row scores 1, row 150 scores 2: np.argpartition alone returns the tied rows shuffled,
+    # and differently between numpy versions.
+    vectors = np.zeros((200, 2), dtype=np.float32)
+    vectors[:, 1] = 1.0
+    vectors[::7] = [1.0, 0.0]
+    vectors[150] = [2.0, 0.0]
+    result = search_similar(vectors, np.array([1, 0], dtype=np.float32), k=10)
+    assert result.indices.tolist() == [150, 0, 7, 14, 21, 28, 35, 42, 49, 56]
+
+
 def test_threshold():
     assert search_similar(VECTORS, QUERY, k=10, threshold=0.5).indices.tolist() == [0, 1, 2]
     assert search_similar(VECTORS, QUERY, k=10, threshold=1.5).indices.tolist() == []
