@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 NEIGHBORS_COLUMN = "neighbors"
 # Neighbours per row; UMAP's default graph has 15 too.
 NEIGHBORS_K = 15
-# Computed at every save up to this size (exact, about 3 s at 20k rows here); bigger maps have none.
+# Computed at every save up to this size (exact: 4.5-6.8 s at 20k rows on 2 cores, docs/benchmarks.md
+# "The neighbours column at save"); bigger maps have none.
 NEIGHBORS_MAX_ROWS = 20_000
 NEIGHBOR_TYPE = pa.struct([("ids", pa.list_(pa.int64())), ("distances", pa.list_(pa.float32()))])
 
