@@ -111,11 +111,21 @@ def test_search_lists_ranked_results_and_focuses_a_hit(papers_frame):
     assert "focused" in overlay_names(at)
     assert at.session_state["side_tab"] == "Details"
     assert any(m.value.replace("\\", "") == f"#### {first_title}" for m in at.markdown), "the full title"
-    assert len([b for b in at.button if b.key and b.key.startswith("hit_")]) == 10, "the results stay listed"
+    # Only the open tab runs: the list is not drawn while Details is open, and comes back as it was.
+    assert not [b for b in at.button if b.key and b.key.startswith("hit_")], "the Results tab did not run"
     assert not [b for b in at.button if b.key and b.key.startswith("why_")], "hashing vectors have no tokens to show"
     assert any(c.value.startswith("Words shared with the query: protein") for c in at.caption)
     neighbours = [b for b in at.button if b.key and b.key.startswith("nn_")]
     assert len(neighbours) == 10
+    at.session_state["side_tab"] = "Results"
+    at.run()
+    listed = [b for b in at.button if b.key and b.key.startswith("hit_")]
+    assert [_hit_title(b.label) for b in listed[:3]] == top_titles, "the results stay listed"
+    assert listed[0].label.startswith("▶ ") and not listed[1].label.startswith("▶ "), "the open one is marked"
+    assert not [b for b in at.button if b.key and b.key.startswith("nn_")], "the Details tab did not run"
+    at.session_state["side_tab"] = "Details"
+    at.run()
+    neighbours = [b for b in at.button if b.key and b.key.startswith("nn_")]
     neighbours[0].click().run()
     assert at.session_state["selected_row"] == int(neighbours[0].key.rsplit("_", 1)[1])
 
@@ -159,14 +169,20 @@ def test_map_events_select_rows_and_open_details(papers_frame):
 def test_selection_survives_search_and_recolouring(papers_frame):
     at = _open_built_map(papers_frame)
     at.session_state["selection"] = [0, 1, 2, 15]
+    at.session_state["side_tab"] = "Selection"
     at.run()
     assert _selected_line(at) == "4 rows selected"
     base = map_args(at)["base_key"]
     at.text_input(key="query").set_value("market price").run()
     assert map_args(at)["base_key"] == base, "a search only changes the overlays; the base layer stays"
+    assert at.session_state["side_tab"] == "Results", "a new query brings its results to the front"
+    assert _selected_line(at) is None, "only the open tab runs"
+    assert any(m.value == "**4 selected**" for m in at.markdown), "the badge by the map still counts them"
     at.selectbox(key="colour_by").set_value("year").run()
     assert not at.exception, at.exception
     assert map_args(at)["base_key"] != base
+    at.session_state["side_tab"] = "Selection"
+    at.run()
     assert _selected_line(at) == "4 rows selected"
     assert at.get("download_button")
     at.button(key="clear_selection").click().run()
@@ -263,6 +279,7 @@ def test_remove_selection_and_reproject_keeps_the_original(papers_frame):
     before = (Workspace().map_path("source") / "points.parquet").read_bytes()
     at = _open("source")
     at.session_state["selection"] = list(range(10))
+    at.session_state["side_tab"] = "Selection"
     at.run()
     at.button(key="remove_selection").click().run()
     assert not at.exception, at.exception

@@ -91,6 +91,7 @@ def test_details_mark_the_neighbours_the_map_draws_far_away(papers_frame):
                      manifest={**built.manifest, "rows": n, "embedded_rows": n, "dimension": 8})
     at = opened("circle")
     at.session_state["selected_row"] = 0
+    at.session_state["side_tab"] = "Details"
     at.run()
     assert not at.exception, at.exception
     assert any("sit far from it on the map" in c.value for c in at.caption)

@@ -118,6 +118,8 @@ def test_a_box_returns_exactly_the_points_inside_it(opened, saved):
     assert _state(page)["selected-count"] == str(len(inside))
     page.screenshot(path="test-artifacts/points_box.png")
     page.get_by_role("button", name="Clear selection").click()
+    # The rerun the click starts closes the Selection tab (and its heading) and clears the map.
+    heading.wait_for(state="detached", timeout=30_000)
     wait_until_idle(page)
     assert _state(page)["selected-count"] == "0"
     assert not errors
@@ -155,6 +157,7 @@ def test_a_lasso_returns_exactly_the_points_inside_it(opened, saved):
     assert len(inside) > 1_000 and sorted(sent["ids"]) == sorted(inside.tolist())
     assert int(heading.inner_text().split()[0].replace(",", "")) == len(inside)
     page.get_by_role("button", name="Clear selection").click()
+    heading.wait_for(state="detached", timeout=30_000)
     wait_until_idle(page)
     assert not errors
 
