@@ -303,8 +303,12 @@ def _list(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     saved = Workspace(args.home).open(args.map)
-    table = export_points(saved)  # cluster names, with their ids beside them
-    data = EXPORT_WRITERS[args.format](table)
+    if args.format == "html":  # the map itself (points, labels, search), not its table
+        from .html_export import to_html
+
+        data = to_html(saved)
+    else:
+        data = EXPORT_WRITERS[args.format](export_points(saved))  # cluster names, with their ids beside them
     out = Path(args.output or f"{saved.name}.{args.format}")
     out.write_bytes(data)
     print(f"wrote {out} ({len(saved.points):,} rows)")
@@ -514,9 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write a map's table as CSV or Parquet, or its entries as BibTeX or RIS")
     export.add_argument("map")
-    export.add_argument("--format", choices=tuple(EXPORT_WRITERS), default="csv",
+    export.add_argument("--format", choices=(*EXPORT_WRITERS, "html"), default="csv",
                         help="bib and ris: a bibliography's own entries, or entries built from the title, "
-                        "authors, year, DOI... columns")
+                        "authors, year, DOI... columns; html: the map as one offline page")
     export.add_argument("-o", "--output")
     export.set_defaults(func=_export)
 

@@ -69,14 +69,7 @@ def to_ris_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def to_html_bytes(saved, *, color_by: str | None = None) -> bytes:
-    """A standalone interactive HTML page of the map (plotly.js inlined, so it opens offline)."""
-    from .draw import MapStyle, build_figure, default_colour_column, escape_text, title_column
+    """The map as one self-contained offline HTML page (explorer.html_export.to_html)."""
+    from .html_export import to_html
 
-    points = saved.points
-    style = MapStyle(
-        color_by=color_by or default_colour_column(points),
-        title_column=title_column(points, saved.manifest.get("text_columns") or []),
-    )
-    fig = build_figure(points, style=style)
-    fig.update_layout(title={"text": escape_text(saved.name)}, margin={"t": 40}, dragmode="pan")
-    return fig.to_html(include_plotlyjs=True, full_html=True, config={"scrollZoom": True}).encode("utf-8")
+    return to_html(saved, color_by=color_by)
