@@ -264,7 +264,8 @@ def given_search_reason(given: GivenInputs) -> str:
     """How a map of your own vectors is searched when no model was named as theirs."""
     return (f"This map keeps your own vectors ({given.vectors.source}) and no model was named as the one that made "
             "them, so search matches the words of the text; a row's nearest neighbours still use your vectors. "
-            "Name that model (--model) to search by meaning.")
+            "To search by meaning, build it again naming that model (the upload form's \"Model that made the "
+            "vectors\", or --model).")
 
 
 def _loaded_message(corpus: Corpus) -> str:

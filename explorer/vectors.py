@@ -4,7 +4,7 @@ embedding, and x/y columns kept instead of UMAP. Bad shapes get one clear messag
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,19 +70,31 @@ def read_layout(frame: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.nda
     return coords.astype(np.float32), present
 
 
+def _missing(value) -> bool:
+    """An empty cell: None, NaN or blank text."""
+    return value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str)
+                                                                              and not value.strip())
+
+
+def _cell(value):
+    """A cell as a Python value: lists and structs come as JSON text from CSV, JSON and the loader's
+    Parquet reader, or as numpy arrays from a DataFrame (json.JSONDecodeError for text that is not JSON)."""
+    if isinstance(value, str):
+        return json.loads(value)
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
 def _from_column(column: pd.Series, name: str) -> GivenVectors:
     rows, lengths = [], set()
     present = np.zeros(len(column), dtype=bool)
     for i, value in enumerate(column.tolist()):
-        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str)
-                                                                              and not value.strip()):
+        if _missing(value):
             rows.append(None)
             continue
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"Row {i + 1} of '{name}' is not a list of numbers: {value[:40]!r}.") from exc
+        try:
+            value = _cell(value)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"Row {i + 1} of '{name}' is not a list of numbers: {value[:40]!r}.") from exc
         try:
             vector = np.asarray(value, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as exc:
@@ -193,11 +205,11 @@ def read_neighbors(frame: pd.DataFrame, column: str) -> list:
         raise InputError(f"No column named '{column}' for the neighbours. Columns: {known}.")
     n, rows = len(frame), []
     for i, value in enumerate(frame[column].tolist()):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if _missing(value):
             rows.append(None)
             continue
         try:
-            value = json.loads(value) if isinstance(value, str) else value
+            value = _cell(value)
             ids = [int(v) for v in value["ids"]]
             distances = [float(v) for v in value.get("distances", [np.nan] * len(ids))]
         except (TypeError, ValueError, KeyError, AttributeError, json.JSONDecodeError) as exc:
@@ -210,3 +222,56 @@ def read_neighbors(frame: pd.DataFrame, column: str) -> list:
                              "(ids are row numbers, counted from 0).")
         rows.append({"ids": ids, "distances": distances})
     return rows
+
+
+@dataclass
+class OfferedColumns:
+    """The columns of a table that could bring its own vectors, a layout or neighbours (the upload form's
+    choices), judged by their first values."""
+
+    vectors: list[str] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)
+    neighbors: list[str] = field(default_factory=list)
+
+    @property
+    def any(self) -> bool:
+        """Whether there is anything to offer: a layout takes two numeric columns."""
+        return bool(self.vectors or self.neighbors or len(self.numeric) >= 2)
+
+    @property
+    def likely(self) -> bool:
+        """Whether the table looks made for it (vectors, neighbours, or columns named like a layout's x and
+        y), rather than merely having two numbers, such as a year and a count."""
+        names = {str(c).lower().removesuffix("_original") for c in self.numeric}
+        pairs = any(n.endswith("x") and n[:-1] + "y" in names for n in names)
+        return bool(self.vectors or self.neighbors or pairs)
+
+
+def offered_columns(frame: pd.DataFrame, *, sample: int = 5) -> OfferedColumns:
+    """The table's columns of numeric lists, of numbers, and of Embedding Atlas neighbours."""
+    found = OfferedColumns()
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            if values.notna().any():
+                found.numeric.append(column)
+            continue
+        cells = [_parsed_or_none(v) for v in values.head(50).tolist() if not _missing(v)][:sample]
+        if cells and all(_is_vector(v) for v in cells):
+            found.vectors.append(column)
+        elif cells and all(isinstance(v, dict) and isinstance(v.get("ids"), list) for v in cells):
+            found.neighbors.append(column)
+    return found
+
+
+def _parsed_or_none(value):
+    try:
+        return _cell(value) if not isinstance(value, str) or value.lstrip().startswith(("[", "{")) else value
+    except (json.JSONDecodeError, RecursionError):
+        return None
+
+
+def _is_vector(value) -> bool:
+    """A flat list of numbers long enough to be an embedding (not bools, not nested)."""
+    return (isinstance(value, list) and len(value) >= MIN_DIMENSION
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))

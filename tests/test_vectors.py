@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from explorer import InputError
-from explorer.vectors import read_layout, read_vectors
+from explorer.vectors import offered_columns, read_layout, read_vectors
 
 
 def frame(vectors) -> pd.DataFrame:
@@ -61,3 +61,15 @@ def test_a_given_layout_is_kept_exactly_and_bad_coordinates_are_refused():
         read_layout(pd.DataFrame({"x": [0.0, "oops"], "y": [1.0, 2.0]}), "x", "y")
     with pytest.raises(InputError, match="No column named 'u'"):
         read_layout(table, "u", "y")
+
+
+def test_offered_columns_judges_cells_by_their_first_values():
+    # What the upload form offers as vectors, a layout and neighbours.
+    frame = pd.DataFrame({"emb": ["[0.1, 0.2, 0.3]", None, "[1, 2, 3]"], "one": ["[0.5]", "[0.4]", "[0.3]"],
+                          "flags": ["[true, false]"] * 3, "text": ["a [b] c"] * 3, "year": [2001, 2002, 2003],
+                          "nb": ['{"ids": [1], "distances": [0.5]}'] * 3, "arr": [np.ones(3)] * 3,
+                          "ok": [True, False, True]})
+    found = offered_columns(frame)
+    assert found.vectors == ["emb", "arr"]
+    assert found.numeric == ["year"] and found.neighbors == ["nb"]
+    assert found.any and found.likely

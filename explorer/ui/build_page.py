@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,7 +13,7 @@ import streamlit as st
 
 from explorer.cluster import ClusterConfig, config_for_rows
 from explorer.draw import shorten
-from explorer.embedders import DEFAULT_CLIP_MODEL, PIXEL_MODEL
+from explorer.embedders import BUNDLED_MODEL, DEFAULT_CLIP_MODEL, PIXEL_MODEL
 from explorer.errors import ExplorerError
 from explorer.images import read_images
 from explorer.load import load_table
@@ -23,6 +24,7 @@ from explorer.project import ProjectionConfig
 from explorer.search import KEYWORD
 from explorer.store import Workspace
 from explorer.texts import compose_texts, detect_text_columns
+from explorer.vectors import OfferedColumns, offered_columns
 
 from . import loaders
 from .refinement import submit_refinement
@@ -162,6 +164,69 @@ def projection_settings(key: str) -> ProjectionConfig:
     return ProjectionConfig(method=method, n_neighbors=n_neighbors, min_dist=min_dist, seed=int(seed))
 
 
+@dataclass
+class GivenChoice:
+    """What the form's "Your own vectors or layout" section chose, and why the build must wait, if it must."""
+
+    vectors: str | None = None
+    model: str | None = None
+    x: str | None = None
+    y: str | None = None
+    neighbors: str | None = None
+    problem: str | None = None
+
+
+def given_form(columns: OfferedColumns) -> GivenChoice:
+    """The "Your own vectors or layout" section: vectors and the model that made them, x/y, neighbours."""
+    choice = GivenChoice()
+    with st.expander("Your own vectors or layout", expanded=columns.likely):
+        if columns.vectors:
+            choice.vectors = st.selectbox("Vectors", [None, *columns.vectors], key="upload_vectors",
+                                          format_func=_none_as("None: embed the text"),
+                                          help="A column of numeric lists, kept (L2-normalised) instead of embedding.")
+        if choice.vectors is not None:
+            choice.model, choice.problem = _vector_model()
+        if len(columns.numeric) >= 2:
+            left, right = st.columns(2)
+            computed = _none_as("None: UMAP or PCA")
+            choice.x = left.selectbox("Layout: x", [None, *columns.numeric], key="upload_x", format_func=computed)
+            choice.y = right.selectbox("Layout: y", [None, *columns.numeric], key="upload_y", format_func=computed)
+            if (choice.x is None) != (choice.y is None):
+                choice.problem = choice.problem or "Choose both columns of the layout (x and y), or neither."
+                st.warning(choice.problem)
+            elif choice.x is not None and choice.x == choice.y:
+                choice.problem = choice.problem or "The layout's x and y must be two different columns."
+                st.warning(choice.problem)
+        if columns.neighbors:
+            choice.neighbors = st.selectbox("Neighbours", [None, *columns.neighbors], key="upload_neighbors",
+                                            format_func=_none_as("None: computed from the vectors"),
+                                            help='Per row {"ids": [row numbers], "distances": [...]}, '
+                                                 "as Embedding Atlas writes them.")
+    return choice
+
+
+def _none_as(label: str) -> Callable[[str | None], str]:
+    """A selectbox's format_func that names what "none" means here."""
+    return lambda column: label if column is None else str(column)
+
+
+def _vector_model() -> tuple[str | None, str | None]:
+    """The model that made the given vectors (None: none named), and a problem that keeps the build waiting."""
+    options = ["None", f"Bundled {BUNDLED_MODEL}", "Other sentence-transformers model"]
+    choice = st.radio("Model that made the vectors", options, key="upload_vector_model", horizontal=True)
+    if choice == options[0]:
+        st.caption("Without it, search matches the words of the text columns; a row's nearest neighbours "
+                   "still use your vectors. The text columns are what hover shows and search reads.")
+        return None, None
+    if choice == options[1]:
+        # The tests' and demos' stand-in for the bundled model (default_model) when one is set.
+        return default_model() or BUNDLED_MODEL, None
+    name = st.text_input("Model name or local folder", key="upload_vector_model_name",
+                         placeholder="e.g. sentence-transformers/all-mpnet-base-v2 or /models/my-model").strip()
+    st.caption("Queries are embedded with it, so search works by meaning; it must make vectors of your dimension.")
+    return (name, None) if name else (None, "Name the model that made the vectors, or choose None.")
+
+
 def upload_form(uploaded) -> None:
     """Preview an uploaded table and let the user choose what to embed."""
     data = uploaded.getvalue()
@@ -175,20 +240,28 @@ def upload_form(uploaded) -> None:
     frame = table.frame
     st.caption(f"{len(frame):,} rows × {frame.shape[1]} columns. First rows:")
     st.dataframe(frame.head(20), hide_index=True, width="stretch")
-    detected = table.text_columns or detect_text_columns(frame)
-    columns = st.multiselect("Text to embed", list(frame.columns), default=detected, key="upload_columns",
+    offered = offered_columns(frame)
+    # Numeric lists and neighbour structs arrive as JSON text, long and full of spaces: the longest "prose"
+    # to detect_text_columns, and never text anyone wants embedded or searched.
+    text_frame = frame.drop(columns=offered.vectors + offered.neighbors)
+    detected = [c for c in table.text_columns or detect_text_columns(text_frame) if c in text_frame.columns]
+    columns = st.multiselect("Text to embed", list(text_frame.columns), default=detected, key="upload_columns",
                              help="Non-empty values of these columns are joined with '. '.")
     template = st.text_input("…or a template", key="upload_template", placeholder="{title}. {abstract}",
                              help="Overrides the columns above when filled in.")
     selection = None
     try:
-        selection = compose_texts(frame, columns=columns or None, template=template or None)
+        selection = compose_texts(text_frame, columns=columns or None, template=template or None)
         st.caption("Text of the first row: " + escape_markdown(shorten(selection.texts[0], 200)))
     except ExplorerError as exc:
         st.warning(str(exc))
-    model = model_picker("upload")
+    given = given_form(offered) if offered.any else GivenChoice()
     mode = "auto"
-    if model is None:
+    if given.vectors is not None:
+        model = given.model  # the vectors are kept: no embedding mode, no model to embed with
+    else:
+        model = model_picker("upload")
+    if given.vectors is None and model is None:
         mode = st.radio("Embedding mode", list(MODES), key="upload_mode", horizontal=True,
                         format_func=lambda m: {"auto": "Auto (by size)", "fast": "Fast (TF-IDF + SVD)",
                                                "quality": "Quality (the transformer)"}[m])
@@ -199,12 +272,21 @@ def upload_form(uploaded) -> None:
     name = st.text_input("Map name", value=Path(uploaded.name).stem, key="upload_name")
     find_clusters = st.checkbox("Find clusters and label them", value=True, key="upload_clusters",
                                 help="Topic labels drawn on the map; adds a few seconds.")
-    projection = projection_settings("upload")
-    if st.button("Build map", type="primary", key="build_upload", disabled=selection is None,
-                 help=None if selection is not None else "Choose a column of text to embed (or a template) first."):
-        run_build(table, source_name=uploaded.name, name=name or None, text_columns=columns or None,
+    if given.x is not None and given.y is not None:
+        st.caption(f"Your layout ({given.x}, {given.y}) is kept as it is: no UMAP or PCA, so there are no "
+                   "projection settings.")
+        projection = ProjectionConfig()
+    else:
+        projection = projection_settings("upload")
+    problem = given.problem or (None if selection is not None
+                                else "Choose a column of text to embed (or a template) first.")
+    if st.button("Build map", type="primary", key="build_upload", disabled=problem is not None, help=problem):
+        # With no column chosen, the one detected above (never a vector column), not the build's own guess.
+        text_columns = columns or (None if template else selection.columns)
+        run_build(table, source_name=uploaded.name, name=name or None, text_columns=text_columns,
                   template=template or None, model=model, mode=mode, projection=projection,
-                  clusters=config_for_rows(len(frame)) if find_clusters else None)
+                  clusters=config_for_rows(len(frame)) if find_clusters else None,
+                  vectors=given.vectors, x=given.x, y=given.y, neighbors=given.neighbors)
 
 
 def image_form(files) -> None:
