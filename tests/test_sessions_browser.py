@@ -57,24 +57,6 @@ async def _assert_private(page, i: int, step: str) -> str:
     return text
 
 
-async def _click_until_built(page, build) -> None:
-    """Click Build map until the map is drawn: on two cores shared by ten sessions a click that lands
-    while the page's previous run finishes can be dropped by Streamlit (the page is then idle with the
-    form still there), and a person would click again. A build under way keeps the page running."""
-    chart = map_frame(page).locator(".js-plotly-plot").first
-    await build.click()
-    loop = asyncio.get_running_loop()
-    deadline, clicks = loop.time() + TIMEOUT / 1000, 1
-    while not await chart.is_visible():
-        if loop.time() > deadline:
-            raise TimeoutError(f"no map {TIMEOUT / 1000:.0f} s after {clicks} click(s) on Build map")
-        await page.wait_for_timeout(2_000)
-        idle = await page.evaluate(IDLE_SCRIPT)
-        if idle and clicks < 3 and await build.is_visible() and not await chart.is_visible():
-            await build.click()
-            clicks += 1
-
-
 async def _session(browser, url: str, csv_path: Path, i: int) -> list[str]:
     """Upload, build, search; return the labels of the search results."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -90,7 +72,8 @@ async def _session(browser, url: str, csv_path: Path, i: int) -> list[str]:
         await _idle(page)
         assert MARKERS[i] in await _assert_private(page, i, "the upload preview")
 
-        await _click_until_built(page, build)
+        await build.click()
+        await map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT)
         await _idle(page)
         assert MARKERS[i] in await _assert_private(page, i, "the build")
 
