@@ -48,6 +48,11 @@ class Case:
     app: bool = False  # also uploaded through the app in the AppTest pass
     given: dict = field(default_factory=dict)  # VECTORS cases: build_map's vectors/x/y/neighbors
     model: str | None = None  # VECTORS cases: the model named as the one that made the vectors
+    # Cases that are not an upload (a filter pattern, a text template, a damaged cache...): what the
+    # library does with the written input, and the CLI's argv (path, home) for it, or None where the CLI
+    # has no such input.
+    run: Callable[[Path, object], Outcome] | None = None
+    cli: Callable[[Path, Path], list[str]] | None = None
 
 
 # --- building blocks --------------------------------------------------------------------------------
@@ -646,6 +651,10 @@ CASES: list[Case] = [
          error=InputError, message="The search query is empty"),
     Case("query_blank", "a query of spaces and newlines", lambda: ("papers.csv", papers_csv()), kind=QUERY,
          query=" \n\t ", error=InputError, message="The search query is empty"),
+    # --- issue 24: inputs that must not hold the server (label regexes, the filter regex, templates) -------
+    # --- issue 24: readers with budgets, and encodings -----------------------------------------------------
+    # --- issue 24: links, caches, vectors and names ----------------------------------------------------------
+    # --- issue 24: found by fuzzing (tests/test_fuzz_readers.py) ---------------------------------------------
 ]
 
 
@@ -699,6 +708,8 @@ def run_library(case: Case, path: Path, workspace) -> Outcome:
 
     pca = ProjectionConfig(method="pca")
     try:
+        if case.run is not None:
+            return case.run(path, workspace)
         if case.kind == TABLE:
             table = load_table(path)
             selection = compose_texts(table.frame)
