@@ -21,7 +21,7 @@ from .errors import InputError
 from .map_clusters import LEVEL_COLUMNS, add_clusters
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
-from .store import SavedMap, Workspace
+from .store import MAX_NAME_TRIES, SavedMap, Workspace, suffixed_name
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ def _new_map_name(workspace: Workspace, source: str, new_name: str | None) -> st
         return new_name
     match = _VERSION_SUFFIX.match(source)
     base, version = (match["base"], int(match["n"])) if match else (source, 1)
-    while workspace.exists(candidate := f"{base} (v{version + 1})"):
-        version += 1
-    return candidate
+    for next_version in range(version + 1, version + 1 + MAX_NAME_TRIES):
+        if not workspace.exists(candidate := suffixed_name(base, f" (v{next_version})")):
+            return candidate
+    raise InputError(f"'{base}' has {MAX_NAME_TRIES} versions after v{version} already. Name the new map yourself.")

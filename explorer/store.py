@@ -59,14 +59,36 @@ def explorer_home() -> Path:
     return Path(os.environ.get("EXPLORER_HOME") or Path.home() / ".embedding-explorer")
 
 
+# A folder name holds at most 255 bytes, and while a save swaps folders the store names the old one
+# ".trash-<uuid><name>": so a name, suffix included, is capped in UTF-8 bytes as well as in characters
+# (90 CJK characters are 270 bytes).
+NAME_MAX_CHARS = 100
+NAME_MAX_BYTES = 255 - len(_TRASH_PREFIX) - _UUID_LEN
+# unique_name and the curation's versions try this many suffixes at most ("name (2)" … "name (999)").
+MAX_NAME_TRIES = 999
+
+
+def _cut(text: str, chars: int, max_bytes: int) -> str:
+    """``text`` cut to at most ``chars`` characters and ``max_bytes`` UTF-8 bytes, whole characters only."""
+    return text[:chars].encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+
+
 def sanitise_map_name(name: str) -> str:
-    """A map name safe as one folder name: no separators, no leading dots, no `..`."""
+    """A map name safe as one folder name: no separators, no leading dots, no `..`, short enough."""
     cleaned = re.sub(r"[^\w\- .()]+", "_", str(name or ""), flags=re.UNICODE)
     cleaned = re.sub(r"\.{2,}", "_", cleaned)
-    cleaned = cleaned.strip(" ._-")[:100].strip()
+    cleaned = _cut(cleaned.strip(" ._-"), NAME_MAX_CHARS, NAME_MAX_BYTES).strip()
     if not cleaned:
         raise InputError(f"'{name}' cannot be used as a map name. Use letters, digits, spaces, - or _.")
     return cleaned
+
+
+def suffixed_name(base: str, suffix: str) -> str:
+    """``base`` + ``suffix`` (" (2)", " (v3)"), the base cut so that the whole stays within the caps:
+    cutting the suffix off again would name the map it is meant to differ from."""
+    room_chars = NAME_MAX_CHARS - len(suffix)
+    room_bytes = NAME_MAX_BYTES - len(suffix.encode("utf-8"))
+    return sanitise_map_name(_cut(sanitise_map_name(base), room_chars, room_bytes).rstrip() + suffix)
 
 
 @dataclass
@@ -185,11 +207,11 @@ class Workspace:
     def unique_name(self, name: str) -> str:
         """``name``, or ``name (2)``, ``name (3)``… whichever is free."""
         base = sanitise_map_name(name)
-        candidate, n = base, 1
-        while self.exists(candidate):
-            n += 1
-            candidate = f"{base} ({n})"
-        return candidate
+        for n in range(1, MAX_NAME_TRIES + 1):
+            candidate = base if n == 1 else suffixed_name(base, f" ({n})")
+            if not self.exists(candidate):
+                return candidate
+        raise InputError(f"'{base}' and its {MAX_NAME_TRIES - 1} numbered copies are all taken. Choose another name.")
 
     def save(
         self,
@@ -400,6 +422,19 @@ def _read_manifest(path: Path) -> dict:
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest.setdefault("kind", DEFAULT_KIND)
     return manifest
+
+
+def set_aside(path: Path, what: str, reason: object) -> str:
+    """Rename a damaged cache file or folder to ``<name>.corrupt-<time>`` (kept for a look, never read
+    again) and say so in one line; caches are disposable, so the caller starts a fresh one. OSError when
+    it cannot be moved."""
+    target = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}")
+    os.rename(path, target)
+    why = " ".join(str(reason).split())[:120]
+    message = (f"The {what} {path} could not be used ({why}): it was moved aside as {target.name} and a fresh "
+               "one started, so only cached work is redone; no map was touched.")
+    log.warning(message)
+    return message
 
 
 def _age_seconds(path: Path) -> float:

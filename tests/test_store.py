@@ -142,6 +142,38 @@ def test_unique_name(workspace):
     assert workspace.unique_name("m") == "m (3)"
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("long_name", ["a" * 100, "a" * 98, "résumé " * 20, "地図" * 45])
+def test_unique_name_of_a_long_name_ends(workspace, long_name):
+    """A second upload of a file with a 100-character name hung: the suffix was cut off again by the cap."""
+    first = workspace.unique_name(long_name)
+    workspace.save(first, **make_map())
+    second = workspace.unique_name(long_name)
+    assert second != first and second.endswith(" (2)") and not workspace.exists(second)
+    workspace.save(second, **make_map())
+    assert workspace.unique_name(long_name).endswith(" (3)")
+    assert {info.name for info in workspace.list()} == {first, second}
+
+
+def test_a_name_of_90_cjk_characters_saves_again_and_again(workspace):
+    """270 bytes of name saved once; every re-save then failed (the trash folder's name passed 255 bytes)."""
+    name = workspace.unique_name("地" * 90)
+    assert len(name.encode("utf-8")) <= 255 - len(".trash-") - 32
+    for label in ("first", "second", "third"):
+        saved = workspace.save(name, **make_map(label=label))
+    assert workspace.open(saved.name).points["title"].iloc[0].startswith("third")
+    renamed = workspace.rename(name, "図" * 90)
+    assert workspace.open(renamed).points["title"].iloc[0].startswith("third")
+
+
+def test_unique_name_gives_up_with_one_line(workspace, monkeypatch):
+    monkeypatch.setattr("explorer.store.MAX_NAME_TRIES", 3)
+    for name in ("m", "m (2)", "m (3)"):
+        workspace.save(name, **make_map())
+    with pytest.raises(InputError, match=r"'m' and its 2 numbered copies are all taken"):
+        workspace.unique_name("m")
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
