@@ -9,6 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.ui import main
+from explorer.ui.host import guard_host
 
 st.set_page_config(page_title="Embedding Explorer", page_icon="🗺️", layout="wide")
+guard_host()  # first on every page: a name other than this machine's (DNS rebinding) gets one line
 main()

@@ -264,13 +264,17 @@ def _bibtex_row(entry, strings: dict[str, str]) -> dict:
     }
 
 
+# A bare name after = or # in an entry: a macro, if an @string defines it. One pattern for every macro (one
+# per macro and entry took 202 s for 2,000 macros): names are looked up, in the order they were defined.
+_MACRO_USE = re.compile(r"[=#]\s*([^\s\"#%'(),={}\\]+)\s*(?=[,#})\s]|$)")
+
+
 def _with_strings(raw: str, strings: dict[str, str]) -> str:
     """The entry's text, after the @string definitions it uses, so it stands on its own when exported."""
     if not strings:
         return raw
-    used = [definition for key, definition in strings.items()
-            if re.search(rf"[=#]\s*{re.escape(key)}\s*(?=[,#}})\s]|$)", raw, flags=re.IGNORECASE)]
-    return "\n".join([*used, raw])
+    used = sorted({name.lower() for name in _MACRO_USE.findall(raw)} & strings.keys(), key=list(strings).index)
+    return "\n".join([*(strings[key] for key in used), raw])
 
 
 # --- RIS in -----------------------------------------------------------------------------------------------

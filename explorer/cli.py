@@ -22,13 +22,22 @@ from .store import Workspace
 
 EXIT_USER_ERROR = 2
 DEVICES = ("auto", "cpu", "cuda")
-# Titles, labels, column and file names come from the user's data: their control characters (escape
-# sequences can move the cursor, retitle the window or clear the screen) are printed as "?", not obeyed.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Titles, labels, column, map and file names come from the user's data: a control character (an escape
+# sequence can move the cursor, retitle the window or clear the screen; a newline or a tab can fake a line
+# or a column) or a bidi control (U+202E shows what follows reversed) is printed escaped, never obeyed.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
-def _printable(text) -> str:
-    return _CONTROL_CHARS.sub("?", str(text))
+def _printable(text: object) -> str:
+    """``text`` as the terminal must show it: the one filter every name, note and message goes through."""
+    return _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines (which name files and maps too) through the same filter."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(_printable(line) for line in super().format(record).split("\n"))
 
 
 class _ProgressBar:
@@ -49,7 +58,7 @@ class _ProgressBar:
         elapsed = time.perf_counter() - self.started
         eta = f" ~{elapsed / fraction - elapsed:,.0f}s left" if 0.02 < fraction < 1 else ""
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{stage:<8}[{bar}] {fraction:4.0%} {message[:60]}{eta}\033[K")
+        self.stream.write(f"\r{_printable(stage):<8}[{bar}] {fraction:4.0%} {_printable(message[:60])}{eta}\033[K")
         self.stream.flush()
 
     def close(self) -> None:
@@ -93,14 +102,14 @@ def _build(args: argparse.Namespace) -> int:
                                path_column=args.path_column, use_cache=not args.no_cache, mode=args.mode,
                                fallback=args.model is None, **common)
             if result.text_search == "keyword" and args.model is None:
-                print(result.text_search_reason, file=sys.stderr)
+                print(_printable(result.text_search_reason), file=sys.stderr)
         else:
             given = {k: getattr(args, k) for k in ("vectors", "x", "y", "neighbors") if getattr(args, k) is not None}
             if given and args.engine == "ray":
                 raise InputError("Your own vectors and layout are read by the local engine: leave out --engine ray.")
             result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, **given, **common)
             if result.text_search == "keyword":
-                print(result.text_search_reason, file=sys.stderr)
+                print(_printable(result.text_search_reason), file=sys.stderr)
     finally:
         if bar:
             bar.close()
@@ -110,15 +119,15 @@ def _build(args: argparse.Namespace) -> int:
             print(f"skipped: {_printable(name)}: {_printable(reason)}")
         if len(result.skipped) > 20:
             print(f"skipped: … and {len(result.skipped) - 20:,} more (listed in the map's manifest)")
-        print(f"saved: {result.saved.path}")
+        print(f"saved: {_printable(result.saved.path)}")
         print(f"images: {manifest['rows']:,}  skipped: {len(result.skipped):,}  from cache: {result.n_cached:,}  "
-              f"model: {manifest['model_id']}  text search: {result.text_search}")
+              f"model: {_printable(manifest['model_id'])}  text search: {result.text_search}")
     else:
         for note in result.notes:
             print(f"note: {_printable(note)}")
-        print(f"saved: {result.saved.path}")
+        print(f"saved: {_printable(result.saved.path)}")
         print(f"rows: {manifest['rows']:,}  embedded: {manifest['embedded_rows']:,}  "
-              f"from cache: {result.n_cached:,}  model: {manifest['model_id']}")
+              f"from cache: {result.n_cached:,}  model: {_printable(manifest['model_id'])}")
     _print_cluster_summary(result.saved)
     print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
           + f"  total {result.total_seconds:.1f}")
@@ -126,11 +135,12 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     refinement = result.saved.manifest.get("refinement") or {}
     if not refinement.get("automatic", True):
-        print(f"ready: {result.saved.name} (fast map). Search by meaning needs the transformer's refinement, about "
+        print(f"ready: {_printable(result.saved.name)} (fast map). Search by meaning needs the transformer's "
+              "refinement, about "
               f"{duration_text(refinement.get('estimated_seconds') or 0)} on this CPU: "
               f"`explorer refine \"{_printable(result.saved.name)}\"` starts it.", flush=True)
         return 0
-    print(f"ready: {result.saved.name} (fast map; search by meaning after refinement)", flush=True)
+    print(f"ready: {_printable(result.saved.name)} (fast map; search by meaning after refinement)", flush=True)
     return _refine_names(args, common["workspace"], [result.saved.name])
 
 
@@ -181,7 +191,7 @@ def _refine_names(args: argparse.Namespace, workspace: Workspace, names: list[st
             code = code or EXIT_USER_ERROR
             continue
         moved = result.displacement
-        print(f"refined: {_printable(result.name)}  model: {result.saved.manifest['model_id']}  "
+        print(f"refined: {_printable(result.name)}  model: {_printable(result.saved.manifest['model_id'])}  "
               f"rows: {result.rows:,}  from cache: {result.n_cached:,}  seconds: {result.seconds:.1f}  "
               f"points moved: median {moved['median']:.1%}, 90th percentile {moved['p90']:.1%} of the map")
         _print_cluster_summary(result.saved)
@@ -228,7 +238,7 @@ def _search(args: argparse.Namespace) -> int:
     result = search_map(saved, args.query, k=args.k, threshold=args.threshold)
     row_ids = saved.points["row_id"].to_numpy()
     if saved.kind == "images":
-        print(f"search: {'clip' if result.mode == SEMANTIC else result.mode}. {result.reason}")
+        print(f"search: {'clip' if result.mode == SEMANTIC else result.mode}. {_printable(result.reason)}")
         column = saved.manifest.get("images", {}).get("path_column", "file")
         names = saved.points[column].astype("string").fillna("").tolist()
         labels = saved.points["label"].astype("string").fillna("").tolist() if "label" in saved.points \
@@ -271,8 +281,8 @@ def _cluster_config(args: argparse.Namespace) -> ClusterConfig:
 def _print_cluster_summary(saved) -> None:
     levels = (saved.manifest.get("clusters") or {}).get("levels") or {}
     if levels:
-        print("clusters: " + "  ".join(f"{name} {len(level['clusters'])}" for name, level in levels.items())
-              + f"  (list them with `explorer clusters \"{saved.name}\"`)")
+        print("clusters: " + "  ".join(f"{_printable(name)} {len(level['clusters'])}" for name, level in levels.items())
+              + f"  (list them with `explorer clusters \"{_printable(saved.name)}\"`)")
 
 
 def _clusters(args: argparse.Namespace) -> int:
@@ -286,9 +296,9 @@ def _clusters(args: argparse.Namespace) -> int:
     for level in [args.level] if args.level else levels or ["coarse"]:
         table = cluster_table(saved, level)
         unclustered = saved.manifest["clusters"]["levels"][level]["unclustered"]
-        print(f"{level}: {len(table)} clusters, {unclustered:,} points unclustered")
+        print(f"{_printable(level)}: {len(table)} clusters, {unclustered:,} points unclustered")
         for row in table.itertuples():
-            print(f"{level}\t{row.id}\t{row.size}\t{_printable(row.label)}")
+            print(f"{_printable(level)}\t{row.id}\t{row.size}\t{_printable(row.label)}")
     return 0
 
 
@@ -297,7 +307,7 @@ def _list(args: argparse.Namespace) -> int:
     if not maps:
         print("no saved maps yet: run `explorer build FILE`")
     for info in maps:
-        print(f"{info.name}\t{info.rows:,} rows\t{info.model_id}\t{info.created}")
+        print(f"{_printable(info.name)}\t{info.rows:,} rows\t{_printable(info.model_id)}\t{_printable(info.created)}")
     return 0
 
 
@@ -311,7 +321,7 @@ def _export(args: argparse.Namespace) -> int:
         data = EXPORT_WRITERS[args.format](export_points(saved))  # cluster names, with their ids beside them
     out = Path(args.output or f"{saved.name}.{args.format}")
     out.write_bytes(data)
-    print(f"wrote {out} ({len(saved.points):,} rows)")
+    print(f"wrote {_printable(out)} ({len(saved.points):,} rows)")
     return 0
 
 
@@ -319,13 +329,13 @@ EXPORT_WRITERS = {"csv": to_csv_bytes, "parquet": to_parquet_bytes, "bib": to_bi
 
 
 def _rename(args: argparse.Namespace) -> int:
-    print(f"renamed to {Workspace(args.home).rename(args.map, args.new_name)}")
+    print(f"renamed to {_printable(Workspace(args.home).rename(args.map, args.new_name))}")
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
     Workspace(args.home).delete(args.map)
-    print(f"deleted {args.map}")
+    print(f"deleted {_printable(args.map)}")
     return 0
 
 
@@ -346,9 +356,9 @@ def _add(args: argparse.Namespace) -> int:
     if bar:
         bar.close()
     for note in result.notes:
-        print(f"note: {note}")
-    print(f"added {result.added:,} rows to {result.saved.name} as batch {result.batch} in {result.seconds:.1f} s; "
-          "no point moved")
+        print(f"note: {_printable(note)}")
+    print(f"added {result.added:,} rows to {_printable(result.saved.name)} as batch {result.batch} in "
+          f"{result.seconds:.1f} s; no point moved")
     return 0
 
 
@@ -401,7 +411,7 @@ def _app(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost"):
         print(f"note: listening on {args.host}: anyone who can reach this machine on port {args.port} can open "
               "your maps and uploads", file=sys.stderr)
-    print(f"open {url}")
+    print(f"open {_printable(url)}")
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
                "--server.port", str(args.port), "--server.headless", "true"]
     return subprocess.call(command, cwd=app.parent)
@@ -538,7 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; user errors print one line and exit with status 2."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PrintableFormatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         return args.func(args)
     except (ExplorerError, OSError) as exc:

@@ -5,11 +5,14 @@ with a few new rows embeds only those, and a row that occurs twice is embedded o
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,31 +22,84 @@ from .embedders.base import DEFAULT_BATCH_SIZE, Embedder
 from .hashing import text_hash
 from .images import DEFAULT_MAX_SIDE
 from .progress import ProgressFn, no_progress
+from .store import cache_folder, set_aside
 
 log = logging.getLogger(__name__)
 
 
+# SQLite's result codes (the low byte) that say the file is fine but cannot be used now: another process
+# holds it (BUSY, LOCKED), no memory, a read-only or full disk, an I/O error. The build goes on without
+# the cache. Any other failure (not a database, malformed, a folder or an unreadable file in its place,
+# another table) is a damaged cache: it is moved aside and a fresh one started.
+_UNUSABLE_NOW = {3, 5, 6, 7, 8, 9, 10, 13}
+_COLUMNS = ["model", "hash", "vector"]
+
+
+class _WrongSchema(sqlite3.DatabaseError):
+    """The file is a database, but its `vectors` table is not this cache's."""
+
+
 class EmbeddingCache:
-    """A SQLite table of (model, text hash) → float32 vector; safe for several processes."""
+    """A SQLite table of (model, text hash) → float32 vector; safe for several processes, and disposable:
+    a damaged file is moved aside and a fresh one started, a busy one left out, each said in ``notes``."""
+
+    # How long a read or write waits for another process's write before the build goes on without the cache.
+    busy_seconds: float = 30.0
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vector BLOB, "
-                "PRIMARY KEY (model, hash)) WITHOUT ROWID"
-            )
+        self.notes: list[str] = []
+        self._unusable = False
+        self._run(_create_table, None)
+
+    def _run(self, operation, default):
+        """``operation(db)`` in one transaction, or ``default`` once the cache is left out of this build."""
+        for attempt in range(2):
+            if self._unusable:
+                return default
+            try:
+                note = cache_folder(self.path.parent)
+                self.notes += [note] if note else []
+                with contextlib.closing(self._connect()) as db, db:
+                    if attempt:  # a fresh file, the damaged one moved aside: it needs its table first
+                        _create_table(db)
+                    return operation(db)
+            except sqlite3.Error as exc:
+                code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+                if code in _UNUSABLE_NOW or attempt or not os.path.lexists(self.path):
+                    self._leave_out(exc)
+                else:
+                    self._set_aside(exc)
+            except OSError as exc:
+                self._leave_out(exc)
+        return default
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = sqlite3.connect(self.path, timeout=self.busy_seconds)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error:
+            db.close()  # closed before the file is moved aside
+            raise
         return db
 
+    def _set_aside(self, reason: Exception) -> None:
+        try:
+            self.notes.append(set_aside(self.path, "embedding cache", reason, companions=("-wal", "-shm")))
+        except OSError as exc:
+            self._leave_out(exc)
+
+    def _leave_out(self, reason: Exception) -> None:
+        why = " ".join(str(reason).split())[:120]
+        self.notes.append(f"The embedding cache {self.path} could not be used ({why}): this build embeds without "
+                          "it.")
+        log.warning(self.notes[-1])
+        self._unusable = True
+
     def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """The cached vectors among ``hashes``."""
-        found: dict[str, np.ndarray] = {}
-        with self._connect() as db:
+        """The cached vectors among ``hashes`` (a blob that is no float32 vector is left out: embedded again)."""
+        def read(db: sqlite3.Connection) -> dict[str, np.ndarray]:
+            found: dict[str, np.ndarray] = {}
             for start in range(0, len(hashes), 900):  # SQLite's limit on bound parameters
                 chunk = list(hashes[start : start + 900])
                 marks = ",".join("?" * len(chunk))
@@ -52,19 +108,25 @@ class EmbeddingCache:
                     [model_id, *chunk],
                 )
                 for key, blob in rows:
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
-        return found
+                    if isinstance(blob, bytes) and blob and len(blob) % 4 == 0:
+                        found[key] = np.frombuffer(blob, dtype=np.float32)
+            return found
+
+        return self._run(read, {})
 
     def put_many(self, model_id: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store vectors under their text hashes."""
-        with self._connect() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                [
-                    (model_id, h, np.ascontiguousarray(v, dtype=np.float32).tobytes())
-                    for h, v in zip(hashes, vectors, strict=True)
-                ],
-            )
+        rows = [(model_id, h, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                for h, v in zip(hashes, vectors, strict=True)]
+        self._run(lambda db: db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows), None)
+
+
+def _create_table(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vector BLOB, "
+               "PRIMARY KEY (model, hash)) WITHOUT ROWID")
+    columns = [row[1] for row in db.execute("PRAGMA table_info(vectors)")]
+    if columns != _COLUMNS:
+        raise _WrongSchema(f"its table 'vectors' has the columns {', '.join(columns) or 'none'}")
 
 
 @dataclass
@@ -76,6 +138,7 @@ class EmbeddingResult:
     n_cached: int
     n_computed: int
     seconds: float
+    notes: list[str] = field(default_factory=list)  # what happened to the cache, for the build's notes
 
 
 def embed_cached(
@@ -101,7 +164,7 @@ def embed_cached(
     first: dict[str, int] = {}
     for i, digest in enumerate(hashes):
         first.setdefault(digest, i)
-    known = cache.get_many(key, list(first)) if cache else {}
+    known = _fitting(cache.get_many(key, list(first)), embedder.dimension) if cache else {}
     todo = [h for h in first if h not in known]
     if todo:
         if known:
@@ -118,7 +181,16 @@ def embed_cached(
     n_cached = sum(1 for h in hashes if h not in new)
     log.info("embedded %d %s (%d cached) with %s", len(hashes), noun, n_cached, embedder.model_id)
     return EmbeddingResult(vectors=vectors, model_id=embedder.model_id, n_cached=n_cached,
-                           n_computed=len(todo), seconds=time.perf_counter() - started)
+                           n_computed=len(todo), seconds=time.perf_counter() - started,
+                           notes=list(cache.notes) if cache else [])
+
+
+def _fitting(known: dict[str, np.ndarray], dimension: int) -> dict[str, np.ndarray]:
+    """The cached vectors fit to use: finite, and of the embedder's length (of the most common length while a
+    transformer that has not loaded yet says 0); the others are embedded again and replaced."""
+    lengths = Counter(len(v) for v in known.values())
+    length = dimension or (lengths.most_common(1)[0][0] if lengths else 0)
+    return {h: v for h, v in known.items() if len(v) == length and np.isfinite(v).all()}
 
 
 def _aligned(hashes: list[str], known: dict[str, np.ndarray], *, dimension: int) -> np.ndarray:

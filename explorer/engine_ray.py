@@ -61,6 +61,9 @@ DEFAULT_BATCH_ROWS = 512
 WORK_DIR = "ray-work"
 # Test hook, "N:MARKER": the actor that claims the MARKER file exits hard on its Nth batch, once per run.
 CRASH_ENV = "EXPLORER_RAY_CRASH_AFTER"
+# A local instance serves this machine only: no dashboard, and its GCS, raylet (node and object
+# manager), workers and runtime-env agent bound to the loopback interface (tests/test_exposure.py).
+LOCAL_RAY = {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,10 @@ def ray_session(address: str | None, *, log_path: Path) -> Iterator[None]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _stderr_to(log_path):
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            else:
+                init_local_ray(log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise EngineError(f"Cannot connect to {where}: {' '.join(str(exc).split())[:200]}") from exc
@@ -202,6 +208,21 @@ def ray_session(address: str | None, *, log_path: Path) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def init_local_ray(**options) -> None:
+    """Start a local Ray instance that listens on 127.0.0.1 only (``options`` go to ray.init)."""
+    from ray._private import ray_constants
+
+    # ray.init swaps a loopback node address for the machine's own one, and its servers then listen
+    # on every interface, unless Ray takes this machine for one that cannot join a cluster (its
+    # setting on macOS and Windows): for the length of the start, it does.
+    joins_clusters = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(**LOCAL_RAY, **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = joins_clusters
 
 
 def _check_reachable(address: str, *, timeout: float = 10.0) -> None:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
+# Every character str.splitlines() breaks at.
+_LINE_BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
+
 
 class ExplorerError(Exception):
     """Base class: every failure the user can fix is an ExplorerError with a one-line message."""
+
+    def __str__(self) -> str:
+        # What a message quotes (a column name, a parser's own error) may hold line breaks: it stays one line.
+        return _LINE_BREAKS.sub(" ", super().__str__())
 
 
 class InputError(ExplorerError):

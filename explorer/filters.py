@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import re2
 
 from .errors import InputError
 
@@ -16,13 +17,73 @@ def keyword_mask(texts: Sequence[str], pattern: str, *, regex: bool = False) -> 
     if not pattern:
         return np.ones(len(texts), dtype=bool)
     if regex:
-        try:
-            compiled = re.compile(pattern, re.IGNORECASE)
-        except re.error as exc:
-            raise InputError(f"The filter '{pattern}' is not a valid regular expression: {exc}.") from exc
-        return np.fromiter((bool(compiled.search(t)) for t in texts), dtype=bool, count=len(texts))
+        compiled = compile_filter(pattern)
+        # RE2 reads UTF-8; "surrogatepass" keeps a text holding a lone surrogate searchable.
+        return np.fromiter((compiled.search(t.encode("utf-8", "surrogatepass")) is not None for t in texts),
+                           dtype=bool, count=len(texts))
     needle = pattern.casefold()
     return np.fromiter((needle in t.casefold() for t in texts), dtype=bool, count=len(texts))
+
+
+# The user's pattern runs on RE2 (google-re2), whose automata take time linear in the text whatever the
+# pattern: Python's re backtracks, and `(a+)+$` on one 27-character text held the server 4.8 s, doubling
+# with each character, on every rerun of every session. A deadline (the regex package's timeout=) would
+# still spend that deadline on each rerun, and refuse an honest pattern over a big map for being slow;
+# RE2 refuses up front only what it cannot run in linear time, and the message says what that is.
+_UNSUPPORTED = ("back-references, look-ahead and look-behind, atomic groups, possessive quantifiers and "
+                "repeats over 1,000 are left out so that no pattern can hold the server")
+_TOO_LARGE = "it would take more memory than a filter may; use fewer or shorter repeats"
+# Python's \w, \d and \s know every script; RE2's know ASCII only ("caf\w" would miss "café", "\w+" all of
+# Russian): each becomes its Unicode class. \b stays RE2's, which counts ASCII letters only.
+_CLASSES = {"w": r"[\p{L}\p{N}_]", "W": r"[^\p{L}\p{N}_]", "d": r"\p{Nd}", "D": r"\P{Nd}",
+            "s": r"[\s\x{85}\p{Z}\x{1c}-\x{1f}]", "S": r"[^\s\x{85}\p{Z}\x{1c}-\x{1f}]", "Z": r"\z"}
+_IN_CLASS = {"w": r"\p{L}\p{N}_", "d": r"\p{Nd}", "D": r"\P{Nd}", "s": r"\s\x{85}\p{Z}\x{1c}-\x{1f}"}
+SHOWN_PATTERN_CHARS = 80
+
+
+def compile_filter(pattern: str):
+    """The user's filter pattern compiled for RE2 (case-insensitive), or one InputError line saying why not."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # RE2 would print each refused pattern to stderr
+    try:
+        return re2.compile(_unicode_classes(pattern), options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+    shown = pattern if len(pattern) <= SHOWN_PATTERN_CHARS else pattern[: SHOWN_PATTERN_CHARS - 1] + "…"
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise InputError(f"The filter '{shown}' is not a valid regular expression: {exc}.") from None
+    except (RecursionError, OverflowError, ValueError):
+        pass  # Python's parser gives up too: RE2's reason stands
+    why = _TOO_LARGE if "too large" in reason else _UNSUPPORTED
+    raise InputError(f"The pattern '{shown}' is not supported by the filter: {why} (RE2: {reason}).")
+
+
+def _unicode_classes(pattern: str) -> str:
+    """``pattern`` with \\w, \\d, \\s and their negations spelled as RE2's Unicode classes (and \\Z as \\z)."""
+    out: list[str] = []
+    i, class_start = 0, -1  # class_start: where the open character class's members begin, -1 outside one
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            escape = pattern[i + 1]
+            out.append((_IN_CLASS if class_start >= 0 else _CLASSES).get(escape, char + escape))
+            i += 2
+            continue
+        if class_start >= 0:
+            if pattern.startswith("[:", i) and (end := pattern.find(":]", i + 2)) > 0:  # [[:alpha:]]
+                out.append(pattern[i : end + 2])
+                i = end + 2
+                continue
+            if char == "]" and i > class_start:  # a "]" first in the class is one of its members
+                class_start = -1
+        elif char == "[":
+            class_start = i + 1 + pattern.startswith("^", i + 1)
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def category_mask(points: pd.DataFrame, filters: Mapping[str, Iterable]) -> np.ndarray:

@@ -401,6 +401,8 @@ def _open_zip(data: bytes, name: str) -> zipfile.ZipFile:
 def unsafe_member_reason(name: str) -> str | None:
     """Why a ZIP member name is refused (absolute, a drive, or climbing out with ..), else None."""
     posix = name.replace("\\", "/")
+    if not posix.strip():
+        return "refused: a file without a name"
     if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
         return "refused: an absolute path inside the ZIP"
     if ".." in posix.split("/"):
@@ -409,7 +411,8 @@ def unsafe_member_reason(name: str) -> str | None:
 
 
 def _zip_entries(archive: zipfile.ZipFile, name: str, limits: ImageLimits, skipped: list) -> list[_Entry]:
-    infos = [info for info in archive.infolist() if not info.is_dir()]
+    # Not ZipInfo.is_dir(): it fails (IndexError) on a member whose name is empty.
+    infos = [info for info in archive.infolist() if not info.filename.endswith("/")]
     if len(infos) > limits.max_files:
         raise InputError(_too_many(name, len(infos), limits))
     # The sizes in the ZIP's directory are what zipfile lets each member inflate to, at most.

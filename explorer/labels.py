@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from .limits import Limits
+
 log = logging.getLogger(__name__)
 
 # Words that start with a letter and have three or more characters: drops numbers ("2024", "3d")
@@ -34,10 +36,17 @@ RERANK_CANDIDATES = 10
 
 # Debris that is text but not topic: e-mail addresses and message ids, URLs, bare domain names,
 # LaTeX commands and inline maths (arXiv abstracts: "\mathbb{F}_q" gave the label "codes · mathbb").
-_EMAIL = re.compile(r"<?[\w.+-]+@[\w-]+(?:\.[\w-]+)*>?")
+# Every pattern here runs on user text in time linear in it. Python's re tries a pattern from every
+# position, so an address or a domain is only tried where its run of name characters starts (the
+# look-behinds): tried from every letter of one 60 kB "a.a.a…" cell, each try reading to the run's end,
+# the two took 101 s. A try from later in a run could only end where the try from its start ends, so
+# the words left are those of before: an address directly after another is taken by the repeat, and a
+# domain's leading "-." labels are taken with it (no word is in them).
+_ADDRESS = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*>?"
+_EMAIL = re.compile(rf"<?(?<![\w.+-]){_ADDRESS}(?:<?{_ADDRESS})*")
 _URL = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.IGNORECASE)
 _DOMAIN = re.compile(
-    r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|edu|org|net|gov|mil|ac|uk|de|ca|au|fr|jp|nl|se|ch|io)\b",
+    r"(?<![\w-])(?<![\w-]\.)(?:-+\.)*-*\b[\w-]+(?:\.[\w-]+)*\.(?:com|edu|org|net|gov|mil|ac|uk|de|ca|au|fr|jp|nl|se|ch|io)\b",
     re.IGNORECASE,
 )
 # Inline maths only where a backslash, ^, _ or a brace shows it is maths: "$5 and $10" is prose.
@@ -113,11 +122,14 @@ def clean_text(text: str) -> str:
 def _vectorizer():
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
+    # Each text is cut to the text limit before any pattern reads it, as it was for the embedder: a map's
+    # stored texts are whole, and a word past the limit says nothing the map was built from.
+    limit = Limits.from_env().max_text_chars
     return CountVectorizer(
         ngram_range=(1, 2),
         stop_words=sorted(ENGLISH_STOP_WORDS | STOP_WORDS),
         token_pattern=TOKEN_PATTERN,
-        preprocessor=lambda text: clean_text(text).lower(),
+        preprocessor=lambda text: clean_text(str(text)[:limit]).lower(),
         dtype=np.float64,
     )
 

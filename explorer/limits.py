@@ -17,6 +17,8 @@ class Limits:
 
     max_upload_bytes: int = 500 * MB
     max_rows: int = 2_000_000
+    # Far more than any table worth mapping has; a wider file costs seconds per thousand columns to read.
+    max_columns: int = 2_000
     # Longer texts are cut before embedding (the model reads ~256 tokens anyway); the table keeps them whole.
     max_text_chars: int = 20_000
     max_zip_files: int = 20_000
@@ -40,6 +42,7 @@ class Limits:
 ENV_VARS: dict[str, tuple[str, int]] = {
     "max_upload_bytes": ("EXPLORER_MAX_UPLOAD_MB", MB),
     "max_rows": ("EXPLORER_MAX_ROWS", 1),
+    "max_columns": ("EXPLORER_MAX_COLUMNS", 1),
     "max_text_chars": ("EXPLORER_MAX_TEXT_CHARS", 1),
     "max_zip_files": ("EXPLORER_MAX_ZIP_FILES", 1),
     "max_unzipped_bytes": ("EXPLORER_MAX_UNZIPPED_MB", MB),

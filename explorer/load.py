@@ -8,10 +8,12 @@ import io
 import json
 import logging
 import re
+import unicodedata
 import warnings
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -82,6 +84,7 @@ def load_table(
     limits = Limits.from_env()
     max_bytes = limits.max_upload_bytes if max_bytes is None else max_bytes
     max_rows = limits.max_rows if max_rows is None else max_rows
+    max_columns = limits.max_columns
     data, source_name = _read_source(source, name=name, max_bytes=max_bytes)
     notes: list[str] = []
     fmt = detect_format(source_name, data, notes=notes)
@@ -95,11 +98,11 @@ def load_table(
     if not (text if fmt in TEXT_FORMATS else data).strip():
         raise InputError(f"{source_name}: the file is empty. Choose a file with a header and rows.")
     if fmt == "csv":
-        frame = _read_delimited(text, source_name, notes=notes, skipped=skipped)
+        frame = _read_delimited(text, source_name, notes=notes, skipped=skipped, max_columns=max_columns)
     elif fmt == "json":
-        frame = _read_json(text, source_name)
+        frame = _read_json(text, source_name, max_columns=max_columns)
     elif fmt == "jsonl":
-        frame = _read_jsonl(text, source_name, notes=notes, skipped=skipped)
+        frame = _read_jsonl(text, source_name, notes=notes, skipped=skipped, max_columns=max_columns)
     elif fmt in ("bibtex", "ris"):
         from .bibliography import TEXT_COLUMNS, read_bibtex, read_ris
 
@@ -109,9 +112,11 @@ def load_table(
         notes.extend(bibliography.notes)
         skipped.extend(bibliography.skipped_lines)
     elif fmt == "parquet":
-        frame = _read_binary(lambda: pd.read_parquet(io.BytesIO(data)), source_name, "Parquet")
+        frame = _read_binary(lambda: _read_parquet(data, source_name, max_columns), source_name, "Parquet")
     else:
-        frame = _read_xlsx(data, source_name, sheet=sheet, notes=notes)
+        frame = _read_xlsx(data, source_name, sheet=sheet, notes=notes, max_rows=max_rows, max_columns=max_columns)
+    # Every reader checks the cap before it builds its table; this catches any shape one did not foresee.
+    check_columns(frame.shape[1], source_name, max_columns)
     frame = tidy_columns(frame, notes=notes)
     if frame.shape[1] == 0:
         raise InputError(
@@ -264,9 +269,14 @@ _SAME_CHAOS = 0.005
 
 
 def guess_encoding(data: bytes) -> str:
-    """The encoding of bytes that are not UTF-8: charset-normalizer's best guess, unless cp1252 reads
-    them as well, as in short Western European texts, which it often takes for Baltic or Central European
-    code pages; latin-1 when neither fits."""
+    """The encoding of bytes that are not UTF-8: charset-normalizer's best guess, unless the code page
+    common for the language reads them as well: cp1252 for short Western European texts, which it often
+    takes for Baltic or Central European code pages, and cp1251 or KOI8-R for short Russian ones, which it
+    takes for cp1250, Shift_JIS or mac-cyrillic; latin-1 when nothing fits."""
+    return _common_for_the_language(data, _charset_guess(data))
+
+
+def _charset_guess(data: bytes) -> str:
     import charset_normalizer
 
     if sum(1 for b in data[:8192] if b < 0x20 and b not in b"\t\n\r") > MAX_CONTROL_SHARE * len(data[:8192]):
@@ -288,6 +298,84 @@ def guess_encoding(data: bytes) -> str:
 
 
 _UNDEFINED_IN_CP1252 = b"\x81\x8d\x8f\x90\x9d"
+# The Cyrillic code pages, the most used first: of readings that look equally right the earliest is taken
+# (cp1251 and mac-cyrillic read lowercase Russian alike; they differ in capitals, ё and я).
+_CYRILLIC_PAGES = ("cp1251", "koi8-r", "mac-cyrillic")
+_LETTERS = re.compile(r"[^\W\d_]+")
+# Letters of Russian (ы, э, ъ, ё) and of Serbian and Macedonian only: no text holds both, but a Russian text
+# read in the wrong Cyrillic code page does (mac-cyrillic's capitals are cp1251's Љ, Њ, Џ...).
+_RUSSIAN_ONLY = re.compile("[ыэъёЫЭЪЁ]")
+_SOUTH_SLAVIC_ONLY = re.compile("[ђјљњћџѓќѕЂЈЉЊЋЏЃЌЅ]")
+# What may stand before a word's first, lowercase letter: opening quotes and brackets.
+_OPENERS = "«„“‘\"'([{"
+
+
+def _common_for_the_language(data: bytes, guess: str) -> str:
+    """``guess``, unless a Cyrillic code page reads the bytes as Russian with fewer odd words (or as few,
+    and it is the more common page): charset-normalizer's chaos score is noise on a line or two."""
+    if guess == "latin-1" and not _stray_controls_only(data):
+        return guess  # binary data, or nothing else fitted
+    sample = data[:65536]
+    if len(data) > len(sample) and sample.rfind(b"\n") > 0:
+        sample = sample[: sample.rfind(b"\n")]
+
+    def rank(encoding: str) -> tuple:
+        text = sample.decode(encoding, errors="replace")
+        capitals = sum(1 for ch in text if "\u0400" <= ch <= "\u04ff" and ch.isupper())
+        lower = sum(1 for ch in text if "\u0400" <= ch <= "\u04ff" and ch.islower())
+        # Mostly capitals is how KOI8-R reads cp1251's lowercase letters, and the reverse.
+        order = _CYRILLIC_PAGES.index(encoding) if encoding in _CYRILLIC_PAGES else len(_CYRILLIC_PAGES)
+        return _odd_words(text), capitals > lower, order
+
+    best, best_rank = guess, rank(guess)
+    for page in _CYRILLIC_PAGES:
+        if page != guess and _mostly_cyrillic(sample.decode(page, errors="replace")):
+            page_rank = rank(page)
+            if page_rank < best_rank:
+                best, best_rank = page, page_rank
+    return best
+
+
+def _mostly_cyrillic(text: str) -> bool:
+    """Whether a quarter of the letters or more are Cyrillic (a Russian text with English column names)."""
+    cyrillic = sum(1 for ch in text if "\u0400" <= ch <= "\u04ff")
+    return cyrillic >= 2 and cyrillic >= 0.25 * sum(1 for ch in text if ch.isalpha())
+
+
+def _odd_words(text: str) -> int:
+    """How many words of a reading show the wrong code page: a replacement character, half-width katakana,
+    a symbol glued before a lowercase letter (Ęîńěč÷ĺ), capitals inside a word (поЯс), Latin and Cyrillic or
+    Greek letters in one word, a Latin word of accented letters only (îđáčňű), Russian and Serbian letters
+    in one text."""
+    russian = bool(_RUSSIAN_ONLY.search(text))
+    odd = 0
+    for token in text.split():
+        if not token.isascii():
+            odd += _odd_token(token, russian)
+    return odd
+
+
+def _odd_token(token: str, russian: bool) -> int:
+    if "\ufffd" in token or any("\uff61" <= ch <= "\uff9f" for ch in token):
+        return 1
+    for i, ch in enumerate(token[:-1]):
+        if not ch.isascii() and not ch.isalnum() and ch not in _OPENERS and token[i + 1].islower():
+            return 1
+    for match in _LETTERS.finditer(token):
+        word = match.group()
+        if word.isascii():
+            continue
+        if not (word.islower() or word.isupper() or (word[0].isupper() and word[1:].islower())) and any(
+                ch.islower() or ch.isupper() for ch in word):
+            return 1
+        scripts = {"LATIN" if ch.isascii() else unicodedata.name(ch, "?").split()[0] for ch in word}
+        if len(scripts & {"LATIN", "CYRILLIC", "GREEK"}) > 1:
+            return 1
+        if scripts == {"LATIN"} and len(word) >= 3 and not any(ch.isascii() for ch in word):
+            return 1
+        if russian and _SOUTH_SLAVIC_ONLY.search(word):
+            return 1
+    return 0
 
 
 def _stray_controls_only(data: bytes) -> bool:
@@ -304,12 +392,14 @@ def _stray_controls_only(data: bytes) -> bool:
 def _bad_lines(text: str, *, most: int = 11) -> list[int]:
     """The line numbers of the first few replacement characters."""
     lines: list[int] = []
+    line, counted = 1, 0
     at = text.find("\ufffd")
     while at >= 0 and len(lines) < most:
-        line = text.count("\n", 0, at) + 1
-        if line not in lines:
-            lines.append(line)
-        at = text.find("\ufffd", at + 1)
+        # Counted on from the last one, and on to the next line: once over the text, not once per character.
+        line, counted = line + text.count("\n", counted, at), at
+        lines.append(line)
+        end = text.find("\n", at)
+        at = -1 if end < 0 else text.find("\ufffd", end)
     return lines
 
 
@@ -356,6 +446,13 @@ def _read_source(
     return data, str(source_name)
 
 
+def check_columns(count: int, name: str, limit: int) -> None:
+    """Refuse a table of more than ``limit`` columns, in one line."""
+    if count > limit:
+        raise InputError(f"{name}: {count:,} columns is more than the limit of {limit:,}. Keep the columns you "
+                         "need, or raise the limit (EXPLORER_MAX_COLUMNS).")
+
+
 def _too_big(name: str, size: int, limit: int) -> str:
     return (
         f"{name}: the file is {size / 1e6:,.1f} MB, more than the limit of {limit / 1e6:,.0f} MB. "
@@ -363,10 +460,17 @@ def _too_big(name: str, size: int, limit: int) -> str:
     )
 
 
+# csv.Sniffer's quote pattern takes time quadratic in its sample (60 kB of ,"a took 11 s): a few kB, cut
+# at a line end, show the delimiter as well.
+SNIFF_CHARS = 4096
+
+
 def _sniff_delimiter(text: str, name: str) -> str:
     if Path(name).suffix.lower() in (".tsv", ".tab"):
         return "\t"
-    sample = "\n".join(text[:65536].splitlines()[:50])
+    sample = text[:SNIFF_CHARS]
+    if len(text) > SNIFF_CHARS and sample.rfind("\n") > 0:
+        sample = sample[: sample.rfind("\n")]
     try:
         return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
     except csv.Error:
@@ -376,12 +480,17 @@ def _sniff_delimiter(text: str, name: str) -> str:
         return best if counts[best] else ","
 
 
-def _read_delimited(text: str, name: str, *, notes: list[str], skipped: list[int]) -> pd.DataFrame:
+def _read_delimited(
+    text: str, name: str, *, notes: list[str], skipped: list[int], max_columns: int
+) -> pd.DataFrame:
     delimiter = _sniff_delimiter(text, name)
     if delimiter != ",":
         named = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
         notes.append(f"Columns are separated by {named}.")
-    repeated = _repeated_names(text, delimiter)
+    header = _header(text, delimiter)
+    # Rows wider than the header go to the tolerant reader, which folds their extra fields into the last column.
+    check_columns(len(header), name, max_columns)
+    repeated = _repeated_names(header)
     if repeated:
         notes.append(f"Renamed repeated column name(s): {', '.join(repeated)} (the second is now "
                      f"{repeated[0]}.1, and so on).")
@@ -402,12 +511,16 @@ def _read_delimited(text: str, name: str, *, notes: list[str], skipped: list[int
     return _read_delimited_tolerant(text, name, delimiter, notes=notes, skipped=skipped)
 
 
-def _repeated_names(text: str, delimiter: str) -> list[str]:
-    """Header names given to more than one column (pandas and the tolerant reader number them)."""
+def _header(text: str, delimiter: str) -> list[str]:
+    """The fields of the first record (the csv module reads that record only)."""
     try:
-        header = next(csv.reader(io.StringIO(text[:65536]), delimiter=delimiter), [])
+        return next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     except csv.Error:
         return []
+
+
+def _repeated_names(header: list[str]) -> list[str]:
+    """Header names given to more than one column (pandas and the tolerant reader number them)."""
     counts = Counter(h.strip() for h in header if h.strip())
     return [n for n, count in counts.items() if count > 1]
 
@@ -525,7 +638,7 @@ def _infer_column(column: pd.Series) -> pd.Series:
     return column.astype("string")
 
 
-def _read_json(text: str, name: str) -> pd.DataFrame:
+def _read_json(text: str, name: str, *, max_columns: int) -> pd.DataFrame:
     try:
         payload = json.loads(text)
     except RecursionError as exc:
@@ -540,6 +653,9 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
         raise InputError(
             f"{name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
         ) from exc
+    except ValueError as exc:  # Python's int() limit: an integer of more than 4,300 digits
+        raise InputError(f"{name}: the JSON holds a number too long to read (over 4,300 digits). Put such a "
+                         "value in quotes to keep it as text.") from exc
     if isinstance(payload, dict):
         for key in ("data", "records", "rows", "items"):
             if isinstance(payload.get(key), list):
@@ -553,10 +669,12 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
                 f"{name}: the JSON is a list but not of records. Use a list of objects such as "
                 '[{"title": "...", "abstract": "..."}].'
             )
+        check_columns(_key_count(payload), name, max_columns)
         return pd.json_normalize(payload, max_level=0)
     if isinstance(payload, dict) and payload and all(
         isinstance(v, (list, dict)) for v in payload.values()
     ):
+        check_columns(len(payload), name, max_columns)
         try:
             return pd.DataFrame(payload)
         except ValueError as exc:
@@ -567,14 +685,16 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
     )
 
 
-def _read_jsonl(text: str, name: str, *, notes: list[str], skipped: list[int]) -> pd.DataFrame:
+def _read_jsonl(
+    text: str, name: str, *, notes: list[str], skipped: list[int], max_columns: int
+) -> pd.DataFrame:
     records = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # not JSON, nested too deep, or an integer of over 4,300 digits
             skipped.append(line_no)
             continue
         if not isinstance(item, dict):
@@ -587,34 +707,148 @@ def _read_jsonl(text: str, name: str, *, notes: list[str], skipped: list[int]) -
         )
     if not records:
         raise InputError(f"{name}: no line is a JSON object. Each line must be one {{...}} record.")
+    check_columns(_key_count(records), name, max_columns)
     return pd.json_normalize(records, max_level=0)
+
+
+def _key_count(records: list[dict]) -> int:
+    """How many columns the records make: the keys they hold, each counted once."""
+    keys: set = set()
+    for record in records:
+        keys.update(record)
+    return len(keys)
 
 
 def _read_binary(reader, name: str, kind: str) -> pd.DataFrame:
     try:
         return reader()
+    except InputError:
+        raise
     except Exception as exc:  # pyarrow and openpyxl raise many unrelated types
         raise InputError(
             f"{name}: cannot read this {kind} file ({type(exc).__name__}: {exc})."
         ) from exc
 
 
+def _read_parquet(data: bytes, name: str, max_columns: int) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    _refuse_pickled_extension_type()
+    check_columns(len(pq.read_schema(io.BytesIO(data)).names), name, max_columns)
+    return pd.read_parquet(io.BytesIO(data))
+
+
+_PICKLED_TYPE = "arrow.py_extension_type"
+
+
+def _refuse_pickled_extension_type() -> None:
+    """Have pyarrow refuse a column typed arrow.py_extension_type, whatever its version: pyarrow < 14.0.1
+    rebuilt that type by unpickling what the file holds, so a Parquet upload could run code
+    (CVE-2023-47248). Its registration is replaced by one that refuses, before every read in case it was
+    replaced back (pyarrow 14.0.1 to 20 unregister the name at exit, so it must stay registered)."""
+    import pyarrow as pa
+
+    try:
+        pa.unregister_extension_type(_PICKLED_TYPE)
+    except KeyError:  # pyarrow's ArrowKeyError: not registered (pyarrow 21 and later have no such type)
+        pass
+    pa.register_extension_type(_refusing_type())
+
+
+@lru_cache(maxsize=1)
+def _refusing_type():
+    import pyarrow as pa
+
+    class RefusedPickledType(pa.ExtensionType):
+        def __init__(self):
+            super().__init__(pa.null(), _PICKLED_TYPE)
+
+        def __arrow_ext_serialize__(self) -> bytes:
+            return b""
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type, serialized):
+            raise ValueError(f"a column of type {_PICKLED_TYPE} holds a pickled Python object, which could run "
+                             "code: it is never read")
+
+    return RefusedPickledType()
+
+
 def _read_xlsx(
-    data: bytes, name: str, *, sheet: str | int | None, notes: list[str]
+    data: bytes, name: str, *, sheet: str | int | None, notes: list[str], max_rows: int, max_columns: int
 ) -> pd.DataFrame:
-    sheets = _read_binary(
-        lambda: pd.read_excel(io.BytesIO(data), sheet_name=None, header=None, engine="openpyxl"), name, "Excel"
-    )
-    if not sheets:
-        raise InputError(f"{name}: the workbook has no sheets.")
-    names = list(sheets)
-    chosen = names[0] if sheet is None else (names[sheet] if isinstance(sheet, int) else sheet)
-    listed = ", ".join(map(str, names))
-    if chosen not in sheets:
-        raise InputError(f"{name}: no sheet named '{chosen}'. Sheets: {listed}.")
-    if len(names) > 1:
-        notes.append(f"Read sheet '{chosen}'; the workbook has {len(names)} sheets: {listed}.")
-    return _sheet_table(sheets[chosen], _merged_ranges(data, str(chosen)), notes=notes)
+    from openpyxl import load_workbook
+
+    book = _read_binary(lambda: load_workbook(io.BytesIO(data), read_only=True, data_only=True), name, "Excel")
+    try:
+        names = [ws.title for ws in book.worksheets]
+        if not names:
+            raise InputError(f"{name}: the workbook has no sheets.")
+        listed = ", ".join(names)
+        if isinstance(sheet, int) and not -len(names) <= sheet < len(names):
+            raise InputError(f"{name}: no sheet number {sheet}. Sheets: {listed}.")
+        chosen = names[0] if sheet is None else (names[sheet] if isinstance(sheet, int) else sheet)
+        if chosen not in names:
+            raise InputError(f"{name}: no sheet named '{chosen}'. Sheets: {listed}.")
+        if len(names) > 1:
+            notes.append(f"Read sheet '{chosen}'; the workbook has {len(names)} sheets: {listed}.")
+        grid = _read_binary(lambda: _sheet_grid(book[chosen], name, max_rows, max_columns), name, "Excel")
+    finally:
+        book.close()
+    return _sheet_table(grid, _merged_ranges(data, chosen), notes=notes)
+
+
+# Rows above the header (titles, blank rows) that the streaming row check allows beyond the row cap; the
+# exact count is checked once the header is known.
+_ROWS_ABOVE_HEADER = 100
+
+
+def _sheet_grid(sheet, name: str, max_rows: int, max_columns: int) -> pd.DataFrame:
+    """One sheet's cells as a grid (row 1, column A at [0, 0]) of the rows up to the last filled one and the
+    columns that hold a cell only: memory follows the cells the sheet holds, not its used range (one cell in
+    column XFD on every row makes that 16,384 columns wide; pandas built the whole grid, 26 s and 983 MB
+    for 15 kB). The row cap is checked while reading, the column cap before the grid is built."""
+    from openpyxl.worksheet._reader import WorkSheetParser
+    from pandas.io.parsers import TextParser
+
+    book = sheet.parent
+    # openpyxl's read-only rows are padded to the used range; its parser (what read-only mode reads with)
+    # yields only the cells the XML holds.
+    filled: dict[int, dict[int, object]] = {}
+    columns: set[int] = set()
+    with sheet._get_source() as source:
+        parser = WorkSheetParser(source, sheet._shared_strings, data_only=True, epoch=book.epoch,
+                                 date_formats=book._date_formats,
+                                 timedelta_formats=getattr(book, "_timedelta_formats", set()))
+        for row, cells in parser.parse():
+            values = {cell["column"]: _excel_value(cell) for cell in cells
+                      if cell["value"] is not None and cell["value"] != "" and cell["data_type"] != "e"}
+            if not values:
+                continue
+            columns.update(values)
+            if len(columns) <= max_columns:  # past the cap, only the columns are counted, for the message
+                filled[row] = values
+            if len(filled) > max_rows + _ROWS_ABOVE_HEADER:
+                raise InputError(f"{name}: sheet '{sheet.title}' has more than {max_rows:,} rows, the limit. "
+                                 "Split the file, or raise the limit (EXPLORER_MAX_ROWS).")
+    check_columns(len(columns), name, max_columns)
+    if not filled:
+        return pd.DataFrame()
+    used = sorted(columns)
+    # pandas' own parser of sheet cells, so numbers, dates and markers such as "N/A" read as read_excel reads them.
+    grid = TextParser([[values.get(c, "") for c in used] for values in filled.values()], header=None,
+                      skip_blank_lines=False).read()
+    grid.index = [row - 1 for row in filled]
+    grid.columns = [c - 1 for c in used]
+    return grid.reindex(range(max(filled)))
+
+
+def _excel_value(cell: dict):
+    """A cell's value as pandas' openpyxl reader gives it: whole numbers as int."""
+    value = cell["value"]
+    if cell["data_type"] == "n" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _sheet_table(grid: pd.DataFrame, merged: list[str], *, notes: list[str]) -> pd.DataFrame:
@@ -632,8 +866,10 @@ def _sheet_table(grid: pd.DataFrame, merged: list[str], *, notes: list[str]) -> 
             continue
         if last_col > first_col:
             banners.add(first_row - 1)
-        if last_row > first_row and first_row <= len(grid) and first_col <= grid.shape[1]:
-            grid.iloc[first_row:last_row, first_col - 1] = grid.iat[first_row - 1, first_col - 1]
+        # The grid's columns are the sheet's column numbers from 0, only those that hold a cell.
+        if last_row > first_row and first_row <= len(grid) and first_col - 1 in grid.columns:
+            column = grid.columns.get_loc(first_col - 1)
+            grid.iloc[first_row:last_row, column] = grid.iat[first_row - 1, column]
             spread.append(ref)
     if spread:
         notes.append(f"{len(spread):,} merged cell(s) ({', '.join(spread[:5])}{' …' if len(spread) > 5 else ''}) "

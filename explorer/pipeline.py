@@ -159,6 +159,7 @@ def build_map(
         else:
             cache = EmbeddingCache(workspace.cache_path) if use_cache and embedder.cacheable else None
             embedded = embed_cached(embedder, corpus, cache=cache, batch_size=batch_size, progress=progress)
+            notes += embedded.notes
             embedder.persist(workspace.root)
 
     with timer.stage("project"):
@@ -169,6 +170,7 @@ def build_map(
             progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
             layout = project(layout_input, config=projection,
                              cache_dir=workspace.projection_cache_dir if use_cache else None, progress=progress)
+            notes += layout.notes
         progress("project", 1.0, f"Layout by {layout.method.upper()}")
 
     started = time.perf_counter()

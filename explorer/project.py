@@ -6,15 +6,18 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+import zipfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .hashing import bytes_hash, combined_hash
 from .progress import ProgressFn, no_progress
+from .store import cache_folder, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ class Projection:
     # positions: what `place_rows` needs to lay out more rows later, without UMAP's transform.
     knn: KnnGraph | None = None
     fitted_rows: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)  # a damaged cache entry moved aside, for the build's notes
 
 
 @dataclass
@@ -132,11 +136,12 @@ def project(
         if init.shape != (len(x), 2) or not np.isfinite(init).all():
             raise ValueError(f"init must be {len(x)} finite (x, y) rows, row-aligned with the embeddings.")
     cached = _cache_file(cache_dir, x, config, init) if cache_dir is not None else None
-    if cached is not None and cached.is_file():
-        with np.load(cached, allow_pickle=False) as stored:
-            coords, method = stored["coords"], str(stored["method"])
-        log.info("layout of %d rows from the projection cache", len(coords))
-        return Projection(coords=coords, method=method, config=config, seconds=time.perf_counter() - started)
+    notes: list[str] = []
+    found = _cached_layout(cached, len(x), notes) if cached is not None else None
+    if found is not None:
+        log.info("layout of %d rows from the projection cache", len(x))
+        return Projection(coords=found[0], method=found[1], config=config, seconds=time.perf_counter() - started,
+                          notes=notes)
     n = len(x)
     reducer = fit = None
     if n == 0:
@@ -150,7 +155,7 @@ def project(
         coords, reducer, method = fit.coords, fit.reducer, "umap"
     coords = coords.astype(np.float32)
     if cached is not None:
-        _store(cached, coords, method)
+        _store(cached, coords, method, notes)
     return Projection(
         coords=coords,
         method=method,
@@ -159,6 +164,7 @@ def project(
         reducer=reducer,
         knn=fit.knn if fit is not None else None,
         fitted_rows=fit.fitted_rows if fit is not None else None,
+        notes=notes,
     )
 
 
@@ -176,11 +182,40 @@ def _cache_file(cache_dir: str | Path, x: np.ndarray, config: ProjectionConfig,
     return Path(cache_dir) / f"{key}.npz"
 
 
-def _store(path: Path, coords: np.ndarray, method: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _cached_layout(path: Path, n: int, notes: list[str]) -> tuple[np.ndarray, str] | None:
+    """The layout a cache entry holds, or None; an entry that is not n finite (x, y) rows (bytes that are no
+    .npz, a folder in its place, another shape) is moved aside: the cache is disposable, the layout is made again."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            coords, method = np.asarray(stored["coords"], dtype=np.float32), str(stored["method"])
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # what damaged files raise
+        reason = f"not a layout this cache wrote: {type(exc).__name__}"
+    else:
+        if coords.shape == (n, 2) and np.isfinite(coords).all():
+            return coords, method
+        reason = (f"it holds coordinates of shape {coords.shape} for {n:,} rows" if coords.shape != (n, 2)
+                  else "some of its coordinates are not finite")
+    with contextlib.suppress(OSError):
+        notes.append(set_aside(path, "projection cache entry", reason))
+    return None
+
+
+def _store(path: Path, coords: np.ndarray, method: str, notes: list[str]) -> None:
+    """Keep a layout in the cache; a cache that cannot be written leaves the layout uncached, said in ``notes``."""
     tmp = path.with_name(f".{path.stem}.{time.time_ns()}.npz")
-    np.savez(tmp, coords=coords, method=np.array(method))
-    tmp.replace(path)  # atomic: a reader sees the whole entry or none
+    try:
+        note = cache_folder(path.parent)
+        notes += [note] if note else []
+        np.savez(tmp, coords=coords, method=np.array(method))
+        tmp.replace(path)  # atomic: a reader sees the whole entry or none
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        notes.append(f"The layout could not be kept in the projection cache {path.parent} "
+                     f"({' '.join(str(exc).split())[:120]}): the next build of these vectors lays them out again.")
+        log.warning(notes[-1])
 
 
 def _spread(x: np.ndarray) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import string
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,11 +60,30 @@ def detect_text_columns(frame: pd.DataFrame, *, max_columns: int = 3) -> list[st
 
 def template_fields(template: str) -> list[str]:
     """The column names a template such as ``"{title}. {abstract}"`` refers to."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise InputError(f"The template '{template}' is malformed: {exc}. Use {{column}} placeholders.") from exc
-    return [name for _, name, _, _ in parsed if name is not None]
+    return [text for text, is_field in parse_template(template) if is_field]
+
+
+# A template's parts: escaped braces, a field (anything between single braces), a stray brace, plain
+# text. Linear: no part can match text another part already failed on more than once.
+_TEMPLATE_PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|([{}])|[^{}]+")
+
+
+def parse_template(template: str) -> list[tuple[str, bool]]:
+    """The template as (text, is_field) parts in order; ``{{`` and ``}}`` are literal braces.
+
+    Not str.format: a field is a column's exact name ("title.1" is a column, not an attribute), and no
+    format spec runs (``{title:#>100000000}`` padded five rows to 611 MB)."""
+    parts: list[tuple[str, bool]] = []
+    for match in _TEMPLATE_PART.finditer(template):
+        text, field_name, stray = match.group(0), match.group(1), match.group(2)
+        if stray is not None:
+            raise InputError(f"The template '{template}' is malformed: a single '{stray}' (write "
+                             f"'{stray * 2}' for a brace). Use {{column}} placeholders.")
+        if field_name is not None:
+            parts.append((field_name, True))
+        else:
+            parts.append((text[0] if text in ("{{", "}}") else text, False))
+    return parts
 
 
 def compose_texts(
@@ -80,12 +99,13 @@ def compose_texts(
     max_chars = Limits.from_env().max_text_chars if max_chars is None else max_chars
     notes: list[str] = []
     if template:
-        names = template_fields(template)
+        parts = parse_template(template)
+        names = [text for text, is_field in parts if is_field]
         if not names:
             raise InputError(f"The template '{template}' names no column. Use placeholders like {{title}}.")
-        _check_columns(frame, names)
+        _check_fields(frame, names)
         columns = list(dict.fromkeys(names))
-        texts = [_fill_template(template, row) for row in _rows(frame, columns)]
+        texts = [_fill_template(parts, row) for row in _rows(frame, columns)]
     else:
         if columns is None:
             columns = detect_text_columns(frame)
@@ -123,6 +143,17 @@ def compose_texts(
     return TextSelection(texts=texts, embedded=embedded, columns=list(columns), template=template, notes=notes)
 
 
+def _check_fields(frame: pd.DataFrame, names: list[str]) -> None:
+    """Every template field is a column; one with a format spec or conversion gets its own line."""
+    for name in names:
+        if name not in frame.columns and (base := re.split(r"[:!]", name, maxsplit=1)[0]) in frame.columns:
+            raise InputError(
+                f"The template field '{{{name}}}' is not a plain column name: templates take no format specs "
+                f"or conversions. Write {{{base}}}."
+            )
+    _check_columns(frame, names)
+
+
 def _check_columns(frame: pd.DataFrame, names: list[str]) -> None:
     missing = [n for n in names if n not in frame.columns]
     if missing:
@@ -147,7 +178,7 @@ def _join(row: dict[str, str], separator: str) -> str:
     return separator.join(v for v in row.values() if v)
 
 
-def _fill_template(template: str, row: dict[str, str]) -> str:
+def _fill_template(parts: list[tuple[str, bool]], row: dict[str, str]) -> str:
     if not any(row.values()):
         return ""
-    return template.format_map(row).strip()
+    return "".join(row[text] if is_field else text for text, is_field in parts).strip()

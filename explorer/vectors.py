@@ -58,7 +58,7 @@ def read_layout(frame: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.nda
         if column not in frame.columns:
             known = ", ".join(map(str, frame.columns[:20]))
             raise InputError(f"No column named '{column}' for the layout. Columns: {known}.")
-    coords = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in (x, y)])
+    coords = np.column_stack([_coordinates(frame[c]) for c in (x, y)])
     present = np.isfinite(coords).all(axis=1)
     bad = ~present & (frame[x].notna() | frame[y].notna()).to_numpy()
     if bad.any():
@@ -68,6 +68,15 @@ def read_layout(frame: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.nda
     if not present.any():
         raise InputError(f"No row has both '{x}' and '{y}': there is no layout to keep.")
     return coords.astype(np.float32), present
+
+
+def _coordinates(column: pd.Series) -> np.ndarray:
+    """A layout column as float64, NaN where a cell is not a number."""
+    try:
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    except OverflowError:  # an integer past float64's range (JSON allows 10**400): infinite, so refused
+        column = column.map(lambda v: np.inf if isinstance(v, int) and abs(v) >= 2**1024 else v)
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
 
 
 def _missing(value) -> bool:
@@ -95,10 +104,14 @@ def _from_column(column: pd.Series, name: str) -> GivenVectors:
             value = _cell(value)
         except json.JSONDecodeError as exc:
             raise InputError(f"Row {i + 1} of '{name}' is not a list of numbers: {value[:40]!r}.") from exc
+        except RecursionError as exc:  # JSON text nested thousands deep: its parser runs out of stack
+            raise InputError(f"Row {i + 1} of '{name}' is nested too deeply to be a list of numbers.") from exc
         try:
             vector = np.asarray(value, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as exc:
             raise InputError(f"Row {i + 1} of '{name}' is not a list of numbers.") from exc
+        except OverflowError as exc:  # an integer of hundreds of digits, as JSON allows
+            raise InputError(f"Row {i + 1} of '{name}' holds a number too large for a vector (over 1.8e308).") from exc
         lengths.add(len(vector))
         if len(lengths) > 1:
             raise InputError(f"The vectors in '{name}' have different lengths ({', '.join(map(str, sorted(lengths)))}; "
@@ -123,13 +136,16 @@ def _checked(array: np.ndarray, present: np.ndarray, name: str) -> GivenVectors:
     if not finite[present].all():
         row = int(np.flatnonzero(present & ~finite)[0])
         raise InputError(f"Row {row + 1} of '{name}' holds NaN or infinite numbers: every vector must be finite.")
-    norms = np.linalg.norm(array, axis=1)
-    zero = present & (norms == 0)
+    # Each row is divided by its largest magnitude before its norm is taken: the norm of [1e200]*3 overflows
+    # to inf (the vector would come out as zeros) and that of [1e-320]*3 underflows to 0 (refused as zeros).
+    largest = np.maximum(array.max(axis=1, initial=0.0), -array.min(axis=1, initial=0.0))
+    zero = present & (largest == 0)
     if zero.any():
         raise InputError(f"Row {int(np.flatnonzero(zero)[0]) + 1} of '{name}' is all zeros: it has no direction "
                          "to compare by.")
+    scaled = array[present] / largest[present, None]
     vectors = np.zeros(array.shape, dtype=np.float32)
-    vectors[present] = (array[present] / norms[present, None]).astype(np.float32)
+    vectors[present] = (scaled / np.linalg.norm(scaled, axis=1, keepdims=True)).astype(np.float32)
     return GivenVectors(vectors=vectors, present=present, source=name)
 
 
@@ -212,7 +228,7 @@ def read_neighbors(frame: pd.DataFrame, column: str) -> list:
             value = _cell(value)
             ids = [int(v) for v in value["ids"]]
             distances = [float(v) for v in value.get("distances", [np.nan] * len(ids))]
-        except (TypeError, ValueError, KeyError, AttributeError, json.JSONDecodeError) as exc:
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
             raise InputError(f"Row {i + 1} of '{column}' is not neighbours as Embedding Atlas writes them: "
                              '{"ids": [row numbers], "distances": [numbers]}.') from exc
         if len(distances) != len(ids):

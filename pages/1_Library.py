@@ -7,8 +7,11 @@ import streamlit as st
 from explorer import ExplorerError, Workspace
 from explorer.export import export_points, to_csv_bytes, to_html_bytes, to_parquet_bytes
 from explorer.ui import escape_markdown, show_map
+from explorer.ui.host import guard_host
+from explorer.ui.widget import forget_map
 
 st.set_page_config(page_title="Library · Embedding Explorer", page_icon="🗺️", layout="wide")
+guard_host()
 st.title("Library")
 workspace = Workspace()
 maps = workspace.list()
@@ -51,7 +54,7 @@ with rename_col:
         try:
             renamed = workspace.rename(name, new_name)
         except ExplorerError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(exc))
         else:
             if st.session_state.get("map_name") == name:
                 st.session_state["map_name"] = renamed
@@ -65,8 +68,9 @@ with delete_col:
     if st.button("Delete", key="library_delete", disabled=not confirm):
         try:
             workspace.delete(name)
+            forget_map(name)  # the titles and points staged for the browser go with it
         except ExplorerError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(exc))
         else:
             if st.session_state.get("map_name") == name:
                 st.session_state.pop("map_name", None)
@@ -78,7 +82,7 @@ st.subheader("Download")
 try:
     saved = workspace.open(name)
 except ExplorerError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.stop()
 csv_col, parquet_col, html_col = st.columns(3)
 # Cluster columns hold the clusters' names, with their ids beside them (explorer.export.export_points).

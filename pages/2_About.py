@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer.ui.host import guard_host
+
 st.set_page_config(page_title="About · Embedding Explorer", page_icon="🗺️", layout="wide")
+guard_host()
 st.title("About Embedding Explorer")
 st.markdown(
     """

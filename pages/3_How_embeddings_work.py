@@ -14,7 +14,8 @@ from explorer.explain_figures import (
     sentence_vector_figure,
     vectors_figure,
 )
-from explorer.ui import get_embedder
+from explorer.ui import escape_markdown, get_embedder
+from explorer.ui.host import guard_host
 
 EXAMPLE_SENTENCE = "The bank raised interest rates to fight inflation."
 EXAMPLE_OTHER = "The central bank tightened monetary policy."
@@ -36,6 +37,7 @@ def cached_match(query: str, text: str, model_name: str | None):
 
 
 st.set_page_config(page_title="How embeddings work", layout="wide")
+guard_host()
 st.title("How embeddings work")
 st.write(
     "Follow one sentence through the model this app uses (all-MiniLM-L6-v2, a 6-layer BERT "
@@ -49,7 +51,7 @@ text = st.text_input("Sentence", value=default, key="explain_text", max_chars=MA
 try:
     inspection = cached_inspection(text, MODEL)
 except ExplorerError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.stop()
 
 tokens = inspection.tokens
@@ -120,7 +122,7 @@ other = st.text_input("Compare with another text", value=EXAMPLE_OTHER, key="exp
 try:
     match = cached_match(text, other, MODEL)
 except ExplorerError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.stop()
 st.metric("Cosine similarity", f"{match.cosine:.3f}")
 st.write(

@@ -13,6 +13,8 @@ import contextlib
 import io
 import json
 import os
+import pickle
+import random
 import struct
 import zipfile
 import zlib
@@ -452,6 +454,348 @@ def _deep_json() -> tuple[str, bytes]:
     return "deep.json", b"[" * 100_000 + b"]" * 100_000
 
 
+# --- issue 24: damaged caches and vectors past float64 (the cases under "links, caches, vectors and names") --
+
+
+def _papers_file() -> tuple[str, bytes]:
+    return "papers.csv", papers_csv()
+
+
+def _cache_random_bytes(workspace) -> None:
+    _cache_replaced(workspace).write_bytes(random.Random(24).randbytes(8192))
+
+
+def _cache_replaced(workspace) -> Path:
+    """The embedding cache's path, with what stood there (and SQLite's companions) removed."""
+    path = workspace.cache_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if stale.is_dir():
+            import shutil
+
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    return path
+
+
+def _cache_truncated(workspace) -> None:
+    """2,000 cached vectors, the file cut after its first two pages (a full disk, a copy cut short)."""
+    import sqlite3
+
+    path = _cache_replaced(workspace)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE vectors (model TEXT, hash TEXT, vector BLOB, PRIMARY KEY (model, hash)) WITHOUT ROWID")
+        db.executemany("INSERT INTO vectors VALUES (?, ?, ?)", [("hashing-256", f"h{i}", bytes(1024))
+                                                                for i in range(2_000)])
+    path.write_bytes(path.read_bytes()[:8192])
+
+
+def _cache_wrong_schema(workspace) -> None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(_cache_replaced(workspace))) as db, db:
+        db.execute("CREATE TABLE vectors (id INTEGER PRIMARY KEY, payload TEXT)")
+
+
+def _cache_folder(workspace) -> None:
+    path = _cache_replaced(workspace)
+    path.mkdir()
+    (path / "note.txt").write_text("a folder where the cache file should be")
+
+
+def _cache_dir_file(workspace) -> None:
+    import shutil
+
+    folder = workspace.cache_path.parent
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    folder.write_bytes(b"not a folder")
+
+
+def _projection_entries(workspace, path: Path) -> list[Path]:
+    """The projection cache's entries, after a build of ``path`` made sure there is one for it."""
+    from explorer import ProjectionConfig, build_map
+
+    entries = list(workspace.projection_cache_dir.glob("*.npz"))
+    if not entries:
+        build_map(path, model="hashing", projection=ProjectionConfig(method="pca"), workspace=workspace)
+        entries = list(workspace.projection_cache_dir.glob("*.npz"))
+    return entries
+
+
+def _projection_garbage(workspace, path: Path) -> None:
+    for entry in _projection_entries(workspace, path):
+        entry.write_bytes(random.Random(5).randbytes(3000))
+
+
+def _projection_short(workspace, path: Path) -> None:
+    import numpy as np
+
+    for entry in _projection_entries(workspace, path):
+        with entry.open("wb") as out:
+            np.savez(out, coords=np.zeros((3, 2), dtype=np.float32), method=np.array("pca"))
+
+
+def _damage(damage: Callable, workspace, path: Path) -> None:
+    if damage in (_projection_garbage, _projection_short):
+        damage(workspace, path)
+    else:
+        damage(workspace)
+
+
+def _damaged_then_built(damage: Callable) -> Callable[[Path, object], Outcome]:
+    """The library step of a damaged-cache case: damage the workspace's cache, then build ``path``."""
+    def run(path: Path, workspace) -> Outcome:
+        from explorer import ProjectionConfig, build_map
+
+        _damage(damage, workspace, path)
+        built = build_map(path, model="hashing", projection=ProjectionConfig(method="pca"), workspace=workspace)
+        return Outcome(rows=len(built.saved.points), notes=built.notes)
+    return run
+
+
+def _damaged_then_argv(damage: Callable) -> Callable[[Path, Path], list[str]]:
+    """The CLI step of a damaged-cache case: the cache damaged again (the library's build mended it), then
+    `explorer build`."""
+    def argv(path: Path, home: Path) -> list[str]:
+        from explorer import Workspace
+
+        _damage(damage, Workspace(home), path)
+        return ["--home", str(home), "build", str(path), "--model", "hashing", "--projection", "pca", "-q"]
+    return argv
+
+
+def _unit_vectors_built(path: Path, workspace) -> Outcome:
+    """Build with the table's own vectors, and check they were stored as unit vectors, not as zeros."""
+    import numpy as np
+
+    from explorer import ProjectionConfig, build_map
+
+    built = build_map(path, vectors="emb", projection=ProjectionConfig(method="pca"), workspace=workspace)
+    norms = np.linalg.norm(built.saved.embeddings, axis=1)
+    if not np.allclose(norms, 1.0, atol=1e-5):
+        raise AssertionError(f"the vectors were stored with lengths {norms.tolist()}, not as unit vectors")
+    return Outcome(rows=len(built.saved.points), notes=built.notes)
+
+
+def _vectors_argv(column: str) -> Callable[[Path, Path], list[str]]:
+    return lambda path, home: ["--home", str(home), "build", str(path), "--vector", column, "--projection", "pca",
+                               "-q"]
+
+
+def _parquet_nested_vectors() -> tuple[str, bytes]:
+    """Vectors as Parquet lists nested 64 deep (as deep as pyarrow writes them; Arrow refuses to read them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def nested(vector: list[float], depth: int = 64):
+        return vector if depth == 0 else [nested(vector, depth - 1)]
+
+    frame = papers(6)
+    table = pa.table({"title": frame["title"], "abstract": frame["abstract"],
+                      "emb": pa.array([nested(_unit(i)) for i in range(6)])})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return "nested.parquet", buffer.getvalue()
+
+
+def _vectors_named(column: str) -> Callable[[], tuple[str, bytes]]:
+    """Papers with unit vectors in a column of that name (Parquet keeps any name)."""
+    return lambda: ("named.parquet", _parquet(papers(6).assign(**{column: [_unit(i) for i in range(6)]})))
+
+
+# --- issue 24: readers with budgets, and encodings (the inputs of the cases under that anchor) ----------
+
+
+def xfd_xlsx(rows: int = 500) -> bytes:
+    """A sheet of titles and abstracts with one more cell in column XFD (the last of 16,384) on every row:
+    about 15 kB whose used range is A1:XFD{rows}."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    for i in range(1, rows + 1):
+        title, abstract = _TOPICS[i % len(_TOPICS)]
+        sheet.cell(i, 1, "title" if i == 1 else f"{title} ({i})")
+        sheet.cell(i, 2, "abstract" if i == 1 else abstract)
+        sheet.cell(i, 16_384, "far" if i == 1 else i)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def wide_csv(columns: int = 50_000) -> bytes:
+    """A header of ``columns`` names and two rows of as many short values."""
+    header = ",".join(["title", *(f"c{i}" for i in range(1, columns))])
+    return "\n".join([header, *(",".join(["Protein folding", *("1" * (columns - 1))]) for _ in range(2))]).encode()
+
+
+def bib_many_macros(macros: int = 2_000) -> bytes:
+    """A BibTeX file of ``macros`` @string macros (journal names) and half as many entries, each using two
+    of them: about 164 kB."""
+    lines = [f'@string{{jn{i:04d} = "Journal of Field {i:04d}"}}' for i in range(macros)]
+    lines += [f"@article{{key{i:04d}, title = {{Protein folding {i}}}, journal = jn{i:04d} # "
+              f'", " # jn{(i + 1) % macros:04d}, year = {2000 + i % 20}}}' for i in range(macros // 2)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def sniffer_quotes() -> bytes:
+    """60 kB of ,"a: csv.Sniffer's quote regex is quadratic in its sample."""
+    return b',"a' * 20_000
+
+
+# Short Russian texts in the three Cyrillic code pages people meet: cp1251 (Windows), KOI8-R (Unix mail and
+# old web pages) and mac-cyrillic (classic Mac OS).
+RUSSIAN_TITLES = [
+    "Космические полёты и орбиты", "Квантовая механика твёрдого тела", "Экономика и рынок труда в России",
+    "Белки и их свёртывание в клетке", "Чёрные дыры и гравитационные волны", "Машинное обучение на графах",
+    "Языки программирования и компиляторы", "История Древнего Рима", "Физика плазмы и термоядерный синтез",
+    "Генетика растений и урожайность", "Нейронные сети для перевода текстов", "Климат Арктики и таяние льдов",
+    "Оптика и лазеры в медицине", "Теория чисел и криптография", "Сверхпроводимость в оксидах меди",
+    "Эволюция звёзд и сверхновые", "Вулканы Камчатки", "Морская биология и кораллы",
+    "Психология восприятия цвета", "Инфляция и денежная политика", "Роботы на производстве",
+    "Математическая логика и доказательства", "Археология Сибири", "Химия полимеров и пластмасс",
+]
+
+
+def russian_csv(encoding: str, titles: list[str], *, year: bool = False) -> bytes:
+    """A CSV of ``titles`` (and a year column, if asked) in ``encoding``."""
+    frame = pd.DataFrame({"title": titles})
+    if year:
+        frame["year"] = [2000 + i for i in range(len(titles))]
+    return frame.to_csv(index=False).encode(encoding)
+
+
+def _reads_back(titles: list[str]) -> Callable[[Path, object], Outcome]:
+    """The library step of a legacy-encoding case: load the file, and its titles must be exactly ``titles``."""
+    def run(path: Path, workspace) -> Outcome:
+        from explorer import compose_texts, load_table
+
+        table = load_table(path)
+        assert table.frame["title"].tolist() == titles, f"read back exactly as written, not {table.frame['title'][0]}"
+        return Outcome(rows=len(table.frame), notes=[*table.notes, *compose_texts(table.frame).notes], table=table)
+    return run
+
+
+def _build_argv(path: Path, home: Path) -> list[str]:
+    return ["--home", str(home), "build", str(path), "--model", "hashing", "--projection", "pca", "-q"]
+
+
+def _wide(name: str) -> Callable[[], tuple[str, bytes]]:
+    """Four text columns in the format ``name`` says (for a column cap of 3)."""
+    def make() -> tuple[str, bytes]:
+        frame = pd.DataFrame({f"c{i}": [f"text {i}"] for i in range(4)})
+        if name.endswith(".json"):
+            return name, frame.to_json(orient="records").encode()
+        buffer = io.BytesIO()
+        frame.to_excel(buffer, index=False)
+        return name, buffer.getvalue()
+    return make
+
+
+PWNED = Path(os.environ.get("TMPDIR", "/tmp")) / "explorer-hostile-pwned"
+
+
+class _Mkdir:
+    """Pickles to a call of os.mkdir(PWNED): what unpickling a hostile Parquet's extension type would run."""
+
+    def __reduce__(self):
+        return os.mkdir, (str(PWNED),)
+
+
+def parquet_pickled_extension() -> bytes:
+    """Papers whose 'payload' column is typed arrow.py_extension_type, the type pyarrow < 14.0.1 rebuilt by
+    unpickling its serialized form (CVE-2023-47248); the pickle here makes the folder PWNED."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    class Pickled(pa.ExtensionType):
+        def __init__(self):
+            super().__init__(pa.binary(), "arrow.py_extension_type")
+
+        def __arrow_ext_serialize__(self) -> bytes:
+            return pickle.dumps(_Mkdir())
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type, serialized):
+            return cls()
+
+    frame = papers(6)
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column(
+        "payload", pa.ExtensionArray.from_storage(Pickled(), pa.array([b"x"] * len(frame), pa.binary())))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+# --- issue 24: inputs that must not hold the server (the inputs of the cases under that anchor) -------------
+
+
+def _table_with_cells(cells: dict[int, str]) -> Callable[[], tuple[str, bytes]]:
+    """papers(60) as CSV with the abstracts of the given rows replaced."""
+    def make() -> tuple[str, bytes]:
+        frame = papers(60)
+        for row, text in cells.items():
+            frame.loc[row, "abstract"] = text
+        return "cells.csv", frame.to_csv(index=False).encode()
+    return make
+
+
+def _built_with_clusters(path: Path, workspace) -> Outcome:
+    """Build with clusters found and labelled, as the app's default does."""
+    from explorer import ClusterConfig, ProjectionConfig, build_map
+
+    built = build_map(path, model="hashing", projection=ProjectionConfig(method="pca"), clusters=ClusterConfig(),
+                      workspace=workspace)
+    return Outcome(rows=len(built.saved.points), notes=built.notes)
+
+
+def _clusters_argv(path: Path, home: Path) -> list[str]:
+    return ["--home", str(home), "build", str(path), "--model", "hashing", "--projection", "pca", "--clusters", "-q"]
+
+
+def _texts_csv(texts: list[str]) -> Callable[[], tuple[str, bytes]]:
+    return lambda: ("texts.csv", pd.DataFrame({"text": texts}).to_csv(index=False).encode())
+
+
+def _filtered(pattern: str) -> Callable[[Path, object], Outcome]:
+    """The map page's keyword filter with "regular expression" ticked, over the table's texts."""
+    def run(path: Path, workspace) -> Outcome:
+        from explorer import compose_texts, keyword_mask, load_table
+
+        texts = compose_texts(load_table(path).frame).texts
+        kept = int(keyword_mask(texts, pattern, regex=True).sum())
+        return Outcome(rows=kept, notes=[f"{kept:,} of {len(texts):,} rows match the filter"])
+    return run
+
+
+def _templated(template: str, *, first: str | None = None) -> Callable[[Path, object], Outcome]:
+    """A build whose text is the template; ``first``: the text its first row must get."""
+    def run(path: Path, workspace) -> Outcome:
+        from explorer import ProjectionConfig, build_map
+
+        built = build_map(path, template=template, model="hashing", projection=ProjectionConfig(method="pca"),
+                          workspace=workspace)
+        text = built.saved.texts()[0]
+        if first is not None and text != first:
+            raise AssertionError(f"the template made {text!r}, not {first!r}")
+        return Outcome(rows=len(built.saved.points), notes=built.notes)
+    return run
+
+
+def _template_argv(template: str) -> Callable[[Path, Path], list[str]]:
+    return lambda path, home: ["--home", str(home), "build", str(path), "--template", template, "--model", "hashing",
+                               "--projection", "pca", "-q"]
+
+
+def _two_titles() -> tuple[str, bytes]:
+    """Papers with a second "title" column (read back as title.1, the name a template must use)."""
+    frame = papers()
+    frame.insert(1, "title_2", [f"Second title {i}" for i in range(len(frame))])
+    return "two_titles.csv", frame.to_csv(index=False).encode().replace(b"title_2", b"title", 1)
+
+
 CASES: list[Case] = [
     # --- tables: what is refused -----------------------------------------------------------------------
     Case("empty", "empty file (0 bytes)", lambda: ("empty.csv", b""), error=InputError,
@@ -652,10 +996,205 @@ CASES: list[Case] = [
     Case("query_blank", "a query of spaces and newlines", lambda: ("papers.csv", papers_csv()), kind=QUERY,
          query=" \n\t ", error=InputError, message="The search query is empty"),
     # --- issue 24: inputs that must not hold the server (label regexes, the filter regex, templates) -------
+    Case("label_regex_dots", "a 60-row table with one 60 kB cell of a.a.a…, built with clusters",
+         _table_with_cells({7: "a." * 30_000}), rows=60, run=_built_with_clusters, cli=_clusters_argv),
+    Case("label_regex_mix", "a 60-row table with 20 kB cells of a@a.a…, .a.a…@, a-a-…, www.www.… and http://…",
+         _table_with_cells({1: "a@" + "a." * 10_000, 2: ".a" * 10_000 + "@", 3: "a-" * 10_000, 4: "www." * 5_000,
+                            5: "http://" * 2_900}), rows=60, run=_built_with_clusters, cli=_clusters_argv),
+    Case("filter_nested_quantifier", "the filter regex (a+)+$ over 10,000 texts of 27 characters",
+         _texts_csv(["a" * 26 + "!"] * 10_000), rows=0, run=_filtered(r"(a+)+$"),
+         message="0 of 10,000 rows match the filter"),
+    Case("filter_cubic", "the filter regex .*.*.*= over 10 texts of 20,000 characters",
+         _texts_csv(["x" * 20_000] * 10), rows=0, run=_filtered(".*.*.*="), message="0 of 10 rows match the filter"),
+    Case("filter_nested_parentheses", "the filter regex a nested in 5,000 parentheses",
+         lambda: ("papers.csv", papers_csv()), rows=6, run=_filtered("(" * 5_000 + "a" + ")" * 5_000),
+         message="6 of 6 rows match the filter"),
+    Case("filter_backreference", r"the filter regex (\w)\1 (a back-reference)", lambda: ("papers.csv", papers_csv()),
+         run=_filtered(r"(\w)\1"), error=InputError, message="is not supported by the filter: back-references"),
+    Case("filter_lookbehind", "the filter regex (?<=a)b (a look-behind)", lambda: ("papers.csv", papers_csv()),
+         run=_filtered("(?<=a)b"), error=InputError, message="is not supported by the filter"),
+    Case("filter_unclosed", "the filter regex [unclosed", lambda: ("papers.csv", papers_csv()),
+         run=_filtered("[unclosed"), error=InputError, message="is not a valid regular expression"),
+    Case("template_padding", "the template {title:#>100000000} (pads each text to 100 MB)",
+         lambda: ("papers.csv", papers_csv()), run=_templated("{title:#>100000000}"),
+         cli=_template_argv("{title:#>100000000}"), error=InputError,
+         message="The template field '{title:#>100000000}' is not a plain column name"),
+    Case("template_huge_width", "the template {title:>99999999999999999999}", lambda: ("papers.csv", papers_csv()),
+         run=_templated("{title:>99999999999999999999}"), cli=_template_argv("{title:>99999999999999999999}"),
+         error=InputError, message="'{title:>99999999999999999999}' is not a plain column name"),
+    Case("template_conversion", "the template {title!r}", lambda: ("papers.csv", papers_csv()),
+         run=_templated("{title!r}"), cli=_template_argv("{title!r}"), error=InputError,
+         message="'{title!r}' is not a plain column name"),
+    Case("template_index", "the template {abstract[0]}", lambda: ("papers.csv", papers_csv()),
+         run=_templated("{abstract[0]}"), cli=_template_argv("{abstract[0]}"), error=InputError,
+         message="No column named 'abstract[0]'"),
+    Case("template_deduplicated_column", "the template {title.1} on a table with two title columns",
+         _two_titles, rows=6, run=_templated("{title.1}", first="Second title 0"), cli=_template_argv("{title.1}")),
+    Case("template_literal_braces", "the template {{literal}} {title}", lambda: ("papers.csv", papers_csv()), rows=6,
+         run=_templated("{{literal}} {title}", first="{literal} Protein folding pathways in single molecules (0)"),
+         cli=_template_argv("{{literal}} {title}")),
     # --- issue 24: readers with budgets, and encodings -----------------------------------------------------
+    Case("xlsx_xfd_every_row", "an XLSX of 15 kB with one cell in column XFD on every row",
+         lambda: ("xfd.xlsx", xfd_xlsx()), rows=499),
+    Case("csv_50000_columns", "a CSV of 50,000 columns", lambda: ("wide.csv", wide_csv()), error=InputError,
+         message="50,000 columns is more than the limit of 2,000"),
+    Case("json_over_column_cap", "JSON records with more keys than the column cap (EXPLORER_MAX_COLUMNS=3)",
+         _wide("wide.json"), error=InputError, message="4 columns is more than the limit of 3",
+         env={"EXPLORER_MAX_COLUMNS": "3"}),
+    Case("xlsx_over_column_cap", "an XLSX with more columns than the column cap (EXPLORER_MAX_COLUMNS=3)",
+         _wide("wide.xlsx"), error=InputError, message="4 columns is more than the limit of 3",
+         env={"EXPLORER_MAX_COLUMNS": "3"}),
+    Case("bib_2000_macros", "a BibTeX file of 2,000 @string macros and 1,000 entries using them",
+         lambda: ("macros.bib", bib_many_macros()), rows=1_000),
+    Case("sniffer_quotes", 'a CSV of 60 kB of ,"a (csv.Sniffer is quadratic on it)',
+         lambda: ("quotes.csv", sniffer_quotes()), error=InputError,
+         message="10,001 columns is more than the limit of 2,000"),
+    Case("parquet_pickled_extension", "Parquet with a pickled extension type (CVE-2023-47248)",
+         lambda: ("pickled.parquet", parquet_pickled_extension()), error=InputError,
+         message="holds a pickled Python object, which could run code: it is never read"),
+    Case("cp1251_24_rows", "24 Russian titles in cp1251", lambda: ("cp1251.csv", russian_csv("cp1251", RUSSIAN_TITLES)),
+         run=_reads_back(RUSSIAN_TITLES), cli=_build_argv, rows=24, message="it was read as cp1251"),
+    Case("cp1251_one_line", "one Russian title in cp1251",
+         lambda: ("one.csv", russian_csv("cp1251", RUSSIAN_TITLES[:1])), run=_reads_back(RUSSIAN_TITLES[:1]),
+         cli=_build_argv, rows=1, message="it was read as cp1251"),
+    Case("cp1251_not_mac", "a cp1251 title that mac-cyrillic also reads as Russian (Экономика, Ёкономика)",
+         lambda: ("economy.csv", russian_csv("cp1251", ["Экономика и рынок"])),
+         run=_reads_back(["Экономика и рынок"]), cli=_build_argv, rows=1, message="it was read as cp1251"),
+    Case("koi8r_one_line", "one Russian title in KOI8-R",
+         lambda: ("koi8.csv", russian_csv("koi8_r", RUSSIAN_TITLES[:1])), run=_reads_back(RUSSIAN_TITLES[:1]),
+         cli=_build_argv, rows=1, message="it was read as koi8-r"),
+    Case("koi8r_two_lines_year", "two Russian titles and a year in KOI8-R",
+         lambda: ("koi8y.csv", russian_csv("koi8_r", RUSSIAN_TITLES[:2], year=True)),
+         run=_reads_back(RUSSIAN_TITLES[:2]), cli=_build_argv, rows=2, message="it was read as koi8-r"),
+    Case("mac_cyrillic_one_line_year", "one Russian title and a year in mac-cyrillic",
+         lambda: ("mac.csv", russian_csv("mac_cyrillic", RUSSIAN_TITLES[:1], year=True)),
+         run=_reads_back(RUSSIAN_TITLES[:1]), cli=_build_argv, rows=1, message="it was read as mac-cyrillic"),
+    Case("mac_cyrillic_24_rows", "24 Russian titles in mac-cyrillic",
+         lambda: ("mac24.csv", russian_csv("mac_cyrillic", RUSSIAN_TITLES)), run=_reads_back(RUSSIAN_TITLES),
+         cli=_build_argv, rows=24, message="it was read as mac-cyrillic"),
     # --- issue 24: links, caches, vectors and names ----------------------------------------------------------
+    Case("map_name_markdown_link", "a map name that is a Markdown link and a remote image",
+         lambda: ("papers.csv", papers_csv()), kind=MAP_NAME,
+         map_name="[verify your session](https://evil.example/phish) ![t](https://evil.example/pixel.png)", rows=6,
+         message="was saved as 'verify your session_(https_evil.example_phish) _t_(https_evil.example_pixel.png)'"),
+    Case("map_name_html", "a map name that is an HTML tag with a script handler",
+         lambda: ("papers.csv", papers_csv()), kind=MAP_NAME, map_name=CANARY, rows=6,
+         message="was saved as 'img src_x onerror_window.__pwned_1'"),
+    Case("markdown_column_names", "column names that are Markdown links, remote images and HTML", lambda: (
+        "markdown_columns.csv", papers().assign(**{
+            "[verify your session](https://evil.example/phish) ![t](https://evil.example/pixel.png)": ["a", "b"] * 3,
+            f"{CANARY} **BOLD**": ["**x**", "<script>window.__pwned=1</script>"] * 3}).to_csv(index=False).encode()),
+         rows=6),
+    Case("query_markdown_titles", "a search for a Markdown link among titles that are Markdown links", lambda: (
+        "papers.csv", papers().assign(title=lambda f: "[verify your session](https://evil.example/phish) " + f["title"])
+        .to_csv(index=False).encode()), kind=QUERY, query="[verify your session](https://evil.example/phish)", rows=6),
+    Case("zip_markdown_folders", "a ZIP whose folder names (the labels) are Markdown and HTML", lambda: (
+        "labels.zip", make_zip({"[x](https:__evil.example)/a.png": png(), f"{CANARY}/b.png": png(colour="blue"),
+                                "**BOLD**/c.png": png(colour="green")})), kind=IMAGES, rows=3),
+    Case("cache_random_bytes", "the embedding cache overwritten with random bytes", _papers_file, rows=6,
+         run=_damaged_then_built(_cache_random_bytes), cli=_damaged_then_argv(_cache_random_bytes),
+         message="was moved aside as embeddings.sqlite.corrupt-"),
+    Case("cache_truncated", "the embedding cache cut short after its first two pages", _papers_file, rows=6,
+         run=_damaged_then_built(_cache_truncated), cli=_damaged_then_argv(_cache_truncated),
+         message="was moved aside as embeddings.sqlite.corrupt-"),
+    Case("cache_wrong_schema", "an embedding cache whose table 'vectors' has other columns", _papers_file, rows=6,
+         run=_damaged_then_built(_cache_wrong_schema), cli=_damaged_then_argv(_cache_wrong_schema),
+         message="was moved aside as embeddings.sqlite.corrupt-"),
+    Case("cache_is_folder", "a folder where the embedding cache file should be", _papers_file, rows=6,
+         run=_damaged_then_built(_cache_folder), cli=_damaged_then_argv(_cache_folder),
+         message="was moved aside as embeddings.sqlite.corrupt-"),
+    Case("cache_dir_is_file", "a file where the workspace's cache folder should be", _papers_file, rows=6,
+         run=_damaged_then_built(_cache_dir_file), cli=_damaged_then_argv(_cache_dir_file),
+         message="The cache folder"),
+    Case("projection_entry_garbage", "projection cache entries overwritten with random bytes", _papers_file, rows=6,
+         run=_damaged_then_built(_projection_garbage), cli=_damaged_then_argv(_projection_garbage),
+         message="The projection cache entry"),
+    Case("projection_entry_shape", "projection cache entries holding the layout of 3 rows", _papers_file, rows=6,
+         run=_damaged_then_built(_projection_short), cli=_damaged_then_argv(_projection_short),
+         message="The projection cache entry"),
+    Case("vectors_nested_deep", "a vector cell nested 100,000 levels deep (CSV)", _with_vectors(
+         "deep.csv", [_unit(i) for i in range(5)] + ["[" * 100_000 + "]" * 100_000]), kind=VECTORS,
+         given={"vectors": "emb"}, error=InputError, message="Row 6 of 'emb' is nested too deeply"),
+    Case("vectors_parquet_nested_deep", "a Parquet vector column of lists nested 64 levels deep",
+         _parquet_nested_vectors, kind=VECTORS, given={"vectors": "emb"}, error=InputError,
+         message="Parquet schema too deeply nested"),
+    Case("neighbors_nested_deep", "a neighbours cell nested 100,000 levels deep (CSV)", _with_vectors(
+         "deepnb.csv", [_unit(i) for i in range(6)], nb=["[" * 100_000 + "]" * 100_000] * 6), kind=VECTORS,
+         given={"vectors": "emb", "neighbors": "nb"}, error=InputError,
+         message="Row 1 of 'nb' is not neighbours as Embedding Atlas writes them"),
+    Case("vectors_huge_integer", "a vector holding a 400-digit integer (CSV)", _with_vectors(
+         "bigint.csv", ["[1, 2, 3, 4]"] * 5 + ["[" + "9" * 400 + ", 1, 2, 3]"]), kind=VECTORS,
+         given={"vectors": "emb"}, error=InputError, message="Row 6 of 'emb' holds a number too large"),
+    Case("vectors_norm_overflow", "vectors of 1e200 (their length overflows float64) and of mixed magnitudes",
+         _with_vectors("huge.parquet", [[1e200] * 4, [-1e308, 1e308, 0.0, 1.0], [1e200, 1e-200, 1.0, 0.0]]
+                       + [_unit(i) for i in range(3)]), kind=VECTORS, rows=6,
+         run=_unit_vectors_built, cli=_vectors_argv("emb")),
+    Case("vectors_subnormal", "vectors of 1e-320 (subnormal numbers)", _with_vectors(
+         "tiny.parquet", [[1e-320] * 4, [3e-310, 4e-310, 0.0, 0.0]] + [_unit(i) for i in range(4)]), kind=VECTORS,
+         rows=6, run=_unit_vectors_built, cli=_vectors_argv("emb")),
+    Case("vector_column_escapes", "terminal escape codes and a bidi override in the vectors' column name",
+         _vectors_named(f"emb{ESCAPES}\u202e"), kind=VECTORS, given={"vectors": f"emb{ESCAPES}\u202e"}, rows=6),
     # --- issue 24: found by fuzzing (tests/test_fuzz_readers.py) ---------------------------------------------
+    Case("fuzz_json_long_integer", "JSON holding a number of 4,301 digits", lambda: _fuzz_long_number("json"),
+         error=InputError, message="a number too long to read"),
+    Case("fuzz_jsonl_long_integer", "JSONL with a number of 4,301 digits on one line",
+         lambda: _fuzz_long_number("jsonl"), rows=2, skipped=1,
+         message="Skipped 1 line(s) that are not JSON objects (line 2)"),
+    Case("fuzz_parquet_page_header", "Parquet whose page header is corrupt (a two-line pyarrow error)",
+         lambda: ("page.parquet", FUZZ_PARQUET), error=InputError, message="cannot read this Parquet file"),
+    Case("fuzz_zip_nameless_member", "a ZIP with a member whose name is empty", lambda: _fuzz_nameless_member(),
+         kind=IMAGES, rows=2, skipped=1, message="refused: a file without a name"),
+    Case("fuzz_layout_huge_integer", "a layout column holding a 400-digit integer (JSON)",
+         lambda: _fuzz_layout_huge(),
+         kind=VECTORS, given={"vectors": "emb", "x": "px", "y": "py"}, error=InputError,
+         message="that is not a finite number"),
+    Case("fuzz_utf8_broken_one_line", "a 1 MB row of UTF-8 broken every 5 bytes (the bad-line count was quadratic)",
+         lambda: _fuzz_broken_utf8(), rows=1, message="invalid byte sequence(s) on line 2"),
+    Case("fuzz_column_name_newline", "a JSON column name holding a line break, every text empty",
+         lambda: ("newline.json", b'{"1\\n1": [""]}'), error=InputError,
+         message="Every row's text is empty in column(s) 1 1."),
 ]
+
+
+# --- found by fuzzing (tests/test_fuzz_readers.py): the failing inputs, exactly -------------------------------
+
+# Hypothesis' example: a one-column Parquet file whose page header does not deserialise; pyarrow's message
+# for it spans two lines.
+FUZZ_PARQUET = (
+    b"PAR1\x14\x04\x15\x00\x15\x02L\x15\x00\x15\x00\x12\x00\x00\x00\x15\x00\x15\x0e\x15\x12,\x15\x02\x15\x10"
+    b"\x15\x06\x15\x06\x1c6\x02\x00\x00\x00\x07\x18\x02\x00\x00\x00\x02\x00\x00\x15\x04\x19,5\x00\x18\x06schema"
+    b"\x15\x02\x00\x15\x0c%\x02\x18\x05title%\x00L\x1c\x00\x00\x00\x16\x02\x19\x1c\x19\x1c&\x00\x1c\x15\x0c\x195"
+    b"\x00\x06\x10\x19\x18\x05title\x15\x02\x16\x02\x16T\x16Z&&&\x08\x1c6\x02\x00\x19,\x15\x04\x15\x00\x15\x02\x00"
+    b"\x15\x00\x15\x10\x15\x02\x00<\x16\x00\x19\x06\x19&\x02\x00\x00\x00\x00\x16T\x16\x02&\x08\x16Z\x00\x19\x1c"
+    b"\x18\x0cARROW:schema\x18\xa0\x01/////3AAAAAQAAAAAAAKAAwABgAFAAgACgAAAAABBAAMAAAACAAIAAAABAAIAAAABAAAAAEAAA"
+    b"AUAAAAEAAUAAgABgAHAAwAAAAQABAAAAAAAAEFEAAAABwAAAAEAAAAAAAAAAUAAAB0aXRsZQAAAAQABAAEAAAA\x00\x18 parquet-cpp-"
+    b"arrow version 26.0.1\x19\x1c\x1c\x00\x00\x00L\x01\x00\x00PAR1"
+)
+
+
+def _fuzz_long_number(fmt: str) -> tuple[str, bytes]:
+    """Records with one integer longer than Python's int() reads from text (4,300 digits)."""
+    long = "1" + "0" * 4_300
+    records = [json.dumps({"title": t, "abstract": a}) for t, a in _TOPICS[:3]]
+    records[1] = records[1][:-1] + f', "n": {long}}}'
+    text = "[" + ", ".join(records) + "]" if fmt == "json" else "\n".join(records)
+    return f"long_number.{fmt}", text.encode()
+
+
+def _fuzz_broken_utf8() -> tuple[str, bytes]:
+    """One row of 'éé' and a stray byte, repeated to just under a megabyte: 200,000 bad sequences on a line."""
+    return "broken_line.csv", b"title\n" + b"\xc3\xa9\xc3\xa9\x85" * 199_990 + b"\n"
+
+
+def _fuzz_nameless_member() -> tuple[str, bytes]:
+    return "nameless.zip", make_zip({"": png(), "red/a.png": png(), "blue/b.png": png(colour="blue")})
+
+
+def _fuzz_layout_huge() -> tuple[str, bytes]:
+    rows = [{"title": t, "abstract": a, "emb": _unit(i), "px": float(i), "py": 0.0}
+            for i, (t, a) in enumerate(_TOPICS)]
+    rows[2]["px"] = 10**400  # JSON has no limit on integers; a float64 ends at 1.8e308
+    return "xy.json", json.dumps(rows).encode()
 
 
 # --- running a case through the library ----------------------------------------------------------------
@@ -729,6 +1268,155 @@ def run_library(case: Case, path: Path, workspace) -> Outcome:
         return Outcome(rows=len(saved.points), notes=result.notes)
     except ExplorerError as exc:
         return Outcome(error=exc)
+
+
+# --- measuring a case: time and peak memory, in a child process ------------------------------------------
+
+# The budget of issue 24: no input of at most BUDGET_INPUT_BYTES may cost more than BUDGET_SECONDS of server
+# time or BUDGET_PEAK_BYTES of memory above the process it arrives in.
+BUDGET_INPUT_BYTES = 1_000_000
+BUDGET_SECONDS = 2.0
+BUDGET_PEAK_BYTES = 500 * 2**20
+MEASURE_TIMEOUT = 30.0
+
+
+@dataclass
+class Measurement:
+    """What one case cost, run alone in a forked child: its outcome (None when it never finished), the wall
+    and CPU seconds of the library step, and its peak memory above the child's memory at the start."""
+
+    case_id: str
+    input_bytes: int
+    outcome: Outcome | None = None
+    wall: float = 0.0
+    cpu: float = 0.0
+    peak_bytes: int | None = None  # None where /proc cannot reset the peak (not Linux)
+    failure: str = ""  # why there is no outcome: the hard timeout, a crash, or an exception that is a bug
+
+    @property
+    def seconds(self) -> float:
+        """The server time: the CPU seconds, or the wall seconds where threads made the CPU time exceed
+        them (a 2-core machine shared with other work inflates wall time, several threads CPU time)."""
+        return min(self.wall, self.cpu)
+
+
+def _proc_status_kb(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_memory() -> int | None:
+    """Reset this process's peak resident memory (VmHWM, Linux >= 4.0) and return its resident memory in
+    bytes now; None where the peak cannot be reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return None
+    rss = _proc_status_kb("VmRSS")
+    return None if rss is None else rss * 1024
+
+
+def peak_memory() -> int | None:
+    """This process's peak resident memory in bytes since the last reset_peak_memory()."""
+    peak = _proc_status_kb("VmHWM")
+    return None if peak is None else peak * 1024
+
+
+def _measure_in_child(case: Case, pipe) -> None:
+    import tempfile
+    import time
+    import traceback
+
+    from explorer import Workspace
+
+    with tempfile.TemporaryDirectory() as folder:
+        name, data = case.make()
+        path = Path(folder) / "upload" / name
+        path.parent.mkdir()
+        path.write_bytes(data)
+        workspace = Workspace(Path(folder) / "home")
+        measured = Measurement(case.id, len(data))
+        with case_env(case):
+            start_rss = reset_peak_memory()
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                measured.outcome = run_library(case, path, workspace)
+            except BaseException as exc:  # any other exception is a bug: the parent reports it
+                measured.failure = "".join(traceback.format_exception_only(exc)).strip()
+            measured.wall, measured.cpu = time.perf_counter() - wall, time.process_time() - cpu
+            peak = peak_memory()
+            measured.peak_bytes = None if start_rss is None or peak is None else max(0, peak - start_rss)
+    if measured.outcome is not None:
+        measured.outcome.table = None  # the table stays in the child: only what was measured travels
+        error = measured.outcome.error
+        try:
+            pickle.dumps(error)
+        except Exception:  # an exception whose arguments do not pickle comes back as its message
+            measured.outcome.error = ExplorerError(str(error))
+    pipe.send(measured)
+    pipe.close()
+
+
+# Inputs that load, one of each reader and step, run once in the parent before any case is measured: a
+# server has imported its readers long before an upload arrives, so no case pays for the imports.
+_WARM_UP = ("one_row", "jsonl_broken_line", "cp1251", "bib_malformed_middle", "ris_malformed_middle",
+            "xlsx_sheets_merged", "parquet_nested", "zip_some_corrupt", "vectors_zero", "query_terminal_escapes")
+
+
+@cache
+def warm_up() -> None:
+    """Run one input of each reader in this process, so a forked child starts with everything imported."""
+    import tempfile
+
+    from explorer import Workspace
+
+    by_id = {case.id: case for case in CASES}
+    with tempfile.TemporaryDirectory() as folder:
+        for number, case_id in enumerate(c for c in _WARM_UP if c in by_id):
+            name, data = by_id[case_id].make()
+            path = Path(folder) / str(number) / name
+            path.parent.mkdir()
+            path.write_bytes(data)
+            run_library(by_id[case_id], path, Workspace(Path(folder) / f"home{number}"))
+
+
+def measure_case(case: Case, *, timeout: float = MEASURE_TIMEOUT) -> Measurement:
+    """Run ``case`` through the library in a forked child (so its peak memory is its own) and return its
+    outcome, wall and CPU seconds and peak memory; a child still running after ``timeout`` seconds is
+    killed and reported as a failure."""
+    import multiprocessing
+
+    warm_up()
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_measure_in_child, args=(case, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if receive.poll(timeout):
+            measured = receive.recv()
+        else:
+            measured = Measurement(case.id, -1, wall=timeout, cpu=timeout,
+                                   failure=f"still running after {timeout:.0f} s: killed")
+    except EOFError:
+        measured = Measurement(case.id, -1, failure="the child process died without a result")
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if measured.input_bytes < 0:
+        measured.input_bytes = len(case.make()[1])
+        if child.exitcode not in (0, None) and not measured.failure.startswith("still running"):
+            measured.failure += f" (exit code {child.exitcode})"
+    return measured
 
 
 CHECKS: dict[str, Callable] = {

@@ -10,10 +10,21 @@ import pandas as pd
 import pytest
 from map_spec import map_args, overlay_names
 from streamlit.testing.v1 import AppTest
+from test_browser_escaping import (
+    HTML_COLUMN,
+    LINK,
+    LINK_COLUMN,
+    MAP_LINK,
+    MARKDOWN_MAP,
+        VALUES,
+    markdown_frame,
+    obeyed,
+)
 
 from explorer import Workspace, build_map
 from explorer.cluster import ClusterConfig
 from explorer.map_clusters import cluster_table
+from explorer.ui.state import cluster_table_key
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -382,3 +393,114 @@ def test_library_opens_a_map_with_a_fresh_view(papers_frame):
     assert at.session_state["map_name"] == "lib map"
     assert "selection" not in at.session_state and "selected_row" not in at.session_state
     assert at.selectbox(key="colour_by").value == "field", "the map page shows the map"
+
+
+# ---------------------------------------------------------------- user text is shown literally
+
+# Proto fields Streamlit renders as Markdown: labels, tooltips, bodies (markdown, captions, alerts, headers),
+# image captions, radio and pills options, progress texts, dialog titles. Select boxes show options as text.
+MARKDOWN_FIELDS = {"label", "help", "body", "caption", "captions", "content", "text", "title"}
+PLAIN_OPTIONS = {"Selectbox", "MultiSelect"}
+
+
+def _markdown_strings(at: AppTest) -> list[str]:
+    """Every string of the page that Streamlit renders as Markdown."""
+    found: list[str] = []
+
+    def from_proto(message) -> None:
+        for field, value in message.ListFields():
+            repeated = not isinstance(value, str | bytes) and hasattr(value, "__len__")
+            items = list(value) if repeated else [value]
+            if field.type == field.TYPE_MESSAGE:
+                for item in items:
+                    from_proto(item)
+            elif field.type == field.TYPE_STRING and (
+                    field.name in MARKDOWN_FIELDS
+                    or (field.name == "options" and message.DESCRIPTOR.name not in PLAIN_OPTIONS)):
+                found.extend(items)
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None and hasattr(proto, "ListFields"):
+            from_proto(proto)
+        for child in (getattr(node, "children", None) or {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return found
+
+
+def _assert_escaped(at: AppTest, where: str) -> int:
+    """No string carrying the hostile text renders it as Markdown; returns how many carry it."""
+    carrying = [s for s in _markdown_strings(at) if re.search(r"evil|pwned|BOLD", s)]
+    rendered = [s for s in carrying if obeyed(s)]
+    assert not rendered, f"{where}: {rendered}"
+    return len(carrying)
+
+
+@pytest.mark.slow
+def test_markdown_and_html_in_a_map_are_shown_literally():
+    saved = build_map(markdown_frame(), name=MARKDOWN_MAP, model="hashing", text_columns=["title", "abstract"],
+                      clusters=ClusterConfig(method="kmeans", k=3, levels=1), workspace=Workspace()).saved
+    at = _open(saved.name)
+    shown = _assert_escaped(at, "the open map")
+    at.selectbox(key="colour_by").set_value(LINK_COLUMN)
+    at.multiselect(key=f"filter_{LINK_COLUMN}").set_value(VALUES[:2])
+    at.multiselect(key=f"filter_{HTML_COLUMN}").set_value(VALUES[1:3])
+    at.run()
+    assert not at.exception, at.exception
+    shown += _assert_escaped(at, "filters and colour")
+    at.text_input(key="keyword").set_value(f"{LINK} (")
+    at.checkbox(key="keyword_regex").check()
+    at.text_input(key="query").set_value(MAP_LINK)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("not a valid regular expression" in w.value for w in at.warning)
+    shown += _assert_escaped(at, "a bad filter pattern and a search")
+    hits = [b for b in at.button if b.key and b.key.startswith("hit_")]
+    hits[0].click().run()
+    assert at.session_state["side_tab"] == "Details"
+    shown += _assert_escaped(at, "a row's details")
+    at.session_state[cluster_table_key(saved, "coarse")] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.session_state["selection"] = list(range(6))
+    at.session_state["side_tab"] = "Selection"
+    at.run()
+    assert not at.exception, at.exception
+    shown += _assert_escaped(at, "a cluster pick and a selection")
+    at.button(key="remove_selection").click().run()
+    assert not at.exception, at.exception
+    shown += _assert_escaped(at, "the note after a removal")
+    library = _app(LIBRARY)
+    library.checkbox(key="library_confirm_delete").check().run()
+    shown += _assert_escaped(library, "the Library")
+    assert shown >= 20, "the hostile text did reach the page"
+
+
+def test_file_names_and_labels_of_uploaded_images_are_shown_literally():
+    png = _digit_pngs("1", 1)[0][1]
+    at = _app()
+    at.file_uploader(key="upload_images").set_value(
+        [(f"**BOLD** [x](evil{i}).png", png, "image/png") for i in range(3)]).run()
+    assert not at.exception, at.exception
+    assert _assert_escaped(at, "the image upload") >= 3
+
+
+def test_an_upload_is_parsed_once_per_file_content(papers_frame, monkeypatch):
+    from explorer.ui import build_page
+
+    calls = []
+    real = build_page.load_table
+    monkeypatch.setattr(build_page, "load_table", lambda *a, **k: calls.append(k.get("name")) or real(*a, **k))
+    at = _app()
+    _upload(at, "papers.csv", _csv(papers_frame))
+    at.text_input(key="upload_template").set_value("{title}").run()
+    at.text_input(key="upload_name").set_value("renamed").run()
+    at.checkbox(key="upload_clusters").uncheck().run()
+    at.multiselect(key="upload_columns").set_value(["abstract"]).run()
+    assert not at.exception, at.exception
+    assert calls == ["papers.csv"], "one parse for five runs of the form"
+    _upload(at, "papers.csv", _csv(papers_frame.head(12)))  # other bytes under the same name: read again
+    assert len(calls) == 2 and at.dataframe[0].value.shape[0] == 12
+    at.button(key="build_upload").click().run()
+    assert not at.exception, at.exception
+    assert len(calls) == 2 and Workspace().open(at.session_state["map_name"]).manifest["rows"] == 12

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import Workspace
 from explorer.neighbor_column import read_neighbor_lists
+from explorer.ui.text import escape_markdown
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -116,8 +117,9 @@ def test_a_named_model_must_make_the_vectors_dimension():
     at.radio(key="upload_vector_model").set_value("Bundled all-MiniLM-L6-v2").run()
     at.button(key="build_upload").click().run()  # the bundled model is hashing-256 here: not 6 numbers
     assert not at.exception, at.exception
-    assert [e.value for e in at.error] == ["Your vectors in emb have 6 numbers each, but hashing-256 makes 256: "
-                                           "name the model that made them, or leave the model out to search by words."]
+    assert [e.value for e in at.error] == [escape_markdown(
+        "Your vectors in emb have 6 numbers each, but hashing-256 makes 256: name the model that made them, or leave "
+        "the model out to search by words.")], "the library's message, shown as the text it is"
     assert Workspace().list() == []
     assert at.selectbox(key="upload_vectors").value == "emb", "the form stays as it was"
 
@@ -138,7 +140,7 @@ def test_ragged_vectors_give_one_error_and_no_map():
     at.selectbox(key="upload_vectors").set_value("emb").run()
     at.button(key="build_upload").click().run()
     assert not at.exception, at.exception
-    assert len(at.error) == 1 and "different lengths (4, 6; row 13" in at.error[0].value
+    assert len(at.error) == 1 and escape_markdown("different lengths (4, 6; row 13") in at.error[0].value
     assert Workspace().list() == []
     assert not at.button(key="build_upload").disabled, "the form is kept, to fix and build again"
 

@@ -321,3 +321,13 @@ def test_the_app_uploads_a_bib_file_with_title_and_abstract_chosen(monkeypatch, 
     at.run()
     assert not at.exception, at.exception
     assert at.multiselect(key="upload_columns").value == ["title", "abstract"]
+
+
+def test_each_entry_keeps_exactly_the_macros_it_uses_among_thousands():
+    from hostile_inputs import bib_many_macros
+
+    frame = load_table(bib_many_macros(), name="macros.bib").frame
+    assert len(frame) == 1_000
+    assert frame.loc[7, "bibtex"].splitlines() == [
+        '@string{jn0007 = "Journal of Field 0007"}', '@string{jn0008 = "Journal of Field 0008"}',
+        '@article{key0007, title = {Protein folding 7}, journal = jn0007 # ", " # jn0008, year = 2007}']

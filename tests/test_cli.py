@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +178,53 @@ def test_rename_and_delete(built, capsys):
     code, out, _ = run(capsys, "delete", "new_name")
     assert code == 0 and out.strip() == "deleted new_name"
     assert Workspace().list() == []
+
+
+# --- names from the data reach the terminal as text ------------------------------------------------------
+
+# Colour, a window title (OSC ... BEL), a bidi override and a newline, in column, map and file names.
+HOSTILE = "\x1b[31mred\x1b]0;title\x07\u202eevil\nfake line"
+# What a terminal obeys instead of showing: C0 and C1 controls (the newline only between lines) and bidi controls.
+UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def test_names_from_the_data_are_printed_through_one_filter(tmp_path, capsys, papers_frame):
+    frame = papers_frame.rename(columns={"title": f"title{HOSTILE}"})
+    frame[f"emb{HOSTILE}"] = [json.dumps([1.0 + i, 2.0, (i % 3) * 1.0]) for i in range(len(frame))]
+    frame[f"title{HOSTILE}"] = [f"{HOSTILE} {t}" for t in frame[f"title{HOSTILE}"]]
+    source = tmp_path / "hostile.csv"
+    frame.to_csv(source, index=False)
+    runs = [
+        run(capsys, "build", str(source), "--vector", f"emb{HOSTILE}", "--name", f"mine{HOSTILE}", *PCA, "-q"),
+        run(capsys, "build", str(source), "--model", "hashing", "--text-column", f"title{HOSTILE}",
+            "--name", HOSTILE, *PCA, "-q"),
+        run(capsys, "list"),
+        run(capsys, "search", "31mred_0_title_evil_fake line", "protein"),
+        run(capsys, "export", "31mred_0_title_evil_fake line", "-o", str(tmp_path / f"out{HOSTILE}.csv")),
+        run(capsys, "rename", "31mred_0_title_evil_fake line", f"renamed{HOSTILE}"),
+        run(capsys, "delete", f"renamed{HOSTILE}"),
+    ]
+    for code, out, err in runs:
+        assert code == 0, err
+        assert not UNPRINTABLE.search(out + err), out + err
+    listed = runs[2][1].splitlines()
+    assert len(listed) == 2 and all(line.count("\t") == 3 for line in listed), "one line a map, four fields"
+    assert "\\x1b[31m" in runs[0][1] + runs[0][2], "shown escaped, so the user sees what is there"
+
+
+def test_the_progress_bar_shows_messages_through_the_filter():
+    stream = io.StringIO()
+    _ProgressBar(stream)("embed", 0.5, f"Kept your vectors from emb{HOSTILE}")
+    drawn = stream.getvalue()
+    assert drawn.endswith("\x1b[K") and drawn.count("\x1b") == 1, "only the bar's own erase-line code"
+    assert not UNPRINTABLE.search(drawn.replace("\r", "").removesuffix("\x1b[K")), drawn
+
+
+def test_a_map_folder_named_with_escape_codes_is_listed_escaped(built, capsys, explorer_home):
+    os.rename(explorer_home / "maps" / built, explorer_home / "maps" / f"copied{HOSTILE}")
+    code, out, err = run(capsys, "list")
+    assert code == 0 and not UNPRINTABLE.search(out + err), out
+    assert out.splitlines()[0].startswith("copied\\x1b[31mred\\x1b]0;title\\x07\\u202eevil\\nfake line\t30 rows\t")
 
 
 # --- every error is one line and exit status 2 ---------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
 import random
 
 import pandas as pd
 import pytest
+from hostile_inputs import RUSSIAN_TITLES, russian_csv
 
 from explorer import InputError, load_table
+from explorer.load import guess_encoding
 
 SENTENCES = {
     "ja": ["機械学習による画像認識の研究", "深層学習を用いた自然言語処理", "東京大学の研究者が新しい手法を提案した",
@@ -108,3 +111,35 @@ def test_lines_in_two_encodings_are_each_read_in_their_own():
     assert table.encoding == "utf-8+cp1251"
     assert any(note.startswith("The file mixes encodings: 3 line(s) are not UTF-8 (line 5, 6, 7) and were read "
                                "as cp1251, the others as UTF-8.") for note in table.notes), table.notes
+
+
+# --- issue 24: short Cyrillic files, and the code page common for the language when readings are close ------
+
+CYRILLIC = ["cp1251", "koi8_r", "mac_cyrillic"]
+
+
+@pytest.mark.parametrize("year", [False, True], ids=["title", "title_year"])
+@pytest.mark.parametrize("rows", [1, 2, 24])
+@pytest.mark.parametrize("encoding", CYRILLIC)
+def test_short_russian_files_come_back_as_written(encoding, rows, year):
+    # Before: one cp1251 line came back as cp1250 (Ęîńěč÷ĺńęčĺ), KOI8-R lines as Shift_JIS (汙ﾓﾍﾉﾞﾅ),
+    # a mac-cyrillic line with a year as cp1250.
+    titles = RUSSIAN_TITLES[:rows]
+    table = load_table(russian_csv(encoding, titles, year=year), name="ru.csv")
+    assert table.frame["title"].tolist() == titles
+    assert table.encoding == codecs.lookup(encoding).name
+    assert any(f"it was read as {table.encoding}." in note for note in table.notes), table.notes
+
+
+def test_cp1251_is_preferred_when_mac_cyrillic_reads_as_well():
+    # Э is 0xDD in cp1251 and Ё in mac-cyrillic: both readings are Russian words; cp1251 is the common one.
+    data = "title\nЭкономика и рынок\n".encode("cp1251")
+    assert data.decode("mac_cyrillic") == "title\nЁкономика и рынок\n"
+    assert guess_encoding(data) == "cp1251"
+
+
+def test_a_genuine_mac_cyrillic_file_stays_mac_cyrillic():
+    # Uppercase letters are where the two differ: mac-cyrillic's К, П and Ч are Љ, Џ and — in cp1251.
+    text = "title\nКосмические полёты\nПодводные лодки\nЧёрное море\n"
+    assert text.encode("mac_cyrillic").decode("cp1251") == "title\nЉосмические полЮты\nЏодводные лодки\n—Юрное море\n"
+    assert guess_encoding(text.encode("mac_cyrillic")) == "mac-cyrillic"

@@ -137,7 +137,9 @@ def test_cli_starts_a_local_ray_instance_and_prints_only_its_own_lines(tmp_path)
 def ray_instance():
     """One local Ray instance limited to 2 CPUs for the module's builds."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    from explorer.engine_ray import init_local_ray
+
+    init_local_ray(num_cpus=RAY_CPUS, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
     ray.shutdown()
 

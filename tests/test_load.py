@@ -327,3 +327,54 @@ def test_columns_of_one_type_keep_it():
     frame = load_table(json.dumps(records).encode(), name="t.json").frame
     assert pd.api.types.is_integer_dtype(frame["n"]) and pd.api.types.is_float_dtype(frame["f"])
     assert pd.api.types.is_bool_dtype(frame["b"])
+
+
+# --- issue 24: no code runs from an uploaded Parquet file (CVE-2023-47248) ----------------------------
+
+
+@pytest.fixture
+def unpickling_extension_type():
+    """pyarrow 14.0.0's registry: arrow.py_extension_type rebuilt by unpickling what the file holds.
+    Later pyarrows refuse it or no longer know it; this puts the vulnerable behaviour back for the test."""
+    import pickle
+
+    import pyarrow as pa
+
+    class Unpickling(pa.ExtensionType):
+        def __init__(self):
+            super().__init__(pa.binary(), "arrow.py_extension_type")
+
+        def __arrow_ext_serialize__(self) -> bytes:
+            return b""
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type, serialized):
+            pickle.loads(serialized)
+            return cls()
+
+    def unregister():
+        try:
+            pa.unregister_extension_type("arrow.py_extension_type")
+        except KeyError:
+            pass
+
+    unregister()
+    pa.register_extension_type(Unpickling())
+    yield
+    from explorer.load import _refuse_pickled_extension_type
+
+    _refuse_pickled_extension_type()  # what the app leaves registered (pyarrow 14.0.1 to 20 unregister it at exit)
+
+
+def test_a_pickled_extension_type_in_a_parquet_file_is_never_unpickled(unpickling_extension_type, tmp_path):
+    from hostile_inputs import PWNED, parquet_pickled_extension
+
+    data = parquet_pickled_extension()
+    if PWNED.exists():
+        PWNED.rmdir()
+    try:
+        table = load_table(data, name="papers.parquet")
+        assert len(table.frame) == 6 and "title" in table.frame.columns
+    except InputError as exc:
+        assert "\n" not in str(exc)
+    assert not PWNED.exists(), "the file's pickle ran"

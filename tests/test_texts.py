@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from conftest import SAMPLE_PAPERS
@@ -134,3 +136,41 @@ def test_long_text_is_truncated_with_a_note(abstracts):
     assert any("1 row(s) have more than 500 characters" in note for note in selection.notes)
     # The table keeps the whole text: only the embedded copy is cut.
     assert len(abstracts.loc[0, "abstract"]) == 5000
+
+
+# --- templates take plain {column} fields only (issue 24) ---------------------------------------------------
+
+
+def test_template_braces_stay_literal(abstracts):
+    selection = compose_texts(abstracts, template="{{literal}} {title} }}{{")
+    assert selection.texts[0] == "{literal} Deep nets for vision }{"
+    assert template_fields("{{x}} {a.b} {{{y}}}") == ["a.b", "y"]
+
+
+def test_a_field_is_the_exact_column_name(abstracts):
+    # Deduplicated column names look like attribute or index access to str.format: "title.1", "a[0]".
+    frame = abstracts.assign(**{"title.1": ["First", "Second", "Third"], "a[0]": ["x", "y", "z"],
+                                "0": ["zero"] * 3})
+    selection = compose_texts(frame, template="{title.1} / {a[0]} / {0} / {title}")
+    assert selection.texts[1] == "Second / y / zero / Protein folding paths"
+    assert selection.columns == ["title.1", "a[0]", "0", "title"]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{title:>99999999999999999999}", "'{title:>99999999999999999999}' is not a plain column name"),
+        ("{title:#>100000000}", "'{title:#>100000000}' is not a plain column name"),
+        ("{title!r}", "'{title!r}' is not a plain column name"),
+        ("{title!s:^30}", "'{title!s:^30}' is not a plain column name"),
+        ("{title.upper}", "No column named 'title.upper'"),
+        ("{abstract[0]}", "No column named 'abstract[0]'"),
+        ("{} and {title}", "No column named ''"),
+        ("{title} }", "malformed"),
+        ("{title {abstract}}", "malformed"),
+    ],
+)
+def test_anything_but_a_plain_field_is_one_line(abstracts, template, message):
+    with pytest.raises(InputError, match=re.escape(message)) as info:
+        compose_texts(abstracts, template=template)
+    assert "\n" not in str(info.value)

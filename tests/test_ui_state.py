@@ -3,11 +3,13 @@ the map is drawn, so a pick in the clusters table, a click or a lasso shows up i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from map_spec import base_traces, map_args, overlay_names
 from streamlit.testing.v1 import AppTest
+from test_browser_escaping import MAP_LINK, obeyed
 
 from explorer import Workspace, build_map
 from explorer.cluster import ClusterConfig
@@ -163,6 +165,11 @@ def test_user_text_is_shown_literally_in_markdown():
     from explorer.ui import escape_markdown
 
     assert escape_markdown("**bold** [x](y)") == r"\*\*bold\*\* \[x\]\(y\)"
+    # GFM links bare URLs, www. names and addresses whatever the backslashes: a word joiner breaks each.
+    assert escape_markdown("https://e.example www.e.example a@e.example") == (
+        "https\\:\u2060//e\\.example www\u2060\\.e\\.example a@\u2060e\\.example")
+    assert not obeyed(escape_markdown(MAP_LINK))
+    assert escape_markdown("a\x1b[31m\x00b\u202ec &amp;\n:red[x] $x$") == r"a \[31m b c \&amp; \:red\[x\] \$x\$"
 
 
 def test_the_time_left_starts_after_the_model_is_loaded(monkeypatch):
@@ -191,3 +198,32 @@ def test_the_line_by_the_map_names_what_is_dimmed():
     assert dim_note(30, filtered=None, cluster=cluster, shown=12) == (
         "cluster “protein · folding” highlighted (12 rows); the rest are dimmed.")
     assert dim_note(30, filtered=10, cluster=cluster, shown=4).endswith("; 4 shown, the rest dimmed.")
+
+
+# ---------------------------------------------------------------- links: ?map= with any value
+
+
+
+def _messages(at: AppTest) -> list[str]:
+    return [m.value for kind in ("error", "warning", "info", "success") for m in getattr(at, kind)]
+
+
+@pytest.mark.parametrize("value", [
+    "..", "../x", "/etc/passwd", MAP_LINK, "No such map", "", "x" * 5_000, "漢" * 200, "a\x1b[31mb\x00c\u202e",
+    "**BOLD** <img src=x onerror=\"window.__pwned=1\">",
+], ids=["dotdot", "dotdot-slash", "absolute", "phish", "missing", "empty", "long", "wide", "controls", "html"])
+def test_any_map_link_shows_one_escaped_message_and_clears_itself(value):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["map"] = value
+    at.query_params["query"] = "protein"
+    _run(at)
+    messages = _messages(at)
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("The link names"), messages
+    assert not obeyed(messages[0]), messages[0]
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", messages[0]), "no control characters"
+    assert len(messages[0]) < 600, "a long link is shortened in the message"
+    assert "map" not in at.query_params and "query" not in at.query_params, at.query_params
+    assert at.button(key="try_sample").label == "Try the sample papers", "the first screen is usable"
+    _run(at)  # a reload: the URL no longer names the map, so the message is not repeated
+    assert _messages(at) == []

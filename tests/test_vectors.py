@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from explorer import InputError
-from explorer.vectors import offered_columns, read_layout, read_vectors
+from explorer.vectors import offered_columns, read_layout, read_neighbors, read_vectors
 
 
 def frame(vectors) -> pd.DataFrame:
@@ -73,3 +73,41 @@ def test_offered_columns_judges_cells_by_their_first_values():
     assert found.vectors == ["emb", "arr"]
     assert found.numeric == ["year"] and found.neighbors == ["nb"]
     assert found.any and found.likely
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    (["[1, 2]", DEEP], r"^Row 2 of 'vec' is nested too deeply to be a list of numbers\.$"),
+    (["[1, 2]", "[" + "9" * 400 + ", 1]"], r"^Row 2 of 'vec' holds a number too large for a vector"),
+    ([[1.0, 2.0], [float("inf"), 1.0]], r"Row 2 of 'vec' holds NaN or infinite numbers"),
+    (["[1, 2]", "[1e400, 1]"], r"Row 2 of 'vec' holds NaN or infinite numbers"),
+])
+def test_deep_or_overflowing_cells_are_one_line_never_a_crash(values, message):
+    with pytest.raises(InputError, match=message):
+        read_vectors(frame(values), "vec")
+
+
+def test_deep_neighbours_are_one_line_never_a_crash():
+    with pytest.raises(InputError, match=r"Row 1 of 'nb' is not neighbours as Embedding Atlas writes them"):
+        read_neighbors(pd.DataFrame({"nb": [DEEP]}), "nb")
+
+
+@pytest.mark.parametrize(("vector", "unit"), [
+    ([1e200] * 3, [3 ** -0.5] * 3),  # its norm overflows float64: divided by it, it came out as zeros
+    ([-1e308, 1e308], [-(2 ** -0.5), 2 ** -0.5]),
+    ([1e-320] * 3, [3 ** -0.5] * 3),  # subnormal: its norm underflows to 0
+    ([1e200, 1e-200, 1.0], [1.0, 0.0, 0.0]),
+    ([3e-310, 4e-310], [0.6, 0.8]),
+])
+def test_huge_and_tiny_vectors_are_normalised_not_zeroed(vector, unit):
+    given = read_vectors(frame([vector, [3.0, 4.0] + [0.0] * (len(vector) - 2)]), "vec")
+    np.testing.assert_allclose(given.vectors[0], unit, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.linalg.norm(given.vectors, axis=1), 1.0, rtol=1e-6)
+
+
+def test_a_huge_npy_is_normalised_too(tmp_path):
+    np.save(tmp_path / "v.npy", np.array([[1e200, 1e200], [1e-320, 0.0]]))
+    given = read_vectors(frame([None, None]).drop(columns="vec"), "v.npy", base=tmp_path)
+    np.testing.assert_allclose(given.vectors, [[2 ** -0.5, 2 ** -0.5], [1.0, 0.0]], rtol=1e-6)

@@ -42,11 +42,11 @@ def main() -> None:
     saved = open_current_map()
     if saved is None:
         if error := st.session_state.pop("link_error", None):
-            st.error(error)
+            st.error(escape_markdown(error))
         landing()
         return
     if st.session_state.pop("scroll_to_map", False):
         components.html(SCROLL_TO_TOP, height=0)
     for note in st.session_state.pop("build_notes", []):
-        st.info(note)
+        st.info(escape_markdown(note))
     map_view(saved, sidebar_controls(saved))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -39,6 +40,8 @@ SAMPLE_MAP = "Sample papers"
 SAMPLE_DIGITS_MAP = "Sample digits"
 IMAGE_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 TABLE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "xlsx", "bib", "bibtex", "ris"]
+# The session key of the last upload read (parsed_once): its content hash and options, and the result.
+PARSED_UPLOAD = "parsed_upload"
 STAGE_TITLES = {"load": "Loading", "embed": "Embedding", "project": "Projecting", "save": "Saving"}
 T = TypeVar("T")
 
@@ -72,9 +75,10 @@ def run_with_progress(
             result = action(progress)
         except ExplorerError as exc:
             status.update(label=failed, state="error", expanded=True)
-            st.error(str(exc))
+            st.error(escape_markdown(exc))
             return None
-        status.update(label=done(result), state="complete", expanded=False)
+        # Its label is Markdown, and names the map.
+        status.update(label=escape_markdown(done(result)), state="complete", expanded=False)
     return result
 
 
@@ -227,16 +231,34 @@ def _vector_model() -> tuple[str | None, str | None]:
     return (name, None) if name else (None, "Name the model that made the vectors, or choose None.")
 
 
+def parsed_once(data: bytes, options: tuple, parse: Callable[[], T]) -> T:
+    """``parse()`` of an upload, run once per file content and reading options (an ExplorerError too).
+
+    The form reruns the script on every widget change; reading a big file again each time took
+    seconds. One upload is kept per session, keyed by the sha256 of its bytes."""
+    key = (hashlib.sha256(data).hexdigest(), options)
+    cached = st.session_state.get(PARSED_UPLOAD)
+    if cached is None or cached[0] != key:
+        try:
+            result = parse()
+        except ExplorerError as exc:
+            result = exc
+        cached = st.session_state[PARSED_UPLOAD] = (key, result)
+    if isinstance(cached[1], ExplorerError):
+        raise cached[1].with_traceback(None)
+    return cached[1]
+
+
 def upload_form(uploaded) -> None:
     """Preview an uploaded table and let the user choose what to embed."""
     data = uploaded.getvalue()
     try:
-        table = load_table(data, name=uploaded.name)
+        table = parsed_once(data, ("table", uploaded.name), lambda: load_table(data, name=uploaded.name))
     except ExplorerError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         return
     for note in table.notes:
-        st.info(note)
+        st.info(escape_markdown(note))
     frame = table.frame
     st.caption(f"{len(frame):,} rows × {frame.shape[1]} columns. First rows:")
     st.dataframe(frame.head(20), hide_index=True, width="stretch")
@@ -254,7 +276,7 @@ def upload_form(uploaded) -> None:
         selection = compose_texts(text_frame, columns=columns or None, template=template or None)
         st.caption("Text of the first row: " + escape_markdown(shorten(selection.texts[0], 200)))
     except ExplorerError as exc:
-        st.warning(str(exc))
+        st.warning(escape_markdown(exc))
     given = given_form(offered) if offered.any else GivenChoice()
     mode = "auto"
     if given.vectors is not None:
@@ -268,13 +290,13 @@ def upload_form(uploaded) -> None:
         if selection is not None:
             texts = [t for t, keep in zip(selection.texts, selection.embedded, strict=True) if keep]
             # The reason says both waits: the map's, and search by meaning's.
-            st.info(choose_mode_for_texts(texts, requested=mode).reason)
+            st.info(escape_markdown(choose_mode_for_texts(texts, requested=mode).reason))
     name = st.text_input("Map name", value=Path(uploaded.name).stem, key="upload_name")
     find_clusters = st.checkbox("Find clusters and label them", value=True, key="upload_clusters",
                                 help="Topic labels drawn on the map; adds a few seconds.")
     if given.x is not None and given.y is not None:
-        st.caption(f"Your layout ({given.x}, {given.y}) is kept as it is: no UMAP or PCA, so there are no "
-                   "projection settings.")
+        st.caption(escape_markdown(f"Your layout ({given.x}, {given.y}) is kept as it is: no UMAP or PCA, so "
+                                   "there are no projection settings."))
         projection = ProjectionConfig()
     else:
         projection = projection_settings("upload")
@@ -292,13 +314,16 @@ def upload_form(uploaded) -> None:
 def image_form(files) -> None:
     """Preview uploaded images, say what was skipped, and choose CLIP or the offline embedder."""
     source = files[0].getvalue() if len(files) == 1 and files[0].name.lower().endswith(".zip") else files
+    source_name = files[0].name if len(files) == 1 else "upload"
+    # Several files: their names and contents, each hashed (the names become the rows' file names).
+    content = b"".join(hashlib.sha256(f.name.encode() + b"\0" + f.getvalue()).digest() for f in files)
     try:
-        image_set = read_images(source, name=files[0].name if len(files) == 1 else "upload")
+        image_set = parsed_once(content, ("images", source_name), lambda: read_images(source, name=source_name))
     except ExplorerError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         return
     for note in image_set.notes:
-        st.info(note)
+        st.info(escape_markdown(note))
     if image_set.skipped:
         with st.expander(f"{len(image_set.skipped):,} file(s) skipped", expanded=True):
             st.dataframe({"file": [n for n, _ in image_set.skipped], "reason": [r for _, r in image_set.skipped]},
@@ -311,7 +336,8 @@ def image_form(files) -> None:
     # Loose files have no folder, so no label (<NA>, which has no truth value): they show their file name.
     labels = frame["label"][:24].fillna("")
     st.image(image_set.thumbnails[:24], width=72,
-             caption=[str(label or file)[:20] for file, label in zip(frame["file"][:24], labels, strict=True)])
+             caption=[escape_markdown(str(label or file)[:20])
+                      for file, label in zip(frame["file"][:24], labels, strict=True)])
     choice = st.radio("Embedding", ["CLIP (text and images in one space)", "Offline pixel features (no weights)"],
                       key="image_model_choice", horizontal=True)
     model = PIXEL_MODEL
@@ -320,8 +346,8 @@ def image_form(files) -> None:
         model = st.text_input("CLIP model name or folder", value=DEFAULT_CLIP_MODEL, key="image_clip_name").strip()
         problem = loaders.clip_problem(model or DEFAULT_CLIP_MODEL)
         if problem:
-            st.warning(f"{problem} Choose the offline pixel features: they need no download; text search "
-                       "will then match file names and labels only.")
+            st.warning(escape_markdown(f"{problem} Choose the offline pixel features: they need no download; "
+                                       "text search will then match file names and labels only."))
     name = st.text_input("Map name", value=Path(files[0].name).stem if len(files) == 1 else "images",
                          key="image_map_name")
     projection = projection_settings("images")

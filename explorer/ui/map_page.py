@@ -73,6 +73,7 @@ def sidebar_controls(saved) -> Controls:
             # that colours, filters and fills the clusters table.
             level = levels[0] if len(levels) == 1 else st.segmented_control(
                 "Cluster level", levels, default=levels[0], key="cluster_level", required=True,
+                format_func=escape_markdown,  # its options are Markdown, and come from the map's manifest
                 help="Coarse clusters are broad topics; finer levels split them. The map's labels refine "
                      "as you zoom in, whichever level is chosen here.")
         stamp = st.session_state["map_stamp"]
@@ -89,7 +90,8 @@ def sidebar_controls(saved) -> Controls:
         regex = st.checkbox("Regular expression", key="keyword_regex")
         chosen = {}
         for col, values in roles["filters"].items():
-            chosen[col] = st.multiselect(f"{col}", values, key=f"filter_{col}")
+            # A widget's label is Markdown: a column named like a link would be one. Its values are plain text.
+            chosen[col] = st.multiselect(escape_markdown(col), values, key=f"filter_{col}")
         st.subheader("Tools")
         trust_panel(saved)
         add_rows_panel(saved)
@@ -145,7 +147,7 @@ def map_view(saved, controls: Controls) -> None:
     sync_query_param(search.query)
     view = compute_view_state(saved, controls, search)
     for kind, text in view.messages:
-        getattr(st, kind)(text)
+        getattr(st, kind)(escape_markdown(text))
     stamp = st.session_state["map_stamp"]
     st.markdown(LIST_CSS, unsafe_allow_html=True)
     map_col, side_col = st.columns([2.2, 1.5], gap="medium")
@@ -213,7 +215,7 @@ def thumbnail_grid(saved, row_ids, captions, *, width: int = 72) -> None:
     thumbs = saved.thumbnails(row_ids)
     shown = [(thumbs[r], c) for r, c in zip(row_ids, captions, strict=True) if r in thumbs]
     if shown:
-        st.image([t for t, _ in shown], caption=[c for _, c in shown], width=width)
+        st.image([t for t, _ in shown], caption=[escape_markdown(c) for _, c in shown], width=width)
 
 
 def empty_result_message(view: ViewState, threshold: float) -> str:
@@ -279,7 +281,7 @@ def why_dialog(saved, view: ViewState) -> None:
         explanation = explain_hit(saved, view.result.query, row_id,
                                   embedder=loaders.map_embedder(saved.name, st.session_state["map_stamp"]))
     except ExplorerError as exc:
-        st.info(str(exc))
+        st.info(escape_markdown(exc))
         return
     position = positions_of(saved.points, [row_id])
     if len(position):
@@ -395,7 +397,7 @@ def offer_clustering(saved) -> None:
                 try:
                     add_clusters(saved, config=ClusterConfig(), workspace=Workspace())
                 except ExplorerError as exc:
-                    st.error(str(exc))
+                    st.error(escape_markdown(exc))
                     return
             st.rerun()
 
@@ -436,7 +438,7 @@ def curate_button(saved, row_ids: list[int], *, key: str, what: str) -> None:
             try:
                 new = remove_and_reproject(Workspace(), saved.name, row_ids)
             except ExplorerError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
                 return
         show_map(new.name)
         st.session_state["build_notes"] = [f"Saved '{new.name}' without {len(row_ids):,} rows; "

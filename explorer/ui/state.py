@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer.draw import MapStyle, hover_thumbnails, map_labels, title_column
+from explorer.draw import MapStyle, hover_thumbnails, map_labels, shorten, title_column
 from explorer.errors import ExplorerError
 from explorer.filters import category_mask, keyword_mask, positions_of
 from explorer.map_clusters import cluster_column, cluster_table
@@ -36,6 +36,8 @@ RESULTS_TAB, DETAILS_TAB, SELECTION_TAB = "Results", "Details", "Selection"
 SIDE_TABS = (RESULTS_TAB, DETAILS_TAB, SELECTION_TAB)
 # The page's query parameters that hold the view, so a reload or a shared link opens the same one.
 MAP_PARAM, QUERY_PARAM = "map", "query"
+# A link's map name is quoted in its error message up to this length.
+LINK_NAME_CHARS = 80
 # The clusters table's own selection state lives under this prefix plus the level and the map.
 CLUSTER_TABLE_KEY = "cluster_table_"
 
@@ -114,11 +116,11 @@ def open_current_map():
     link), with the link's query in the search box; the open map and query go back into the URL."""
     workspace = Workspace()
     name = st.session_state.get("map_name")
-    if not name and st.query_params.get(MAP_PARAM):
+    if not name and MAP_PARAM in st.query_params:
         name = map_from_link(workspace)
     if not name:
         return None
-    if not workspace.exists(name):
+    if not map_exists(workspace, name):
         st.session_state.pop("map_name", None)
         st.query_params.pop(MAP_PARAM, None)
         return None
@@ -129,14 +131,21 @@ def open_current_map():
     return loaders.get_map(name, stamp)
 
 
+def map_exists(workspace: Workspace, name: str) -> bool:
+    """Whether ``name`` is a saved map; a value no map can be called ("..", "/", too long) is not one."""
+    try:
+        return workspace.exists(name)
+    except (ExplorerError, OSError):
+        return False
+
+
 def map_from_link(workspace: Workspace) -> str | None:
-    """Open the map the URL names; an unknown one leaves a message for the first screen."""
-    name = st.query_params.get(MAP_PARAM)
+    """Open the map the URL names. Any other value (unknown, empty, not a name at all) leaves one line
+    for the first screen and leaves the URL, so a reload does not repeat it."""
+    name = st.query_params.get(MAP_PARAM, "")
     query = st.query_params.get(QUERY_PARAM, "")
-    if not workspace.exists(name):
-        st.session_state["link_error"] = (
-            f"The link names the map '{name}', which is not in this workspace: it may have been renamed "
-            "or deleted, or built on another machine. Open one of the saved maps instead.")
+    if not name or not map_exists(workspace, name):
+        st.session_state["link_error"] = link_error(name)
         st.query_params.pop(MAP_PARAM, None)
         st.query_params.pop(QUERY_PARAM, None)
         return None
@@ -144,6 +153,14 @@ def map_from_link(workspace: Workspace) -> str | None:
     if query:
         st.session_state["query"] = query
     return name
+
+
+def link_error(name: str) -> str:
+    """The line a link to a map that is not here gets (plain text: escaped where it is shown)."""
+    if not name.strip():
+        return "The link names no map. Open one of the saved maps instead."
+    return (f"The link names the map '{shorten(name, LINK_NAME_CHARS)}', which is not in this workspace: it may "
+            "have been renamed or deleted, or built on another machine. Open one of the saved maps instead.")
 
 
 def sync_query_param(query: str) -> None:

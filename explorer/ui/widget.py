@@ -13,14 +13,21 @@ selected row ids, and gets back row ids for a click, a box or a lasso.
 Row titles (shown beside the points once few are in view) and an image map's thumbnails (shown
 on hover) are files beside index.html, written once per map and fetched by the browser only when
 it needs them: component arguments travel again on every rerun, and 100k titles would be megabytes.
+
+These files hold the user's data, so they live in a folder private to this server (a fresh one,
+mode 0700, ours), one subfolder per map that goes when the map is deleted (forget_map), and the
+whole folder when the server stops; a later server removes what a killed one left behind.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
 import os
+import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -55,26 +62,74 @@ TITLES_DELAY_S = 3.0
 # browser has fetched it, and that map would never be drawn.
 KEEP_POINTS_FILES = 12
 KEEP_POINTS_SECONDS = 900
+# explorer-map-<pid>-<random>: the pid tells a later server whether the folder's server is still running.
+FOLDER_PREFIX = "explorer-map-"
+# The folder frontend_folder made in this process (forget_map must not make one just to empty it).
+_folder: Path | None = None
 
 
 @st.cache_resource(show_spinner=False)
 def frontend_folder() -> str:
-    """frontend/map's files beside plotly.js, in a folder Streamlit can serve (it refuses symlinks that leave it)."""
+    """frontend/map's files beside plotly.js, in a new folder private to this server (mode 0700, ours).
+
+    Never a predictable path that is trusted when it exists: another user of the machine could make it
+    first and serve their own index.html, or read the titles. Streamlit serves it as the component."""
     from plotly.offline import get_plotlyjs
 
-    files = {path.name: path.read_bytes() for path in sorted(FRONTEND.iterdir()) if path.is_file()}
-    files["plotly.min.js"] = get_plotlyjs().encode("utf-8")
-    stamp = hashlib.sha256(b"".join(name.encode() + data for name, data in files.items())).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / f"explorer-map-{stamp}"
-    if not (folder / "index.html").is_file():
-        staging = Path(tempfile.mkdtemp(prefix="explorer-map-"))
-        for name, data in files.items():
-            (staging / name).write_bytes(data)
-        try:
-            os.rename(staging, folder)
-        except OSError:  # another process made it first
-            pass
+    global _folder
+    _remove_abandoned_folders()
+    folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))  # created 0700, a name nobody had
+    check_private(folder)
+    for path in sorted(FRONTEND.iterdir()):
+        if path.is_file():
+            (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _folder = folder
     return str(folder)
+
+
+def check_private(folder: Path) -> None:
+    """Refuse a folder that is a symlink, not ours, or open to other users (RuntimeError)."""
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"{folder} is not a private folder of this user's: the map cannot be served from it")
+
+
+def forget_map(name: str) -> None:
+    """Remove the files staged for the map ``name`` (points, titles, thumbnails): it has been deleted."""
+    if _folder is not None:
+        shutil.rmtree(_folder / _map_subfolder(name), ignore_errors=True)
+
+
+def _map_subfolder(name: str) -> str:
+    return f"map-{_digest(name.encode())}"
+
+
+def _remove_abandoned_folders() -> None:
+    """Remove this user's component folders whose server is gone (killed before its atexit ran), and the
+    shared ones earlier versions made; never anything that is not a folder of ours."""
+    for path in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        pid, dash, _ = path.name.removeprefix(FOLDER_PREFIX).partition("-")
+        if dash and pid.isdigit() and _running(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process has that pid now
+        return True
+    return True
 
 
 @st.cache_resource(max_entries=6, show_spinner="Drawing the map…")
@@ -84,25 +139,34 @@ def base_layer(key: str, _points, _style: MapStyle, revision: str) -> tuple[Poin
     return layer, json.dumps(frame_figure(layer, revision=revision), separators=(",", ":"))
 
 
-def points_file(key: str, layer: PointsLayer) -> str:
-    """The points file of ``key`` beside index.html, written now if it is not there (its name is returned).
+def points_file(key: str, layer: PointsLayer, *, map_name: str) -> str:
+    """The points file of ``key`` in ``map_name``'s folder, written now if it is not there (its path
+    from index.html is returned).
 
     Written on the script's path, unlike the titles: the browser draws nothing before it has it,
     and 1M points take a few tenths of a second to write."""
     folder = Path(frontend_folder())
-    name = f"points-{key}.bin"
+    name = f"{_map_subfolder(map_name)}/points-{key}.bin"
     path = folder / name
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     if path.is_file():
         os.utime(path)  # recently used: kept by the pruning below
         return name
     staging = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     staging.write_bytes(layer.to_bytes())
     os.replace(staging, path)
-    used = sorted(((p.stat().st_mtime, p) for p in folder.glob("points-*.bin")), reverse=True)
+    used = sorted(((mtime, p) for p in folder.glob("map-*/points-*.bin") if (mtime := _mtime(p))), reverse=True)
     for mtime, stale in used[KEEP_POINTS_FILES:]:
         if time.time() - mtime > KEEP_POINTS_SECONDS:
             stale.unlink(missing_ok=True)
     return name
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # its map was deleted meanwhile (forget_map)
+        return None
 
 
 def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int = 720) -> dict | None:
@@ -110,22 +174,26 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
 
     The selection travels as row ids: the browser draws the other points faded, and keeps the box
     or lasso outline it has just drawn when the ids are its own; no ids (``style.selected`` None or
-    empty) clear the outline and the fading."""
+    empty) clear the outline and the fading. ``revision`` is "<map name>:<stamp>": the map's files
+    are staged under its name, so that forget_map can remove them."""
     component = components.declare_component("explorer_map", path=frontend_folder())
     layer_key = base_key(points, style, revision=revision)
     overlay = overlay_json(points, style)
     labels = label_json(style)
     selected = None if style.selected is None or not len(style.selected) else [int(i) for i in style.selected]
     map_id = _digest(json.dumps([revision, len(points), style.title_column]).encode())
+    map_name = revision.rpartition(":")[0] or revision
     # A big map's titles wait until the run that opens it is over (they take ~0.5 s at 100k, on the GIL).
     delay = TITLES_DELAY_S if len(points) > LEAN_HOVER_POINTS else 0.0
-    assets = {"titles": _asset(f"titles-{map_id}.json", lambda: titles_payload(points, style), delay=delay)}
+    staged = _map_subfolder(map_name)
+    assets = {"titles": _asset(f"{staged}/titles-{map_id}.json", lambda: titles_payload(points, style), delay=delay)}
     if style.thumbnails is not None:
         source = style.thumbnails
-        assets["thumbnails"] = _asset(f"thumbnails-{map_id}.json", lambda: _thumbnail_payload(source))
+        assets["thumbnails"] = _asset(f"{staged}/thumbnails-{map_id}.json", lambda: _thumbnail_payload(source))
     layer, frame = base_layer(layer_key, points, style, revision)
-    return component(layer=points_file(layer_key, layer), frame=frame, base_key=layer_key, overlay=overlay,
-                     overlay_key=_digest(overlay.encode()), labels=labels, labels_key=_digest(labels.encode()),
+    return component(layer=points_file(layer_key, layer, map_name=map_name), frame=frame, base_key=layer_key,
+                     overlay=overlay, overlay_key=_digest(overlay.encode()), labels=labels,
+                     labels_key=_digest(labels.encode()),
                      assets=assets, selected=selected, selection_key=_digest(repr(selected).encode()),
                      height=height, key=key, default=None)
 
@@ -149,6 +217,7 @@ def _asset(name: str, build: Callable[[], dict], *, delay: float = 0.0) -> str:
     Not on the script's path: 100k titles take a few tenths of a second to gather, and the browser
     asks for them only when a zoom leaves few points in view (it retries while the file is missing)."""
     path = Path(frontend_folder()) / name
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     with _WRITING_LOCK:
         if path.is_file() or name in _WRITING:
             return name
@@ -156,6 +225,8 @@ def _asset(name: str, build: Callable[[], dict], *, delay: float = 0.0) -> str:
 
     def write() -> None:
         try:
+            if not path.parent.is_dir():  # the map was deleted meanwhile (forget_map)
+                return
             staging = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             staging.write_text(json.dumps(build(), separators=(",", ":")), encoding="utf-8")
             os.replace(staging, path)
