@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache_files import cache_folder, set_aside
 from .corpus import IMAGES, Corpus
 from .embedders.base import DEFAULT_BATCH_SIZE, Embedder
 from .hashing import text_hash
 from .images import DEFAULT_MAX_SIDE
 from .progress import ProgressFn, no_progress
-from .store import cache_folder, set_aside
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache_files import cache_folder, set_aside
 from .hashing import bytes_hash, combined_hash
 from .progress import ProgressFn, no_progress
-from .store import cache_folder, set_aside
 
 log = logging.getLogger(__name__)
 
