@@ -17,6 +17,8 @@ TEXT_COLUMN_NAMES = {
     "description", "summary", "sentence", "question", "answer", "comment", "review", "caption",
 }
 DEFAULT_SEPARATOR = ". "
+# A template's own text is copied into every row: 1 MB of it on 100,000 rows would be 100 GB of texts.
+MAX_TEMPLATE_CHARS = 2_000
 
 
 @dataclass
@@ -73,6 +75,11 @@ def parse_template(template: str) -> list[tuple[str, bool]]:
 
     Not str.format: a field is a column's exact name ("title.1" is a column, not an attribute), and no
     format spec runs (``{title:#>100000000}`` padded five rows to 611 MB)."""
+    if len(template) > MAX_TEMPLATE_CHARS:
+        raise InputError(
+            f"The template is {len(template):,} characters long; at most {MAX_TEMPLATE_CHARS:,} are taken, as its "
+            "text is repeated on every row. Use {column} placeholders for what differs from row to row."
+        )
     parts: list[tuple[str, bool]] = []
     for match in _TEMPLATE_PART.finditer(template):
         text, field_name, stray = match.group(0), match.group(1), match.group(2)
@@ -105,7 +112,7 @@ def compose_texts(
             raise InputError(f"The template '{template}' names no column. Use placeholders like {{title}}.")
         _check_fields(frame, names)
         columns = list(dict.fromkeys(names))
-        texts = [_fill_template(parts, row) for row in _rows(frame, columns)]
+        built = (_fill_template(parts, row) for row in _rows(frame, columns))
     else:
         if columns is None:
             columns = detect_text_columns(frame)
@@ -117,12 +124,15 @@ def compose_texts(
         if not columns:
             raise InputError("Choose at least one text column.")
         _check_columns(frame, columns)
-        texts = [_join(row, separator) for row in _rows(frame, columns)]
+        built = (_join(row, separator) for row in _rows(frame, columns))
+    # Each text is cut as it is made, so no more than the limit per row is ever kept.
+    texts: list[str] = []
     truncated = 0
-    for i, text in enumerate(texts):
+    for text in built:
         if len(text) > max_chars:
-            texts[i] = text[:max_chars]
+            text = text[:max_chars]
             truncated += 1
+        texts.append(text)
     if truncated:
         notes.append(
             f"{truncated:,} row(s) have more than {max_chars:,} characters of text: only the first "

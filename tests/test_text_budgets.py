@@ -4,6 +4,7 @@ engine that cannot backtrack (RE2), and templates only substitute plain {column}
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import time
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 from hostile_inputs import papers
 
-from explorer import ClusterConfig, InputError, ProjectionConfig, build_map, compose_texts
+from explorer import ClusterConfig, InputError, ProjectionConfig, build_map, compose_texts, filters
 from explorer import labels as labelling
 from explorer.filters import keyword_mask
 from explorer.labels import clean_text, label_clusters
@@ -144,6 +145,26 @@ def test_a_polynomial_filter_pattern_on_long_texts_returns_at_once():
     assert time.perf_counter() - started < 0.5
 
 
+@pytest.mark.timeout(60)
+def test_a_pattern_that_outgrows_the_automaton_stops_at_the_deadline(monkeypatch):
+    # RE2 runs this one on its slow simulation (about 0.9 s per text here); 40 texts would take half a minute.
+    monkeypatch.setattr(filters, "FILTER_SECONDS", 0.2)
+    texts = ["ab" * 10_000] * 40
+    started = time.perf_counter()
+    with pytest.raises(InputError, match="took too long on this map's texts") as info:
+        keyword_mask(texts, r"(?:[^c]?){1000}[^c]{1000}c", regex=True)
+    assert time.perf_counter() - started < 5
+    assert "\n" not in str(info.value)
+
+
+def test_the_filter_reads_each_text_up_to_the_text_limit(monkeypatch):
+    # What was embedded: a word past the limit is not found, with or without a regular expression.
+    monkeypatch.setenv("EXPLORER_MAX_TEXT_CHARS", "100")
+    texts = ["x " * 60 + "needle", "needle " + "x " * 60]
+    assert keyword_mask(texts, "needle").tolist() == [False, True]
+    assert keyword_mask(texts, r"need\w+", regex=True).tolist() == [False, True]
+
+
 @pytest.mark.parametrize(
     ("pattern", "message"),
     [
@@ -164,8 +185,28 @@ def test_a_filter_pattern_the_engine_cannot_run_is_one_line(pattern, message):
 
 
 def test_a_deeply_nested_filter_pattern_is_no_traceback():
-    # Python's re parser recursed out of its stack on this (a RecursionError traceback in the app).
-    assert keyword_mask(["abc", ""], "(" * 5_000 + "b" + ")" * 5_000, regex=True).tolist() == [True, False]
+    # Python's re parser recursed out of its stack on these (a RecursionError traceback in the app).
+    assert keyword_mask(["abc", ""], "(" * 499 + "b" + ")" * 499, regex=True).tolist() == [True, False]
+    with pytest.raises(InputError, match="at most 1,000"):
+        keyword_mask(["abc", ""], "(" * 5_000 + "b" + ")" * 5_000, regex=True)
+
+
+@pytest.mark.parametrize("pattern", ["[" + "[:" * 200_000, "[[:alpha:]" * 50_000 + "]", "\\w" * 200_000],
+                         ids=["unclosed classes", "many classes", "many escapes"])
+def test_a_long_filter_pattern_is_one_line_at_once(pattern):
+    # RE2 itself took 17 s and 46 s to refuse the first and the last: a filter takes 1,000 characters.
+    started = time.perf_counter()
+    with pytest.raises(InputError, match=r"characters long: a regular expression filter takes at most 1,000\."):
+        keyword_mask(["abc"], pattern, regex=True)
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("pattern", ["[" + "[:" * 500, "\\w" * 500, "[[:alpha:]" * 100 + "]", "(?:.?)" * 160 + ".{1000}"])
+def test_a_filter_pattern_under_the_cap_is_answered_at_once(pattern):
+    started = time.perf_counter()
+    with contextlib.suppress(InputError):
+        keyword_mask(["abc"] * 1_000, pattern, regex=True)
+    assert time.perf_counter() - started < 0.5
 
 
 TEXTS = ["Market prices in 2024", "Protein folding", "CAFÉ culture", "colour and color", "price-fixing\nline two",

@@ -174,3 +174,9 @@ def test_anything_but_a_plain_field_is_one_line(abstracts, template, message):
     with pytest.raises(InputError, match=re.escape(message)) as info:
         compose_texts(abstracts, template=template)
     assert "\n" not in str(info.value)
+
+
+def test_a_template_longer_than_the_cap_is_one_line(abstracts):
+    with pytest.raises(InputError, match="The template is 5,008 characters long; at most 2,000") as info:
+        compose_texts(abstracts, template="{title} " + "x" * 5_000)
+    assert "\n" not in str(info.value)
