@@ -100,14 +100,15 @@ def _build(args: argparse.Namespace) -> int:
             # Only the default model falls back: a CLIP model asked for by name must load or fail.
             result = build_map(Path(args.file), kind=IMAGES, images=Path(args.images) if args.images else None,
                                path_column=args.path_column, use_cache=not args.no_cache, mode=args.mode,
-                               fallback=args.model is None, **common)
+                               fallback=args.model is None, reserve=True, **common)
             if result.text_search == "keyword" and args.model is None:
                 print(_printable(result.text_search_reason), file=sys.stderr)
         else:
             given = {k: getattr(args, k) for k in ("vectors", "x", "y", "neighbors") if getattr(args, k) is not None}
             if given and args.engine == "ray":
                 raise InputError("Your own vectors and layout are read by the local engine: leave out --engine ray.")
-            result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, **given, **common)
+            result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, reserve=True, **given,
+                               **common)
             if result.text_search == "keyword":
                 print(_printable(result.text_search_reason), file=sys.stderr)
     finally:
