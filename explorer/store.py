@@ -57,6 +57,8 @@ VERSION_KEY = "map_version"
 _OWN_KEYS = ("name", "saved", VERSION_KEY)
 # Vectors take part in a merge as one more column of the map, under this key.
 _VECTORS = "(vectors)"
+# A map read while saves land is read again, this often at most, until one version is read whole.
+OPEN_TRIES = 20
 _THREAD_LOCK = threading.Lock()
 # Maps saved before the manifest recorded its kind are all text maps (image maps always said so).
 DEFAULT_KIND = "text"
@@ -345,8 +347,8 @@ class Workspace:
                 if folder.parent == self.maps_dir and not folder.name.startswith(".") and \
                         _read_manifest(folder / MANIFEST_FILE).get("map_id") == map_id:
                     return folder
-        raise MapChangedError(f"The map '{base.name}' was deleted or rebuilt while this was being done: nothing "
-                              "was saved. Open the map again and redo it there.")
+        raise MapChangedError(f"The map '{base.name}' was deleted, rebuilt or grown while this was being done: "
+                              "nothing was saved. Open the map again and redo it there.")
 
     @staticmethod
     def _neighbors_to_write(final: Path, points: pd.DataFrame, embeddings: np.ndarray, *, given: bool):
@@ -355,7 +357,12 @@ class Workspace:
         row_ids = points["row_id"].to_numpy()
         if NEIGHBORS_COLUMN in points.columns:
             return given_neighbors(points[NEIGHBORS_COLUMN])
-        kept = kept_neighbors(final, row_ids, None if given else embeddings)
+        try:
+            kept = kept_neighbors(final, row_ids, None if given else embeddings)
+        except (OSError, ValueError) as exc:  # another save swapped the folder, or a rename moved it, mid-read
+            if given:
+                raise MapChangedError(f"'{final.name}' changed while it was being saved: open it again.") from exc
+            kept = None
         if kept is not None or given:
             return kept
         embedded = points["embedded"].to_numpy() if "embedded" in points.columns else np.ones(len(points), bool)
@@ -426,11 +433,24 @@ class Workspace:
         return manifest_stamp(self.map_path(name))
 
     def open(self, name: str, *, mmap: bool = False) -> SavedMap:
-        """Load a saved map by name."""
-        manifest = self.read_manifest(name)
+        """Load a saved map by name: one version of it whole, though saves and renames land meanwhile."""
         path = self.map_path(name)
-        points = read_points(path / POINTS_FILE)
-        embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
+        for attempt in range(OPEN_TRIES):
+            manifest = self.read_manifest(name)
+            try:
+                points = read_points(path / POINTS_FILE)
+                embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
+                if _version_of(path) == str(manifest.get(VERSION_KEY) or "0"):
+                    break
+            except (OSError, ValueError):
+                # A save swapped the folder mid-read (Parquet opens its file more than once) or a rename
+                # moved it: read again; a file that stays unreadable is damage, reported as it is.
+                if attempt == OPEN_TRIES - 1:
+                    raise
+                time.sleep(0.01)
+        else:
+            raise MapNotFoundError(f"The map '{name}' kept changing while it was read (renamed or saved again): "
+                                   "open it again.")
         if manifest.get("clusters") and not (path / LABELS_FILE).is_file():
             # Maps clustered before labels.parquet existed get it on first open, for other tools.
             with contextlib.suppress(OSError):

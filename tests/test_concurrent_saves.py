@@ -171,7 +171,7 @@ def test_a_save_follows_a_rename_and_a_deleted_map_stays_deleted(progressive, wo
     assert again.name == "renamed" and not workspace.exists("papers")
     assert workspace.open("renamed").manifest["note"] == "after"
     workspace.delete("renamed")
-    with pytest.raises(MapChangedError, match="deleted or rebuilt"):
+    with pytest.raises(MapChangedError, match="deleted, rebuilt or grown"):
         workspace.save("renamed", points=saved.points, embeddings=saved.embeddings, manifest=saved.manifest,
                        base=again)
     assert workspace.list() == []
@@ -244,3 +244,187 @@ def test_a_failed_build_releases_its_name_and_a_dead_ones_is_cleaned(workspace, 
     os.utime(stale / RESERVED_FILE, (old, old))
     Workspace(workspace.root)
     assert not stale.exists()
+
+
+# ---------------------------------------------------------------- the race, for a fixed time
+
+RACE_SECONDS = 20.0
+DECLARED = ("MapChangedError",)
+
+
+class SlowHashing(HashingEmbedder):
+    """The hashing embedder, slow enough per chunk that renames, trust and rows land during a refinement."""
+
+    def embed(self, texts, **options):
+        time.sleep(0.15)
+        return super().embed(texts, **options)
+
+
+def lineages(workspace: Workspace) -> dict[str, list[str]]:
+    """Each owner's maps that are not curated copies (a build's map, however renamed or grown)."""
+    found: dict[str, list[str]] = {}
+    for info in workspace.list():
+        if "parent" not in info.extra:
+            try:
+                owners = set(workspace.open(info.name, mmap=True).points["owner"])
+            except MapNotFoundError:  # renamed meanwhile
+                continue
+            for owner in owners:
+                found.setdefault(owner, []).append(info.name)
+    return found
+
+
+def _race(root: str, who: str, until: float, log_path: str) -> None:
+    """One process of the race: a builder, a refiner and a mutator thread, each logging what it did."""
+    os.environ["EXPLORER_QUALITY_BUDGET_SECONDS"] = "0.001"  # every build is progressive: refinements to race
+    lock = threading.Lock()
+    rng = np.random.default_rng(abs(hash(who)) % 2**32)
+
+    def record(op: str, tag: str, started: float, error: BaseException | None = None, **details) -> None:
+        entry = {"op": op, "tag": tag, "who": who, "t0": started, "t1": time.time(), "ok": error is None,
+                 "error": f"{type(error).__name__}: {error}" if error else None, **details}
+        with lock, open(log_path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(entry, default=str) + "\n")
+
+    def attempt(op: str, tag: str, action, **details) -> None:
+        started = time.time()
+        try:
+            result = action()
+        except MapNotFoundError:
+            return  # the name was stale (renamed a moment ago): not an operation, the next loop looks again
+        except Exception as exc:  # recorded: the check says which errors are declared
+            record(op, tag, started, exc, **details)
+            return
+        record(op, tag, started, **details, **(result or {}))
+
+    def builder() -> None:
+        for k in range(1000):
+            if time.time() > until:
+                return
+            tag = f"{who}-b{k}"
+            attempt("build", tag, lambda tag=tag: {"name": build_map(
+                topic_table(8, tag=tag), source_name="data.csv", workspace=Workspace(root), projection=PCA,
+                reserve=True).saved.name})
+            time.sleep(1.0)  # a few maps, each worked on by many
+
+    def refiner() -> None:
+        from explorer.refine import pending_refinements
+
+        while time.time() < until:
+            workspace = Workspace(root)
+            for name in pending_refinements(workspace)[:1]:
+                _refine_one(workspace, name, attempt)
+            time.sleep(0.2)
+
+    def mutator() -> None:
+        for k in range(10_000):
+            if time.time() > until:
+                return
+            workspace = Workspace(root)
+            found = lineages(workspace)
+            if not found:
+                time.sleep(0.1)
+                continue
+            shared = [tag for tag in found if tag.startswith("shared")]
+            pool = shared if shared and rng.random() < 0.5 else sorted(found)
+            tag = pool[int(rng.integers(len(pool)))]
+            _mutate_one(workspace, ["rename", "add", "trust", "curate"][k % 4], tag, found[tag][0], f"{who}x{k}",
+                        attempt)
+
+    threads = [threading.Thread(target=t) for t in (builder, refiner, mutator)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _refine_one(workspace: Workspace, name: str, attempt) -> None:
+    """Refine the pending map ``name`` with a slow embedder (logged under its rows' owner)."""
+    try:
+        owner = str(workspace.open(name).points["owner"].iloc[0])
+    except MapNotFoundError:
+        return
+    attempt("refine", owner, lambda: {"state": refine_map(name, workspace=workspace, model=SlowHashing(dimension=64),
+                                                          chunk_rows=8).state})
+
+
+def _mutate_one(workspace: Workspace, op: str, tag: str, name: str, mark: str, attempt) -> None:
+    """One rename, add_rows, trust or curation of the map ``name`` (``tag``'s), logged with what to check."""
+    from explorer.curate import remove_and_reproject
+    from explorer.grow import add_rows
+
+    if op == "rename":
+        attempt(op, tag, lambda: {"target": workspace.rename(name, f"{tag} r{mark}")})
+    elif op == "add":
+        rows = topic_table(1, tag=tag)
+        rows["title"] = rows["title"] + f" add{mark}"
+        attempt(op, tag, lambda: add_rows(name, rows, source_name="more.csv", workspace=workspace) and None,
+                marker=f"add{mark}", added=len(rows))
+    elif op == "trust":
+        attempt(op, tag, lambda: add_trust(workspace.open(name), workspace=workspace) and None)
+    else:
+        def curate() -> dict:
+            removed = [int(r) for r in workspace.open(name).points["row_id"].iloc[:2]]
+            return {"name": remove_and_reproject(workspace, name, removed).name, "removed": removed}
+        attempt(op, tag, curate)
+
+
+@pytest.mark.slow
+def test_processes_and_threads_racing_on_one_workspace_lose_nothing(progressive, workspace, tmp_path):
+    import multiprocessing
+
+    for tag in ("shared A", "shared B"):  # maps every process works on
+        build_map(topic_table(8, tag=tag), name=tag, workspace=workspace, projection=PCA)
+    context = multiprocessing.get_context("spawn")
+    until = time.time() + RACE_SECONDS + 5  # a spawned process takes a few seconds to import
+    logs = [tmp_path / f"log-{i}.jsonl" for i in range(2)]
+    processes = [context.Process(target=_race, args=(str(workspace.root), f"p{i}", until, str(logs[i])))
+                 for i in range(2)]
+    for process in processes:
+        process.start()
+    _race(str(workspace.root), "main", until, str(tmp_path / "log-main.jsonl"))  # threads of this process too
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    ops = [json.loads(line) for path in tmp_path.glob("log-*.jsonl") for line in path.read_text().splitlines()]
+    check_the_race(Workspace(workspace.root), ops)
+
+
+def check_the_race(workspace: Workspace, ops: list[dict]) -> None:
+    """What must hold after the race (see the module's docstring)."""
+    done = [op for op in ops if op["ok"]]
+    undeclared = [op["error"] for op in ops if not op["ok"] and not op["error"].startswith(DECLARED)
+                  and "already exists" not in op["error"]]
+    assert not undeclared, undeclared[:5]
+    assert {op["op"] for op in done} >= {"build", "refine", "rename", "add", "trust", "curate"}, \
+        sorted({op["op"] for op in done})
+    maps = {info.name: workspace.open(info.name) for info in workspace.list()}
+    for name, saved in maps.items():  # no map holds another's rows; trust is a column and a summary, or neither
+        assert saved.points["owner"].nunique() == 1, name
+        assert saved.points["row_id"].is_unique and len(saved.embeddings) == len(saved.points), name
+        assert ("trust" in saved.manifest) == (TRUST_COLUMN in saved.points), name
+    assert all(len(names) == 1 for names in maps_by_id(workspace).values()), maps_by_id(workspace)
+    found = lineages(workspace)
+    assert all(len(names) == 1 for names in found.values()), found
+    last_add = {}
+    for op in ops:
+        if op["op"] == "add":
+            last_add[op["tag"]] = max(last_add.get(op["tag"], 0.0), op["t1"])
+    for op in done:
+        tag = op["tag"]
+        if op["op"] == "curate":
+            copy = maps[op["name"]]
+            assert copy.manifest["parent"] and not set(op["removed"]) & set(copy.points["row_id"]), op
+            continue
+        assert tag in found, op
+        saved = maps[found[tag][0]]
+        if op["op"] == "add":
+            assert saved.points["title"].str.endswith(op["marker"]).sum() == op["added"], op
+        elif op["op"] == "trust" and last_add.get(tag, 0.0) < op["t1"]:
+            assert TRUST_COLUMN in saved.points, op
+        elif op["op"] == "refine" and op["state"] == REFINE_DONE and "parent" not in saved.manifest:
+            assert saved.manifest["refinement"]["state"] == "done" and saved.manifest["model_id"] == "hashing-64", op
+    for tag, names in found.items():
+        renames = [op for op in done if op["op"] == "rename" and op["tag"] == tag]
+        if renames:
+            assert names[0] == max(renames, key=lambda op: op["t1"])["target"], (tag, names, renames)
