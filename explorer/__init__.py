@@ -23,7 +23,7 @@ from .embedders import (
     embedder_for,
     load_embedder,
 )
-from .errors import ExplorerError, InputError, MapNotFoundError, ModelError
+from .errors import ExplorerError, InputError, MapChangedError, MapNotFoundError, ModelError
 from .export import export_points, to_csv_bytes, to_html_bytes, to_parquet_bytes
 from .filters import category_mask, keyword_mask
 from .grow import AddResult, add_rows
@@ -54,7 +54,7 @@ from .version import __version__
 __all__ = [
     "__version__",
     # errors and limits, shared by every step
-    "ExplorerError", "InputError", "MapNotFoundError", "ModelError", "Limits",
+    "ExplorerError", "InputError", "MapChangedError", "MapNotFoundError", "ModelError", "Limits",
     # load: tables, images, texts → one Corpus
     "LoadedTable", "load_table", "ImageLimits", "ImageSet", "open_image", "read_image_table", "read_images",
     "TextSelection", "compose_texts", "detect_text_columns", "Corpus", "detect_kind", "read_corpus",

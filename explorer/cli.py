@@ -93,6 +93,8 @@ def _build(args: argparse.Namespace) -> int:
     common = dict(name=args.name, text_columns=args.text_column or None, template=args.template, model=args.model,
                   projection=config, workspace=Workspace(args.home),
                   clusters=_cluster_config(args) if args.clusters else None, **({"progress": bar} if bar else {}))
+    # A map named after its file takes a free name ("data (2)"), claimed as the build starts, as the app's
+    # uploads do; a name given with --name replaces the map of that name, as it always did.
     try:
         if args.engine == "ray":
             result = _build_on_ray(args, common)
@@ -100,14 +102,15 @@ def _build(args: argparse.Namespace) -> int:
             # Only the default model falls back: a CLIP model asked for by name must load or fail.
             result = build_map(Path(args.file), kind=IMAGES, images=Path(args.images) if args.images else None,
                                path_column=args.path_column, use_cache=not args.no_cache, mode=args.mode,
-                               fallback=args.model is None, **common)
+                               fallback=args.model is None, reserve=args.name is None, **common)
             if result.text_search == "keyword" and args.model is None:
                 print(_printable(result.text_search_reason), file=sys.stderr)
         else:
             given = {k: getattr(args, k) for k in ("vectors", "x", "y", "neighbors") if getattr(args, k) is not None}
             if given and args.engine == "ray":
                 raise InputError("Your own vectors and layout are read by the local engine: leave out --engine ray.")
-            result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode, **given, **common)
+            result = build_map(Path(args.file), use_cache=not args.no_cache, mode=args.mode,
+                               reserve=args.name is None, **given, **common)
             if result.text_search == "keyword":
                 print(_printable(result.text_search_reason), file=sys.stderr)
     finally:

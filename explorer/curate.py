@@ -70,8 +70,14 @@ def _reprojected(workspace: Workspace, source: SavedMap, remove: np.ndarray, *, 
             f"Removing {int(remove.sum()):,} rows would leave no point on the map "
             f"'{source.name}'. Keep at least one row."
         )
-    name = _new_map_name(workspace, source.name, new_name)
+    with workspace.reserved(source.name, candidates=_new_names(source.name, new_name)) as name:
+        return _laid_out_again(workspace, source, keep, name=name, progress=progress)
 
+
+def _laid_out_again(workspace: Workspace, source: SavedMap, keep: np.ndarray, *, name: str,
+                    progress: ProgressFn) -> SavedMap:
+    """The source's rows ``keep`` laid out and clustered again, saved as the (reserved) map ``name``."""
+    remove, kept_embedded = ~keep, source.embedded[keep]
     started = time.perf_counter()
     config = _projection_config(source.manifest.get("projection") or {})
     vectors = np.asarray(source.embeddings)[keep]
@@ -120,15 +126,11 @@ def _projection_config(recorded: dict) -> ProjectionConfig:
     return ProjectionConfig(**{k: v for k, v in recorded.items() if k in names})
 
 
-def _new_map_name(workspace: Workspace, source: str, new_name: str | None) -> str:
-    """``new_name`` if free; by default the next free "<name> (vN)" after the source's version."""
+def _new_names(source: str, new_name: str | None) -> list[str]:
+    """The names the new map may take, first free wins: ``new_name``, else "<name> (vN)" after the
+    source's version."""
     if new_name:
-        if workspace.exists(new_name):
-            raise InputError(f"A map named '{new_name}' already exists. Choose another name.")
-        return new_name
+        return [new_name]
     match = _VERSION_SUFFIX.match(source)
     base, version = (match["base"], int(match["n"])) if match else (source, 1)
-    for next_version in range(version + 1, version + 1 + MAX_NAME_TRIES):
-        if not workspace.exists(candidate := suffixed_name(base, f" (v{next_version})")):
-            return candidate
-    raise InputError(f"'{base}' has {MAX_NAME_TRIES} versions after v{version} already. Name the new map yourself.")
+    return [suffixed_name(base, f" (v{n})") for n in range(version + 1, version + 1 + MAX_NAME_TRIES)]

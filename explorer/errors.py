@@ -28,6 +28,10 @@ class MapNotFoundError(ExplorerError):
     """No saved map has the requested name."""
 
 
+class MapChangedError(ExplorerError):
+    """The map was changed by someone else since it was read, in a way this save cannot merge."""
+
+
 class EngineError(ExplorerError):
     """The compute engine cannot run: Ray is not installed, the cluster is unreachable, or a run lost rows."""
 

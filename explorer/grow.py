@@ -125,7 +125,8 @@ def add_rows(
         # (the app then offers to measure it) where that would take minutes.
         points = points.drop(columns=[TRUST_COLUMN])
         grown.pop("trust", None)
-    result = workspace.save(saved.name, points=points, embeddings=embeddings, manifest=grown, thumbnails=thumbnails)
+    result = workspace.save(saved.name, points=points, embeddings=embeddings, manifest=grown, thumbnails=thumbnails,
+                            base=saved)
     if "trust" in manifest and int(result.embedded.sum()) <= TRUST_BUILD_MAX_ROWS:
         result = add_trust(result, workspace=workspace, progress=progress)
     progress("save", 1.0, f"Added {len(new_points):,} rows as batch {batch}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -36,8 +37,18 @@ def add_clusters(
     progress: ProgressFn = no_progress,
 ) -> SavedMap:
     """Cluster and label a saved map; save it again with cluster columns and manifest labels."""
-    config = config or ClusterConfig()
     workspace = workspace or Workspace(saved.path.parent.parent)
+    points, section = clustered_columns(saved, config=config or ClusterConfig(), progress=progress)
+    # The store keeps the thumbnails of an image map across the save.
+    updated = workspace.save(saved.name, points=points, embeddings=saved.embeddings,
+                             manifest={**saved.manifest, "clusters": section}, base=saved)
+    progress("cluster", 1.0, ", ".join(f"{len(v['clusters'])} {k} clusters" for k, v in section["levels"].items()))
+    return updated
+
+
+def clustered_columns(saved: SavedMap, *, config: ClusterConfig, progress: ProgressFn = no_progress
+                      ) -> tuple[pd.DataFrame, dict]:
+    """A map's points with its cluster columns, and the manifest's clusters section (nothing saved)."""
     embedded = saved.embedded
     progress("cluster", 0.0, f"Clustering {int(embedded.sum()):,} points")
     clustering = cluster_map(
@@ -53,16 +64,7 @@ def add_clusters(
         column = np.full(len(points), UNCLUSTERED, dtype=np.int32)
         column[embedded] = level.labels
         points[LEVEL_COLUMNS[name]] = column
-    section = _manifest_section(clustering, labels, label_seconds=label_seconds)
-    # The store keeps the thumbnails of an image map across the save.
-    updated = workspace.save(
-        saved.name,
-        points=points,
-        embeddings=saved.embeddings,
-        manifest={**saved.manifest, "clusters": section},
-    )
-    progress("cluster", 1.0, ", ".join(f"{len(v)} {k} clusters" for k, v in labels.items()))
-    return updated
+    return points, _manifest_section(clustering, labels, label_seconds=label_seconds)
 
 
 def _label_levels(
@@ -181,7 +183,8 @@ def rename_cluster(
     """Give a cluster the user's label, kept in the manifest, at every level where the same group
     shows (`same_group`); an empty label restores each one's automatic label. Returns the manifest."""
     saved = workspace.open(map_name, mmap=True)
-    manifest = saved.manifest
+    # A copy: the map as read stays the base the store compares the change with.
+    manifest = copy.deepcopy(saved.manifest)
     section = _level_section(manifest, map_name, level)
     if not any(c["id"] == int(cluster_id) for c in section["clusters"]):
         known = ", ".join(str(c["id"]) for c in section["clusters"][:20])
@@ -195,7 +198,7 @@ def rename_cluster(
         cluster["label"] = new_label or cluster["auto_label"]
         cluster["renamed"] = bool(new_label) and new_label != cluster["auto_label"]
         log.info("renamed %s cluster %s of %s to %r", name, cid, map_name, cluster["label"])
-    return workspace.update_manifest(map_name, {"clusters": manifest["clusters"]})
+    return workspace.update_manifest(map_name, {"clusters": manifest["clusters"]}, base=saved)
 
 
 def same_group(saved: SavedMap, level: str, cluster_id: int) -> list[tuple[str, int]]:

@@ -106,6 +106,7 @@ def build_map(
     x: str | None = None,
     y: str | None = None,
     neighbors: str | None = None,
+    reserve: bool = False,
     progress: ProgressFn = no_progress,
 ) -> BuildResult:
     """Build and save a map of texts or images from anything `read_corpus` takes.
@@ -114,7 +115,9 @@ def build_map(
     (TF-IDF + SVD fitted on the data) or "auto" (by the data's size, see explorer.modes; a table too big
     for the transformer gets the fast map with its refinement pending, see ``refine_pending``). Images:
     ``model`` is a CLIP name or folder (default clip-ViT-B-32) or "pixels"; with ``fallback`` a CLIP
-    model that cannot be loaded gives way to the pixel embedder (said in the notes)."""
+    model that cannot be loaded gives way to the pixel embedder (said in the notes). With ``reserve`` the
+    map takes a free name (``name (2)`` when ``name`` is taken), claimed as the build starts; without,
+    it replaces any map of its name."""
     workspace = workspace or Workspace()
     projection = projection or ProjectionConfig()
     if name is not None:
@@ -131,83 +134,99 @@ def build_map(
                              template=template, images=images, path_column=path_column, limits=limits,
                              progress=progress)
         progress("load", 1.0, _loaded_message(corpus))
-    notes = list(corpus.notes)
-    if given is not None and given.vectors is not None:
-        # A row is on the map when it has a vector; its text (if any) is what hover and keyword search read.
-        corpus.embedded = given.vectors.present.copy()
-
-    with timer.stage("embed"):
+    requested = name or corpus.default_name()
+    with _claimed(workspace, requested, reserve=reserve) as map_name:
+        notes = list(corpus.notes)
         if given is not None and given.vectors is not None:
-            choice, embedder = None, given_embedder(given.vectors, model=model, mode=mode)
-        else:
-            choice, embedder = _embedder_for_build(corpus, model=model, mode=mode, fallback=fallback)
-        if choice is not None and choice.refine and given is not None and given.layout is not None:
-            # A refinement lays the map out again with UMAP: the layout you gave would be lost.
-            choice = dataclasses.replace(choice, refine=False, search_seconds=None)
-            notes.append("Your layout is kept as it is, so this fast map is not refined by the transformer "
-                         "later; build with the quality mode for search by meaning.")
-        if choice is not None:
-            notes.append(choice.reason)
-            progress("embed", 0.0, choice.reason)
-        if embedder.fallback_reason:
-            notes.insert(0, embedder.fallback_reason)
-        progress("embed", 0.0, f"Loading the model {embedder.model_id}")
-        if given is not None and given.vectors is not None:
-            embedded = EmbeddingResult(vectors=given.vectors.vectors[given.vectors.present], model_id=embedder.model_id,
-                                       n_cached=0, n_computed=0, seconds=0.0)
-            progress("embed", 1.0, f"Kept your {given.vectors.dimension}-number vectors from {given.vectors.source}")
-        else:
-            cache = EmbeddingCache(workspace.cache_path) if use_cache and embedder.cacheable else None
-            embedded = embed_cached(embedder, corpus, cache=cache, batch_size=batch_size, progress=progress)
-            notes += embedded.notes
-            embedder.persist(workspace.root)
+            # A row is on the map when it has a vector; its text (if any) is what hover and keyword search read.
+            corpus.embedded = given.vectors.present.copy()
 
-    with timer.stage("project"):
-        layout_input = embedder.layout_vectors(embedded.vectors)
-        if given is not None and given.layout is not None:
-            layout = given_layout(given, corpus.embedded, embedded.vectors, notes=notes, progress=progress)
-        else:
-            progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
-            layout = project(layout_input, config=projection,
-                             cache_dir=workspace.projection_cache_dir if use_cache else None, progress=progress)
-            notes += layout.notes
-        progress("project", 1.0, f"Layout by {layout.method.upper()}")
+        with timer.stage("embed"):
+            if given is not None and given.vectors is not None:
+                choice, embedder = None, given_embedder(given.vectors, model=model, mode=mode)
+            else:
+                choice, embedder = _embedder_for_build(corpus, model=model, mode=mode, fallback=fallback)
+            if choice is not None and choice.refine and given is not None and given.layout is not None:
+                # A refinement lays the map out again with UMAP: the layout you gave would be lost.
+                choice = dataclasses.replace(choice, refine=False, search_seconds=None)
+                notes.append("Your layout is kept as it is, so this fast map is not refined by the transformer "
+                             "later; build with the quality mode for search by meaning.")
+            if choice is not None:
+                notes.append(choice.reason)
+                progress("embed", 0.0, choice.reason)
+            if embedder.fallback_reason:
+                notes.insert(0, embedder.fallback_reason)
+            progress("embed", 0.0, f"Loading the model {embedder.model_id}")
+            if given is not None and given.vectors is not None:
+                embedded = EmbeddingResult(vectors=given.vectors.vectors[given.vectors.present],
+                                           model_id=embedder.model_id, n_cached=0, n_computed=0, seconds=0.0)
+                progress("embed", 1.0,
+                         f"Kept your {given.vectors.dimension}-number vectors from {given.vectors.source}")
+            else:
+                cache = EmbeddingCache(workspace.cache_path) if use_cache and embedder.cacheable else None
+                embedded = embed_cached(embedder, corpus, cache=cache, batch_size=batch_size, progress=progress)
+                notes += embedded.notes
+                embedder.persist(workspace.root)
 
-    started = time.perf_counter()
-    progress("save", 0.0, "Saving the map" + (" and its thumbnails" if corpus.kind == IMAGES else ""))
-    points, vectors = assemble_points(corpus.frame, corpus.embedded, embedded.vectors, layout.coords)
-    map_name = name or corpus.default_name()
-    manifest = map_manifest(corpus, name=map_name, embedder=embedder, dimension=vectors.shape[1],
-                            projection=projection, method_used=layout.method, notes=notes,
-                            seconds=timer.seconds)
-    manifest["mode"] = choice.to_dict() if choice is not None else None
-    if choice is not None and choice.refine:
-        manifest["refinement"] = {"state": REFINE_PENDING, "model": None, "max_seq_length": REFINE_MAX_TOKENS,
-                                  "from_model": embedder.model_id, "requested": manifest["created"],
-                                  "automatic": choice.automatic, "estimated_seconds": choice.search_seconds}
-    manifest["projection"]["input_dimension"] = int(layout_input.shape[1]) if layout_input.ndim == 2 else 0
-    if given is not None:
-        manifest["given"] = {**given.to_dict(), "query_model": embedder.model_id if TEXT in embedder.kinds else None}
-        if TEXT not in embedder.kinds:
-            manifest["text_search"] = "keyword"
-            manifest["text_search_reason"] = given_search_reason(given)
-        if given.neighbors is not None:
-            points["neighbors"] = given.neighbors
-    thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
-    saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails)
-    if saved.name != map_name:
-        notes.append(f"The map name '{map_name}' was saved as '{saved.name}': a name keeps only letters, digits, "
-                     "spaces and - _ . ( ), and cannot start with a dot.")
-    kind, rows, n_cached, skipped = corpus.kind, len(points), embedded.n_cached, corpus.skipped
-    # The build's own copies go before clustering, which reads the saved map's texts and vectors: on
-    # 1M abstracts the composed texts alone are ~1.2 GB, the layout's inputs and graph ~0.5 GB more.
-    del corpus, embedded, layout, layout_input, points, vectors
-    saved = finish_build(saved, started=started, timer=timer, clusters=clusters, workspace=workspace,
-                         progress=progress)
-    log.info("built %s map %s: %d rows with %s", kind, saved.name, rows, embedder.model_id)
-    return BuildResult(saved=saved, seconds=timer.seconds, notes=notes, n_cached=n_cached, mode=choice,
-                       skipped=skipped, text_search=manifest.get("text_search", "semantic"),
-                       text_search_reason=manifest.get("text_search_reason", ""))
+        with timer.stage("project"):
+            layout_input = embedder.layout_vectors(embedded.vectors)
+            if given is not None and given.layout is not None:
+                layout = given_layout(given, corpus.embedded, embedded.vectors, notes=notes, progress=progress)
+            else:
+                progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
+                layout = project(layout_input, config=projection,
+                                 cache_dir=workspace.projection_cache_dir if use_cache else None, progress=progress)
+                notes += layout.notes
+            progress("project", 1.0, f"Layout by {layout.method.upper()}")
+
+        started = time.perf_counter()
+        progress("save", 0.0, "Saving the map" + (" and its thumbnails" if corpus.kind == IMAGES else ""))
+        points, vectors = assemble_points(corpus.frame, corpus.embedded, embedded.vectors, layout.coords)
+        manifest = map_manifest(corpus, name=map_name, embedder=embedder, dimension=vectors.shape[1],
+                                projection=projection, method_used=layout.method, notes=notes,
+                                seconds=timer.seconds)
+        manifest["mode"] = choice.to_dict() if choice is not None else None
+        if choice is not None and choice.refine:
+            manifest["refinement"] = {"state": REFINE_PENDING, "model": None, "max_seq_length": REFINE_MAX_TOKENS,
+                                      "from_model": embedder.model_id, "requested": manifest["created"],
+                                      "automatic": choice.automatic, "estimated_seconds": choice.search_seconds}
+        manifest["projection"]["input_dimension"] = int(layout_input.shape[1]) if layout_input.ndim == 2 else 0
+        if given is not None:
+            manifest["given"] = {**given.to_dict(),
+                                 "query_model": embedder.model_id if TEXT in embedder.kinds else None}
+            if TEXT not in embedder.kinds:
+                manifest["text_search"] = "keyword"
+                manifest["text_search_reason"] = given_search_reason(given)
+            if given.neighbors is not None:
+                points["neighbors"] = given.neighbors
+        thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
+        saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails)
+        if sanitise_map_name(requested) != requested:
+            notes.append(f"The map name '{requested}' was saved as '{saved.name}': a name keeps only letters, "
+                         "digits, spaces and - _ . ( ), and cannot start with a dot.")
+        elif saved.name != requested:
+            notes.append(f"A map named '{requested}' already exists: this one is '{saved.name}'.")
+        kind, rows, n_cached, skipped = corpus.kind, len(points), embedded.n_cached, corpus.skipped
+        # The build's own copies go before clustering, which reads the saved map's texts and vectors: on
+        # 1M abstracts the composed texts alone are ~1.2 GB, the layout's inputs and graph ~0.5 GB more.
+        del corpus, embedded, layout, layout_input, points, vectors
+        saved = finish_build(saved, started=started, timer=timer, clusters=clusters, workspace=workspace,
+                             progress=progress)
+        log.info("built %s map %s: %d rows with %s", kind, saved.name, rows, embedder.model_id)
+        return BuildResult(saved=saved, seconds=timer.seconds, notes=notes, n_cached=n_cached, mode=choice,
+                           skipped=skipped, text_search=manifest.get("text_search", "semantic"),
+                           text_search_reason=manifest.get("text_search_reason", ""))
+
+
+@contextmanager
+def _claimed(workspace: Workspace, name: str, *, reserve: bool) -> Iterator[str]:
+    """The name the map is saved under: with ``reserve``, the first free of ``name``, ``name (2)``…,
+    reserved now (Workspace.reserve_name) so that builds started together never share one."""
+    if not reserve:
+        yield name
+        return
+    with workspace.reserved(name) as claimed:
+        yield claimed
 
 
 def _split_given(source, *, kind: str, source_name: str | None, vectors, x, y, neighbors) -> tuple:

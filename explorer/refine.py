@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,9 +23,9 @@ from .cluster import ClusterConfig
 from .corpus import TEXT
 from .embed import EmbeddingCache, embed_cached
 from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder
-from .errors import InputError
+from .errors import InputError, MapChangedError
 from .limits import Limits
-from .map_clusters import LEVEL_COLUMNS, add_clusters
+from .map_clusters import LEVEL_COLUMNS, clustered_columns
 from .pipeline import REFINE_PENDING
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
@@ -51,6 +49,8 @@ BUSY = "busy"  # another process is refining this map right now
 DEFAULT_CHUNK_ROWS = 256
 # A renamed cluster label moves to the new cluster whose rows overlap its rows this much (Jaccard).
 LABEL_MATCH = 0.5
+# A refinement whose save meets another save it cannot merge is redone on the latest version this often.
+SAVE_TRIES = 3
 
 
 @dataclass
@@ -191,44 +191,35 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
     if stop():
         return stopped()
 
-    current = find_map(workspace, map_id, hint=saved.name)
-    if current is None:
-        return _gone(map_id, saved.name, started)
-    latest = workspace.open(current, mmap=True)
-    points = saved.points.drop(columns=list(LEVEL_COLUMNS.values()), errors="ignore").copy()
-    coords = np.full((len(points), 2), np.nan, dtype=np.float32)
-    coords[embedded] = layout.coords
-    points["x"], points["y"] = coords[:, 0], coords[:, 1]
-    full = np.zeros((len(points), vectors.shape[1]), dtype=np.float32)
-    full[embedded] = vectors
-    manifest = {key: value for key, value in latest.manifest.items() if key != "clusters"}
-    manifest.update({
-        "model_id": embedder.model_id, "model": embedder.spec, "model_hash": embedder.model_hash,
-        "dimension": int(full.shape[1]),
-        "projection": {**config.to_dict(), "method_used": layout.method,
-                       "input_dimension": int(layout_input.shape[1]), "init": "the fast map's layout"},
-    })
+    progress("save", 0.0, "Saving the refined map")
     refined = {**section, "state": REFINE_DONE, "model": embedder.spec, "model_id": embedder.model_id,
-               "from_model": section.get("from_model") or latest.manifest.get("model_id"),
                "displacement": displacement, "rows": total, "n_cached": n_cached}
     refined.pop("error", None)
-    if latest.manifest.get("clusters"):
-        mark = time.perf_counter()
-        points, manifest = _reclustered(latest, points, full, manifest, workspace=workspace, progress=progress)
-        seconds["cluster"] = time.perf_counter() - mark
-        refined["labels"] = manifest["clusters"].pop("carried", {})
-    refined["seconds"] = {k: round(v, 3) for k, v in {**seconds, "total": time.perf_counter() - started}.items()}
-    refined["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    manifest["refinement"] = refined
-
-    # Looked up again right before the save: a rename while clustering lands on the new name.
-    current = find_map(workspace, map_id, hint=current)
-    if current is None:
-        return _gone(map_id, saved.name, started)
-    if refinement_of(workspace.read_manifest(current)).get("state") not in (REFINE_PENDING, REFINE_FAILED):
-        return RefineResult(NOT_PENDING, map_id, current, message=f"'{current}' was refined meanwhile.")
-    progress("save", 0.0, "Saving the refined map")
-    result = workspace.save(current, points=points, embeddings=full, manifest=manifest)
+    changes = {"model_id": embedder.model_id, "model": embedder.spec, "model_hash": embedder.model_hash,
+               "dimension": int(vectors.shape[1]),
+               "projection": {**config.to_dict(), "method_used": layout.method,
+                              "input_dimension": int(layout_input.shape[1]), "init": "the fast map's layout"}}
+    current = saved.name
+    for _ in range(SAVE_TRIES):
+        # The latest version each time: what another save or a rename did meanwhile is kept.
+        current = find_map(workspace, map_id, hint=current)
+        if current is None:
+            return _gone(map_id, saved.name, started)
+        latest = workspace.open(current, mmap=True)
+        if refinement_of(latest.manifest).get("state") not in (REFINE_PENDING, REFINE_FAILED):
+            return RefineResult(NOT_PENDING, map_id, current, message=f"'{current}' was refined meanwhile.")
+        if not np.array_equal(latest.points["row_id"].to_numpy(), saved.points["row_id"].to_numpy()):
+            return _gone(map_id, saved.name, started)
+        try:
+            result = _save_refined(latest, workspace, embedded=embedded, vectors=vectors, coords=layout.coords,
+                                   changes=changes, refined=refined, seconds=seconds, started=started,
+                                   progress=progress)
+            break
+        except MapChangedError as exc:
+            log.info("%s changed during its refinement: redone on the latest version (%s)", current, exc)
+    else:
+        raise MapChangedError(f"'{current}' kept changing during its refinement: it was tried {SAVE_TRIES} times. "
+                              f"Run `explorer refine \"{current}\"` again.")
     total_seconds = time.perf_counter() - started
     progress("save", 1.0, f"Refined '{result.name}' in {total_seconds:.0f} s")
     log.info("refined %s with %s in %.1f s (median displacement %.3f)", result.name, embedder.model_id,
@@ -237,6 +228,30 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
                         n_cached=n_cached, displacement=displacement,
                         message=f"'{result.name}' now uses {embedder.model_id}: search by meaning, neighbours and "
                         "clusters come from its vectors.")
+
+
+def _save_refined(latest: SavedMap, workspace: Workspace, *, embedded: np.ndarray, vectors: np.ndarray,
+                  coords: np.ndarray, changes: dict, refined: dict, seconds: dict, started: float,
+                  progress: ProgressFn) -> SavedMap:
+    """The refined vectors and layout put on ``latest`` (re-clustered when it has clusters) and saved as
+    its next version; MapChangedError when another save landed meanwhile that cannot be merged."""
+    points = latest.points.drop(columns=list(LEVEL_COLUMNS.values()), errors="ignore").copy()
+    full_coords = np.full((len(points), 2), np.nan, dtype=np.float32)
+    full_coords[embedded] = coords
+    points["x"], points["y"] = full_coords[:, 0], full_coords[:, 1]
+    full = np.zeros((len(points), vectors.shape[1]), dtype=np.float32)
+    full[embedded] = vectors
+    manifest = {**{k: v for k, v in latest.manifest.items() if k != "clusters"}, **changes}
+    refined = {**refined, "from_model": refined.get("from_model") or latest.manifest.get("model_id")}
+    if latest.manifest.get("clusters"):
+        mark = time.perf_counter()
+        points, manifest = _reclustered(latest, points, full, manifest, progress=progress)
+        seconds = {**seconds, "cluster": time.perf_counter() - mark}
+        refined["labels"] = manifest["clusters"].pop("carried", {})
+    refined["seconds"] = {k: round(v, 3) for k, v in {**seconds, "total": time.perf_counter() - started}.items()}
+    refined["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    manifest["refinement"] = refined
+    return workspace.save(latest.name, points=points, embeddings=full, manifest=manifest, base=latest)
 
 
 def _within(progress: ProgressFn, start: int, size: int, total: int) -> ProgressFn:
@@ -248,22 +263,14 @@ def _within(progress: ProgressFn, start: int, size: int, total: int) -> Progress
     return report
 
 
-def _reclustered(latest: SavedMap, points, vectors: np.ndarray, manifest: dict, *, workspace: Workspace,
-                 progress: ProgressFn):
+def _reclustered(latest: SavedMap, points, vectors: np.ndarray, manifest: dict, *, progress: ProgressFn):
     """The refined points and manifest clustered as the map was (its recorded config), with the labels the
-    user renamed carried over to the new clusters that match them. Clustered in a staging workspace, so
-    the map itself is written once, by the caller."""
+    user renamed carried over to the new clusters that match them (nothing saved)."""
     config = ClusterConfig.from_dict((latest.manifest.get("clusters") or {}).get("config") or {})
-    staging_root = workspace.root / "cache" / f"refine-staging-{uuid.uuid4().hex}"
-    try:
-        staging = Workspace(staging_root)
-        draft = SavedMap(path=staging.map_path(latest.name), manifest=manifest, points=points, embeddings=vectors)
-        clustered = add_clusters(draft, config=config, workspace=staging, progress=progress)
-    finally:
-        shutil.rmtree(staging_root, ignore_errors=True)
-    section = clustered.manifest["clusters"]
-    section["carried"] = _carry_renamed_labels(latest, clustered.points, section)
-    return clustered.points, {**manifest, "clusters": section}
+    draft = SavedMap(path=latest.path, manifest=manifest, points=points, embeddings=vectors)
+    points, section = clustered_columns(draft, config=config, progress=progress)
+    section["carried"] = _carry_renamed_labels(latest, points, section)
+    return points, {**manifest, "clusters": section}
 
 
 def _carry_renamed_labels(old: SavedMap, new_points, section: dict) -> dict:

@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, MapNotFoundError
+from .errors import InputError, MapChangedError, MapNotFoundError
 from .label_file import LABELS_FILE, write_label_file
 from .neighbor_column import (
     NEIGHBORS_COLUMN,
@@ -49,6 +49,16 @@ _UUID_LEN = 32
 # progress, so only folders older than this are taken for the leftovers of a crash.
 STALE_TMP_SECONDS = 3600
 LOCK_FILE = "maps.lock"
+# A name being built: a folder holding only this file (its owner's pid), replaced by the map's save.
+RESERVED_FILE = ".reserved"
+# Each save's id in the manifest ("version" is the software's); maps saved before it are version "0".
+VERSION_KEY = "map_version"
+# Manifest keys every save writes for itself: never a conflict between two saves.
+_OWN_KEYS = ("name", "saved", VERSION_KEY)
+# Vectors take part in a merge as one more column of the map, under this key.
+_VECTORS = "(vectors)"
+# A map read while saves land is read again, this often at most, until one version is read whole.
+OPEN_TRIES = 20
 _THREAD_LOCK = threading.Lock()
 # Maps saved before the manifest recorded its kind are all text maps (image maps always said so).
 DEFAULT_KIND = "text"
@@ -112,6 +122,11 @@ class SavedMap:
     def kind(self) -> str:
         """What the map's rows are: "text" or "images"."""
         return self.manifest.get("kind", DEFAULT_KIND)
+
+    @property
+    def version(self) -> str:
+        """Which save of the map this is (a save derived from it names it as its ``base``); "0" for old maps."""
+        return str(self.manifest.get(VERSION_KEY) or "0")
 
     @property
     def stamp(self) -> str:
@@ -205,13 +220,45 @@ class Workspace:
         return (self.map_path(name) / MANIFEST_FILE).is_file()
 
     def unique_name(self, name: str) -> str:
-        """``name``, or ``name (2)``, ``name (3)``… whichever is free."""
-        base = sanitise_map_name(name)
-        for n in range(1, MAX_NAME_TRIES + 1):
-            candidate = base if n == 1 else suffixed_name(base, f" ({n})")
-            if not self.exists(candidate):
-                return candidate
-        raise InputError(f"'{base}' and its {MAX_NAME_TRIES - 1} numbered copies are all taken. Choose another name.")
+        """``name``, or ``name (2)``, ``name (3)``… whichever is free (neither a map nor reserved) now."""
+        candidate = next((c for c in numbered_names(name) if not self.map_path(c).exists()), None)
+        if candidate is None:
+            raise InputError(_all_taken(name))
+        return candidate
+
+    def reserve_name(self, name: str, *, candidates: Iterable[str] | None = None) -> str:
+        """Claim the first free name of ``candidates`` (by default ``name``, ``name (2)``…) for a map about
+        to be built: its placeholder folder, not listed as a map, is replaced by the save or removed by
+        release_name. Atomic, so two builds started at once never get one name."""
+        names = list(candidates) if candidates is not None else list(numbered_names(name))
+        with self._swap_lock():
+            for candidate in names:
+                path = self.map_path(candidate)
+                if not path.exists():
+                    path.mkdir()
+                    (path / RESERVED_FILE).write_text(str(os.getpid()), encoding="utf-8")
+                    return path.name
+        if candidates is None:
+            raise InputError(_all_taken(name))
+        if len(names) == 1:
+            raise InputError(f"A map named '{sanitise_map_name(names[0])}' already exists. Choose another name.")
+        raise InputError(f"The {len(names)} names tried for a new version of '{name}' are all taken. Name it yourself.")
+
+    def release_name(self, name: str) -> None:
+        """Remove the placeholder of a reserved name, unless a map was saved under it meanwhile."""
+        with self._swap_lock():
+            path = self.map_path(name)
+            if (path / RESERVED_FILE).is_file() and not (path / MANIFEST_FILE).is_file():
+                shutil.rmtree(path, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def reserved(self, name: str, *, candidates: Iterable[str] | None = None):
+        """reserve_name for the length of a build: yields the name, released when the build saved nothing."""
+        claimed = self.reserve_name(name, candidates=candidates)
+        try:
+            yield claimed
+        finally:
+            self.release_name(claimed)
 
     def save(
         self,
@@ -222,14 +269,41 @@ class Workspace:
         manifest: dict,
         thumbnails: Sequence[bytes] | Mapping[int, bytes] | None = None,
         thumbnails_from: SavedMap | None = None,
+        base: SavedMap | None = None,
     ) -> SavedMap:
         """Write a map atomically: into a temporary folder first, then swapped into place.
+
+        ``base`` is the saved map this one was derived from: the save goes to wherever that map is now
+        (found by its ``map_id``, so a rename is followed), and when another save landed there since,
+        what the two changed is merged (merged_save) or MapChangedError is raised and nothing is written.
+        Without ``base`` the map is written as given, over any map of that name.
 
         ``thumbnails`` are one per row (row-aligned) or by row_id. Without them the thumbnails of the
         saved rows are kept: those of ``thumbnails_from`` (a map this one derives from), else those of
         the map being replaced, so re-saving an image map never loses its pictures."""
         final = self.map_path(name)
-        manifest = {**manifest, "name": final.name, "saved": datetime.now(UTC).isoformat(timespec="seconds")}
+        tmp, saved = self._written(final, points, embeddings, manifest, thumbnails, thumbnails_from)
+        try:
+            with self._swap_lock():
+                if base is not None:
+                    current = self._locate(base, final)
+                    if current != final or _version_of(current) != base.version:
+                        # Another save (or a rename) landed since ``base`` was read: written again, merged.
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        merged = merged_save(base, (points, embeddings, manifest), self.open(current.name, mmap=True))
+                        final = current
+                        tmp, saved = self._written(final, *merged, thumbnails, thumbnails_from)
+                self._swap_in(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return saved
+
+    def _written(self, final: Path, points: pd.DataFrame, embeddings: np.ndarray, manifest: dict,
+                 thumbnails, thumbnails_from: SavedMap | None) -> tuple[Path, SavedMap]:
+        """The map written whole into a fresh temporary folder, to be swapped in as ``final``."""
+        manifest = {**manifest, "name": final.name, "saved": datetime.now(UTC).isoformat(timespec="seconds"),
+                    VERSION_KEY: uuid.uuid4().hex}
         row_ids = points["row_id"].to_numpy()
         neighbors = self._neighbors_to_write(final, points, embeddings, given=bool((manifest.get("given") or {})
                                                                                   .get("neighbors")))
@@ -256,13 +330,25 @@ class Workspace:
             write_label_file(tmp, manifest)
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
             _fsync_tree(tmp)
-            self._swap_in(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         saved = SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
         saved._index = (embeddings, index)
-        return saved
+        return tmp, saved
+
+    def _locate(self, base: SavedMap, final: Path) -> Path:
+        """Where the map ``base`` was read from is now (called under the swap lock): ``final`` or the
+        folder its ``map_id`` moved to; MapChangedError when it was deleted or rebuilt meanwhile."""
+        map_id = base.manifest.get("map_id")
+        folders = [final, base.path, *sorted(self.maps_dir.iterdir())] if map_id else [final]
+        for folder in folders:
+            with contextlib.suppress(OSError, ValueError):
+                if folder.parent == self.maps_dir and not folder.name.startswith(".") and \
+                        _read_manifest(folder / MANIFEST_FILE).get("map_id") == map_id:
+                    return folder
+        raise MapChangedError(f"The map '{base.name}' was deleted, rebuilt or grown while this was being done: "
+                              "nothing was saved. Open the map again and redo it there.")
 
     @staticmethod
     def _neighbors_to_write(final: Path, points: pd.DataFrame, embeddings: np.ndarray, *, given: bool):
@@ -271,7 +357,12 @@ class Workspace:
         row_ids = points["row_id"].to_numpy()
         if NEIGHBORS_COLUMN in points.columns:
             return given_neighbors(points[NEIGHBORS_COLUMN])
-        kept = kept_neighbors(final, row_ids, None if given else embeddings)
+        try:
+            kept = kept_neighbors(final, row_ids, None if given else embeddings)
+        except (OSError, ValueError) as exc:  # another save swapped the folder, or a rename moved it, mid-read
+            if given:
+                raise MapChangedError(f"'{final.name}' changed while it was being saved: open it again.") from exc
+            kept = None
         if kept is not None or given:
             return kept
         embedded = points["embedded"].to_numpy() if "embedded" in points.columns else np.ones(len(points), bool)
@@ -298,20 +389,20 @@ class Workspace:
             yield
 
     def _swap_in(self, tmp: Path, final: Path) -> None:
-        with self._swap_lock():
-            if final.exists():
-                trash = self.maps_dir / f"{_TRASH_PREFIX}{uuid.uuid4().hex}{final.name}"
-                os.rename(final, trash)
-                try:
-                    os.rename(tmp, final)
-                except BaseException:
-                    # Put the previous version back now rather than at the next Workspace().
-                    os.rename(trash, final)
-                    raise
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
+        """Put ``tmp`` in place of ``final`` (called under the swap lock)."""
+        if final.exists():
+            trash = self.maps_dir / f"{_TRASH_PREFIX}{uuid.uuid4().hex}{final.name}"
+            os.rename(final, trash)
+            try:
                 os.rename(tmp, final)
-            _fsync_dir(self.maps_dir)
+            except BaseException:
+                # Put the previous version back now rather than at the next Workspace().
+                os.rename(trash, final)
+                raise
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(self.maps_dir)
 
     def _recover(self) -> None:
         """Finish or undo a save that a crash interrupted."""
@@ -325,6 +416,8 @@ class Workspace:
                         log.warning("restoring %s after an interrupted save", original.name)
                         os.rename(entry, original)
                 elif entry.name.startswith(_TMP_PREFIX) and _age_seconds(entry) > STALE_TMP_SECONDS:
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif _abandoned_reservation(entry):
                     shutil.rmtree(entry, ignore_errors=True)
 
     def read_manifest(self, name: str) -> dict:
@@ -340,11 +433,24 @@ class Workspace:
         return manifest_stamp(self.map_path(name))
 
     def open(self, name: str, *, mmap: bool = False) -> SavedMap:
-        """Load a saved map by name."""
-        manifest = self.read_manifest(name)
+        """Load a saved map by name: one version of it whole, though saves and renames land meanwhile."""
         path = self.map_path(name)
-        points = read_points(path / POINTS_FILE)
-        embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
+        for attempt in range(OPEN_TRIES):
+            manifest = self.read_manifest(name)
+            try:
+                points = read_points(path / POINTS_FILE)
+                embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
+                if _version_of(path) == str(manifest.get(VERSION_KEY) or "0"):
+                    break
+            except (OSError, ValueError):
+                # A save swapped the folder mid-read (Parquet opens its file more than once) or a rename
+                # moved it: read again; a file that stays unreadable is damage, reported as it is.
+                if attempt == OPEN_TRIES - 1:
+                    raise
+                time.sleep(0.01)
+        else:
+            raise MapNotFoundError(f"The map '{name}' kept changing while it was read (renamed or saved again): "
+                                   "open it again.")
         if manifest.get("clusters") and not (path / LABELS_FILE).is_file():
             # Maps clustered before labels.parquet existed get it on first open, for other tools.
             with contextlib.suppress(OSError):
@@ -377,39 +483,161 @@ class Workspace:
         return sorted(infos, key=lambda m: m.created, reverse=True)
 
     def rename(self, old: str, new: str) -> str:
-        """Rename a map; returns the new (sanitised) name."""
-        source = self.map_path(old)
-        if not (source / MANIFEST_FILE).is_file():
-            raise MapNotFoundError(f"No saved map named '{old}'.")
-        target = self.map_path(new)
-        if target.exists():
-            raise InputError(f"A map named '{target.name}' already exists. Choose another name.")
-        os.rename(source, target)
-        manifest_file = target / MANIFEST_FILE
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        manifest["name"] = target.name
-        _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
-        return target.name
+        """Rename a map; returns the new (sanitised) name. Under the swap lock, so a save in progress
+        lands under the new name (it follows the map_id) and never brings the old name back."""
+        with self._swap_lock():
+            source = self.map_path(old)
+            if not (source / MANIFEST_FILE).is_file():
+                raise MapNotFoundError(f"No saved map named '{old}'.")
+            target = self.map_path(new)
+            if target.exists():
+                raise InputError(f"A map named '{target.name}' already exists. Choose another name.")
+            os.rename(source, target)
+            manifest_file = target / MANIFEST_FILE
+            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+            manifest.update({"name": target.name, VERSION_KEY: uuid.uuid4().hex})
+            _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
+            return target.name
 
-    def update_manifest(self, name: str, changes: dict) -> dict:
-        """Merge ``changes`` into a map's manifest, atomically."""
-        manifest_file = self.map_path(name) / MANIFEST_FILE
-        if not manifest_file.is_file():
-            raise MapNotFoundError(f"No saved map named '{name}'.")
-        manifest = {**_read_manifest(manifest_file), **changes}
-        if "clusters" in changes:  # before the manifest, whose new stamp tells readers to look again
-            write_label_file(manifest_file.parent, manifest)
-        _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
-        return manifest
+    def update_manifest(self, name: str, changes: dict, *, base: SavedMap | None = None) -> dict:
+        """Merge ``changes`` into a map's manifest, atomically, under the swap lock. With ``base`` (the
+        map the changes were made from) a rename is followed, and a key another save changed since is
+        a MapChangedError rather than overwritten."""
+        with self._swap_lock():
+            final = self.map_path(name)
+            folder = self._locate(base, final) if base is not None else final
+            manifest_file = folder / MANIFEST_FILE
+            if not manifest_file.is_file():
+                raise MapNotFoundError(f"No saved map named '{name}'.")
+            current = _read_manifest(manifest_file)
+            if base is not None and current.get(VERSION_KEY, "0") != base.version:
+                manifest = _merged_manifest(base.manifest, {**base.manifest, **changes}, current, folder.name)
+            else:
+                manifest = {**current, **changes}
+            manifest.update({"name": folder.name, VERSION_KEY: uuid.uuid4().hex})
+            if "clusters" in changes:  # before the manifest, whose new stamp tells readers to look again
+                write_label_file(folder, manifest)
+            _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
+            return manifest
 
     def delete(self, name: str) -> None:
         """Delete a saved map (moved aside first, so a crash never leaves half a map)."""
-        path = self.map_path(name)
-        if not (path / MANIFEST_FILE).is_file():
-            raise MapNotFoundError(f"No saved map named '{name}'.")
-        doomed = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        os.rename(path, doomed)
+        with self._swap_lock():
+            path = self.map_path(name)
+            if not (path / MANIFEST_FILE).is_file():
+                raise MapNotFoundError(f"No saved map named '{name}'.")
+            doomed = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+            os.rename(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def numbered_names(name: str) -> Iterator[str]:
+    """``name``, then ``name (2)``, ``name (3)``… up to MAX_NAME_TRIES, each within the name caps."""
+    base = sanitise_map_name(name)
+    yield base
+    for n in range(2, MAX_NAME_TRIES + 1):
+        yield suffixed_name(base, f" ({n})")
+
+
+def _all_taken(name: str) -> str:
+    return (f"'{sanitise_map_name(name)}' and its {MAX_NAME_TRIES - 1} numbered copies are all taken. "
+            "Choose another name.")
+
+
+def merged_save(base: SavedMap, mine: tuple[pd.DataFrame, np.ndarray, dict],
+                theirs: SavedMap) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """A save derived from ``base`` (its points, vectors and manifest: ``mine``) replayed on ``theirs``,
+    a newer save of the same map: each column (the vectors as one more) and each manifest key is taken
+    from the side that changed it since ``base``. MapChangedError when both changed the same one, or
+    when one side changed the rows and the other anything else (its columns would not line up)."""
+    points, vectors, manifest = mine
+    old, ours, other = (_columns(base.points, base.embeddings), _columns(points, vectors),
+                        _columns(theirs.points, theirs.embeddings))
+    columns, conflicts = _three_way(old, ours, other, _same_values)
+    if _changed(old, ours) and _changed(old, other) and not _same_values(ours.get("row_id"), other.get("row_id")):
+        conflicts.append("the rows")
+    merged_manifest = _merged_manifest(base.manifest, manifest, theirs.manifest, theirs.name, conflicts)
+    vectors = columns.pop(_VECTORS)
+    return pd.DataFrame({k: v.reset_index(drop=True) for k, v in columns.items()}), vectors, merged_manifest
+
+
+def _merged_manifest(base: dict, mine: dict, theirs: dict, name: str, conflicts: Sequence[str] = ()) -> dict:
+    """``mine`` with the keys only ``theirs`` changed since ``base``; MapChangedError on any conflict."""
+    def own(manifest: dict) -> dict:
+        return {k: v for k, v in manifest.items() if k not in _OWN_KEYS}
+
+    merged, clashes = _three_way(own(base), own(mine), own(theirs), _same_json)
+    clashes = [*conflicts, *clashes]
+    if clashes:
+        raise MapChangedError(f"'{name}' was changed by someone else meanwhile ({', '.join(clashes[:6])} on both "
+                              "sides): nothing was saved. Open it again and redo this on the latest version.")
+    return merged
+
+
+def _three_way(base: dict, mine: dict, theirs: dict, same) -> tuple[dict, list[str]]:
+    """``mine`` with what ``theirs`` changed since ``base`` (added, changed or removed entries), and the
+    entries both changed differently (left as mine)."""
+    merged, conflicts = dict(mine), []
+    for key in dict.fromkeys([*mine, *theirs, *base]):
+        ours, other, was = mine.get(key, _ABSENT), theirs.get(key, _ABSENT), base.get(key, _ABSENT)
+        if same(other, was) or same(ours, other):
+            continue
+        if not same(ours, was):
+            conflicts.append(str(key))
+        elif other is _ABSENT:
+            merged.pop(key, None)
+        else:
+            merged[key] = other
+    return merged, conflicts
+_ABSENT = object()
+
+
+def _columns(points: pd.DataFrame, vectors: np.ndarray) -> dict:
+    """A map's columns by name, the vectors among them."""
+    return {**{c: points[c] for c in points.columns if c != NEIGHBORS_COLUMN}, _VECTORS: vectors}
+
+
+def _changed(base: dict, side: dict) -> bool:
+    """Whether any column of ``side`` differs from ``base``."""
+    return any(not _same_values(side.get(k, _ABSENT), base.get(k, _ABSENT)) for k in {*base, *side})
+
+
+def _same_values(a, b) -> bool:
+    """Whether two columns (Series or arrays; _ABSENT for none) hold the same values."""
+    if a is b:
+        return True
+    if a is _ABSENT or b is _ABSENT or a is None or b is None or len(a) != len(b):
+        return False
+    if isinstance(a, pd.Series) and isinstance(b, pd.Series):
+        return a.dtype == b.dtype and a.reset_index(drop=True).equals(b.reset_index(drop=True))
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+
+
+def _same_json(a, b) -> bool:
+    """Whether two manifest values are the same as saved (tuples and lists alike; _ABSENT for none)."""
+    if a is _ABSENT or b is _ABSENT:
+        return a is b
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _version_of(folder: Path) -> str:
+    """The version of the map saved in ``folder``."""
+    return str(_read_manifest(folder / MANIFEST_FILE).get(VERSION_KEY) or "0")
+
+
+def _abandoned_reservation(folder: Path) -> bool:
+    """Whether ``folder`` is a reserved name whose build died: old, and its process gone."""
+    marker = folder / RESERVED_FILE
+    if not marker.is_file() or (folder / MANIFEST_FILE).exists() or _age_seconds(marker) <= STALE_TMP_SECONDS:
+        return False
+    try:
+        os.kill(int(marker.read_text(encoding="utf-8")), 0)
+    except (ProcessLookupError, ValueError):
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False  # still building (a build of 1M rows takes hours)
 
 
 def manifest_stamp(map_path: Path) -> str:

@@ -101,14 +101,15 @@ def far_on_map(coords: np.ndarray, row: int, others: np.ndarray, *, k: int = K_S
 
 
 def add_trust(saved: SavedMap, *, workspace: Workspace | None = None, progress: ProgressFn = no_progress) -> SavedMap:
-    """Measure a saved map's trust and save it again with a ``trust`` column and a manifest summary."""
+    """Measure a saved map's trust and save it again with a ``trust`` column and a manifest summary
+    (merged into any newer save of the map: its vectors, model and refinement stay as they are)."""
     workspace = workspace or Workspace(saved.path.parent.parent)
     trust = trust_scores(saved.embeddings, saved.coords, valid=saved.embedded, progress=progress)
     points = saved.points.assign(**{TRUST_COLUMN: trust.scores})
     summary = {"overall": round(trust.overall, 4), "k_map": trust.k_map, "k_space": trust.k_space,
                "exact": trust.exact, "seconds": round(trust.seconds, 3)}
     return workspace.save(saved.name, points=points, embeddings=saved.embeddings,
-                          manifest={**saved.manifest, "trust": summary})
+                          manifest={**saved.manifest, "trust": summary}, base=saved)
 
 
 def trust_summary(saved: SavedMap) -> str | None:

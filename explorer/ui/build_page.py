@@ -85,14 +85,12 @@ def run_with_progress(
 def run_build(source, *, replace: bool = False, **options) -> None:
     """Build a map with a live progress bar (run_with_progress), then open it.
 
-    Unless ``replace``, the map gets a free name ("data (2)"): another session's map of the same
-    name must never be overwritten under it."""
+    Unless ``replace``, the map gets a free name ("data (2)"), reserved as the build starts: another
+    session's map of the same name, or its build started a moment earlier, must never be overwritten."""
     workspace = Workspace()
 
     def build(progress: ProgressFn):
-        if options.get("name") and not replace:
-            options["name"] = workspace.unique_name(options["name"])
-        return build_map(source, workspace=workspace, progress=progress, **options)
+        return build_map(source, workspace=workspace, progress=progress, reserve=not replace, **options)
 
     def stages(result) -> str:
         return ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
