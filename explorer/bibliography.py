@@ -287,12 +287,19 @@ def read_ris(text: str, name: str) -> Bibliography:
 
     lines = text.splitlines()
     chunks, orphans, unended = _ris_chunks(lines)
-    rows = []
+    rows, unreadable = [], []
     for start, end, tagged in chunks:
-        record = rispy.loads("\n".join([*tagged, "ER  - "]))
+        try:
+            record = rispy.loads("\n".join([*tagged, "ER  - "]))
+        except Exception:  # rispy raises KeyError... on some malformed entries: that entry is skipped
+            unreadable.append(start + 1)
+            continue
         if record:
             rows.append(_ris_row(record[0], "\n".join(lines[start:end]).strip()))
     notes = []
+    if unreadable:
+        notes.append(f"Skipped {len(unreadable):,} RIS entr{'y' if len(unreadable) == 1 else 'ies'} that could not be "
+                     f"read (line {shown_lines(unreadable)}); the others were kept.")
     if orphans:
         notes.append(f"Skipped {len(orphans):,} malformed RIS entr{'y' if len(orphans) == 1 else 'ies'} "
                      f"(line {shown_lines(orphans)}: tags outside a TY ... ER entry); the entries after "
@@ -304,7 +311,7 @@ def read_ris(text: str, name: str) -> Bibliography:
     if not rows:
         raise InputError(f"{name}: no RIS entry could be read. Entries start with a 'TY  - ' line and end "
                          "with 'ER  - '.")
-    return Bibliography(frame=_frame(rows, RIS_COLUMN), notes=notes, skipped_lines=orphans)
+    return Bibliography(frame=_frame(rows, RIS_COLUMN), notes=notes, skipped_lines=sorted(orphans + unreadable))
 
 
 def _ris_chunks(lines: list[str]) -> tuple[list[tuple[int, int, list[str]]], list[int], list[int]]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import logging
+import lzma
 import os
 import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -401,7 +403,7 @@ def _open_zip(data: bytes, name: str) -> zipfile.ZipFile:
 def unsafe_member_reason(name: str) -> str | None:
     """Why a ZIP member name is refused (absolute, a drive, or climbing out with ..), else None."""
     posix = name.replace("\\", "/")
-    if not posix.strip():
+    if not PurePosixPath(posix.strip()).name:  # "", "." or "./": no file name to show or to match
         return "refused: a file without a name"
     if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
         return "refused: an absolute path inside the ZIP"
@@ -442,7 +444,8 @@ def _member_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[
     def read() -> bytes:
         try:
             return archive.read(info)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error,
+                lzma.LZMAError) as exc:
             # zlib and CRC failures of one member must not cost the others.
             raise InputError(f"cannot be unpacked from the ZIP ({exc})") from exc
 

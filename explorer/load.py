@@ -638,9 +638,22 @@ def _infer_column(column: pd.Series) -> pd.Series:
     return column.astype("string")
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _json_loads(text: str):
+    """json.loads, except that half a UTF-16 pair escaped alone ("\\ud800"), which no UTF-8 text (nor a
+    saved map) can hold, is read as U+FFFD."""
+    value = json.loads(text)
+    if _SURROGATE_ESCAPE.search(text):  # rare: only then the value is written out and read once more
+        value = json.loads(_SURROGATES.sub("\ufffd", json.dumps(value, ensure_ascii=False)))
+    return value
+
+
 def _read_json(text: str, name: str, *, max_columns: int) -> pd.DataFrame:
     try:
-        payload = json.loads(text)
+        payload = _json_loads(text)
     except RecursionError as exc:
         raise InputError(f"{name}: the JSON is nested too deeply to be a table. Use a list of records such "
                          'as [{"title": "...", "abstract": "..."}].') from exc
@@ -693,7 +706,7 @@ def _read_jsonl(
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = _json_loads(line)
         except (ValueError, RecursionError):  # not JSON, nested too deep, or an integer of over 4,300 digits
             skipped.append(line_no)
             continue

@@ -50,7 +50,7 @@ from explorer.vectors import offered_columns, read_given
 pytestmark = pytest.mark.slow
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")),
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
     derandomize=not os.environ.get("FUZZ_RANDOM"),
     database=None,
     deadline=None,  # the budget is checked below, on CPU time, so a busy machine does not fail it
