@@ -1142,6 +1142,15 @@ CASES: list[Case] = [
     Case("vector_column_escapes", "terminal escape codes and a bidi override in the vectors' column name",
          _vectors_named(f"emb{ESCAPES}\u202e"), kind=VECTORS, given={"vectors": f"emb{ESCAPES}\u202e"}, rows=6),
     # --- issue 24: found by fuzzing (tests/test_fuzz_readers.py) ---------------------------------------------
+    Case("fuzz_image_16bit_huge", "a 157 kB PNG of 9,000 x 9,000 16-bit grey pixels (2.5 GB once converted)",
+         lambda: _huge_image_zip("I;16", "PNG", 0), kind=IMAGES, rows=3),
+    Case("fuzz_image_rgba_huge", "a 0.3 MB PNG of 9,000 x 9,000 half-transparent pixels (1 GB once converted)",
+         lambda: _huge_image_zip("RGBA", "PNG", (10, 20, 30, 128)), kind=IMAGES, rows=3),
+    Case("fuzz_image_gif_huge", "a 60 kB GIF of 9,000 x 9,000 pixels (0.85 GB once converted)",
+         lambda: _huge_image_zip("P", "GIF", 0), kind=IMAGES, rows=3),
+    Case("fuzz_sniffer_cubic", "a 4.6 kB CSV on which csv.Sniffer's quote guess took 11 s",
+         lambda: ("data.csv", ('"é"\t"x"\t"ü@\n' + '€"૾가∠︀\n' * 150 + '"\u20fe' * 260 + '૾가∠︀\n€"' * 60).encode()),
+         rows=211),
     Case("fuzz_json_long_integer", "JSON holding a number of 4,301 digits", lambda: _fuzz_long_number("json"),
          error=InputError, message="a number too long to read"),
     Case("fuzz_jsonl_long_integer", "JSONL with a number of 4,301 digits on one line",
@@ -1229,6 +1238,18 @@ def _fuzz_corrupt_lzma_zip() -> tuple[str, bytes]:
     start = info.header_offset + 30 + name_length + extra_length
     data[start + 9:start + 19] = b"\xff" * 10  # past the 9-byte LZMA properties header: the stream itself
     return "lzma.zip", bytes(data)
+
+
+@cache
+def _huge_image_zip(mode: str, fmt: str, colour) -> tuple[str, bytes]:
+    """A ZIP of two small images and one of 9,000 x 9,000 pixels, under the pixel cap, that compresses
+    to a few hundred kB: decoding it is unavoidable, every full-size copy after that is not."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, (9000, 9000), colour).save(buffer, fmt)
+    members = {f"big/huge.{fmt.lower()}": buffer.getvalue(), "red/a.png": png(), "blue/b.png": png(colour="blue")}
+    return "huge.zip", make_zip(members)
 
 
 def _fuzz_nameless_member() -> tuple[str, bytes]:
