@@ -67,6 +67,11 @@ def read_layout(frame: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.nda
                          "off the map.")
     if not present.any():
         raise InputError(f"No row has both '{x}' and '{y}': there is no layout to keep.")
+    # The map keeps 32-bit coordinates: 1e300 is finite here and would be stored as infinity.
+    huge = present & (np.abs(coords) > np.finfo(np.float32).max).any(axis=1)
+    if huge.any():
+        raise InputError(f"{int(huge.sum()):,} rows have an '{x}' or '{y}' beyond ±3.4e38, the largest coordinate "
+                         f"a map keeps (row {int(np.flatnonzero(huge)[0]) + 1} first): scale the layout down.")
     return coords.astype(np.float32), present
 
 

@@ -1142,6 +1142,9 @@ CASES: list[Case] = [
     Case("vector_column_escapes", "terminal escape codes and a bidi override in the vectors' column name",
          _vectors_named(f"emb{ESCAPES}\u202e"), kind=VECTORS, given={"vectors": f"emb{ESCAPES}\u202e"}, rows=6),
     # --- issue 24: found by fuzzing (tests/test_fuzz_readers.py) ---------------------------------------------
+    Case("fuzz_layout_beyond_float32", "a layout coordinate of 1e300 (finite, but infinite in 32 bits)",
+         lambda: _fuzz_layout_huge(1e300), kind=VECTORS, given={"vectors": "emb", "x": "px", "y": "py"},
+         error=InputError, message="beyond ±3.4e38, the largest coordinate a map keeps (row 3 first)"),
     Case("fuzz_image_16bit_huge", "a 157 kB PNG of 9,000 x 9,000 16-bit grey pixels (2.5 GB once converted)",
          lambda: _huge_image_zip("I;16", "PNG", 0), kind=IMAGES, rows=3),
     Case("fuzz_image_rgba_huge", "a 0.3 MB PNG of 9,000 x 9,000 half-transparent pixels (1 GB once converted)",
@@ -1256,10 +1259,10 @@ def _fuzz_nameless_member() -> tuple[str, bytes]:
     return "nameless.zip", make_zip({"": png(), "red/a.png": png(), "blue/b.png": png(colour="blue")})
 
 
-def _fuzz_layout_huge() -> tuple[str, bytes]:
+def _fuzz_layout_huge(value: float | int = 10**400) -> tuple[str, bytes]:
     rows = [{"title": t, "abstract": a, "emb": _unit(i), "px": float(i), "py": 0.0}
             for i, (t, a) in enumerate(_TOPICS)]
-    rows[2]["px"] = 10**400  # JSON has no limit on integers; a float64 ends at 1.8e308
+    rows[2]["px"] = value  # JSON has no limit on integers; a float64 ends at 1.8e308, a float32 at 3.4e38
     return "xy.json", json.dumps(rows).encode()
 
 
