@@ -330,12 +330,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from .draw import title_column
-    from .sql_filter import condition_columns, sql_mask
+    from .sql_filter import condition_columns, sql_rows
 
     saved = Workspace(args.home).open(args.map)
     points = saved.points
-    mask = sql_mask(points, args.condition)
-    matched = points[mask]
+    matched = sql_rows(points, args.condition)
     if args.csv:
         out = Path(args.csv)
         out.write_bytes(to_csv_bytes(export_points(saved, matched["row_id"].tolist())))

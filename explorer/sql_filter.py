@@ -91,7 +91,10 @@ def _checked_tree(condition: str) -> dict:
                          "year >= 2020 AND venue = 'NeurIPS', without ';' or other statements.")
     with _connect() as connection:
         serialized = connection.execute("SELECT json_serialize_sql(?)", [_query(condition)]).fetchone()[0]
-    tree = json.loads(serialized)
+    try:
+        tree = json.loads(serialized)
+    except RecursionError:  # 900 nested list brackets parse in DuckDB but nest Python's JSON reader too deep
+        raise InputError(f"The SQL condition '{shown}' is nested too deeply for a filter.") from None
     if tree.get("error"):
         raise InputError(f"The SQL condition '{shown}' is not valid SQL: {tree.get('error_message', '')}")
     for node in _nodes(tree):

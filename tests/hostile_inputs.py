@@ -1219,6 +1219,8 @@ CASES: list[Case] = [
               "EXISTS (SELECT * FROM pragma_database_list())", error=InputError, message=_OTHER_TABLE),
     _sql_case("sql_semicolon_in_string", "a SQL condition with a ';' inside a quoted string",
               "title = 'a; DROP TABLE points' OR year >= 2003", rows=3),
+    _sql_case("sql_nested_lists", "a SQL condition of a list nested 900 levels deep",
+              "[" * 900 + "1" + "]" * 900 + " IS NOT NULL", error=InputError, message="is nested too deeply"),
     _sql_case("sql_unknown_column", "a SQL condition naming a column the map does not have",
               '"no such column" > 1', error=InputError, message='Referenced column "no such column" not found'),
 ]

@@ -55,6 +55,7 @@ def test_the_columns_a_condition_names(points):
     ("nope > 1", 'Referenced column "nope" not found'),
     ("getenv('HOME') = ''", "getenv does not exist"),
     ("x" * 2_001, "is 2,001 characters long"),
+    ("[" * 900 + "1" + "]" * 900 + " IS NOT NULL", "is nested too deeply"),
 ])
 def test_anything_else_is_refused_in_one_line(points, condition, says):
     assert says in refused(points, condition)
