@@ -51,6 +51,8 @@ def test_the_columns_a_condition_names(points):
     ("1=1; DROP TABLE points", "is not valid SQL"),
     ("1=1 /* x */ ); DROP TABLE points; SELECT 1 WHERE (1", "is not one condition"),
     ("length(repeat('x', 2000000000)) > 0", "uses repeat()"),
+    ("length(bitstring('1', 2000000000)) > 0", "uses bitstring()"),
+    ("pg_sleep(5) IS NULL", "uses pg_sleep()"),
     ("year >", "is not valid SQL"),
     ("nope > 1", 'Referenced column "nope" not found'),
     ("getenv('HOME') = ''", "getenv does not exist"),
