@@ -45,6 +45,7 @@ from .pipeline import BuildResult, build_map
 from .project import Projection, ProjectionConfig, project
 from .refine import RefineResult, pending_refinements, refine_map
 from .search import SearchResult, nearest_neighbors, search_map, search_similar
+from .sql_filter import sql_mask
 from .store import SavedMap, Workspace
 from .texts import TextSelection, compose_texts, detect_text_columns
 from .thumbnails import thumbnail_data_uri
@@ -69,7 +70,7 @@ __all__ = [
     "cluster_map", "cluster_table", "contrast_terms", "label_clusters", "label_layers", "label_levels", "named_points",
     "point_labels", "rename_cluster", "same_group",
     # search and filter
-    "SearchResult", "nearest_neighbors", "search_map", "search_similar", "category_mask", "keyword_mask",
+    "SearchResult", "nearest_neighbors", "search_map", "search_similar", "category_mask", "keyword_mask", "sql_mask",
     # draw and export
     "MapStyle", "build_figure", "visible_labels", "thumbnail_data_uri", "export_points", "to_csv_bytes",
     "to_html_bytes", "to_parquet_bytes",

@@ -328,6 +328,34 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _query(args: argparse.Namespace) -> int:
+    from .draw import title_column
+    from .sql_filter import condition_columns, sql_rows
+
+    saved = Workspace(args.home).open(args.map)
+    points = saved.points
+    matched = sql_rows(points, args.condition)
+    if args.csv:
+        out = Path(args.csv)
+        out.write_bytes(to_csv_bytes(export_points(saved, matched["row_id"].tolist())))
+        print(f"wrote {_printable(out)} ({len(matched):,} of {len(points):,} rows)")
+        return 0
+    title = title_column(points, saved.manifest.get("text_columns") or [])
+    named = condition_columns(points, args.condition)
+    columns = list(dict.fromkeys(c for c in ["row_id", title, *named] if c is not None))
+    shown = matched.head(args.limit)
+    cells = [[_printable(_snippet(value, QUERY_CELL_CHARS)) for value in row]
+             for row in shown[columns].astype("string").fillna("").itertuples(index=False)]
+    header = [_printable(_snippet(c, QUERY_CELL_CHARS)) for c in columns]
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(columns))]
+    for line in [header, *cells]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    more = f" (the first {len(shown):,} shown: --limit)" if len(shown) < len(matched) else ""
+    print(f"{len(matched):,} of {len(points):,} rows match{more}")
+    return 0
+
+
+QUERY_CELL_CHARS = 40
 EXPORT_WRITERS = {"csv": to_csv_bytes, "parquet": to_parquet_bytes, "bib": to_bibtex_bytes, "ris": to_ris_bytes}
 
 
@@ -536,6 +564,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "authors, year, DOI... columns; html: the map as one offline page")
     export.add_argument("-o", "--output")
     export.set_defaults(func=_export)
+
+    query = sub.add_parser("query", help="list (or write as CSV) a map's rows for which a SQL condition holds")
+    query.add_argument("map")
+    query.add_argument("condition", help="a SQL condition over the map's columns, run by DuckDB, e.g. "
+                       "\"year >= 2020 AND venue = 'NeurIPS'\" (no files, no other statements)")
+    query.add_argument("--csv", metavar="OUT.csv", help="write the matching rows as CSV, as `explorer export` does")
+    query.add_argument("--limit", type=int, default=20, help="rows to print (default: 20)")
+    query.set_defaults(func=_query)
 
     rename = sub.add_parser("rename", help="rename a saved map")
     rename.add_argument("map")

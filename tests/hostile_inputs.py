@@ -800,6 +800,35 @@ def _two_titles() -> tuple[str, bytes]:
     return "two_titles.csv", frame.to_csv(index=False).encode().replace(b"title_2", b"title", 1)
 
 
+def _sql(condition: str) -> Callable[[Path, object], Outcome]:
+    """The map page's SQL condition (and `explorer query`) over a map built from the table."""
+    def run(path: Path, workspace) -> Outcome:
+        from explorer import ProjectionConfig, build_map
+        from explorer.sql_filter import sql_mask
+
+        saved = build_map(path, name=QUERY_MAP, model="hashing", projection=ProjectionConfig(method="pca"),
+                          workspace=workspace).saved
+        kept = int(sql_mask(saved.points, condition).sum())
+        return Outcome(rows=kept, notes=[f"{kept:,} of {len(saved.points):,} rows match the filters"])
+    return run
+
+
+def _sql_argv(condition: str) -> Callable[[Path, Path], list[str]]:
+    """`explorer query` on the map the library step built (it runs first)."""
+    return lambda path, home: ["--home", str(home), "query", QUERY_MAP, condition]
+
+
+def _sql_case(case_id: str, what: str, condition: str, **outcome) -> Case:
+    """A SQL condition typed into the filter over papers(6) (years 2000 to 2005): refused, or the rows it keeps."""
+    return Case(case_id, what, lambda: ("papers.csv", papers_csv()), kind=QUERY, run=_sql(condition),
+                cli=_sql_argv(condition), **outcome)
+
+
+_CROSS_JOIN = "row_id IN (SELECT p0.row_id FROM " + ", ".join(f"points p{i}" for i in range(14)) + ")"
+_OTHER_TABLE = "reads something other than the map's table"
+_ONE_CONDITION = "is not one condition"
+
+
 CASES: list[Case] = [
     # --- tables: what is refused -----------------------------------------------------------------------
     Case("empty", "empty file (0 bytes)", lambda: ("empty.csv", b""), error=InputError,
@@ -1186,6 +1215,47 @@ CASES: list[Case] = [
     Case("fuzz_zip_dot_member", "a ZIP with a member named '.'",
          lambda: ("dot.zip", make_zip({".": png(), "red/a.png": png(), "blue/b.png": png(colour="blue")})),
          kind=IMAGES, rows=2, skipped=1, message=". (refused: a file without a name)"),
+    # --- issue 26: SQL conditions ---------------------------------------------------------------------------
+    _sql_case("sql_read_csv", "a SQL condition reading /etc/passwd with read_csv",
+              "row_id IN (SELECT row_id FROM read_csv('/etc/passwd'))", error=InputError, message=_OTHER_TABLE),
+    _sql_case("sql_read_text", "a SQL condition reading a file with read_text",
+              "EXISTS (SELECT * FROM read_text('/etc/passwd'))", error=InputError, message=_OTHER_TABLE),
+    _sql_case("sql_read_parquet", "a SQL condition reading another Parquet file",
+              "row_id IN (SELECT row_id FROM read_parquet('/tmp/other.parquet'))", error=InputError,
+              message=_OTHER_TABLE),
+    _sql_case("sql_file_as_table", "a SQL condition naming a file as a table",
+              "EXISTS (SELECT * FROM '/etc/passwd')", error=InputError, message=_OTHER_TABLE),
+    _sql_case("sql_glob", "a SQL condition listing files with glob('/*')",
+              "1=1) UNION SELECT 1 FROM glob('/*') WHERE (1=1", error=InputError, message=_OTHER_TABLE),
+    _sql_case("sql_copy", "a SQL condition followed by COPY points TO a file",
+              "1=1; COPY points TO '/tmp/x.csv'", error=InputError, message="is not valid SQL"),
+    _sql_case("sql_attach", "a SQL condition closing its parenthesis to ATTACH a database",
+              "1=1); ATTACH '/tmp/x.db'; SELECT 1 WHERE (1=1", error=InputError, message=_ONE_CONDITION),
+    _sql_case("sql_install_load", "a SQL condition that installs and loads httpfs",
+              "1=1); INSTALL httpfs; LOAD httpfs; SELECT 1 WHERE (1=1", error=InputError, message=_ONE_CONDITION),
+    _sql_case("sql_drop", "a SQL condition followed by DROP TABLE points", "1=1; DROP TABLE points",
+              error=InputError, message="is not valid SQL"),
+    _sql_case("sql_comment_hides_statement", "a SQL condition whose comment holds a statement",
+              "1=1 -- ); DROP TABLE points; SELECT (1", rows=6),
+    _sql_case("sql_block_comment", "a SQL condition whose block comment holds a statement",
+              "year >= 2003 /* ); DROP TABLE points; */", rows=3),
+    _sql_case("sql_cross_join", "a SQL subquery over the table cross-joined with itself 14 times (6^14 rows)",
+              _CROSS_JOIN, error=InputError, message="took too long (over 1 s) and was stopped"),
+    _sql_case("sql_range", "a SQL subquery over range(1e12)", "row_id IN (SELECT range FROM range(1000000000000))",
+              error=InputError, message=_OTHER_TABLE),
+    _sql_case("sql_repeat", "a SQL condition making a 2 GB string with repeat()",
+              "length(repeat(title, 2000000000)) > 0", error=InputError, message="uses repeat()"),
+    _sql_case("sql_set", "a SQL condition that turns file access back on with SET",
+              "1=1); SET enable_external_access = true; SELECT 1 WHERE (1=1", error=InputError,
+              message=_ONE_CONDITION),
+    _sql_case("sql_pragma", "a SQL condition reading pragma_database_list()",
+              "EXISTS (SELECT * FROM pragma_database_list())", error=InputError, message=_OTHER_TABLE),
+    _sql_case("sql_semicolon_in_string", "a SQL condition with a ';' inside a quoted string",
+              "title = 'a; DROP TABLE points' OR year >= 2003", rows=3),
+    _sql_case("sql_nested_lists", "a SQL condition of a list nested 900 levels deep",
+              "[" * 900 + "1" + "]" * 900 + " IS NOT NULL", error=InputError, message="is nested too deeply"),
+    _sql_case("sql_unknown_column", "a SQL condition naming a column the map does not have",
+              '"no such column" > 1', error=InputError, message='Referenced column "no such column" not found'),
 ]
 
 

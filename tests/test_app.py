@@ -21,7 +21,7 @@ from test_browser_escaping import (
     obeyed,
 )
 
-from explorer import Workspace, build_map
+from explorer import ProjectionConfig, Workspace, build_map
 from explorer.cluster import ClusterConfig
 from explorer.map_clusters import cluster_table
 from explorer.ui.state import cluster_table_key
@@ -504,3 +504,26 @@ def test_an_upload_is_parsed_once_per_file_content(papers_frame, monkeypatch):
     at.button(key="build_upload").click().run()
     assert not at.exception, at.exception
     assert len(calls) == 2 and Workspace().open(at.session_state["map_name"]).manifest["rows"] == 12
+
+
+def test_a_sql_condition_dims_the_rest_and_stays_in_the_url(papers_frame):
+    build_map(papers_frame, name="papers", model="hashing", projection=ProjectionConfig(method="pca"),
+              workspace=Workspace())
+    at = _app()
+    at.query_params["map"] = "papers"
+    at.query_params["sql"] = "year >= 2005"  # a shared link: the condition comes with the map
+    at.run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="sql_filter").value == "year >= 2005"
+    assert any("15 of 30 rows match the filters" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.text_input(key="sql_filter").set_value("year >= 2008 AND field = 'physics'").run()
+    assert any("2 of 30 rows match the filters" in c.value for c in at.caption)
+    assert at.query_params["sql"] == "year >= 2008 AND field = 'physics'"
+    at.multiselect(key="filter_field").set_value(["biology"]).run()  # combines with the other filters
+    assert any("0 of 30 rows match the filters" in c.value for c in at.caption)
+    at.text_input(key="sql_filter").set_value('"**bold** [x](https://evil.example)" > 1').run()
+    assert not at.exception, at.exception
+    assert len(at.warning) == 1 and "not found" in at.warning[0].value
+    assert "\\*\\*bold\\*\\* \\[x\\]" in at.warning[0].value, "the user's text shows as text"
+    at.text_input(key="sql_filter").set_value("").run()
+    assert "sql" not in at.query_params

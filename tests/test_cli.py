@@ -360,3 +360,29 @@ def test_device_reaches_every_transformer_the_command_loads(monkeypatch, capsys)
     # Through the environment, so a refinement keeps the model and length its build recorded.
     assert os.environ[DEVICE_ENV] == "cpu" and resolve_device(None) == "cpu"
     assert SentenceTransformerEmbedder(max_seq_length=128).seq_length == 128
+
+
+# --- query ------------------------------------------------------------------------------------------
+
+
+def test_query_prints_the_matching_rows_and_writes_csv(built, capsys, tmp_path):
+    points = Workspace().open(built).points
+    expected = points[points["year"] >= 2005]
+    code, out, _ = run(capsys, "query", built, "year >= 2005", "--limit", "2")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].split() == ["row_id", "title", "year"]
+    assert lines[1].split()[0] == str(expected["row_id"].iloc[0])
+    assert lines[-1] == f"{len(expected):,} of {len(points):,} rows match (the first 2 shown: --limit)"
+    target = tmp_path / "q.csv"
+    code, out, _ = run(capsys, "query", built, "year >= 2005", "--csv", str(target))
+    written = pd.read_csv(target, encoding="utf-8-sig")
+    assert code == 0 and written["row_id"].tolist() == expected["row_id"].tolist()
+    assert not written["note"].astype(str).str.startswith(("=", "+", "@")).any(), "formulas are neutralised"
+
+
+def test_query_refuses_bad_sql_in_one_line(built, capsys):
+    code, _, err = run(capsys, "query", built, '"nope\x1b[31m" > 1')
+    assert_one_error_line(code, err, "nope\\x1b[31m", "not found")
+    code, _, err = run(capsys, "query", built, "1=1; COPY points TO '/tmp/x.csv'")
+    assert_one_error_line(code, err, "is not valid SQL")

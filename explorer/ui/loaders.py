@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 
+import numpy as np
 import streamlit as st
 
 from explorer.draw import default_colour_column
@@ -20,6 +21,7 @@ from explorer.labels import contrast_terms
 from explorer.map_clusters import cluster_id_columns, labelled_points
 from explorer.map_clusters import named_points as named_points_of
 from explorer.project import warm_up_umap
+from explorer.sql_filter import sql_mask
 from explorer.store import Workspace
 
 # Filters offered in the sidebar: the first few categorical columns.
@@ -80,6 +82,16 @@ def map_embedder(name: str, stamp: str):
 def get_texts(name: str, stamp: str) -> list[str]:
     """The embedded text of every row of a map (for keyword filters and snippets)."""
     return get_map(name, stamp).texts()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def get_sql_mask(name: str, stamp: str, condition: str) -> tuple[np.ndarray | None, str]:
+    """The rows the SQL condition keeps, or None and the one line saying why it cannot run (kept too, so a
+    condition that hits the time limit costs it once, not on every rerun)."""
+    try:
+        return sql_mask(get_map(name, stamp).points, condition), ""
+    except ExplorerError as exc:
+        return None, str(exc)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

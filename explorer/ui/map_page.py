@@ -31,6 +31,8 @@ from .state import (
     RESULTS_TAB,
     SIDE_TAB,
     SIDE_TABS,
+    SQL_KEY,
+    SQL_PARAM,
     Controls,
     SearchInput,
     ViewState,
@@ -88,6 +90,10 @@ def sidebar_controls(saved) -> Controls:
         st.subheader("Filter")
         keyword = st.text_input("Keyword in text", key="keyword")
         regex = st.checkbox("Regular expression", key="keyword_regex")
+        sql = st.text_input("SQL condition", key=SQL_KEY, placeholder="e.g. year >= 2020 AND venue = 'NeurIPS'",
+                            help="A SQL WHERE condition over the map's columns (run by DuckDB, which reads nothing "
+                                 "but this map's table); rows for which it does not hold are dimmed.").strip()
+        sync_query_param(sql, SQL_PARAM)
         chosen = {}
         for col, values in roles["filters"].items():
             # A widget's label is Markdown: a column named like a link would be one. Its values are plain text.
@@ -98,7 +104,7 @@ def sidebar_controls(saved) -> Controls:
         duplicates_panel(saved)
     return Controls(points=points, level=level, show_labels=show_labels,
                     colour=None if colour == "(none)" else colour, hover=hover, keyword=keyword, regex=regex,
-                    categories=chosen)
+                    sql=sql, categories=chosen)
 
 
 def built_line(saved) -> str:

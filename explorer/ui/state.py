@@ -29,13 +29,15 @@ from . import loaders
 # Per-session view state that belongs to one open map and is dropped when another map is opened.
 VIEW_STATE_KEYS = (
     "selected_row", "selection", "last_event", "query", "last_query", "selected_title", "why_row", "side_tab",
+    "sql_filter",  # a SQL condition names one map's columns
 )
 # The side panel's tabs (stateful: a callback may switch them, e.g. opening a result shows Details).
 SIDE_TAB = "side_tab"
 RESULTS_TAB, DETAILS_TAB, SELECTION_TAB = "Results", "Details", "Selection"
 SIDE_TABS = (RESULTS_TAB, DETAILS_TAB, SELECTION_TAB)
 # The page's query parameters that hold the view, so a reload or a shared link opens the same one.
-MAP_PARAM, QUERY_PARAM = "map", "query"
+MAP_PARAM, QUERY_PARAM, SQL_PARAM = "map", "query", "sql"
+SQL_KEY = "sql_filter"
 # A link's map name is quoted in its error message up to this length.
 LINK_NAME_CHARS = 80
 # The clusters table's own selection state lives under this prefix plus the level and the map.
@@ -77,7 +79,7 @@ def close_map() -> None:
     """Button callback: back to the first screen (and a URL that names no map)."""
     st.session_state.pop("map_name", None)
     reset_view()
-    for param in (MAP_PARAM, QUERY_PARAM):
+    for param in (MAP_PARAM, QUERY_PARAM, SQL_PARAM):
         st.query_params.pop(param, None)
 
 
@@ -144,14 +146,17 @@ def map_from_link(workspace: Workspace) -> str | None:
     for the first screen and leaves the URL, so a reload does not repeat it."""
     name = st.query_params.get(MAP_PARAM, "")
     query = st.query_params.get(QUERY_PARAM, "")
+    condition = st.query_params.get(SQL_PARAM, "")
     if not name or not map_exists(workspace, name):
         st.session_state["link_error"] = link_error(name)
-        st.query_params.pop(MAP_PARAM, None)
-        st.query_params.pop(QUERY_PARAM, None)
+        for param in (MAP_PARAM, QUERY_PARAM, SQL_PARAM):
+            st.query_params.pop(param, None)
         return None
     show_map(name)
     if query:
         st.session_state["query"] = query
+    if condition:
+        st.session_state[SQL_KEY] = condition
     return name
 
 
@@ -163,12 +168,12 @@ def link_error(name: str) -> str:
             "have been renamed or deleted, or built on another machine. Open one of the saved maps instead.")
 
 
-def sync_query_param(query: str) -> None:
-    """Keep the search query in the URL (removed when the box is empty)."""
-    if query and st.query_params.get(QUERY_PARAM) != query:
-        st.query_params[QUERY_PARAM] = query
-    elif not query and QUERY_PARAM in st.query_params:
-        st.query_params.pop(QUERY_PARAM, None)
+def sync_query_param(query: str, param: str = QUERY_PARAM) -> None:
+    """Keep the search query (or the SQL condition, with ``param``) in the URL, removed when the box is empty."""
+    if query and st.query_params.get(param) != query:
+        st.query_params[param] = query
+    elif not query and param in st.query_params:
+        st.query_params.pop(param, None)
 
 
 def apply_chart_event(event) -> None:
@@ -216,6 +221,7 @@ class Controls:
     hover: list[str] = field(default_factory=list)
     keyword: str = ""
     regex: bool = False
+    sql: str = ""
     categories: dict[str, list] = field(default_factory=dict)
 
 
@@ -316,6 +322,12 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
             keep = keyword_mask(loaders.get_texts(saved.name, stamp), controls.keyword, regex=controls.regex)
         except ExplorerError as exc:
             messages.append(("warning", str(exc)))
+    if controls.sql:
+        sql_keep, sql_error = loaders.get_sql_mask(saved.name, stamp, controls.sql)
+        if sql_error:
+            messages.append(("warning", sql_error))
+        else:
+            keep &= sql_keep
     keep &= category_mask(points, controls.categories)
     filtered = None if keep.all() else int(keep.sum())
 
