@@ -33,6 +33,7 @@ SAFE_FLOORS: list[tuple[str, str, str]] = [
     ("numpy", "1.22", "CVE-2021-41496"),  # buffer overflow in array construction
     ("scipy", "1.10", "CVE-2023-25399"),  # refcount error in ndimage
     ("ray", "2.55.0", "CVE-2026-32981"),  # dashboard path traversal (the engine starts Ray with no dashboard too)
+    ("duckdb", "1.1.0", "CVE-2024-41672"),  # sniff_csv read files with enable_external_access off (the SQL filter)
 ]
 
 # A PEP 508 line's name, as tools/lowest_versions.py reads it (one reader for both).
