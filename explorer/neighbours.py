@@ -6,6 +6,7 @@ a single row's neighbours are search.nearest_neighbors."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -71,13 +72,15 @@ class ExactSearch:
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
-    """``x`` as float32 rows of length 1 (zero rows stay zero); unit rows come back as they are, so the
-    app's own vectors give the same scores bit for bit."""
+    """``x`` as float32 rows of length 1 (zero rows stay zero), divided as scikit-learn's ``normalize`` does:
+    UMAP's exact graph was scikit-learn's cosine until one graph served all, and UMAP's layout moves with
+    a distance's last bit, so the same vectors and seed still give the same map."""
     x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1) if x.ndim == 2 and len(x) else np.ones(0, dtype=np.float32)
-    if np.all(np.abs(norms - 1.0) < 1e-4):
+    if x.ndim != 2 or len(x) == 0:
         return x
-    return x / np.maximum(norms, 1e-12)[:, None].astype(np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+    return x / norms[:, None]
 
 
 def knn_graph(
@@ -149,8 +152,6 @@ def block_rows(n: int) -> int:
 def _approximate(x: np.ndarray, k: int, *, seed: int, progress: ProgressFn) -> tuple[np.ndarray, np.ndarray, object]:
     from umap.umap_ import nearest_neighbors
 
-    from .project import enable_umap_cache
-
     progress("neighbours", 0.0, f"Approximate nearest neighbours of {len(x):,} rows")
     enable_umap_cache()
     # UMAP's own call (angular trees, as UMAP.fit picks them for cosine), asked for one more: each row
@@ -167,3 +168,38 @@ def _approximate(x: np.ndarray, k: int, *, seed: int, progress: ProgressFn) -> t
     distances = np.maximum(np.take_along_axis(np.asarray(distances, dtype=np.float32), keep, axis=1), 0.0)
     progress("neighbours", 1.0, f"Approximate nearest neighbours of {len(x):,} rows")
     return indices, distances.astype(np.float32), searcher
+
+
+# The modules whose numba kernels umap-learn and pynndescent compile without numba's disk cache (all of
+# UMAP's own, pynndescent's parallel ones): every fresh process compiled them again, ~9 s for a UMAP
+# of any size and ~20 s more for pynndescent's graph. With the cache a process loads them in well
+# under a second; only the two that take the metric as a global stay uncacheable (numba refuses
+# them), ~8 s of pynndescent's graph on a fresh process, which maps of EXACT_KNN_ROWS or fewer skip.
+_KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectral", "pynndescent.pynndescent_",
+                   "pynndescent.utils", "pynndescent.distances", "pynndescent.kernels", "pynndescent.rp_trees",
+                   "pynndescent.search")
+_UNCACHEABLE = ("nn_descent", "nn_descent_internal")
+
+
+@functools.cache
+def enable_umap_cache() -> int:
+    """Turn on numba's disk cache (beside the packages' sources, else numba's user cache directory, or
+    $NUMBA_CACHE_DIR) for UMAP's and pynndescent's kernels that lack it, once per process and before
+    they first compile; returns how many were turned on."""
+    import importlib
+
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    enabled = 0
+    for name in _KERNEL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # a module a later release renames or drops
+            continue
+        for attribute in vars(module).values():
+            if (isinstance(attribute, CPUDispatcher) and attribute.__module__ == name
+                    and attribute.__name__ not in _UNCACHEABLE and isinstance(attribute._cache, NullCache)):
+                attribute.enable_caching()
+                enabled += 1
+    return enabled

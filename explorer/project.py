@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ import numpy as np
 
 from .cache_files import cache_folder, set_aside
 from .hashing import bytes_hash, combined_hash
-from .neighbours import KnnGraph, knn_graph
+from .neighbours import KnnGraph, enable_umap_cache, knn_graph
 from .placement import place_rows
 from .progress import ProgressFn, no_progress
 
@@ -300,41 +299,6 @@ ANGULAR_METRICS = ("cosine", "correlation", "dice", "jaccard", "hellinger")
 def sample_indices(n: int, sample_rows: int, *, seed: int) -> np.ndarray:
     """The sorted positions of the rows UMAP is fitted on: a uniform sample fixed by the seed."""
     return np.sort(np.random.default_rng(seed).choice(n, size=min(n, sample_rows), replace=False))
-
-
-# The modules whose numba kernels umap-learn and pynndescent compile without numba's disk cache (all of
-# UMAP's own, pynndescent's parallel ones): every fresh process compiled them again, ~9 s for a UMAP
-# of any size and ~20 s more for pynndescent's graph. With the cache a process loads them in well
-# under a second; only the two that take the metric as a global stay uncacheable (numba refuses
-# them), ~8 s of pynndescent's graph on a fresh process, which maps of EXACT_KNN_ROWS or fewer skip.
-_KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectral", "pynndescent.pynndescent_",
-                   "pynndescent.utils", "pynndescent.distances", "pynndescent.kernels", "pynndescent.rp_trees",
-                   "pynndescent.search")
-_UNCACHEABLE = ("nn_descent", "nn_descent_internal")
-
-
-@functools.cache
-def enable_umap_cache() -> int:
-    """Turn on numba's disk cache (beside the packages' sources, else numba's user cache directory, or
-    $NUMBA_CACHE_DIR) for UMAP's and pynndescent's kernels that lack it, once per process and before
-    they first compile; returns how many were turned on."""
-    import importlib
-
-    from numba.core.caching import NullCache
-    from numba.core.registry import CPUDispatcher
-
-    enabled = 0
-    for name in _KERNEL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:  # a module a later release renames or drops
-            continue
-        for attribute in vars(module).values():
-            if (isinstance(attribute, CPUDispatcher) and attribute.__module__ == name
-                    and attribute.__name__ not in _UNCACHEABLE and isinstance(attribute._cache, NullCache)):
-                attribute.enable_caching()
-                enabled += 1
-    return enabled
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -247,3 +249,19 @@ def test_placement_of_chosen_rows_equals_placing_their_copy():
     copied = place_rows(vectors[rows], reference_vectors=fitted, reference_coords=coords)
     np.testing.assert_array_equal(chosen.coords, copied.coords)
     np.testing.assert_array_equal(chosen.neighbours, copied.neighbours)
+
+
+def test_umap_on_the_one_graph_lays_out_as_on_scikit_learn_s_exact_graph():
+    """UMAP's layout moves with a distance's last bit: the one graph gives it scikit-learn's distances."""
+    import umap
+    from sklearn.neighbors import NearestNeighbors
+
+    vectors, _ = blobs(400, seed=11)
+    distances, indices = NearestNeighbors(n_neighbors=15, metric="cosine", algorithm="brute").fit(vectors) \
+        .kneighbors(vectors)
+    reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=42, n_jobs=1,
+                        precomputed_knn=(indices, np.maximum(distances, 0.0).astype(np.float32), None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no search index, so no transform: not needed here
+        expected = reducer.fit_transform(vectors).astype(np.float32)
+    np.testing.assert_array_equal(project(vectors, config=ProjectionConfig()).coords, expected)
