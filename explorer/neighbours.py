@@ -137,11 +137,24 @@ def nearest_rows(
             block[np.arange(stop - start), np.arange(start, stop)] = -np.inf
         top = np.argpartition(-block, k - 1, axis=1)[:, :k]
         scores = np.take_along_axis(block, top, axis=1)
+        _lowest_rows_on_ties(block, top, scores)
         order = np.lexsort((top, -scores), axis=1)
         indices[start:stop] = np.take_along_axis(top, order, axis=1)
         similarities[start:stop] = np.take_along_axis(scores, order, axis=1)
         progress("neighbours", stop / m, f"Nearest neighbours of {stop:,} of {m:,} rows")
     return indices, similarities
+
+
+def _lowest_rows_on_ties(block: np.ndarray, top: np.ndarray, scores: np.ndarray) -> None:
+    """Where rows tie with the k-th best score, keep the lowest-numbered ones (argpartition picks any):
+    so a graph of more neighbours begins with the graph of fewer, and UMAP fed either lays out alike."""
+    kth = scores.min(axis=1)
+    tied = np.flatnonzero((block == kth[:, None]).sum(axis=1) > (scores == kth[:, None]).sum(axis=1))
+    k = top.shape[1]
+    for row in tied:
+        candidates = np.flatnonzero(block[row] >= kth[row])
+        chosen = candidates[np.lexsort((candidates, -block[row, candidates]))[:k]]
+        top[row], scores[row] = chosen, block[row, chosen]
 
 
 def block_rows(n: int) -> int:
