@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .errors import InputError
-from .project import MIN_ROWS_FOR_UMAP, KnnGraph, ProjectionConfig, project_umap, sample_indices
+from .neighbours import KnnGraph
+from .project import MIN_ROWS_FOR_UMAP, ProjectionConfig, project_umap, sample_indices
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ def near_duplicates(
         exact = True
     else:
         graph = knn_graph(x, k=APPROXIMATE_K, exact_max_rows=exact_max_rows, progress=progress)
-        hit = (graph.similarities >= threshold) & (graph.indices >= 0)
+        hit = (graph.distances <= np.float32(1.0 - threshold)) & (graph.indices >= 0)  # cosine distance
         left, right = np.nonzero(hit)[0], graph.indices[hit]
         exact = False
     if len(left) == 0:

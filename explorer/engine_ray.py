@@ -36,18 +36,11 @@ from .embedders import DEFAULT_BATCH_SIZE, load_embedder
 from .errors import EngineError, ExplorerError, InputError
 from .hashing import bytes_hash, file_sha256
 from .load import LoadedTable, tidy_columns
+from .neighbours import KnnGraph
 from .pipeline import BuildResult, StageTimer, assemble_points, finish_build, map_manifest
+from .placement import PLACE_CHUNK_ROWS, place_rows
 from .progress import ProgressFn, no_progress
-from .project import (
-    MIN_ROWS_FOR_UMAP,
-    PLACE_CHUNK_ROWS,
-    KnnGraph,
-    Projection,
-    ProjectionConfig,
-    place_rows,
-    project,
-    sample_indices,
-)
+from .project import MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project, sample_indices
 from .store import Workspace, sanitise_map_name
 
 log = logging.getLogger(__name__)
@@ -497,7 +490,7 @@ def _first_line(exc: BaseException) -> str:
 
 @ray.remote(num_cpus=1)
 def _place_chunk(knn: KnnGraph, fitted_coords: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    return place_rows(vectors, knn, fitted_coords)
+    return place_rows(vectors, searcher=knn.searcher, reference_coords=fitted_coords).coords
 
 
 def project_on_ray(

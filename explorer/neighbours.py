@@ -1,10 +1,12 @@
 """Every row's nearest rows in embedding space (cosine on unit vectors): exact up to a size, approximate beyond.
 
 One kNN graph for everything that asks "which rows are close to this one" about the whole map at once
-(the trust layer, near-duplicates); a single row's neighbours are search.nearest_neighbors."""
+(UMAP's precomputed graph, the neighbours column, the trust layer, near-duplicates, placing new rows);
+a single row's neighbours are search.nearest_neighbors."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -21,17 +23,64 @@ BLOCK_BYTES = 128 * 2**20
 
 @dataclass
 class KnnGraph:
-    """Each row's k nearest other rows, nearest first, and their cosine similarities (n, k)."""
+    """Each row's k nearest other rows, nearest first, and their distances (n, k; cosine: 1 - similarity),
+    whether they are exact, and the searcher that finds the nearest rows of new points among these."""
 
     indices: np.ndarray
-    similarities: np.ndarray
+    distances: np.ndarray
     exact: bool
-    seconds: float
+    searcher: object | None = None
+    seconds: float = 0.0
 
     @property
     def k(self) -> int:
         """Neighbours per row."""
         return int(self.indices.shape[1])
+
+    @property
+    def similarities(self) -> np.ndarray:
+        """Cosine similarities of the neighbours (1 - distance)."""
+        return (1.0 - self.distances).astype(np.float32)
+
+    def query(self, x: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest graph rows of each row of ``x``: (indices, distances), nearest first."""
+        k = min(int(k), len(self.indices))
+        indices, distances = self.searcher.query(np.ascontiguousarray(x, dtype=np.float32), k=k)
+        return np.asarray(indices, dtype=np.int64), np.asarray(distances, dtype=np.float32)
+
+    def umap_knn(self, n_neighbors: int) -> tuple[np.ndarray, np.ndarray, object | None]:
+        """umap-learn's ``precomputed_knn``: each row itself first (distance 0), then its n_neighbors - 1
+        nearest; fresh arrays (UMAP marks disconnected neighbours in place), the pynndescent index when
+        approximate (exact graphs have none: UMAP's transform is then unavailable, `placement` needs none)."""
+        n = len(self.indices)
+        rows = np.arange(n, dtype=np.int64)[:, None]
+        indices = np.hstack([rows, self.indices[:, : n_neighbors - 1]])
+        distances = np.hstack([np.zeros((n, 1), dtype=np.float32), self.distances[:, : n_neighbors - 1]])
+        return indices, distances.astype(np.float32), None if self.exact else self.searcher
+
+
+@dataclass
+class ExactSearch:
+    """Exact cosine search of reference rows (made unit length) by blocked matrix products."""
+
+    reference: np.ndarray
+
+    def query(self, x: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest reference rows of each row of ``x``: (indices, cosine distances)."""
+        indices, similarities = nearest_rows(unit_rows(x), self.reference, k=k)
+        return indices, (1.0 - similarities).clip(0.0, 2.0).astype(np.float32)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as float32 rows of length 1 (zero rows stay zero), divided as scikit-learn's ``normalize`` does:
+    UMAP's exact graph was scikit-learn's cosine until one graph served all, and UMAP's layout moves with
+    a distance's last bit, so the same vectors and seed still give the same map."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        return x
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+    return x / norms[:, None]
 
 
 def knn_graph(
@@ -42,28 +91,23 @@ def knn_graph(
     seed: int = 42,
     progress: ProgressFn = no_progress,
 ) -> KnnGraph:
-    """The k nearest other rows of every row by cosine similarity (rows are L2-normalised vectors).
+    """The k nearest other rows of every row by cosine distance, with a searcher for new points.
 
-    Exact up to ``exact_max_rows`` rows (ties broken by row order), pynndescent beyond. Fewer than
-    k + 1 rows give k = n - 1."""
+    Exact up to ``exact_max_rows`` rows (ties broken by row order), pynndescent beyond (UMAP's own
+    call). Fewer than k + 1 rows give k = n - 1."""
     started = time.perf_counter()
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    x = unit_rows(vectors)
     n = len(x)
     k = max(0, min(int(k), n - 1))
     if k == 0:
         empty = np.zeros((n, 0), dtype=np.int64)
-        return KnnGraph(empty, empty.astype(np.float32), True, time.perf_counter() - started)
+        return KnnGraph(empty, empty.astype(np.float32), True, ExactSearch(x), time.perf_counter() - started)
     if n <= exact_max_rows:
-        indices, similarities = _exact(x, k, progress=progress)
-        exact = True
-    else:
-        indices, similarities = _approximate(x, k, seed=seed, progress=progress)
-        exact = False
-    return KnnGraph(indices, similarities, exact, time.perf_counter() - started)
-
-
-def _exact(x: np.ndarray, k: int, *, progress: ProgressFn) -> tuple[np.ndarray, np.ndarray]:
-    return nearest_rows(x, x, k=k, skip_self=True, progress=progress)
+        indices, similarities = nearest_rows(x, x, k=k, skip_self=True, progress=progress)
+        distances = (1.0 - similarities).clip(0.0, 2.0).astype(np.float32)
+        return KnnGraph(indices, distances, True, ExactSearch(x), time.perf_counter() - started)
+    indices, distances, searcher = _approximate(x, k, seed=seed, progress=progress)
+    return KnnGraph(indices, distances, False, searcher, time.perf_counter() - started)
 
 
 def nearest_rows(
@@ -93,6 +137,7 @@ def nearest_rows(
             block[np.arange(stop - start), np.arange(start, stop)] = -np.inf
         top = np.argpartition(-block, k - 1, axis=1)[:, :k]
         scores = np.take_along_axis(block, top, axis=1)
+        _lowest_rows_on_ties(block, top, scores)
         order = np.lexsort((top, -scores), axis=1)
         indices[start:stop] = np.take_along_axis(top, order, axis=1)
         similarities[start:stop] = np.take_along_axis(scores, order, axis=1)
@@ -100,22 +145,74 @@ def nearest_rows(
     return indices, similarities
 
 
+def _lowest_rows_on_ties(block: np.ndarray, top: np.ndarray, scores: np.ndarray) -> None:
+    """Where rows tie with the k-th best score, keep the lowest-numbered ones (argpartition picks any):
+    so a graph of more neighbours begins with the graph of fewer, and UMAP fed either lays out alike."""
+    kth = scores.min(axis=1)
+    tied = np.flatnonzero((block == kth[:, None]).sum(axis=1) > (scores == kth[:, None]).sum(axis=1))
+    k = top.shape[1]
+    for row in tied:
+        candidates = np.flatnonzero(block[row] >= kth[row])
+        chosen = candidates[np.lexsort((candidates, -block[row, candidates]))[:k]]
+        top[row], scores[row] = chosen, block[row, chosen]
+
+
 def block_rows(n: int) -> int:
     """How many rows to score against ``n`` rows at once (BLOCK_BYTES of float32 scores)."""
     return int(max(16, min(n, BLOCK_BYTES // (4 * max(n, 1)))))
 
 
-def _approximate(x: np.ndarray, k: int, *, seed: int, progress: ProgressFn) -> tuple[np.ndarray, np.ndarray]:
-    from .project import knn_graph as umap_graph
+def _approximate(x: np.ndarray, k: int, *, seed: int, progress: ProgressFn) -> tuple[np.ndarray, np.ndarray, object]:
+    from umap.umap_ import nearest_neighbors
 
     progress("neighbours", 0.0, f"Approximate nearest neighbours of {len(x):,} rows")
-    # The graph UMAP builds (pynndescent, numba's cache on), asked for one more: each row comes first.
-    graph = umap_graph(x, n_neighbors=k + 1, metric="cosine", seed=seed, exact=False)
-    found, distances = graph.indices, graph.distances
+    enable_umap_cache()
+    # UMAP's own call (angular trees, as UMAP.fit picks them for cosine), asked for one more: each row
+    # comes first.
+    found, distances, searcher = nearest_neighbors(
+        x, k + 1, "cosine", {}, True, np.random.RandomState(seed),
+        low_memory=True, use_pynndescent=True, n_jobs=1, verbose=False,
+    )
+    found = np.asarray(found, dtype=np.int64)
     drop = found == np.arange(len(x))[:, None]
     drop[~drop.any(axis=1), -1] = True  # a row not among its own neighbours loses its farthest instead
     keep = np.argsort(drop, axis=1, kind="stable")[:, :k]
-    indices = np.take_along_axis(found, keep, axis=1).astype(np.int64)
-    similarities = (1.0 - np.take_along_axis(distances, keep, axis=1)).astype(np.float32)
+    indices = np.take_along_axis(found, keep, axis=1)
+    distances = np.maximum(np.take_along_axis(np.asarray(distances, dtype=np.float32), keep, axis=1), 0.0)
     progress("neighbours", 1.0, f"Approximate nearest neighbours of {len(x):,} rows")
-    return indices, similarities
+    return indices, distances.astype(np.float32), searcher
+
+
+# The modules whose numba kernels umap-learn and pynndescent compile without numba's disk cache (all of
+# UMAP's own, pynndescent's parallel ones): every fresh process compiled them again, ~9 s for a UMAP
+# of any size and ~20 s more for pynndescent's graph. With the cache a process loads them in well
+# under a second; only the two that take the metric as a global stay uncacheable (numba refuses
+# them), ~8 s of pynndescent's graph on a fresh process, which maps of EXACT_KNN_ROWS or fewer skip.
+_KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectral", "pynndescent.pynndescent_",
+                   "pynndescent.utils", "pynndescent.distances", "pynndescent.kernels", "pynndescent.rp_trees",
+                   "pynndescent.search")
+_UNCACHEABLE = ("nn_descent", "nn_descent_internal")
+
+
+@functools.cache
+def enable_umap_cache() -> int:
+    """Turn on numba's disk cache (beside the packages' sources, else numba's user cache directory, or
+    $NUMBA_CACHE_DIR) for UMAP's and pynndescent's kernels that lack it, once per process and before
+    they first compile; returns how many were turned on."""
+    import importlib
+
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    enabled = 0
+    for name in _KERNEL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # a module a later release renames or drops
+            continue
+        for attribute in vars(module).values():
+            if (isinstance(attribute, CPUDispatcher) and attribute.__module__ == name
+                    and attribute.__name__ not in _UNCACHEABLE and isinstance(attribute._cache, NullCache)):
+                attribute.enable_caching()
+                enabled += 1
+    return enabled

@@ -25,9 +25,11 @@ from .hashing import bytes_hash, file_sha256
 from .images import ImageLimits
 from .map_clusters import add_clusters
 from .modes import REFINE_MAX_TOKENS, ModeChoice, choose_mode_for_texts
+from .neighbor_column import NEIGHBORS_K, NEIGHBORS_MAX_ROWS, neighbors_from_graph
+from .neighbours import KnnGraph, knn_graph
 from .placement import place_rows
 from .progress import ProgressFn, no_progress
-from .project import Projection, ProjectionConfig, project
+from .project import EXACT_KNN_ROWS, MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
 from .thumbnails import THUMBNAIL_FORMAT
 from .vectors import GivenInputs, GivenVectors, read_given
@@ -170,11 +172,13 @@ def build_map(
 
         with timer.stage("project"):
             layout_input = embedder.layout_vectors(embedded.vectors)
+            graph = None
             if given is not None and given.layout is not None:
                 layout = given_layout(given, corpus.embedded, embedded.vectors, notes=notes, progress=progress)
             else:
+                graph = build_graph(layout_input, embedded.vectors, projection=projection, progress=progress)
                 progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
-                layout = project(layout_input, config=projection,
+                layout = project(layout_input, config=projection, knn=graph,
                                  cache_dir=workspace.projection_cache_dir if use_cache else None, progress=progress)
                 notes += layout.notes
             progress("project", 1.0, f"Layout by {layout.method.upper()}")
@@ -200,7 +204,10 @@ def build_map(
             if given.neighbors is not None:
                 points["neighbors"] = given.neighbors
         thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
-        saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails)
+        # The graph UMAP was given is the neighbours column's graph: the save does not compute it again.
+        column = neighbors_from_graph(graph, corpus.embedded, points["row_id"].to_numpy()) if graph else None
+        saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails,
+                               neighbors=column)
         if sanitise_map_name(requested) != requested:
             notes.append(f"The map name '{requested}' was saved as '{saved.name}': a name keeps only letters, "
                          "digits, spaces and - _ . ( ), and cannot start with a dot.")
@@ -209,13 +216,27 @@ def build_map(
         kind, rows, n_cached, skipped = corpus.kind, len(points), embedded.n_cached, corpus.skipped
         # The build's own copies go before clustering, which reads the saved map's texts and vectors: on
         # 1M abstracts the composed texts alone are ~1.2 GB, the layout's inputs and graph ~0.5 GB more.
-        del corpus, embedded, layout, layout_input, points, vectors
+        del corpus, embedded, layout, layout_input, points, vectors, graph, column
         saved = finish_build(saved, started=started, timer=timer, clusters=clusters, workspace=workspace,
                              progress=progress)
         log.info("built %s map %s: %d rows with %s", kind, saved.name, rows, embedder.model_id)
         return BuildResult(saved=saved, seconds=timer.seconds, notes=notes, n_cached=n_cached, mode=choice,
                            skipped=skipped, text_search=manifest.get("text_search", "semantic"),
                            text_search_reason=manifest.get("text_search_reason", ""))
+
+
+def build_graph(layout_input: np.ndarray, vectors: np.ndarray, *, projection: ProjectionConfig,
+                progress: ProgressFn = no_progress) -> KnnGraph | None:
+    """The build's one exact kNN graph, for UMAP and the neighbours column, when both can use it: a cosine
+    UMAP of the saved vectors themselves (not a layout's own vectors) on a map small enough for the column;
+    else None (UMAP makes its own, the save computes the column if it needs one)."""
+    n = len(layout_input)
+    if (projection.method != "umap" or projection.metric != "cosine" or not MIN_ROWS_FOR_UMAP <= n <= NEIGHBORS_MAX_ROWS
+            or n > projection.sample_rows or n > EXACT_KNN_ROWS
+            or not (layout_input is vectors or np.array_equal(layout_input, vectors))):
+        return None
+    return knn_graph(layout_input, k=max(NEIGHBORS_K, projection.n_neighbors - 1), exact_max_rows=EXACT_KNN_ROWS,
+                     seed=projection.seed, progress=progress)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,9 @@ from .neighbor_column import (
 )
 from .thumbnails import THUMBNAILS_FILE, read_thumbnail_table, write_thumbnail_table
 from .vector_index import VectorIndex, build_index, file_source, index_for, needs_index, write_index
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 try:
     import fcntl
@@ -270,6 +274,7 @@ class Workspace:
         thumbnails: Sequence[bytes] | Mapping[int, bytes] | None = None,
         thumbnails_from: SavedMap | None = None,
         base: SavedMap | None = None,
+        neighbors: pa.Array | None = None,
     ) -> SavedMap:
         """Write a map atomically: into a temporary folder first, then swapped into place.
 
@@ -280,9 +285,11 @@ class Workspace:
 
         ``thumbnails`` are one per row (row-aligned) or by row_id. Without them the thumbnails of the
         saved rows are kept: those of ``thumbnails_from`` (a map this one derives from), else those of
-        the map being replaced, so re-saving an image map never loses its pictures."""
+        the map being replaced, so re-saving an image map never loses its pictures. ``neighbors``: the
+        neighbours column already made from the build's graph (`neighbor_column.neighbors_from_graph`),
+        written as given rather than computed again."""
         final = self.map_path(name)
-        tmp, saved = self._written(final, points, embeddings, manifest, thumbnails, thumbnails_from)
+        tmp, saved = self._written(final, points, embeddings, manifest, thumbnails, thumbnails_from, neighbors)
         try:
             with self._swap_lock():
                 if base is not None:
@@ -292,7 +299,8 @@ class Workspace:
                         shutil.rmtree(tmp, ignore_errors=True)
                         merged = merged_save(base, (points, embeddings, manifest), self.open(current.name, mmap=True))
                         final = current
-                        tmp, saved = self._written(final, *merged, thumbnails, thumbnails_from)
+                        tmp, saved = self._written(final, *merged, thumbnails, thumbnails_from,
+                                                   neighbors if _same_rows(merged, points, embeddings) else None)
                 self._swap_in(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -300,13 +308,15 @@ class Workspace:
         return saved
 
     def _written(self, final: Path, points: pd.DataFrame, embeddings: np.ndarray, manifest: dict,
-                 thumbnails, thumbnails_from: SavedMap | None) -> tuple[Path, SavedMap]:
+                 thumbnails, thumbnails_from: SavedMap | None,
+                 neighbors: pa.Array | None = None) -> tuple[Path, SavedMap]:
         """The map written whole into a fresh temporary folder, to be swapped in as ``final``."""
         manifest = {**manifest, "name": final.name, "saved": datetime.now(UTC).isoformat(timespec="seconds"),
                     VERSION_KEY: uuid.uuid4().hex}
         row_ids = points["row_id"].to_numpy()
-        neighbors = self._neighbors_to_write(final, points, embeddings, given=bool((manifest.get("given") or {})
-                                                                                  .get("neighbors")))
+        if neighbors is None:
+            neighbors = self._neighbors_to_write(final, points, embeddings,
+                                                 given=bool((manifest.get("given") or {}).get("neighbors")))
         if NEIGHBORS_COLUMN in points.columns:
             points = points.drop(columns=[NEIGHBORS_COLUMN])
         if thumbnails is None and manifest.get("kind") == "images":
@@ -619,6 +629,12 @@ def _same_json(a, b) -> bool:
     if a is _ABSENT or b is _ABSENT:
         return a is b
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _same_rows(merged: tuple, points: pd.DataFrame, embeddings: np.ndarray) -> bool:
+    """Whether a merged save kept the rows and vectors of the save it merged (so its neighbours hold)."""
+    return (np.array_equal(merged[0]["row_id"].to_numpy(), points["row_id"].to_numpy())
+            and np.array_equal(merged[1], embeddings))
 
 
 def _version_of(folder: Path) -> str:

@@ -789,12 +789,12 @@ def test_a_big_map_is_clustered_on_a_sample_and_the_rest_joins_its_nearest_sampl
 
 
 def test_clusters_reuse_the_build_s_neighbour_graph(papers_frame, fake_embedder):
-    from explorer.project import knn_graph
+    from explorer.neighbours import knn_graph
 
     vectors = fake_embedder.embed(papers_frame["abstract"].tolist() * 2)
     coords = np.random.default_rng(0).normal(size=(len(vectors), 2)).astype(np.float32)
     config = ClusterConfig(levels=1, n_neighbors=10)
-    graph = knn_graph(vectors, n_neighbors=20)
+    graph = knn_graph(vectors, k=19)
     with_graph = cluster_map(vectors, coords, config=config, knn=graph)
     without = cluster_map(vectors, coords, config=config)
     assert with_graph.space == "umap5"

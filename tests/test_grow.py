@@ -9,7 +9,7 @@ import pytest
 from explorer import ClusterConfig, InputError, ProjectionConfig, build_map
 from explorer.grow import BATCH_COLUMN, add_rows
 from explorer.label_file import LABELS_FILE
-from explorer.project import median_positions
+from explorer.placement import median_positions
 
 PCA = ProjectionConfig(method="pca")
 ON_2D = ClusterConfig(space="2d", levels=1)

@@ -310,3 +310,32 @@ def test_map_is_current_for_a_file_and_a_folder_of_images(tmp_path, workspace, p
     assert map_is_current(workspace, "colours", source=folder, model="pixels", clusters=False)
     (folder / "red" / "9.png").write_bytes(encode(square("green")))
     assert not map_is_current(workspace, "colours", source=folder, model="pixels", clusters=False)
+
+
+def test_a_umap_build_computes_its_knn_graph_once_and_the_save_reuses_it(papers_frame, workspace, monkeypatch):
+    """The exact graph UMAP is given is the neighbours column's: the save does not compute it again."""
+    import explorer.neighbours as neighbours
+    import explorer.store as store
+    from explorer.neighbor_column import NEIGHBORS_K, computed_neighbors, read_neighbor_lists
+
+    graphs: list[int] = []
+    real_nearest_rows = neighbours.nearest_rows
+
+    def counted(queries, reference, **kwargs):
+        if kwargs.get("skip_self"):
+            graphs.append(len(queries))
+        return real_nearest_rows(queries, reference, **kwargs)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the save computed the neighbours column again")
+
+    monkeypatch.setattr(neighbours, "nearest_rows", counted)
+    monkeypatch.setattr(store, "computed_neighbors", refused)
+    saved = build_map(papers_frame, model="hashing", workspace=workspace, use_cache=False).saved
+    assert saved.manifest["projection"]["method_used"] == "umap"
+    assert graphs == [len(papers_frame)]  # one exact graph for UMAP and the column
+    lists = read_neighbor_lists(saved.path / "points.parquet")
+    expected = computed_neighbors(saved.embeddings, saved.embedded, saved.points["row_id"].to_numpy()).to_pylist()
+    assert len(lists[0]["ids"]) == min(NEIGHBORS_K, len(papers_frame) - 1)
+    assert [row["ids"] for row in lists] == [row["ids"] for row in expected]
+    np.testing.assert_array_equal([row["distances"] for row in lists], [row["distances"] for row in expected])

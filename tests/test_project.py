@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -132,26 +134,32 @@ def blobs(rows: int, *, centres: int = 4, dim: int = 16, seed: int = 0) -> tuple
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), topic
 
 
-def test_knn_graph_is_exact_below_the_threshold():
-    from explorer.project import knn_graph
+def test_umap_s_graph_is_exact_below_the_threshold():
+    from explorer.project import umap_graph
 
     vectors, _ = blobs(200)
-    graph = knn_graph(vectors, n_neighbors=5, metric="cosine")
+    graph = umap_graph(vectors, n_neighbors=6, metric="cosine")
     assert graph.exact and graph.indices.shape == (200, 5) and graph.distances.dtype == np.float32
     distances = 1 - vectors @ vectors.T
-    np.testing.assert_array_equal(graph.indices[:, 0], np.arange(200))  # each row is its own nearest
+    np.fill_diagonal(distances, np.inf)
     expected = np.sort(distances, axis=1)[:, :5]
     np.testing.assert_allclose(graph.distances, np.maximum(expected, 0), atol=1e-5)
+    # UMAP's input: each row itself first, at distance 0, then its nearest others.
+    indices, given, index = graph.umap_knn(6)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(200))
+    np.testing.assert_array_equal(indices[:, 1:], graph.indices)
+    assert (given[:, 0] == 0).all() and index is None
 
 
 def test_placement_puts_a_row_among_its_nearest_fitted_rows():
-    from explorer.project import KnnGraph, knn_graph, median_positions, place_rows
+    from explorer.neighbours import KnnGraph, knn_graph
+    from explorer.placement import median_positions, place_rows
 
     fitted, _ = blobs(100, seed=1)
     coords = np.random.default_rng(2).normal(size=(100, 2)).astype(np.float32)
-    graph: KnnGraph = knn_graph(fitted, n_neighbors=15)
+    graph: KnnGraph = knn_graph(fitted, k=14)
     new = fitted[:10] + np.float32(1e-3)
-    placed = place_rows(new, graph, coords, n_neighbors=5)
+    placed = place_rows(new, searcher=graph.searcher, reference_coords=coords, k=5).coords
     indices, _ = graph.query(new, k=5)
     np.testing.assert_array_equal(indices[:, 0], np.arange(10))  # a near-copy's nearest is its original
     np.testing.assert_array_equal(placed, np.median(coords[indices], axis=1).astype(np.float32))
@@ -166,18 +174,23 @@ def test_placement_puts_a_row_among_its_nearest_fitted_rows():
 
 
 def test_placement_is_deterministic_and_independent_of_chunking():
-    from explorer.project import knn_graph, place_rows
+    from explorer.neighbours import knn_graph
+    from explorer.placement import place_rows
 
     fitted, _ = blobs(300, seed=3)
     new, _ = blobs(250, seed=4)
     coords = np.random.default_rng(5).normal(size=(300, 2)).astype(np.float32)
-    graph = knn_graph(fitted, n_neighbors=15)
     seen: list[float] = []
-    whole = place_rows(new, graph, coords, progress=lambda stage, fraction, message: seen.append(fraction))
-    np.testing.assert_array_equal(whole, place_rows(new, graph, coords, chunk_rows=7))
-    assert seen == [1.0]
+    for graph in (knn_graph(fitted, k=14), knn_graph(fitted, k=14, exact_max_rows=0)):
+        seen.clear()
+        whole = place_rows(new, searcher=graph.searcher, reference_coords=coords,
+                           progress=lambda stage, fraction, message: seen.append(fraction)).coords
+        np.testing.assert_array_equal(whole, place_rows(new, searcher=graph.searcher, reference_coords=coords,
+                                                        chunk_rows=7).coords)
+        assert seen == [1.0]
     steps: list[float] = []
-    place_rows(new, graph, coords, chunk_rows=100, progress=lambda stage, fraction, message: steps.append(fraction))
+    place_rows(new, searcher=graph.searcher, reference_coords=coords, chunk_rows=100,
+               progress=lambda stage, fraction, message: steps.append(fraction))
     assert steps == [0.4, 0.8, 1.0]
 
 
@@ -187,7 +200,7 @@ def test_a_big_map_is_fitted_on_a_sample_and_the_rest_placed_by_their_neighbours
     config = ProjectionConfig(sample_rows=300)
     layout = project(vectors, config=config)
     assert_layout(layout.coords, 700)
-    assert layout.method == "umap" and len(layout.fitted_rows) == 300 and layout.knn.indices.shape == (300, 15)
+    assert layout.method == "umap" and len(layout.fitted_rows) == 300 and layout.knn.indices.shape == (300, 14)
     np.testing.assert_array_equal(layout.coords, project(vectors.copy(), config=config).coords)
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -199,13 +212,14 @@ def test_a_big_map_is_fitted_on_a_sample_and_the_rest_placed_by_their_neighbours
 
 @pytest.mark.slow
 def test_the_exact_graph_path_gives_a_valid_layout_and_can_be_reused(paper_vectors, papers_frame):
-    from explorer.project import knn_graph, project_umap
+    from explorer.neighbours import knn_graph
+    from explorer.project import project_umap
 
     layout = project(paper_vectors)
     assert layout.knn is not None and layout.knn.exact
     assert_layout(layout.coords, len(paper_vectors))
     # A graph with more neighbours than asked serves the UMAP as well: the same layout.
-    wider = knn_graph(paper_vectors, n_neighbors=25)
+    wider = knn_graph(paper_vectors, k=24)
     coords, _ = project_umap(paper_vectors, config=ProjectionConfig(), knn=wider)
     np.testing.assert_array_equal(coords, layout.coords)
     fields = papers_frame["field"].to_numpy()
@@ -225,12 +239,29 @@ def test_umap_kernels_get_numba_s_disk_cache():
 
 
 def test_placement_of_chosen_rows_equals_placing_their_copy():
-    from explorer.project import knn_graph, place_rows
+    from explorer.placement import place_rows
 
     fitted, _ = blobs(200, seed=7)
     vectors, _ = blobs(90, seed=8)
     coords = np.random.default_rng(9).normal(size=(200, 2)).astype(np.float32)
-    graph = knn_graph(fitted, n_neighbors=10)
     rows = np.array([3, 50, 51, 89, 0])
-    np.testing.assert_array_equal(place_rows(vectors, graph, coords, rows=rows, chunk_rows=2),
-                                  place_rows(vectors[rows], graph, coords))
+    chosen = place_rows(vectors, reference_vectors=fitted, reference_coords=coords, rows=rows, chunk_rows=2)
+    copied = place_rows(vectors[rows], reference_vectors=fitted, reference_coords=coords)
+    np.testing.assert_array_equal(chosen.coords, copied.coords)
+    np.testing.assert_array_equal(chosen.neighbours, copied.neighbours)
+
+
+def test_umap_on_the_one_graph_lays_out_as_on_scikit_learn_s_exact_graph():
+    """UMAP's layout moves with a distance's last bit: the one graph gives it scikit-learn's distances."""
+    import umap
+    from sklearn.neighbors import NearestNeighbors
+
+    vectors, _ = blobs(400, seed=11)
+    distances, indices = NearestNeighbors(n_neighbors=15, metric="cosine", algorithm="brute").fit(vectors) \
+        .kneighbors(vectors)
+    reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=42, n_jobs=1,
+                        precomputed_knn=(indices, np.maximum(distances, 0.0).astype(np.float32), None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no search index, so no transform: not needed here
+        expected = reducer.fit_transform(vectors).astype(np.float32)
+    np.testing.assert_array_equal(project(vectors, config=ProjectionConfig()).coords, expected)

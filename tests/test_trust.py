@@ -116,3 +116,14 @@ def test_a_saved_map_gets_a_trust_column_and_a_summary(papers_frame, fake_embedd
     assert ((scores >= 0) & (scores <= 1)).all() and len(scores) == 30
     assert reopened.manifest["trust"]["overall"] == pytest.approx(float(scores.mean()), abs=1e-4)
     assert trust_summary(trusted).startswith(f"Trust {scores.mean():.2f}")
+
+
+def test_ties_at_the_kth_neighbour_go_to_the_lowest_rows_so_a_wider_graph_begins_with_a_narrower():
+    # Forty copies of one vector and a few others: every row's neighbours tie far past k.
+    rng = np.random.default_rng(3)
+    others = rng.normal(size=(10, 8)).astype(np.float32)
+    x = np.vstack([np.tile(others[:1], (40, 1)), others[1:]])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    narrow, wide = knn_graph(x, k=5), knn_graph(x, k=20)
+    np.testing.assert_array_equal(wide.indices[:, :5], narrow.indices)
+    np.testing.assert_array_equal(narrow.indices[0], [1, 2, 3, 4, 5])  # the lowest of the tied rows
