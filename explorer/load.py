@@ -660,10 +660,16 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 def _json_loads(text: str):
     """json.loads, except that half a UTF-16 pair escaped alone ("\\ud800"), which no UTF-8 text (nor a
     saved map) can hold, is read as U+FFFD."""
-    value = json.loads(text)
+    value = json.loads(text, parse_int=_json_int)
     if _SURROGATE_ESCAPE.search(text):  # rare: only then the value is written out and read once more
-        value = json.loads(_SURROGATES.sub("\ufffd", json.dumps(value, ensure_ascii=False)))
+        value = json.loads(_SURROGATES.sub("\ufffd", json.dumps(value, ensure_ascii=False)), parse_int=_json_int)
     return value
+
+
+def _json_int(digits: str) -> int | str:
+    """A JSON integer, or its digits as text past 300 of them: no float can hold it, int() refuses past 4,300
+    digits, and pandas 2.1 raised OverflowError building a column of one."""
+    return int(digits) if len(digits) <= 300 else digits
 
 
 def _read_json(text: str, name: str, *, max_columns: int) -> pd.DataFrame:
@@ -681,9 +687,6 @@ def _read_json(text: str, name: str, *, max_columns: int) -> pd.DataFrame:
         raise InputError(
             f"{name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
         ) from exc
-    except ValueError as exc:  # Python's int() limit: an integer of more than 4,300 digits
-        raise InputError(f"{name}: the JSON holds a number too long to read (over 4,300 digits). Put such a "
-                         "value in quotes to keep it as text.") from exc
     if isinstance(payload, dict):
         for key in ("data", "records", "rows", "items"):
             if isinstance(payload.get(key), list):
@@ -722,7 +725,7 @@ def _read_jsonl(
             continue
         try:
             item = _json_loads(line)
-        except (ValueError, RecursionError):  # not JSON, nested too deep, or an integer of over 4,300 digits
+        except (ValueError, RecursionError):  # not JSON, or nested too deep
             skipped.append(line_no)
             continue
         if not isinstance(item, dict):
@@ -758,12 +761,33 @@ def _read_binary(reader, name: str, kind: str) -> pd.DataFrame:
         ) from exc
 
 
+# Lists inside lists beyond this depth are no table's: refused with one line on every pyarrow (newer ones stop
+# at 64 levels themselves, with their own words; older ones read any depth).
+MAX_PARQUET_DEPTH = 32
+
+
 def _read_parquet(data: bytes, name: str, max_columns: int) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     _refuse_pickled_extension_type()
-    check_columns(len(pq.read_schema(io.BytesIO(data)).names), name, max_columns)
+    deep = InputError(f"{name}: a column is nested more than {MAX_PARQUET_DEPTH} levels deep, which no table "
+                      "column is. Write the values flat (a list of numbers at most).")
+    try:
+        schema = pq.read_schema(io.BytesIO(data))
+    except OSError as exc:
+        if "too deeply nested" in str(exc):
+            raise deep from exc
+        raise
+    check_columns(len(schema.names), name, max_columns)
+    if any(_depth(field.type) > MAX_PARQUET_DEPTH for field in schema):
+        raise deep
     return pd.read_parquet(io.BytesIO(data))
+
+
+def _depth(arrow_type) -> int:
+    """How many levels of lists and structs an Arrow type holds (0 for a plain value)."""
+    children = [arrow_type.field(i).type for i in range(arrow_type.num_fields)] if arrow_type.num_fields else []
+    return 1 + max(map(_depth, children)) if children else 0
 
 
 _PICKLED_TYPE = "arrow.py_extension_type"
