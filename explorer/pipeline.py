@@ -204,8 +204,11 @@ def build_map(
             if given.neighbors is not None:
                 points["neighbors"] = given.neighbors
         thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
-        # The graph UMAP was given is the neighbours column's graph: the save does not compute it again.
-        column = neighbors_from_graph(graph, corpus.embedded, points["row_id"].to_numpy()) if graph else None
+        # The graph UMAP was given is the neighbours column's graph: the save does not compute it again. Neighbours
+        # the user gave are their own column, written as they are.
+        own_neighbors = given is not None and given.neighbors is not None
+        column = (neighbors_from_graph(graph, corpus.embedded, points["row_id"].to_numpy())
+                  if graph and not own_neighbors else None)
         saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails,
                                neighbors=column)
         if sanitise_map_name(requested) != requested:
