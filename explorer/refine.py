@@ -78,8 +78,13 @@ def pending_refinements(workspace: Workspace, *, automatic_only: bool = False) -
     ``automatic_only`` leaves out those that start only when asked (too long for this CPU)."""
     infos = [m for m in workspace.list() if refinement_of(m.extra).get("state") == REFINE_PENDING
              and (not automatic_only or refinement_of(m.extra).get("automatic", True))]
-    # Created is in whole seconds: the save stamp orders the maps built within one second.
-    return [m.name for m in sorted(infos, key=lambda m: (m.created, int(workspace.stamp(m.name))))]
+    # Created is in whole seconds: the save stamp orders the maps built within one second. A map renamed or
+    # deleted since the listing has no stamp: it is left for the next look.
+    stamped = []
+    for info in infos:
+        with contextlib.suppress(OSError):
+            stamped.append((info.created, int(workspace.stamp(info.name)), info.name))
+    return [name for _created, _stamp, name in sorted(stamped)]
 
 
 def find_map(workspace: Workspace, map_id: str, *, hint: str | None = None) -> str | None:

@@ -341,11 +341,13 @@ def _race(root: str, who: str, until: float, log_path: str) -> None:
 def _refine_one(workspace: Workspace, name: str, attempt) -> None:
     """Refine the pending map ``name`` with a slow embedder (logged under its rows' owner)."""
     try:
-        owner = str(workspace.open(name).points["owner"].iloc[0])
+        pending = workspace.open(name)
     except MapNotFoundError:
         return
-    attempt("refine", owner, lambda: {"state": refine_map(name, workspace=workspace, model=SlowHashing(dimension=64),
-                                                          chunk_rows=8).state})
+    # A curated copy of a pending map is pending too, and shares its owner: the check follows a build's own map.
+    attempt("refine", str(pending.points["owner"].iloc[0]),
+            lambda: {"state": refine_map(name, workspace=workspace, model=SlowHashing(dimension=64),
+                                         chunk_rows=8).state}, copy="parent" in pending.manifest)
 
 
 def _mutate_one(workspace: Workspace, op: str, tag: str, name: str, mark: str, attempt) -> None:
@@ -370,6 +372,7 @@ def _mutate_one(workspace: Workspace, op: str, tag: str, name: str, mark: str, a
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")  # a thread's crash fails it
 def test_processes_and_threads_racing_on_one_workspace_lose_nothing(progressive, workspace, tmp_path):
     import multiprocessing
 
@@ -416,13 +419,15 @@ def check_the_race(workspace: Workspace, ops: list[dict]) -> None:
             copy = maps[op["name"]]
             assert copy.manifest["parent"] and not set(op["removed"]) & set(copy.points["row_id"]), op
             continue
+        if op["op"] == "refine" and op["copy"]:
+            continue  # a curated copy's refinement: the copy is not its owner's lineage
         assert tag in found, op
         saved = maps[found[tag][0]]
         if op["op"] == "add":
             assert saved.points["title"].str.endswith(op["marker"]).sum() == op["added"], op
         elif op["op"] == "trust" and last_add.get(tag, 0.0) < op["t1"]:
             assert TRUST_COLUMN in saved.points, op
-        elif op["op"] == "refine" and op["state"] == REFINE_DONE and "parent" not in saved.manifest:
+        elif op["op"] == "refine" and op["state"] == REFINE_DONE:
             assert saved.manifest["refinement"]["state"] == "done" and saved.manifest["model_id"] == "hashing-64", op
     for tag, names in found.items():
         renames = [op for op in done if op["op"] == "rename" and op["tag"] == tag]
