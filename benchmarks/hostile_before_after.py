@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from quality import write_section
+from reliability_table import table_cell
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "reliability.md"
@@ -78,11 +79,6 @@ def _cost(row: dict, timeout: float) -> str:
     return f"{row['seconds']:.2f} s{peak}"
 
 
-def _cell(text: str, most: int = 140) -> str:
-    text = " ".join(str(text).split())
-    return (text if len(text) <= most else text[: most - 1] + "…").replace("|", "\\|")
-
-
 def build_section(before: Path, timeout: float) -> str:
     """The generated before/after table."""
     cases = issue_cases()
@@ -93,8 +89,10 @@ def build_section(before: Path, timeout: float) -> str:
                               text=True, check=False).stdout.strip() or str(before)
     rows = ["| Input | Before: cost | Before: outcome | After: cost | After: outcome |", "|---|---|---|---|---|"]
     for case in cases:
-        rows.append(f"| {_cell(case.input)} | {_cost(old[case.id], timeout)} | {_cell(old[case.id]['outcome'])} | "
-                    f"{_cost(new[case.id], timeout)} | {_cell(new[case.id]['outcome'])} |")
+        before, after = old[case.id], new[case.id]
+        rows.append(f"| {table_cell(case.input, 140)} | {_cost(before, timeout)} | "
+                    f"{table_cell(before['outcome'], 140)} | {_cost(after, timeout)} | "
+                    f"{table_cell(after['outcome'], 140)} |")
     command = f"`.venv/bin/python benchmarks/hostile_before_after.py --before <checkout of {revision}> --write`"
     return "\n".join([
         f"<!-- {MARKER}:begin -->",

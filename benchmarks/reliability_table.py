@@ -22,9 +22,10 @@ MARKER = "reliability"
 MAX_MESSAGE = 320
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str, most: int = MAX_MESSAGE) -> str:
+    """``text`` as one Markdown table cell: one line, at most ``most`` characters, pipes escaped."""
     text = " ".join(str(text).split())
-    text = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+    text = text if len(text) <= most else text[: most - 1] + "…"
     return text.replace("|", "\\|") or "—"
 
 
@@ -63,8 +64,8 @@ def corpus_table() -> tuple[list[str], float]:
         cost = f"{measured.seconds:.2f} s | {_megabytes(measured.peak_bytes)}"
         outcome = measured.outcome
         if outcome is None:
-            rows.append(f"| {number} | {_cell(case.input)} | {case.kind} | failed | {_cell(measured.failure)} | — | — "
-                        f"| {cost} | {'yes' if case.app else ''} |")
+            rows.append(f"| {number} | {table_cell(case.input)} | {case.kind} | failed | "
+                        f"{table_cell(measured.failure)} | — | — | {cost} | {'yes' if case.app else ''} |")
             continue
         if outcome.error:
             verdict = f"refused ({type(outcome.error).__name__})"
@@ -76,8 +77,8 @@ def corpus_table() -> tuple[list[str], float]:
         counted = case.kind in (TABLE, IMAGES) and not outcome.error
         kept = f"{outcome.rows:,}" if counted else "—"
         skipped = f"{outcome.skipped:,}" if counted else "—"
-        rows.append(f"| {number} | {_cell(case.input)} | {case.kind} | {verdict} | {_cell(outcome.message)} | "
-                    f"{kept} | {skipped} | {cost} | {'yes' if case.app else ''} |")
+        rows.append(f"| {number} | {table_cell(case.input)} | {case.kind} | {verdict} | "
+                    f"{table_cell(outcome.message)} | {kept} | {skipped} | {cost} | {'yes' if case.app else ''} |")
     known = [peak for peak in peaks if peak is not None]
     rows.append(f"| | **All {len(CASES)} cases** | | | | | | {total_seconds:.1f} s | "
                 f"{_megabytes(max(known) if known else None)} at most | |")
