@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -230,3 +231,13 @@ def test_no_text_and_image_twins_are_left(imports):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name in TWIN_NAMES:
                 defined[node.name] = module
     assert defined == {}, f"twins still defined: {defined}"
+
+
+def test_the_readme_lists_every_module_of_the_package():
+    """README's "How the library is laid out" names each module of explorer/ (and of explorer/embedders), and
+    only those."""
+    readme = (PACKAGE_DIR.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```\nexplorer/\n", 1)[1].split("```", 1)[0]
+    listed = set(re.findall(r"\b([a-z_]+)\.py\b", block)) - {"app"}
+    modules = {path.stem for folder in (PACKAGE_DIR, PACKAGE_DIR / "embedders") for path in folder.glob("*.py")}
+    assert listed == modules - {"__init__"}, (sorted(modules - {"__init__"} - listed), sorted(listed - modules))
