@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 import time
 from dataclasses import replace
@@ -19,18 +18,16 @@ from .export import export_points, to_bibtex_bytes, to_csv_bytes, to_parquet_byt
 from .modes import MODES, duration_text
 from .project import METHODS, ProjectionConfig
 from .store import Workspace
+from .texts import UNPRINTABLE
 
 EXIT_USER_ERROR = 2
 DEVICES = ("auto", "cpu", "cuda")
-# Titles, labels, column, map and file names come from the user's data: a control character (an escape
-# sequence can move the cursor, retitle the window or clear the screen; a newline or a tab can fake a line
-# or a column) or a bidi control (U+202E shows what follows reversed) is printed escaped, never obeyed.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
 
 
 def _printable(text: object) -> str:
     """``text`` as the terminal must show it: the one filter every name, note and message goes through."""
-    return _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), str(text))
+    return UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 class _PrintableFormatter(logging.Formatter):

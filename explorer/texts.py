@@ -11,6 +11,11 @@ import pandas as pd
 from .errors import InputError
 from .limits import Limits
 
+# Characters of a user's text never meant to be shown as they are: controls (an escape sequence can move a
+# terminal's cursor; a newline or a tab can fake a line or a column), bidi controls (U+202E shows what follows
+# reversed, so "txt.exe" reads as "exe.txt") and line separators. The CLI prints them escaped, the app as spaces.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
 # Column names that hold prose even when they are short (a title beside a long abstract).
 TEXT_COLUMN_NAMES = {
     "title", "name", "headline", "subject", "abstract", "text", "body", "content",

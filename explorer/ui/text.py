@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 
+from explorer.texts import UNPRINTABLE
+
 # Every character CommonMark, GFM and Streamlit give a meaning to: links and images ([]()!), emphasis
 # (*_~), code (`), HTML and autolinks (<>), entities (&), bare URLs and Streamlit's directives (:),
 # LaTeX ($), headings, lists, tables and quotes (#+-.|>). A backslash before any of them shows it as it is.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&])")
-# Control characters and bidirectional overrides: never text anyone meant to show, and an override
-# can make a name read as another ("txt.exe" shown as "exe.txt").
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # GFM turns bare URLs, www. names and e-mail addresses into links after the escapes are read, so a
 # backslash cannot stop it: an invisible word joiner inside "://", "www." and after "@" does.
 _AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)", re.IGNORECASE)
@@ -25,5 +24,5 @@ WORD_JOINER = "\u2060"
 
 def escape_markdown(text: object) -> str:
     """``text`` shown literally, on one line, by Streamlit's Markdown (alerts, captions, labels, help)."""
-    plain = " ".join(_INVISIBLE.sub(" ", str(text)).split())
+    plain = " ".join(UNPRINTABLE.sub(" ", str(text)).split())
     return _MARKDOWN_SPECIAL.sub(r"\\\1", _AUTOLINK.sub(WORD_JOINER, plain))
