@@ -41,6 +41,11 @@ class TextInspection:
     sentence_vector: np.ndarray
     truncated: bool
     max_seq_length: int | None
+    # Per layer, read by hooks during the same pass (None for models whose layers are not BERT-like):
+    # the heads' outputs side by side (tokens, hidden), and the attention block's output after its
+    # residual and LayerNorm.
+    head_outputs: np.ndarray | None = None
+    attended: np.ndarray | None = None
 
     @property
     def token_vectors(self) -> np.ndarray:
@@ -141,7 +146,162 @@ def inspect_text(text: str, *, embedder=None) -> TextInspection:
         sentence_vector=run.sentence_vector,
         truncated=run.truncated,
         max_seq_length=model.max_seq_length,
+        head_outputs=_stacked(captured, "heads", len(out.attentions)),
+        attended=_stacked(captured, "attended", len(out.attentions)),
     )
+
+
+@dataclass
+class LayerStage:
+    """One step of a layer for one token: its vector as recomputed here, and the model's own when it
+    exposes that step."""
+
+    name: str
+    vector: np.ndarray
+    model: np.ndarray | None = None
+
+    @property
+    def difference(self) -> float | None:
+        """The largest absolute difference from the model's own vector (None where it has none)."""
+        return None if self.model is None else float(np.abs(self.vector - self.model).max())
+
+
+@dataclass
+class ValueMixing:
+    """Step 4 of the encoder for one token, one layer, one head: query, keys, scores, softmax and the
+    weighted sum of the value vectors, recomputed from the layer's own weights beside the model's
+    output; and the whole layer for that token, from its input to its output."""
+
+    tokens: list[str]
+    layer: int
+    head: int
+    token: int
+    query: np.ndarray
+    keys: np.ndarray
+    scores: np.ndarray
+    weights: np.ndarray
+    values: np.ndarray
+    mixed: np.ndarray
+    model_output: np.ndarray
+    stages: list[LayerStage]
+
+    @property
+    def difference(self) -> float:
+        """The largest absolute difference between the weighted sum and the model's head output."""
+        return float(np.abs(self.mixed - self.model_output).max())
+
+    @property
+    def contributions(self) -> np.ndarray:
+        """Each token's part of the weighted sum, (tokens, head size): weight × value vector."""
+        return self.weights[:, None] * self.values
+
+
+def mix_values(inspection: TextInspection, *, layer: int, head: int, token: int, embedder=None) -> ValueMixing:
+    """Recompute one head's attention for one token from the layer's weights (q, k, scores, softmax,
+    Σ weight·value), and the rest of the layer, in float64 beside what the model computed."""
+    model = _sentence_transformer(embedder)
+    transformer = model[0].auto_model
+    layers = _bert_layers(transformer)
+    model_id = getattr(embedder, "model_id", "this model")
+    if layers is None or inspection.head_outputs is None or inspection.attended is None:
+        raise InputError(f"The layers of {model_id} are not BERT-like (query, key, value, output projection "
+                         "and feed-forward modules): their internals cannot be read here.")
+    block = layers[layer]
+    attention = block.attention.self
+    size = int(attention.attention_head_size)
+    activation = _ACTIVATIONS.get(str(transformer.config.hidden_act))
+    if activation is None:
+        raise InputError(f"The feed-forward activation {transformer.config.hidden_act!r} of {model_id} "
+                         "is not one this page can recompute.")
+    scaling = float(getattr(attention, "scaling", size ** -0.5))
+    hidden = inspection.hidden_states[layer].astype(np.float64)  # the layer's input, every token
+    cut = slice(head * size, (head + 1) * size)
+    q_all = _linear(attention.query, hidden)
+    k_all, v_all = _linear(attention.key, hidden), _linear(attention.value, hidden)
+    # Every head's mix for this token, for the concatenation; the chosen head's is shown in full.
+    heads = []
+    for h in range(int(transformer.config.num_attention_heads)):
+        part = slice(h * size, (h + 1) * size)
+        scores = k_all[:, part] @ q_all[token, part] * scaling
+        weights = _softmax(scores)
+        heads.append((scores, weights, weights @ v_all[:, part]))
+    scores, weights, mixed = heads[head]
+    concatenated = np.concatenate([mix for _, _, mix in heads])
+    projected = _linear(block.attention.output.dense, concatenated)
+    residual = hidden[token]
+    attended = _layer_norm(block.attention.output.LayerNorm, projected + residual)
+    feed_forward = _linear(block.output.dense, activation(_linear(block.intermediate.dense, attended)))
+    output = _layer_norm(block.output.LayerNorm, feed_forward + attended)
+    stages = [
+        LayerStage("layer input", residual),
+        LayerStage("heads side by side", concatenated, inspection.head_outputs[layer][token]),
+        LayerStage("output projection", projected),
+        LayerStage("+ input, LayerNorm", attended, inspection.attended[layer][token]),
+        LayerStage("feed-forward", feed_forward),
+        LayerStage("+ residual, LayerNorm: layer output", output, inspection.hidden_states[layer + 1][token]),
+    ]
+    return ValueMixing(
+        tokens=inspection.tokens, layer=layer, head=head, token=token,
+        query=q_all[token, cut], keys=k_all[:, cut], scores=scores, weights=weights, values=v_all[:, cut],
+        mixed=mixed, model_output=inspection.head_outputs[layer][token, cut].astype(np.float64), stages=stages,
+    )
+
+
+def note_row(weights: np.ndarray) -> str:
+    """Attention weights written as the note writes them: ``[.41 .33 .26]``."""
+    return "[" + " ".join(f"{w:.2f}".removeprefix("0") for w in weights) + "]"
+
+
+def _bert_layers(transformer) -> list | None:
+    """The encoder's layers when each has BERT's parts (query/key/value, output projection and
+    LayerNorm, feed-forward), which mix_values reads; else None."""
+    layers = list(getattr(getattr(transformer, "encoder", None), "layer", None) or [])
+    parts = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.self.attention_head_size",
+             "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense",
+             "output.LayerNorm")
+
+    def has(module, dotted: str) -> bool:
+        for name in dotted.split("."):
+            module = getattr(module, name, None)
+            if module is None:
+                return False
+        return True
+
+    return layers if layers and all(has(layer, part) for layer in layers for part in parts) else None
+
+
+def _linear(module, x: np.ndarray) -> np.ndarray:
+    """A torch Linear applied in float64: x Wᵀ + b."""
+    weight = _numpy(module.weight).astype(np.float64)
+    bias = _numpy(module.bias).astype(np.float64) if module.bias is not None else 0.0
+    return x @ weight.T + bias
+
+
+def _layer_norm(module, x: np.ndarray) -> np.ndarray:
+    """A torch LayerNorm applied in float64."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    scaled = centred / np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + module.eps)
+    return scaled * _numpy(module.weight).astype(np.float64) + _numpy(module.bias).astype(np.float64)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = np.exp(scores - scores.max())
+    return shifted / shifted.sum()
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+# The feed-forward activations of BERT-like configs (transformers' ACT2FN names), in float64.
+_ACTIVATIONS = {"gelu": _gelu, "gelu_new": _gelu_tanh, "gelu_pytorch_tanh": _gelu_tanh,
+                "relu": lambda x: np.maximum(x, 0.0)}
 
 
 def explain_match(query: str, text: str, *, embedder=None) -> MatchExplanation:
@@ -246,7 +406,7 @@ def _forward(model, text: str, *, details: bool) -> _Pass:
     inputs = {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
     transformer = model[0].auto_model
     attention = _eager_attention(transformer) if details else nullcontext()
-    capture = _capture_embeddings(transformer, enabled=details)
+    capture = _capture_steps(transformer, enabled=details)
     with torch.inference_mode(), attention, capture as captured:
         output = transformer(**inputs, output_attentions=details, output_hidden_states=details,
                              return_dict=True)
@@ -288,14 +448,15 @@ def _eager_attention(transformer) -> Iterator[None]:
 
 
 @contextmanager
-def _capture_embeddings(transformer, *, enabled: bool) -> Iterator[dict[str, np.ndarray]]:
-    """Record the embedding layers' outputs (and what their LayerNorm receives) during a pass."""
-    captured: dict[str, np.ndarray] = {}
-    embeddings = getattr(transformer, "embeddings", None)
-    if not enabled or embeddings is None:
+def _capture_steps(transformer, *, enabled: bool) -> Iterator[dict]:
+    """Record, during a pass, the embedding layers' outputs (and what their LayerNorm receives) and,
+    in every BERT-like layer, the heads' outputs and the attention block's output."""
+    captured: dict = {"heads": {}, "attended": {}}
+    if not enabled:
         yield captured
         return
     handles = []
+    embeddings = getattr(transformer, "embeddings", None)
     for name in _EMBEDDING_PARTS:
         part = getattr(embeddings, name, None)
         if part is not None:
@@ -307,11 +468,26 @@ def _capture_embeddings(transformer, *, enabled: bool) -> Iterator[dict[str, np.
         handles.append(norm.register_forward_pre_hook(
             lambda _module, inputs: captured.__setitem__("summed_input", _numpy(inputs[0][0]))
         ))
+    for index, layer in enumerate(_bert_layers(transformer) or []):
+        # The self-attention module returns (heads side by side, weights); its parent adds the
+        # output projection, the residual and the LayerNorm.
+        handles.append(layer.attention.self.register_forward_hook(
+            lambda _module, _inputs, out, i=index: captured["heads"].__setitem__(i, _numpy(out[0][0]))
+        ))
+        handles.append(layer.attention.output.register_forward_hook(
+            lambda _module, _inputs, out, i=index: captured["attended"].__setitem__(i, _numpy(out[0]))
+        ))
     try:
         yield captured
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _stacked(captured: dict, part: str, layers: int) -> np.ndarray | None:
+    """One captured per-layer output stacked over the layers, or None when a layer was not captured."""
+    found = captured.get(part) or {}
+    return np.stack([found[i] for i in range(layers)]) if len(found) == layers else None
 
 
 def _shares(run: _Pass, shares: np.ndarray) -> TokenShares:

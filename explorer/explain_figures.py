@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .explain import MatchExplanation, TextInspection, TokenShares
+from .explain import MatchExplanation, TextInspection, TokenShares, ValueMixing
 
 DEFAULT_DIMS = 32
 # Diverging colours centred on zero: positive values red, negative blue.
@@ -86,6 +86,63 @@ def attention_row_figure(
     fig.update_yaxes(title_text="weight", range=[0, max(0.05, float(weights.max()) * 1.2)])
     name = _escape(inspection.tokens[token])
     return _layout(fig, title=f"What '{name}' (position {token}) takes from each token", height=320)
+
+
+def scores_figure(mixing: ValueMixing) -> go.Figure:
+    """The chosen token's raw scores (its query · each key, scaled) and their softmax, per token."""
+    x = np.arange(len(mixing.tokens))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.2, subplot_titles=(
+        "score = query · key / √d", "softmax of the scores: the weights, summing to 1"))
+    fig.add_trace(go.Bar(x=x, y=mixing.scores, marker_color="#7f7f7f", showlegend=False,
+                         hovertemplate="%{y:.3f}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(x=x, y=mixing.weights, marker_color="#1f77b4", showlegend=False,
+                         text=[f"{w:.2f}" for w in mixing.weights], textposition="outside",
+                         hovertemplate="%{y:.4f}<extra></extra>"), row=2, col=1)
+    fig.update_xaxes(**_token_axis(mixing.tokens), row=2, col=1)
+    fig.update_yaxes(range=[0, max(0.05, float(mixing.weights.max()) * 1.25)], row=2, col=1)
+    return _layout(fig, title=f"Scores and weights of '{_escape(mixing.tokens[mixing.token])}'", height=460)
+
+
+def mixing_figure(mixing: ValueMixing) -> go.Figure:
+    """The weighted sum drawn as the bars it is made of: per dimension, each token's weight × value
+    stacked, and the head's actual output from the model as a marker on top."""
+    dims = np.arange(len(mixing.mixed))
+    fig = go.Figure([
+        go.Bar(x=dims, y=part, name=_escape(f"{mixing.weights[j]:.2f} × v({mixing.tokens[j]})"),
+               hovertemplate="dim %{x}: %{y:.4f}<extra>%{fullData.name}</extra>")
+        for j, part in enumerate(mixing.contributions)
+    ])
+    fig.add_trace(go.Scatter(x=dims, y=mixing.model_output, mode="markers", name="the model's head output",
+                             marker={"symbol": "diamond", "size": 8, "color": "black"},
+                             hovertemplate="dim %{x}: %{y:.4f}<extra>model</extra>"))
+    fig.update_xaxes(title_text=f"dimension of head {mixing.head + 1} (all {len(dims)})")
+    title = (f"Σ weight × value for '{_escape(mixing.tokens[mixing.token])}'<br><sup>◆ the model's head output: "
+             f"largest difference {mixing.difference:.1e}</sup>")
+    return _layout(fig, title=title, height=460, barmode="relative",
+                   legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+
+
+def layer_figure(mixing: ValueMixing, *, dims: int = DEFAULT_DIMS) -> go.Figure:
+    """The token's vector at each step of the layer (first ``dims`` dimensions), with the model's own
+    vector as markers where the model exposes that step."""
+    stages = mixing.stages
+    titles = []
+    for stage in stages:
+        where = "" if stage.difference is None else f"; model: max difference {stage.difference:.1e}"
+        titles.append(f"{stage.name} (length {np.linalg.norm(stage.vector):.2f}{where})")
+    fig = make_subplots(rows=len(stages), cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=titles)
+    x = np.arange(min(dims, len(stages[0].vector)))
+    for row, stage in enumerate(stages, start=1):
+        fig.add_trace(go.Bar(x=x, y=stage.vector[: len(x)], marker_color="#1f77b4", showlegend=False,
+                             hovertemplate="dim %{x}: %{y:.4f}<extra></extra>"), row=row, col=1)
+        if stage.model is not None:
+            fig.add_trace(go.Scatter(x=x, y=stage.model[: len(x)], mode="markers", showlegend=False,
+                                     marker={"symbol": "diamond", "size": 6, "color": "black"},
+                                     hovertemplate="model, dim %{x}: %{y:.4f}<extra></extra>"), row=row, col=1)
+    fig.update_xaxes(title_text=f"dimension (first {len(x)} of {len(stages[0].vector)})", row=len(stages), col=1)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, title=f"Layer {mixing.layer + 1} for '{_escape(mixing.tokens[mixing.token])}', step by step",
+                   height=150 * len(stages) + 80)
 
 
 def sentence_vector_figure(inspection: TextInspection, *, dims: int = DEFAULT_DIMS) -> go.Figure:

@@ -29,7 +29,7 @@ def test_page_walks_through_every_step():
     at = run_page()
     assert [s.value for s in at.subheader] == [
         "1. Tokens", "2. Token embeddings and positions", "3. Attention",
-        "4. Output: one vector for the sentence",
+        "4. Mixing the value vectors", "5. The whole layer", "6. Output: one vector for the sentence",
     ]
     assert tokens_shown(at) == ["[CLS]", "the", "bank", "raised", "interest", "rates", "to",
                                 "fight", "inflation", ".", "[SEP]"]
