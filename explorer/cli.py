@@ -256,6 +256,41 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _screen(args: argparse.Namespace) -> int:
+    from .screening import feature_matrix, rank, simulate
+
+    saved = Workspace(args.home).open(args.map)
+    if args.simulate:
+        column, _, value = args.simulate.partition("=")
+        if column not in saved.points.columns or not _:
+            raise InputError(f"--simulate takes COLUMN=VALUE with a column of the map, not '{args.simulate}'.")
+        on_map = saved.embedded
+        labels = (saved.points[column].astype("string").fillna("") == value).to_numpy()[on_map]
+        texts = [t for t, e in zip(saved.texts(), on_map, strict=True) if e] if args.features != "vectors" else None
+        run = simulate(feature_matrix(saved.embeddings[on_map], texts, args.features), labels, seed=args.seed)
+        print(f"{int(labels.sum()):,} relevant ({column} = {_printable(value)}) of {len(labels):,} rows, "
+              f"features: {args.features}")
+        print(f"WSS@95: {run.wss():.3f}   recall after 10 % screened: {run.recall_at(0.1):.3f}")
+        print("screened  recall")
+        for tenth in range(1, 11):
+            print(f"{tenth * 10:>7} %  {run.recall_at(tenth / 10):.3f}")
+        return 0
+    ranking = rank(saved, _row_ids(args.relevant), _row_ids(args.irrelevant), features=args.features)
+    print(f"ranked by {_printable(ranking.method)}")
+    texts, position = saved.texts(), {int(r): i for i, r in enumerate(saved.points["row_id"])}
+    for number, (row_id, score) in enumerate(ranking.head(args.k), start=1):
+        print(_printable(f"{number:>3}  {score:.3f}  {row_id:>7}  {_snippet(texts[position[row_id]])}"))
+    return 0
+
+
+def _row_ids(text: str) -> list[int]:
+    """Row ids written as "3,17, 42"."""
+    try:
+        return [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise InputError(f"Row ids are whole numbers separated by commas, not '{text}'.") from None
+
+
 def _explain(args: argparse.Namespace) -> int:
     from .explain import explain_hit
 
@@ -512,6 +547,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--threshold", type=float)
     search.set_defaults(func=_search)
+
+    screen = sub.add_parser("screen", help="list the unscreened rows most likely relevant given your decisions, "
+                                           "or replay a labelled collection (--simulate) to measure the work saved")
+    screen.add_argument("map")
+    screen.add_argument("--relevant", default="", metavar="IDS", help="row ids judged relevant, e.g. 3,17,42")
+    screen.add_argument("--irrelevant", default="", metavar="IDS", help="row ids judged irrelevant")
+    screen.add_argument("-k", type=int, default=10)
+    screen.add_argument("--features", choices=("vectors", "tfidf", "both"), default="vectors")
+    screen.add_argument("--simulate", metavar="COLUMN=VALUE", help="rows where COLUMN is VALUE are the relevant ones")
+    screen.add_argument("--seed", type=int, default=0)
+    screen.set_defaults(func=_screen)
 
     explain = sub.add_parser("explain", help="show which tokens make a row match a query")
     explain.add_argument("map")
