@@ -32,7 +32,9 @@ from .labels import ClusterLabel, Contrast, contrast_terms, label_clusters, labe
 from .limits import Limits
 from .load import LoadedTable, load_table
 from .map_clusters import (
+    ClusterCard,
     add_clusters,
+    cluster_cards,
     cluster_levels,
     cluster_table,
     label_layers,
@@ -68,7 +70,7 @@ __all__ = [
     # cluster and label
     "ClusterConfig", "ClusterLabel", "ClusterLevel", "Clustering", "Contrast", "add_clusters", "cluster_levels",
     "cluster_map", "cluster_table", "contrast_terms", "label_clusters", "label_layers", "label_levels", "named_points",
-    "point_labels", "rename_cluster", "same_group",
+    "point_labels", "rename_cluster", "same_group", "ClusterCard", "cluster_cards",
     # search and filter
     "SearchResult", "nearest_neighbors", "search_map", "search_similar", "category_mask", "keyword_mask", "sql_mask",
     # draw and export

@@ -181,6 +181,12 @@ def _split_names(value: str) -> list[str]:
     return [n for n in (latex_to_unicode(n) for n in names) if n]
 
 
+def year_values(values: pd.Series) -> pd.Series:
+    """The year in each value (a year, a date, "Spring 2019"), as Int64 with <NA> where none is found."""
+    found = values.astype("string").str.extract(_YEAR.pattern, expand=False)
+    return pd.to_numeric(found, errors="coerce").astype("Int64")
+
+
 def _year(value) -> int | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None

@@ -16,6 +16,7 @@ import pandas as pd
 from .filters import filterable_columns
 from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_table, label_layers
 from .store import SavedMap
+from .texts import title_column  # noqa: F401 - the draw step's callers name it here
 
 HOVER_CHARS = 150
 MAX_CATEGORIES = 40
@@ -92,14 +93,6 @@ def shorten(text: str, limit: int = HOVER_CHARS) -> str:
     """Collapse whitespace and cut to ``limit`` characters with an ellipsis."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def title_column(points: pd.DataFrame, text_columns: Sequence[str]) -> str | None:
-    """The column that names a row best: `title` or `name` if present, else the first text column."""
-    for candidate in ("title", "Title", "name", "file"):
-        if candidate in points.columns:
-            return candidate
-    return text_columns[0] if text_columns else None
 
 
 def default_colour_column(points: pd.DataFrame) -> str | None:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from .bibliography import year_values
 from .cluster import UNCLUSTERED, ClusterConfig, Clustering, cluster_map, link_levels
 from .errors import InputError
 from .label_file import label_rows
 from .labels import ClusterLabel, label_by_category, label_levels, unique_labels
 from .progress import ProgressFn, no_progress
 from .store import SavedMap, Workspace
+from .texts import title_column
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,14 @@ CLUSTER_LABEL_COLUMN = "cluster label"
 # holds this share of the other's rows; with the same automatic label, half is enough.
 SAME_GROUP_SHARE = 0.9
 SAME_LABEL_SHARE = 0.5
+# A cluster card: its most central papers, and the top values of these columns where the map has them.
+CARD_CENTRAL = 5
+CARD_TOP_VALUES = 3
+YEAR_COLUMNS = ("year", "publication_year", "date", "listing_date", "published")
+VALUE_COLUMNS = ("venue", "journal", "booktitle", "conference", "publisher", "primary_category", "category", "field",
+                 "authors", "author")
+# Author lists are split into people; other columns count whole values.
+_AUTHOR_SPLIT = re.compile(r"\s*;\s*|\s+and\s+")
 
 
 def add_clusters(
@@ -249,3 +261,69 @@ def _level_section(manifest: dict, map_name: str, level: str) -> dict:
             f"The map '{map_name}' has no {level} clusters; it has: {', '.join(levels)}."
         )
     return levels[level]
+
+
+@dataclass
+class ClusterCard:
+    """What a cluster is about, without opening its papers one by one."""
+
+    level: str
+    id: int
+    label: str
+    size: int
+    central: list[tuple[int, str]]
+    terms: list[tuple[str, int]]
+    years: dict[int, int] = field(default_factory=dict)
+    top_values: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    trust: float | None = None
+
+    @property
+    def year_span(self) -> tuple[int, int] | None:
+        """The first and last year of its papers, when the map has years."""
+        return (min(self.years), max(self.years)) if self.years else None
+
+
+def cluster_cards(saved: SavedMap, level: str | int = 0) -> list[ClusterCard]:
+    """A card per cluster of ``level`` (a name or 0 for the coarsest), largest first: its 3–5 most central
+    papers (nearest the cluster's mean vector), distinctive terms with how many of its papers use each,
+    its years, the top values of venue- and author-like columns, and the mean trust of its points."""
+    levels = cluster_levels(saved)
+    if isinstance(level, int):
+        if not 0 <= level < len(levels):
+            raise InputError(f"The map '{saved.name}' has {len(levels)} cluster levels: level {level} does not exist.")
+        level = levels[level]
+    section = _level_section(saved.manifest, saved.name, level)
+    points = saved.points
+    ids = points[section["column"]].to_numpy()
+    texts = pd.Series(saved.texts(), dtype="string").str.lower().fillna("")
+    title = title_column(points, saved.manifest.get("text_columns") or [])
+    names = points[title].astype("string").fillna("") if title else texts
+    year_column = next((c for c in YEAR_COLUMNS if c in points.columns), None)
+    years = year_values(points[year_column]) if year_column else None
+    value_columns = [c for c in VALUE_COLUMNS if c in points.columns]
+    trust = points["trust"].to_numpy(dtype=float) if "trust" in points.columns else None
+    embedded = saved.embedded
+    cards = []
+    for cluster in section["clusters"]:
+        rows = np.flatnonzero((ids == cluster["id"]) & embedded)
+        vectors = np.asarray(saved.embeddings[rows], dtype=np.float32)
+        centre = vectors.mean(axis=0) if len(rows) else None
+        nearest = rows[np.argsort(-(vectors @ centre), kind="stable")[:CARD_CENTRAL]] if len(rows) else rows
+        inside = texts.iloc[rows]
+        terms = [(term, int(inside.str.contains(rf"\b{re.escape(term.lower())}", regex=True).sum()))
+                 for term, _ in cluster["terms"]]
+        card = ClusterCard(
+            level=level, id=int(cluster["id"]), label=cluster["label"], size=int(cluster["size"]),
+            central=[(int(points["row_id"].iloc[i]), str(names.iloc[i])) for i in nearest], terms=terms,
+            trust=float(np.nanmean(trust[rows])) if trust is not None and len(rows) else None)
+        if years is not None:
+            counts = years.iloc[rows].dropna().value_counts().sort_index()
+            card.years = {int(y): int(n) for y, n in counts.items()}
+        for column in value_columns:
+            values = points[column].iloc[rows].astype("string").dropna()
+            if column in ("authors", "author"):
+                values = values.str.split(_AUTHOR_SPLIT).explode().str.strip()
+            top = values[values != ""].value_counts().head(CARD_TOP_VALUES)
+            card.top_values[column] = [(str(v), int(n)) for v, n in top.items()]
+        cards.append(card)
+    return sorted(cards, key=lambda c: (-c.size, c.id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,3 +198,11 @@ def _fill_template(parts: list[tuple[str, bool]], row: dict[str, str]) -> str:
     if not any(row.values()):
         return ""
     return "".join(row[text] if is_field else text for text, is_field in parts).strip()
+
+
+def title_column(points: pd.DataFrame, text_columns: Sequence[str]) -> str | None:
+    """The column that names a row best: `title` or `name` if present, else the first text column."""
+    for candidate in ("title", "Title", "name", "file"):
+        if candidate in points.columns:
+            return candidate
+    return text_columns[0] if text_columns else None
