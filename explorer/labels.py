@@ -33,6 +33,14 @@ SPREAD_SHARE = 0.1
 MAX_SPREAD = 1 / 2
 # How many of the best c-TF-IDF terms a centroid re-rank (rerank_by_centroid) reorders.
 RERANK_CANDIDATES = 10
+# A two-word phrase stands for its word when it holds at least this share of the word's rows in the
+# cluster: "heart failure" rather than "heart" and "failure" side by side.
+PHRASE_SHARE = 0.5
+MIN_PHRASE_DOCS = 3
+# A word that follows a number this often is a unit or an abbreviation ("30 min", "5 ppm"): a
+# fragment, never a label on its own or in a phrase.
+AFTER_NUMBER_SHARE = 0.5
+_AFTER_NUMBER = re.compile(r"\d\s*([^\W\d_]{3,})\b")
 
 # Debris that is text but not topic: e-mail addresses and message ids, URLs, bare domain names,
 # LaTeX commands and inline maths (arXiv abstracts: "\mathbb{F}_q" gave the label "codes · mathbb").
@@ -165,8 +173,27 @@ def label_levels(
             raise ValueError(f"{len(texts)} texts for {len(labels)} cluster labels")
     levels = {name: np.asarray(ids) for name, ids in levels.items()}
     rows = label_sample(levels)
-    counts, vocab = _count([texts[i] for i in rows])
-    return {name: _label(counts, vocab, ids[rows], top_n, sizes=_sizes(ids)) for name, ids in levels.items()}
+    sample = [texts[i] for i in rows]
+    counts, vocab = _count(sample)
+    fragments = _fragments(sample, counts, vocab)
+    return {name: _label(counts, vocab, ids[rows], top_n, sizes=_sizes(ids), excluded=fragments)
+            for name, ids in levels.items()}
+
+
+def _fragments(texts: Sequence[str], counts, vocab: np.ndarray) -> np.ndarray:
+    """Which terms hold a word that mostly follows a number (a unit such as "min"): never label words."""
+    if counts is None or not len(vocab):
+        return np.zeros(len(vocab), dtype=bool)
+    limit = Limits.from_env().max_text_chars
+    after: dict[str, int] = {}
+    for text in texts:
+        for word in _AFTER_NUMBER.findall(clean_text(str(text)[:limit]).lower()):
+            after[word] = after.get(word, 0) + 1
+    totals = np.asarray(counts.sum(axis=0)).ravel()
+    index = {term: i for i, term in enumerate(vocab)}
+    units = {w for w, n in after.items() if w in index and n >= AFTER_NUMBER_SHARE * totals[index[w]]}
+    return np.fromiter((bool(units) and any(w in units for w in term.split()) for term in vocab), dtype=bool,
+                       count=len(vocab))
 
 
 def label_sample(levels: dict[str, np.ndarray], *, rows: int = LABEL_SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
@@ -196,8 +223,9 @@ def _sizes(labels: np.ndarray) -> dict[int, int]:
 
 
 def _label(counts, vocab: np.ndarray, labels: np.ndarray, top_n: int, *,
-           sizes: dict[int, int] | None = None) -> dict[int, ClusterLabel]:
-    """Labels from counts of (a sample of) the rows; ``sizes`` are the whole clusters' sizes."""
+           sizes: dict[int, int] | None = None, excluded: np.ndarray | None = None) -> dict[int, ClusterLabel]:
+    """Labels from counts of (a sample of) the rows; ``sizes`` are the whole clusters' sizes; ``excluded``
+    terms (fragments) are never label words."""
     import scipy.sparse as sp
 
     ids = np.unique(labels[labels >= 0])
@@ -223,6 +251,9 @@ def _label(counts, vocab: np.ndarray, labels: np.ndarray, top_n: int, *,
 
     clustered = np.searchsorted(classes, ids)
     common = _common_everywhere(class_docs[clustered], np.bincount(rows, minlength=len(classes))[clustered])
+    if excluded is not None:
+        common = common | excluded
+    phrases = _phrases_of(vocab)
     out: dict[int, ClusterLabel] = {}
     for c, row in zip(ids, clustered, strict=True):
         row_scores = scores.getrow(row).toarray().ravel()
@@ -231,9 +262,43 @@ def _label(counts, vocab: np.ndarray, labels: np.ndarray, top_n: int, *,
         # A cluster whose every word is common elsewhere still gets those words, not "Cluster 7".
         candidates = np.flatnonzero(eligible & ~common) if (eligible & ~common).any() else np.flatnonzero(eligible)
         ranked = candidates[np.argsort(-row_scores[candidates], kind="stable")]
-        terms = _distinct_terms(((vocab[i], float(row_scores[i])) for i in ranked), top_n)
+        shown = ((_as_phrase(i, vocab, docs, phrases, eligible & ~common), float(row_scores[i])) for i in ranked)
+        terms = _distinct_terms(shown, top_n)
         out[int(c)] = ClusterLabel(int(c), short_label(terms) or default_label(int(c)), terms, sizes[int(c)])
     return unique_labels(out)
+
+
+def _phrases_of(vocab: np.ndarray) -> dict[str, list[int]]:
+    """For each word, the two-word phrases of the vocabulary that hold it (by index)."""
+    phrases: dict[str, list[int]] = {}
+    for i, term in enumerate(vocab):
+        if " " in term:
+            for word in set(term.split()):
+                phrases.setdefault(word, []).append(i)
+    return phrases
+
+
+def _as_phrase(i: int, vocab: np.ndarray, docs: np.ndarray, phrases: dict[str, list[int]],
+               allowed: np.ndarray) -> list[str]:
+    """The ways to show term i, best first: a word's commonest phrase in the cluster when it holds
+    PHRASE_SHARE of the word's rows, then the word; none for a phrase that is no phrase of the
+    cluster ("helmet matters", where "matters" is said everywhere)."""
+    term = str(vocab[i])
+    if " " in term:
+        return [term] if _words_allowed(term, vocab, allowed) else []
+    found = [j for j in phrases.get(term, []) if allowed[j]] if docs[i] else []
+    best = max(found, key=lambda j: docs[j], default=None)
+    if best is None or docs[best] < max(PHRASE_SHARE * docs[i], MIN_PHRASE_DOCS) or \
+            not _words_allowed(vocab[best], vocab, allowed):
+        return [term]
+    return [str(vocab[best]), term]
+
+
+def _words_allowed(term: str, vocab: np.ndarray, allowed: np.ndarray) -> bool:
+    """Whether each word of ``term`` is itself a label word of the cluster."""
+    words = term.split()
+    index = np.searchsorted(vocab, words)  # scikit-learn sorts its features
+    return all(k < len(vocab) and vocab[k] == w and allowed[k] for k, w in zip(index, words, strict=True))
 
 
 def _common_everywhere(class_docs, class_rows: np.ndarray) -> np.ndarray:
@@ -297,15 +362,19 @@ def rerank_by_centroid(
 
 
 def _distinct_terms(ranked, top_n: int) -> list[tuple[str, float]]:
-    """The best terms that share no word with a better one ("robot" hides "robots", "robot arm")."""
+    """The best terms that share no word with a better one ("robot" hides "robots", "robot arm").
+
+    Each ranked item is (the ways to show a term, best first, its score): a phrase that would repeat
+    a word already shown gives way to the next way, usually the word alone."""
     chosen: list[tuple[str, float]] = []
     seen: set[str] = set()
-    for term, score in ranked:
-        words = {stem(w) for w in term.split()}
-        if words & seen:
-            continue
-        chosen.append((term, score))
-        seen |= words
+    for ways, score in ranked:
+        for term in ways:
+            words = {stem(w) for w in term.split()}
+            if not words & seen:
+                chosen.append((term, score))
+                seen |= words
+                break
         if len(chosen) == top_n:
             break
     return chosen
@@ -389,4 +458,4 @@ def _log_odds_z(y_a: np.ndarray, y_b: np.ndarray, *, prior: np.ndarray) -> np.nd
 def _top_contrast(z: np.ndarray, vocab: np.ndarray, eligible: np.ndarray, top_n: int):
     candidates = np.flatnonzero(eligible & (z > 0))
     ranked = candidates[np.argsort(-z[candidates], kind="stable")]
-    return _distinct_terms(((vocab[i], float(z[i])) for i in ranked), top_n)
+    return _distinct_terms((([str(vocab[i])], float(z[i])) for i in ranked), top_n)

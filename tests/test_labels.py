@@ -189,3 +189,18 @@ def test_centroid_rerank_orders_the_candidates_by_cosine_to_the_clusters_mean_em
     assert [t for t, _ in out[0].terms] == ["gamma", "beta", "alpha"]
     assert out[0].label == "gamma · beta · alpha" and out[0].size == 7
     assert [s for _, s in out[0].terms] == pytest.approx([1.0, 0.8, 0.0])
+
+
+def test_phrases_that_read_better_and_never_a_unit_on_its_own():
+    rng = np.random.default_rng(3)
+    openings = ["In patients with", "We followed", "Outcomes of", "A cohort with", "Rats with induced"]
+    findings = ["mortality fell", "dosing mattered", "outcomes improved", "scores rose", "risk dropped"]
+    cardiology = [f"{rng.choice(openings)} heart failure, {rng.choice(findings)} after {m} min. "
+                  f"{rng.choice(['Early', 'Late', 'Repeated'])} myocardial infarction {rng.choice(findings)}; "
+                  f"reperfusion took {m + 5} min." for m in rng.integers(10, 90, 40)]
+    other = [f"Compilers schedule {rng.choice(['loops', 'registers', 'threads'])} with polyhedral "
+             f"analysis and vectorization for {m} cores." for m in rng.integers(2, 64, 40)]
+    labels = label_clusters(cardiology + other, np.array([0] * 40 + [1] * 40))
+    heart = [term for term, _ in labels[0].terms]
+    assert {"heart failure", "myocardial infarction"} <= set(heart[:4]), heart
+    assert not any("min" in term.split() for term in heart), heart
