@@ -124,3 +124,24 @@ def test_cli_lists_the_next_papers_and_replays_a_labelled_collection(small_map, 
     out = capsys.readouterr().out
     assert "15 relevant (topic = m) of 30 rows" in out and "WSS@95:" in out and " 100 %  1.000" in out
     assert main(["--home", home, "screen", "papers", "--relevant", "a,b"]) == EXIT_USER_ERROR
+
+
+def test_seeds_from_a_bib_file_or_a_list_mark_their_rows(tmp_path):
+    frame = pd.DataFrame({
+        "title": ["Deep Learning for Proteins", "Graph networks, revisited", "Medieval poems"],
+        "doi": ["10.1000/ABC", None, "10.1000/xyz"],
+        "arxiv_id": ["2101.00001", "2101.00002", "2101.00003"],
+    })
+    table = tmp_path / "papers.csv"
+    frame.to_csv(table, index=False)
+    saved = build_map(table, name="papers", model="hashing", text_columns=["title"],
+                      workspace=Workspace(tmp_path / "home")).saved
+    from explorer.screening import seed_rows
+
+    bib = ("@article{a, title={Graph Networks Revisited}, year={2020}}\n"
+           "@article{b, title={Something else}, doi={https://doi.org/10.1000/abc}}\n"
+           "@article{c, title={Not on the map}}\n")
+    seeds = seed_rows(saved, bib, "mine.bib")
+    assert seeds.row_ids == [1, 0] and seeds.unmatched == ["c"]
+    seeds = seed_rows(saved, "# my seeds\ndoi:10.1000/XYZ\narXiv:2101.00002\nmedieval poems\nnope\n", "seeds.txt")
+    assert seeds.row_ids == [2, 1] and seeds.unmatched == ["nope"]
