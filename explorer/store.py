@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import InputError, MapChangedError, MapNotFoundError
 from .label_file import LABELS_FILE, write_label_file
+from .manifest import Manifest
 from .neighbor_column import (
     NEIGHBORS_COLUMN,
     computed_neighbors,
@@ -116,6 +117,15 @@ class SavedMap:
     # The array `embeddings` was when its search index (or None) was found (see search_index).
     _index: tuple[np.ndarray, VectorIndex | None] | None = field(default=None, init=False, repr=False, compare=False)
     _index_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    # The typed view of `manifest` and the dict it was read from (read again when the dict is replaced).
+    _meta: tuple[dict, Manifest] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def meta(self) -> Manifest:
+        """The manifest typed (explorer.manifest): what readers use; ``manifest`` stays the dict writers build on."""
+        if self._meta is None or self._meta[0] is not self.manifest:
+            self._meta = (self.manifest, Manifest.from_dict(self.manifest))
+        return self._meta[1]
 
     @property
     def name(self) -> str:
