@@ -14,12 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+# Maps saved before the manifest recorded its kind are all text maps (image maps always said so).
+DEFAULT_KIND = "text"
 # A field's metadata names how its JSON value becomes sections: one section, a dict of them, a list.
 _SECTION, _SECTION_MAP, _SECTION_LIST = "section", "section_map", "section_list"
 
 
-def _section(kind: type, default: Any = None) -> Any:
-    return field(default=default, metadata={_SECTION: kind})
+def _section(kind: type) -> Any:
+    # An absent section reads as an empty one (false, every field None), so readers need no guard; a
+    # section the file holds as null stays None (a fast build's "mode": null), for the round trip.
+    return field(default_factory=kind, metadata={_SECTION: kind})
 
 
 def _section_map(kind: type) -> Any:
@@ -254,7 +258,7 @@ class Manifest(Section):
     map_id: str | None = None
     # Which save of the map this is (store.VERSION_KEY); old maps have none.
     map_version: str | None = None
-    kind: str = "text"  # maps saved before the manifest named its kind are all text maps
+    kind: str = DEFAULT_KIND
     rows: int = 0
     embedded_rows: int = 0
     text_columns: list[str] | None = None
@@ -285,4 +289,4 @@ class Manifest(Section):
     @property
     def cluster_levels(self) -> dict[str, LevelSection]:
         """The levels of clusters by name, coarse first ({} for a map never clustered)."""
-        return dict((self.clusters.levels or {}) if self.clusters else {})
+        return dict((self.clusters.levels if self.clusters else None) or {})

@@ -87,7 +87,8 @@ def test_unknown_keys_are_kept_at_every_depth():
 def test_absent_keys_stay_absent_and_set_ones_are_written():
     meta = Manifest.from_dict({"name": "m", "mode": None})
     assert meta.to_dict() == {"name": "m", "mode": None}  # defaults are not written; a null that was there is
-    assert meta.kind == "text" and meta.rows == 0 and meta.clusters is None and meta.cluster_levels == {}
+    assert meta.kind == "text" and meta.rows == 0 and not meta.clusters and meta.cluster_levels == {}
+    assert meta.refinement.state is None and meta.mode is None  # absent: an empty section; null: None
     changed = dataclasses.replace(meta, trust=TrustSection(overall=0.9, k_map=10))
     assert changed.to_dict() == {"name": "m", "mode": None, "trust": {"overall": 0.9, "k_map": 10}}
 
