@@ -184,7 +184,7 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
         return stopped()
 
     mark = time.perf_counter()
-    config = ProjectionConfig.from_dict(saved.manifest.get("projection") or {})
+    config = ProjectionConfig.from_dict(saved.meta.projection.to_dict())
     before = saved.coords[embedded]
     progress("project", 0.0, f"Laying out {total:,} points again with {config.method.upper()}, from the current map")
     layout_input = embedder.layout_vectors(vectors)
@@ -271,7 +271,7 @@ def _within(progress: ProgressFn, start: int, size: int, total: int) -> Progress
 def _reclustered(latest: SavedMap, points, vectors: np.ndarray, manifest: dict, *, progress: ProgressFn):
     """The refined points and manifest clustered as the map was (its recorded config), with the labels the
     user renamed carried over to the new clusters that match them (nothing saved)."""
-    config = ClusterConfig.from_dict((latest.manifest.get("clusters") or {}).get("config") or {})
+    config = ClusterConfig.from_dict(latest.meta.clusters.config or {})
     draft = SavedMap(path=latest.path, manifest=manifest, points=points, embeddings=vectors)
     points, section = clustered_columns(draft, config=config, progress=progress)
     section["carried"] = _carry_renamed_labels(latest, points, section)
