@@ -10,6 +10,7 @@ package: every step may read a map's manifest.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -49,15 +50,15 @@ class Section:
     @classmethod
     def known(cls) -> tuple[dataclasses.Field, ...]:
         """The fields that stand for manifest keys (not the bookkeeping)."""
-        return tuple(f for f in dataclasses.fields(cls) if f.name not in cls._BOOKKEEPING)
+        return _known_fields(cls)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Self:
         """The section a manifest's dict holds (None or {} give an empty one)."""
         data = dict(data or {})
-        values = {f.name: _typed(f, data[f.name]) for f in cls.known() if f.name in data}
-        names = {f.name for f in cls.known()}
-        extra = {key: value for key, value in data.items() if key not in names}
+        known = {f.name: f for f in cls.known()}
+        values = {key: _typed(known[key], value) for key, value in data.items() if key in known}
+        extra = {key: value for key, value in data.items() if key not in known}
         return cls(**values, extra=extra, keys=tuple(data))
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,7 +66,7 @@ class Section:
         out = {}
         present = set(self.keys)
         values = {f.name: getattr(self, f.name) for f in self.known()}
-        defaults = {f.name: _default(f) for f in self.known()}
+        defaults = _defaults(type(self))
         for key in (*self.keys, *values, *self.extra):
             if key in out:
                 continue
@@ -81,10 +82,16 @@ class Section:
         return bool(self.keys) or bool(self.to_dict())
 
 
-def _default(f: dataclasses.Field) -> Any:
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return f.default
+@functools.cache
+def _known_fields(cls: type) -> tuple[dataclasses.Field, ...]:
+    return tuple(f for f in dataclasses.fields(cls) if f.name not in Section._BOOKKEEPING)
+
+
+@functools.cache
+def _defaults(cls: type) -> dict[str, Any]:
+    # Read-only: an empty section, or None, per field (so a default is never mutated through this).
+    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            for f in _known_fields(cls)}
 
 
 def _typed(f: dataclasses.Field, value: Any) -> Any:
