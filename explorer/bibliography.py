@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("bibtexparser.splitter").setLevel(logging.ERROR)
 logging.getLogger("pylatexenc.latex2text").setLevel(logging.ERROR)
 
-COLUMNS = ("title", "abstract", "authors", "year", "venue", "doi", "keywords", "key", "entry_type")
+ENTRY_COLUMNS = ("title", "abstract", "authors", "year", "venue", "doi", "keywords", "key", "entry_type")
 BIBTEX_COLUMN, RIS_COLUMN = "bibtex", "ris"
 # A bibliography's default text: what a paper is about, not its metadata or its raw entry.
 TEXT_COLUMNS = ["title", "abstract"]
@@ -199,7 +199,7 @@ def _doi(value: str | None) -> str | None:
 
 
 def _frame(rows: list[dict], raw_column: str) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=[*COLUMNS, raw_column])
+    frame = pd.DataFrame(rows, columns=[*ENTRY_COLUMNS, raw_column])
     for column in frame.columns:
         frame[column] = frame[column].astype("Int64" if column == "year" else "string")
     return frame

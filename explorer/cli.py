@@ -10,9 +10,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .cluster import METHODS as CLUSTER_METHODS
+from .cluster import CLUSTER_METHODS, ClusterConfig
 from .cluster import SPACES as CLUSTER_SPACES
-from .cluster import ClusterConfig
+from .embedders.transformer import DEVICES
 from .errors import EngineError, ExplorerError, InputError
 from .export import export_points, to_bibtex_bytes, to_csv_bytes, to_parquet_bytes, to_ris_bytes
 from .modes import MODES, duration_text
@@ -21,7 +21,6 @@ from .store import Workspace
 from .texts import UNPRINTABLE
 
 EXIT_USER_ERROR = 2
-DEVICES = ("auto", "cpu", "cuda")
 
 
 
@@ -113,31 +112,31 @@ def _build(args: argparse.Namespace) -> int:
     finally:
         if bar:
             bar.close()
-    manifest = result.saved.manifest
+    meta = result.saved.meta
     if kind == IMAGES:
         for name, reason in result.skipped[:20]:
             print(f"skipped: {_printable(name)}: {_printable(reason)}")
         if len(result.skipped) > 20:
             print(f"skipped: … and {len(result.skipped) - 20:,} more (listed in the map's manifest)")
         print(f"saved: {_printable(result.saved.path)}")
-        print(f"images: {manifest['rows']:,}  skipped: {len(result.skipped):,}  from cache: {result.n_cached:,}  "
-              f"model: {_printable(manifest['model_id'])}  text search: {result.text_search}")
+        print(f"images: {meta.rows:,}  skipped: {len(result.skipped):,}  from cache: {result.n_cached:,}  "
+              f"model: {_printable(meta.model_id)}  text search: {result.text_search}")
     else:
         for note in result.notes:
             print(f"note: {_printable(note)}")
         print(f"saved: {_printable(result.saved.path)}")
-        print(f"rows: {manifest['rows']:,}  embedded: {manifest['embedded_rows']:,}  "
-              f"from cache: {result.n_cached:,}  model: {_printable(manifest['model_id'])}")
+        print(f"rows: {meta.rows:,}  embedded: {meta.embedded_rows:,}  "
+              f"from cache: {result.n_cached:,}  model: {_printable(meta.model_id)}")
     _print_cluster_summary(result.saved)
     print("seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
           + f"  total {result.total_seconds:.1f}")
     if not result.refine_pending:
         return 0
-    refinement = result.saved.manifest.get("refinement") or {}
-    if not refinement.get("automatic", True):
+    refinement = meta.refinement
+    if refinement.automatic is False:
         print(f"ready: {_printable(result.saved.name)} (fast map). Search by meaning needs the transformer's "
               "refinement, about "
-              f"{duration_text(refinement.get('estimated_seconds') or 0)} on this CPU: "
+              f"{duration_text(refinement.estimated_seconds or 0)} on this CPU: "
               f"`explorer refine \"{_printable(result.saved.name)}\"` starts it.", flush=True)
         return 0
     print(f"ready: {_printable(result.saved.name)} (fast map; search by meaning after refinement)", flush=True)
@@ -191,7 +190,7 @@ def _refine_names(args: argparse.Namespace, workspace: Workspace, names: list[st
             code = code or EXIT_USER_ERROR
             continue
         moved = result.displacement
-        print(f"refined: {_printable(result.name)}  model: {_printable(result.saved.manifest['model_id'])}  "
+        print(f"refined: {_printable(result.name)}  model: {_printable(result.saved.meta.model_id)}  "
               f"rows: {result.rows:,}  from cache: {result.n_cached:,}  seconds: {result.seconds:.1f}  "
               f"points moved: median {moved['median']:.1%}, 90th percentile {moved['p90']:.1%} of the map")
         _print_cluster_summary(result.saved)
@@ -239,7 +238,7 @@ def _search(args: argparse.Namespace) -> int:
     row_ids = saved.points["row_id"].to_numpy()
     if saved.kind == "images":
         print(f"search: {'clip' if result.mode == SEMANTIC else result.mode}. {_printable(result.reason)}")
-        column = saved.manifest.get("images", {}).get("path_column", "file")
+        column = saved.meta.images.path_column or "file"
         names = saved.points[column].astype("string").fillna("").tolist()
         labels = saved.points["label"].astype("string").fillna("").tolist() if "label" in saved.points \
             else [""] * len(names)
@@ -314,9 +313,9 @@ def _cluster_config(args: argparse.Namespace) -> ClusterConfig:
 
 
 def _print_cluster_summary(saved) -> None:
-    levels = (saved.manifest.get("clusters") or {}).get("levels") or {}
+    levels = saved.meta.cluster_levels
     if levels:
-        print("clusters: " + "  ".join(f"{_printable(name)} {len(level['clusters'])}" for name, level in levels.items())
+        print("clusters: " + "  ".join(f"{_printable(name)} {len(level.clusters)}" for name, level in levels.items())
               + f"  (list them with `explorer clusters \"{_printable(saved.name)}\"`)")
 
 
@@ -330,7 +329,7 @@ def _clusters(args: argparse.Namespace) -> int:
     levels = cluster_levels(saved)
     for level in [args.level] if args.level else levels or ["coarse"]:
         table = cluster_table(saved, level)
-        unclustered = saved.manifest["clusters"]["levels"][level]["unclustered"]
+        unclustered = saved.meta.cluster_levels[level].unclustered
         print(f"{_printable(level)}: {len(table)} clusters, {unclustered:,} points unclustered")
         for row in table.itertuples():
             print(f"{_printable(level)}\t{row.id}\t{row.size}\t{_printable(row.label)}")
@@ -372,7 +371,7 @@ def _query(args: argparse.Namespace) -> int:
         out.write_bytes(to_csv_bytes(export_points(saved, matched["row_id"].tolist())))
         print(f"wrote {_printable(out)} ({len(matched):,} of {len(points):,} rows)")
         return 0
-    title = title_column(points, saved.manifest.get("text_columns") or [])
+    title = title_column(points, saved.meta.text_columns or [])
     named = condition_columns(points, args.condition)
     columns = list(dict.fromkeys(c for c in ["row_id", title, *named] if c is not None))
     shown = matched.head(args.limit)

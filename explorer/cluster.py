@@ -16,7 +16,7 @@ from .project import MIN_ROWS_FOR_UMAP, ProjectionConfig, project_umap, sample_i
 
 log = logging.getLogger(__name__)
 
-METHODS = ("hdbscan", "kmeans")
+CLUSTER_METHODS = ("hdbscan", "kmeans")
 SPACES = ("umap5", "2d")
 LEVELS = ("coarse", "fine", "finest")
 UNCLUSTERED = -1
@@ -183,9 +183,9 @@ def cluster_map(
 
 
 def _validate(config: ClusterConfig) -> None:
-    if config.method not in METHODS:
+    if config.method not in CLUSTER_METHODS:
         raise InputError(
-            f"Unknown clustering method '{config.method}'; choose one of {', '.join(METHODS)}."
+            f"Unknown clustering method '{config.method}'; choose one of {', '.join(CLUSTER_METHODS)}."
         )
     if config.space not in SPACES:
         raise InputError(

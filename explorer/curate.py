@@ -79,7 +79,7 @@ def _laid_out_again(workspace: Workspace, source: SavedMap, keep: np.ndarray, *,
     """The source's rows ``keep`` laid out and clustered again, saved as the (reserved) map ``name``."""
     remove, kept_embedded = ~keep, source.embedded[keep]
     started = time.perf_counter()
-    config = _projection_config(source.manifest.get("projection") or {})
+    config = _projection_config(source.meta.projection.to_dict())
     vectors = np.asarray(source.embeddings)[keep]
     progress(
         "project",
@@ -115,7 +115,7 @@ def _laid_out_again(workspace: Workspace, source: SavedMap, keep: np.ndarray, *,
     saved = workspace.save(name, points=points, embeddings=vectors, manifest=manifest, thumbnails_from=source)
     log.info("saved %s: %s without %d rows", saved.name, source.name, int(remove.sum()))
     if "clusters" in source.manifest:
-        cluster_config = ClusterConfig.from_dict(source.manifest["clusters"].get("config") or {})
+        cluster_config = ClusterConfig.from_dict(source.meta.clusters.config or {})
         saved = add_clusters(saved, config=cluster_config, workspace=workspace, progress=progress)
     return saved
 

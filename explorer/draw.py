@@ -48,7 +48,7 @@ RANK_TEXT_HITS = 3
 QUERY_LABEL_CHARS = 40
 # Titles drawn beside the points once a zoom leaves at most this many in view (cut to this length).
 TITLE_POINTS = 25
-TITLE_CHARS = 48
+POINT_TITLE_CHARS = 48
 # The browser shows a level's labels from this zoom factor on: the zoom at which as many of its
 # labels fall in view as the coarsest level shows at full view (n labels, 1/z² of the map in view).
 MIN_LEVEL_STEP = 1.5
@@ -447,7 +447,7 @@ def query_label(style: MapStyle) -> dict | None:
             "text": escape_text(shorten(style.query_label, QUERY_LABEL_CHARS))}
 
 
-def label_levels(labels: pd.DataFrame) -> list[str]:
+def levels_of_labels(labels: pd.DataFrame) -> list[str]:
     """The levels of ``labels``, coarsest first (coarser levels outrank finer ones in label_layers)."""
     order = labels.groupby("level", sort=False)["priority"].max().sort_values(ascending=False)
     return [str(level) for level in order.index]
@@ -460,7 +460,7 @@ def level_zooms(labels: pd.DataFrame) -> list[float]:
     coarsest level's n0 at full view (a zoom of z shows 1/z² of the map): sqrt(n / n0), and at
     least MIN_LEVEL_STEP beyond the level above it."""
     counts = labels.groupby("level", sort=False).size()
-    levels = label_levels(labels)
+    levels = levels_of_labels(labels)
     zooms: list[float] = []
     for i, level in enumerate(levels):
         if i == 0:
@@ -479,7 +479,7 @@ def label_payload(labels: pd.DataFrame | None) -> dict:
     if labels is None or labels.empty:
         return {"levels": [], "zooms": [], "labels": []}
     labels = labels[np.isfinite(labels["x"].to_numpy(float)) & np.isfinite(labels["y"].to_numpy(float))]
-    levels = label_levels(labels)
+    levels = levels_of_labels(labels)
     index = {level: i for i, level in enumerate(levels)}
     ordered = labels.sort_values("priority", ascending=False, kind="stable")
     rows = [[round(float(x), 5), round(float(y), 5), escape_text(shorten(text, 60)), index[str(level)],
@@ -493,7 +493,7 @@ def static_labels(points: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataF
     labels = _label_frame(labels)
     if labels is None or labels.empty:
         return None
-    top = labels[labels["level"].astype(str) == label_levels(labels)[0]].rename(columns={"text": "label"})
+    top = labels[labels["level"].astype(str) == levels_of_labels(labels)[0]].rename(columns={"text": "label"})
     if "size" not in top:
         top = top.assign(size=top["priority"])
     drawn = drawn_rows(points)
@@ -528,7 +528,7 @@ def titles_payload(points: pd.DataFrame, style: MapStyle) -> dict:
     else:
         names = points["row_id"].to_numpy()[drawn]
     # A plain loop: 100k titles in about half a second (pandas' string dtype doubled it).
-    texts = [escape_text(shorten("" if v is None or v is pd.NA or v != v else v, TITLE_CHARS)) for v in names]
+    texts = [escape_text(shorten("" if v is None or v is pd.NA or v != v else v, POINT_TITLE_CHARS)) for v in names]
     return {"ids": points["row_id"].to_numpy()[drawn].tolist(), "titles": texts}
 
 

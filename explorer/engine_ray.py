@@ -111,7 +111,7 @@ def build_map_ray(
         timer.seconds["connect"] = time.perf_counter() - started
         with timer.stage("load"):
             progress("load", 0.0, f"Reading {len(files):,} {fmt.upper()} file(s) with Ray Data")
-            table = read_table(files, fmt, source_name=Path(source).name)
+            table = read_ray_table(files, fmt, source_name=Path(source).name)
             corpus = read_corpus(table, kind=TEXT, text_columns=text_columns, template=template)
             progress("load", 1.0, f"{len(corpus):,} rows, text from {', '.join(corpus.text_columns)}")
 
@@ -256,7 +256,7 @@ def _quiet_ray_data() -> None:
     context.print_on_execution_start = False
 
 
-def read_table(files: list[Path], fmt: str, *, source_name: str) -> LoadedTable:
+def read_ray_table(files: list[Path], fmt: str, *, source_name: str) -> LoadedTable:
     """Read the files as one Ray dataset, in file order, into the table the map keeps."""
     import pyarrow.csv as pacsv
 

@@ -340,9 +340,9 @@ def explain_hit(saved, query: str, row_id: int, *, embedder=None) -> MatchExplan
     if not saved.embedded[index]:
         raise InputError(f"Row {row_id} has no text, so it is not on the map and matches nothing.")
     embedder = embedder or embedder_for(saved)
-    if embedder.model_id != saved.manifest.get("model_id"):
+    if embedder.model_id != saved.meta.model_id:
         raise InputError(
-            f"The map '{saved.name}' was built with {saved.manifest.get('model_id')}, not "
+            f"The map '{saved.name}' was built with {saved.meta.model_id}, not "
             f"{embedder.model_id}: explain its hits with the map's own model."
         )
     return explain_match(clean_query(query), saved.texts()[index], embedder=embedder)

@@ -140,7 +140,7 @@ def category_mask(points: pd.DataFrame, filters: Mapping[str, Iterable]) -> np.n
     return mask
 
 
-SAMPLE_ROWS = 5_000
+DISTINCT_SAMPLE_ROWS = 5_000
 
 
 def filterable_columns(points: pd.DataFrame, *, max_values: int = 50) -> list[str]:
@@ -151,7 +151,7 @@ def filterable_columns(points: pd.DataFrame, *, max_values: int = 50) -> list[st
         if col in skip:
             continue
         # A sample with too many values rules a column out without hashing every long abstract.
-        if points[col].head(SAMPLE_ROWS).nunique(dropna=True) > max_values:
+        if points[col].head(DISTINCT_SAMPLE_ROWS).nunique(dropna=True) > max_values:
             continue
         distinct = points[col].nunique(dropna=True)
         if 1 < distinct <= max_values and distinct <= 0.5 * points[col].notna().sum():

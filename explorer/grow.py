@@ -148,11 +148,10 @@ def novelty_threshold(reference: np.ndarray, *, seed: int = 0) -> float:
 
 def _read_like(saved: SavedMap, source, *, source_name, images, progress):
     """The new rows read as the map's own were: same kind, text columns or template."""
-    manifest = saved.manifest
     if saved.kind == IMAGES:
         return read_corpus(source, kind=IMAGES, source_name=source_name, images=images,
-                           path_column=(manifest.get("images") or {}).get("path_column"), progress=progress)
-    columns, template = manifest.get("text_columns") or None, manifest.get("template")
+                           path_column=saved.meta.images.path_column, progress=progress)
+    columns, template = saved.meta.text_columns or None, saved.meta.template
     return read_corpus(source, kind="text", source_name=source_name,
                        text_columns=None if template else columns, template=template, progress=progress)
 

@@ -15,7 +15,7 @@
   const RETIRE_FACTOR = 4;
   // The full view leaves about 5% of the map's extent free on each side (plotly's autorange pad).
   const PAD = 1.1;
-  // Titles show beside the points once a zoom leaves at most this many in view (draw.TITLE_POINTS, TITLE_CHARS).
+  // Titles show beside the points once a zoom leaves at most this many in view (draw.TITLE_POINTS, POINT_TITLE_CHARS).
   const TITLE_POINTS = 25, TITLE_CHARS = 48;
   const PICK_RADIUS = 10;
   const GRID_PX = 16;

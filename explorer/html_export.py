@@ -28,8 +28,8 @@ from .draw import (
     default_colour_column,
     drawn_rows,
     is_categorical,
-    label_levels,
     level_zooms,
+    levels_of_labels,
     shorten,
     title_column,
 )
@@ -67,7 +67,7 @@ def to_html(saved, *, color_by: str | None = None, fields: Sequence[str] | None 
     points = export_frame(saved)
     drawn = drawn_rows(points)
     points = points[drawn].reset_index(drop=True)
-    text_columns = [c for c in saved.manifest.get("text_columns") or [] if c in points.columns]
+    text_columns = [c for c in saved.meta.text_columns or [] if c in points.columns]
     title = title_column(points, text_columns)
     colour = color_by if color_by and color_by in points.columns else default_colour_column(points)
     codes, legend = colour_codes(points, colour)
@@ -85,7 +85,7 @@ def to_html(saved, *, color_by: str | None = None, fields: Sequence[str] | None 
         "title": title or "row id", "text_columns": others, "text_chars": int(text_chars),
         "omitted_text": [c for c in text_columns if c != title and c not in others],
         "title_chars": TITLE_CHARS, "colour": colour, "legend": legend, "fields": hover,
-        "labels": label_rows(label_layers(saved)),
+        "labels": packed_labels(label_layers(saved)),
     }
     return page(saved.name, meta=meta, points=pack_points(points, codes), texts=pack_texts(texts))
 
@@ -142,7 +142,7 @@ def hover_fields(points: pd.DataFrame, fields: Sequence[str] | None, *, colour: 
     return seen[:MAX_FIELDS]
 
 
-def label_rows(labels: pd.DataFrame) -> dict:
+def packed_labels(labels: pd.DataFrame) -> dict:
     """Every level's labels for the page's placement: rows of [x, y, text, level index, priority],
     highest priority first; ``zooms`` gives the zoom from which each level shows (draw.level_zooms)."""
     if labels is None or labels.empty:
@@ -150,7 +150,7 @@ def label_rows(labels: pd.DataFrame) -> dict:
     labels = labels[np.isfinite(labels["x"].to_numpy(float)) & np.isfinite(labels["y"].to_numpy(float))]
     if labels.empty:
         return {"levels": [], "zooms": [], "rows": []}
-    levels = label_levels(labels)
+    levels = levels_of_labels(labels)
     index = {level: i for i, level in enumerate(levels)}
     ordered = labels.sort_values("priority", ascending=False, kind="stable")
     # Plain text: the page sets it with textContent, so nothing here is HTML.

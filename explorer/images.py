@@ -37,7 +37,7 @@ IMAGE_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "G
                  "BMP": "BMP", "DIB": "BMP", "TIFF": "TIFF"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib",
                   ".tif", ".tiff")
-SUPPORTED = "JPEG, PNG, WebP, GIF, BMP and TIFF can be read"
+SUPPORTED_IMAGES = "JPEG, PNG, WebP, GIF, BMP and TIFF can be read"
 IMAGE_COLUMNS = ("file", "label", "width", "height", "format")
 # Images are kept at most this many pixels on a side for embedding: CLIP looks at 224 x 224.
 DEFAULT_MAX_SIDE = 512
@@ -251,10 +251,10 @@ def _decode(data: bytes, *, max_side: int | None, max_pixels: int) -> tuple[Imag
         except Image.DecompressionBombError as exc:
             raise InputError(f"refused as a possible decompression bomb ({exc})") from exc
         except Exception as exc:  # Pillow raises many types for bytes that are not an image
-            raise InputError(f"not an image, or not in a readable format ({SUPPORTED})") from exc
+            raise InputError(f"not an image, or not in a readable format ({SUPPORTED_IMAGES})") from exc
         fmt = IMAGE_FORMATS.get(image.format or "")
         if fmt is None:
-            raise InputError(f"unsupported image format {image.format} ({SUPPORTED})")
+            raise InputError(f"unsupported image format {image.format} ({SUPPORTED_IMAGES})")
         width, height = image.size
         if width * height > max_pixels:
             raise InputError(f"refused: {width:,} x {height:,} pixels is more than the limit of "

@@ -86,7 +86,7 @@ def _label_levels(
     embedded = saved.embedded
     texts = [t for t, keep in zip(saved.texts(), embedded, strict=True) if keep]
     labels = label_levels(texts, levels)
-    column = (saved.manifest.get("images") or {}).get("label_column")
+    column = saved.meta.images.label_column
     if column and column in saved.points:
         values = saved.points[column][embedded].tolist()
         for name, cluster_ids in levels.items():
@@ -128,7 +128,7 @@ def _manifest_section(
 
 def cluster_levels(saved: SavedMap) -> list[str]:
     """The levels the map has clusters for, coarse first ([] when it was never clustered)."""
-    return list(((saved.manifest.get("clusters") or {}).get("levels") or {}).keys())
+    return list(saved.meta.cluster_levels)
 
 
 def cluster_column(saved: SavedMap, level: str) -> str:

@@ -23,6 +23,7 @@ from .embedders.given import GivenVectorsEmbedder
 from .errors import InputError
 from .hashing import bytes_hash, file_sha256
 from .images import ImageLimits
+from .manifest import Manifest
 from .map_clusters import add_clusters
 from .modes import REFINE_MAX_TOKENS, ModeChoice, choose_mode_for_texts
 from .neighbor_column import NEIGHBORS_K, NEIGHBORS_MAX_ROWS, neighbors_from_graph
@@ -61,7 +62,7 @@ class BuildResult:
     @property
     def refine_pending(self) -> bool:
         """Whether the map waits for the transformer's refinement (explorer.refine), a progressive build."""
-        return (self.saved.manifest.get("refinement") or {}).get("state") == REFINE_PENDING
+        return self.saved.meta.refinement.state == REFINE_PENDING
 
     @property
     def total_seconds(self) -> float:
@@ -435,10 +436,10 @@ def map_is_current(
     instead of built again."""
     if not workspace.exists(name):
         return False
-    manifest = workspace.read_manifest(name)
+    meta = Manifest.from_dict(workspace.read_manifest(name))
     source = Path(source)
     # A folder's identity is its images' names and bytes, as read_corpus records it.
     digest = read_corpus(source).content_hash if source.is_dir() else file_sha256(source)
-    return (manifest.get("source", {}).get("sha256") == digest
-            and manifest.get("model_id") == load_embedder(model, kind=manifest.get("kind", TEXT)).model_id
-            and (bool(manifest.get("clusters")) or not clusters))
+    return (meta.source.sha256 == digest
+            and meta.model_id == load_embedder(model, kind=meta.kind).model_id
+            and (bool(meta.clusters) or not clusters))

@@ -132,7 +132,7 @@ def refine_map(
     started = time.perf_counter()
     saved = workspace.open(name, mmap=True)  # its old vectors are never read
     section = refinement_of(saved.manifest)
-    map_id = str(saved.manifest.get("map_id") or "")
+    map_id = str(saved.meta.map_id or "")
     if section.get("state") not in (REFINE_PENDING, REFINE_FAILED):
         return RefineResult(NOT_PENDING, map_id, saved.name, message=f"'{saved.name}' has no refinement pending.")
     if saved.kind != TEXT or not map_id:
@@ -152,7 +152,7 @@ def refine_map(
 
 def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chunk_rows: int, batch_size: int,
             progress: ProgressFn, stop: Callable[[], bool], started: float) -> RefineResult:
-    map_id = saved.manifest["map_id"]
+    map_id = saved.meta.map_id
     # The build recorded the model and the length the refinement reads (modes.REFINE_MAX_TOKENS).
     embedder = load_embedder(model if model is not None else section.get("model"), kind=TEXT,
                              max_seq_length=None if model is not None else section.get("max_seq_length"))
@@ -184,7 +184,7 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
         return stopped()
 
     mark = time.perf_counter()
-    config = ProjectionConfig.from_dict(saved.manifest.get("projection") or {})
+    config = ProjectionConfig.from_dict(saved.meta.projection.to_dict())
     before = saved.coords[embedded]
     progress("project", 0.0, f"Laying out {total:,} points again with {config.method.upper()}, from the current map")
     layout_input = embedder.layout_vectors(vectors)
@@ -211,7 +211,7 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
         if current is None:
             return _gone(map_id, saved.name, started)
         latest = workspace.open(current, mmap=True)
-        if refinement_of(latest.manifest).get("state") not in (REFINE_PENDING, REFINE_FAILED):
+        if latest.meta.refinement.state not in (REFINE_PENDING, REFINE_FAILED):
             return RefineResult(NOT_PENDING, map_id, current, message=f"'{current}' was refined meanwhile.")
         if not np.array_equal(latest.points["row_id"].to_numpy(), saved.points["row_id"].to_numpy()):
             return _gone(map_id, saved.name, started)
@@ -247,8 +247,8 @@ def _save_refined(latest: SavedMap, workspace: Workspace, *, embedded: np.ndarra
     full = np.zeros((len(points), vectors.shape[1]), dtype=np.float32)
     full[embedded] = vectors
     manifest = {**{k: v for k, v in latest.manifest.items() if k != "clusters"}, **changes}
-    refined = {**refined, "from_model": refined.get("from_model") or latest.manifest.get("model_id")}
-    if latest.manifest.get("clusters"):
+    refined = {**refined, "from_model": refined.get("from_model") or latest.meta.model_id}
+    if latest.meta.clusters:
         mark = time.perf_counter()
         points, manifest = _reclustered(latest, points, full, manifest, progress=progress)
         seconds = {**seconds, "cluster": time.perf_counter() - mark}
@@ -271,7 +271,7 @@ def _within(progress: ProgressFn, start: int, size: int, total: int) -> Progress
 def _reclustered(latest: SavedMap, points, vectors: np.ndarray, manifest: dict, *, progress: ProgressFn):
     """The refined points and manifest clustered as the map was (its recorded config), with the labels the
     user renamed carried over to the new clusters that match them (nothing saved)."""
-    config = ClusterConfig.from_dict((latest.manifest.get("clusters") or {}).get("config") or {})
+    config = ClusterConfig.from_dict(latest.meta.clusters.config or {})
     draft = SavedMap(path=latest.path, manifest=manifest, points=points, embeddings=vectors)
     points, section = clustered_columns(draft, config=config, progress=progress)
     section["carried"] = _carry_renamed_labels(latest, points, section)

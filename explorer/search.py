@@ -220,10 +220,10 @@ def search_map(
         return _search_by_example(saved, image, embedder=embedder, k=k, exclude=exclude)
     notes = query_notes(query)
     query = clean_query(query)
-    text_search = saved.manifest.get("text_search")
+    text_search = saved.meta.text_search
     # An image map without CLIP, or a map of your own vectors whose model was not named: no query vector.
     if (saved.kind != TEXT and text_search != "clip") or text_search == KEYWORD:
-        reason = saved.manifest.get("text_search_reason") or "This map has no text model."
+        reason = saved.meta.text_search_reason or "This map has no text model."
         return _keyword(saved, query, k=k, reason=reason, notes=notes)
     try:
         embedder = embedder or embedder_for(saved)
@@ -239,14 +239,14 @@ def search_map(
     result = search_similar(saved.embeddings, vector, k=k, threshold=threshold, valid=saved.embedded,
                             exclude=exclude, index=saved.search_index())
     result.query, result.notes, result.mode = query, notes, SEMANTIC
-    result.reason = saved.manifest.get("text_search_reason", "")
+    result.reason = saved.meta.text_search_reason or ""
     return result
 
 
 def _check_model(saved, embedder) -> None:
-    if embedder.model_id != saved.manifest.get("model_id"):
+    if embedder.model_id != saved.meta.model_id:
         raise InputError(
-            f"This map was built with {saved.manifest.get('model_id')}; the query model is "
+            f"This map was built with {saved.meta.model_id}; the query model is "
             f"{embedder.model_id}. Search with the map's own model."
         )
 

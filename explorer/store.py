@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, MapChangedError, MapNotFoundError
+from .home import explorer_home
 from .label_file import LABELS_FILE, write_label_file
+from .manifest import DEFAULT_KIND, Manifest
 from .neighbor_column import (
     NEIGHBORS_COLUMN,
     computed_neighbors,
@@ -64,13 +66,6 @@ _VECTORS = "(vectors)"
 # A map read while saves land is read again, this often at most, until one version is read whole.
 OPEN_TRIES = 20
 _THREAD_LOCK = threading.Lock()
-# Maps saved before the manifest recorded its kind are all text maps (image maps always said so).
-DEFAULT_KIND = "text"
-
-
-def explorer_home() -> Path:
-    """The workspace root: $EXPLORER_HOME, else ~/.embedding-explorer."""
-    return Path(os.environ.get("EXPLORER_HOME") or Path.home() / ".embedding-explorer")
 
 
 # A folder name holds at most 255 bytes, and while a save swaps folders the store names the old one
@@ -116,6 +111,15 @@ class SavedMap:
     # The array `embeddings` was when its search index (or None) was found (see search_index).
     _index: tuple[np.ndarray, VectorIndex | None] | None = field(default=None, init=False, repr=False, compare=False)
     _index_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    # The typed view of `manifest` and the dict it was read from (read again when the dict is replaced).
+    _meta: tuple[dict, Manifest] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def meta(self) -> Manifest:
+        """The manifest typed (explorer.manifest): what readers use; ``manifest`` stays the dict writers build on."""
+        if self._meta is None or self._meta[0] is not self.manifest:
+            self._meta = (self.manifest, Manifest.from_dict(self.manifest))
+        return self._meta[1]
 
     @property
     def name(self) -> str:
@@ -125,12 +129,12 @@ class SavedMap:
     @property
     def kind(self) -> str:
         """What the map's rows are: "text" or "images"."""
-        return self.manifest.get("kind", DEFAULT_KIND)
+        return self.meta.kind
 
     @property
     def version(self) -> str:
         """Which save of the map this is (a save derived from it names it as its ``base``); "0" for old maps."""
-        return str(self.manifest.get(VERSION_KEY) or "0")
+        return str(self.meta.map_version or "0")
 
     @property
     def stamp(self) -> str:
@@ -176,8 +180,8 @@ class SavedMap:
 
         selection = compose_texts(
             self.points,
-            columns=self.manifest.get("text_columns"),
-            template=self.manifest.get("template"),
+            columns=self.meta.text_columns,
+            template=self.meta.template,
             max_chars=10**9,
         )
         return selection.texts

@@ -114,12 +114,12 @@ def add_trust(saved: SavedMap, *, workspace: Workspace | None = None, progress: 
 
 def trust_summary(saved: SavedMap) -> str | None:
     """One line on how far the map can be trusted, or None when it was never measured."""
-    summary = saved.manifest.get("trust")
+    summary = saved.meta.trust
     if not summary:
         return None
-    return (f"Trust {summary['overall']:.2f}: on average {summary['overall'] * 100:.0f} % of a point's "
-            f"{summary['k_map']} nearest points on the map are among its {summary['k_space']} nearest in the "
-            "embedding" + ("" if summary.get("exact", True) else " (approximate neighbours)") + ".")
+    return (f"Trust {summary.overall:.2f}: on average {summary.overall * 100:.0f} % of a point's "
+            f"{summary.k_map} nearest points on the map are among its {summary.k_space} nearest in the "
+            "embedding" + ("" if summary.exact is not False else " (approximate neighbours)") + ".")
 
 
 def trust_seconds_estimate(rows: int) -> float | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from .embedders import DEFAULT_BATCH_SIZE, Embedder
 from .errors import ExplorerError
+from .manifest import Manifest
 from .modes import PROJECT_FIXED_SECONDS, PROJECT_SECONDS_PER_ROW
 from .refine import DEFAULT_CHUNK_ROWS, NOT_PENDING, REFINE_DONE, pending_refinements, refine_map
 from .store import Workspace
@@ -83,14 +84,14 @@ class RefinementWorker:
 
     def submit(self, name: str) -> JobStatus:
         """Queue the refinement of the map ``name``; a map already queued or running keeps its place."""
-        manifest = self.workspace.read_manifest(name)
-        map_id = str(manifest.get("map_id") or name)
+        meta = Manifest.from_dict(self.workspace.read_manifest(name))
+        map_id = str(meta.map_id or name)
         with self._changed:
             job = self._jobs.get(map_id)
             if job is not None and job.active:
                 return replace(job)
-            job = JobStatus(map_id=map_id, name=manifest.get("name") or name,
-                            rows_total=int(manifest.get("embedded_rows", 0)), submitted=time.time(),
+            job = JobStatus(map_id=map_id, name=meta.name or name,
+                            rows_total=int(meta.embedded_rows), submitted=time.time(),
                             message="Waiting for the refinements before it" if self._queue or self._busy()
                             else "Starting")
             self._jobs[map_id] = job

@@ -184,8 +184,10 @@ def test_max_seq_length_of_reads_the_model_id():
 @pytest.mark.parametrize(("model_id", "length"), [(BUNDLED_ID, 256), (f"{BUNDLED_ID}#len128", 128)])
 def test_a_saved_map_is_queried_with_its_own_token_length(tmp_path, model_id, length):
     from explorer.embedders import embedder_for
+    from explorer.manifest import Manifest
 
-    saved = SimpleNamespace(manifest={"model": "all-MiniLM-L6-v2", "model_id": model_id}, kind="text",
+    manifest = {"model": "all-MiniLM-L6-v2", "model_id": model_id}
+    saved = SimpleNamespace(manifest=manifest, meta=Manifest.from_dict(manifest), kind="text",
                             path=tmp_path / "maps" / "papers")
     embedder = embedder_for(saved)
     assert embedder.seq_length == length

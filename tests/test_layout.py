@@ -241,3 +241,114 @@ def test_the_readme_lists_every_module_of_the_package():
     listed = set(re.findall(r"\b([a-z_]+)\.py\b", block)) - {"app"}
     modules = {path.stem for folder in (PACKAGE_DIR, PACKAGE_DIR / "embedders") for path in folder.glob("*.py")}
     assert listed == modules - {"__init__"}, (sorted(modules - {"__init__"} - listed), sorted(listed - modules))
+
+
+# --- one owner per public name, and the README's list in import order (issue 25) ------------------
+
+# Each module's own entry point: `main` runs the command line (cli) or routes the app (ui), by convention.
+ENTRY_POINTS = ("main",)
+
+
+def public_definitions(root: Path, package: str) -> dict[str, list[str]]:
+    """Each public top-level name a module defines (def, class, assignment; imports are not definitions)
+    → the modules defining it. A module's logger (``log = logging.getLogger(__name__)``) is its own."""
+    defined: dict[str, list[str]] = {}
+    for module, path in module_names(root, package).items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names = [node.name]
+            elif isinstance(node, ast.Assign) and not _is_logger(node.value):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            else:
+                names = []
+            for name in names:
+                if not name.startswith("_") and name not in ENTRY_POINTS:
+                    defined.setdefault(name, []).append(module)
+    return defined
+
+
+def _is_logger(value: ast.expr) -> bool:
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "getLogger")
+
+
+def readme_order(block: str, package: str) -> list[str]:
+    """The modules the README's layout block lists, as dotted names, in its order. A line indented under
+    ``embedders/`` (and that line itself) names modules of that subpackage, which comes right after them."""
+    order: list[str] = []
+    sub, sub_indent = None, 0
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        folder = re.match(r"\s*([a-z_]+)/", line)
+        if sub and indent <= sub_indent:
+            order.append(f"{package}.{sub}")
+            sub = None
+        if folder and indent > 0:
+            sub, sub_indent = folder.group(1), indent
+        prefix = f"{package}.{sub}." if sub else f"{package}."
+        order.extend(prefix + stem for stem in re.findall(r"\b([a-z_]+)\.py\b", line) if stem != "app")
+    return [*order, f"{package}.{sub}"] if sub else order
+
+
+def order_offences(imports: list[Import], order: list[str], *, last: str) -> list[str]:
+    """Each import that names a module listed after (or not before) its importer. Modules under ``last``
+    (the UI, listed as one folder at the end) may import anything but each other's order is not checked;
+    the package's face imports everything and is not checked (another test keeps modules off it)."""
+    position = {name: i for i, name in enumerate(order)}
+    end = len(order)
+
+    def where(module: str) -> int:
+        return end if module == last or module.startswith(last + ".") else position[module]
+
+    offences = []
+    for item in imports:
+        if item.module not in position:
+            continue
+        for target in item.targets:
+            if target != item.module and (target in position or target.startswith(last)):
+                if where(target) > where(item.module):
+                    offences.append(f"{item.where} imports {target}, listed after it")
+    return offences
+
+
+def _readme_block(readme: str) -> str:
+    return readme.split("```\nexplorer/\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_name_and_order_checks_catch_what_they_are_meant_to(tmp_path):
+    root = _fake_package(tmp_path, {
+        "__init__.py": "from .b import run\n",
+        "a.py": "import logging\nlog = logging.getLogger(__name__)\nLIMIT = 3\ndef main():\n    pass\n",
+        "b.py": "import logging\nfrom .a import LIMIT\nlog = logging.getLogger(__name__)\nLIMIT = 4\n"
+                "def main():\n    pass\ndef run():\n    from .sub.c import helper\n",
+        "sub/__init__.py": "from .c import helper\n",
+        "sub/c.py": "from ..a import LIMIT\ndef helper():\n    pass\nclass run:\n    pass\n",
+        "ui/__init__.py": "from ..b import run\n",
+    })
+    # LIMIT (b re-binds it) and run are defined twice; an import, a logger and `main` are not definitions of a name.
+    assert public_definitions(root, "pkg") == {"LIMIT": ["pkg.a", "pkg.b"], "run": ["pkg.b", "pkg.sub.c"],
+                                               "helper": ["pkg.sub.c"]}
+    block = "  a.py  b.py   shared\n  sub/   a subpackage\n    c.py   its module\n  ui/   last\n"
+    assert readme_order(block, "pkg") == ["pkg.a", "pkg.b", "pkg.sub.c", "pkg.sub", "pkg.ui"]
+    # b imports c lazily, and c is listed after b: the one offence, named with its line.
+    found = scan_imports(root, "pkg")
+    assert order_offences(found, readme_order(block, "pkg"), last="pkg.ui") == [
+        "pkg.b (line 8) imports pkg.sub.c, listed after it"]
+    assert order_offences(found, ["pkg.a", "pkg.sub.c", "pkg.sub", "pkg.b"], last="pkg.ui") == []
+
+
+def test_no_public_name_is_defined_in_two_modules():
+    twice = {name: modules for name, modules in public_definitions(PACKAGE_DIR, "explorer").items()
+             if len(modules) > 1}
+    assert twice == {}, f"public names defined in more than one module (make one the owner): {twice}"
+
+
+def test_the_readme_list_is_the_import_order(imports):
+    readme = (PACKAGE_DIR.parent / "README.md").read_text(encoding="utf-8")
+    order = readme_order(_readme_block(readme), "explorer")
+    assert len(order) == len(set(order)), "the README lists a module twice"
+    offences = order_offences(imports, order, last="explorer.ui")
+    assert offences == [], "imports against the README's order (a module imports only those above it):\n  " + \
+        "\n  ".join(offences)

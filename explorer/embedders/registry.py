@@ -117,13 +117,12 @@ _lock = threading.Lock()
 
 def embedder_for(saved) -> Embedder:
     """The embedder a saved map's queries go through, loaded once and kept: repeated searches reuse it."""
-    manifest = saved.manifest
     kind = saved.kind
-    spec = manifest.get("model") or None
+    spec = saved.meta.model or None
     root = Path(saved.path).parent.parent
     # A text map's queries are cut as its rows were: a map of the bundled model from before 128 tokens
     # became its default keeps 256, so its model id, and the search check, still match.
-    length = max_seq_length_of(manifest.get("model_id")) if kind == TEXT and not is_corpus_model(spec) else None
+    length = max_seq_length_of(saved.meta.model_id) if kind == TEXT and not is_corpus_model(spec) else None
     key = (kind, spec, str(root) if is_corpus_model(spec) else "", _stamp(spec, root), length)
     with _lock:
         embedder = _loaded.get(key)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError
 from ..hashing import bytes_hash, combined_hash
+from ..home import explorer_home
 from ..progress import ProgressFn, no_progress
 from .base import DEFAULT_BATCH_SIZE, EmbedderBase, l2_normalise
 
@@ -259,8 +260,6 @@ def load_corpus_embedder(model_id: str, *, workspace_root: str | Path | None = N
     if "@" not in model_id:
         raise ModelError(f"'{model_id}' is not a fast embedder: use '{FAST_MODEL}' or the id a map records.")
     if workspace_root is None:
-        from ..store import explorer_home
-
         workspace_root = explorer_home()
     return CorpusEmbedder.load(model_folder(workspace_root, model_id))
 

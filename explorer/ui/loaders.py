@@ -18,8 +18,7 @@ from explorer.embedders import embedder_for, load_embedder
 from explorer.errors import ExplorerError
 from explorer.filters import display_columns, filterable_columns
 from explorer.labels import contrast_terms
-from explorer.map_clusters import cluster_id_columns, labelled_points
-from explorer.map_clusters import named_points as named_points_of
+from explorer.map_clusters import cluster_id_columns, labelled_points, named_points
 from explorer.project import warm_up_umap
 from explorer.sql_filter import sql_mask
 from explorer.store import Workspace
@@ -101,9 +100,9 @@ def display_points(name: str, stamp: str, level: str | None):
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def named_points(name: str, stamp: str):
+def get_named_points(name: str, stamp: str):
     """The map's points with cluster names instead of cluster ids (for Details and the selection CSV)."""
-    return named_points_of(get_map(name, stamp))
+    return named_points(get_map(name, stamp))
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

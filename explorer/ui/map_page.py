@@ -62,8 +62,8 @@ def sidebar_controls(saved) -> Controls:
     levels = cluster_levels(saved)
     with st.sidebar:
         st.header(escape_markdown(saved.name))
-        st.caption(f"{saved.manifest['embedded_rows']:,} of {saved.manifest['rows']:,} rows on the map · "
-                   f"{escape_markdown(saved.manifest['model_id'])}")
+        st.caption(f"{saved.meta.embedded_rows:,} of {saved.meta.rows:,} rows on the map · "
+                   f"{escape_markdown(saved.meta.model_id)}")
         st.caption(escape_markdown(built_line(saved)))
         st.button("New map", key="new_map", on_click=close_map)
         refinement_sidebar(saved)
@@ -112,8 +112,8 @@ def built_line(saved) -> str:
     summary = st.session_state.get("build_summary")
     if summary and summary[0] == saved.name:
         return summary[1]
-    seconds = saved.manifest.get("seconds") or {}
-    created = str(saved.manifest.get("created", "")).replace("T", " ")[:16]
+    seconds = saved.meta.seconds or {}
+    created = str(saved.meta.created).replace("T", " ")[:16]
     total = sum(v for v in seconds.values() if isinstance(v, int | float))
     return f"Built {created} UTC in {total:,.0f} s." if seconds else f"Built {created} UTC."
 
@@ -308,8 +308,8 @@ def details_panel(saved, view: ViewState) -> None:
     stamp = st.session_state["map_stamp"]
     st.markdown(f"#### {escape_markdown(str(titles[i]))}")
     thumbnail_grid(saved, [row_id], [str(titles[i])], width=240)
-    named = loaders.named_points(saved.name, stamp).iloc[i]
-    text_columns = [c for c in (saved.manifest.get("text_columns") or [])
+    named = loaders.get_named_points(saved.name, stamp).iloc[i]
+    text_columns = [c for c in (saved.meta.text_columns or [])
                     if c in named.index and c != view.title_column]
     # The embedded text is what the row is about: read in full, not in a table cell cut to its width.
     long_text = [c for c in text_columns if str(named[c]).strip() and str(named[c]) != "<NA>"]
@@ -353,7 +353,7 @@ def selection_panel(saved, view: ViewState) -> None:
     positions = positions_of(saved.points, ids)
     stamp = st.session_state["map_stamp"]
     # Only the rows the table shows are copied: a box over a 100k map selects tens of thousands.
-    named = loaders.named_points(saved.name, stamp).iloc[positions[:SELECTION_TABLE_ROWS]]
+    named = loaders.get_named_points(saved.name, stamp).iloc[positions[:SELECTION_TABLE_ROWS]]
     shown_rows = named[display_columns(saved.points)]
     st.markdown(f"**{len(positions):,} rows selected**")
     if len(positions) > SELECTION_TABLE_ROWS:

@@ -12,10 +12,12 @@ import os
 
 import streamlit as st
 
+from explorer.home import explorer_home
+from explorer.manifest import RefinementSection
 from explorer.modes import duration_text
 from explorer.pipeline import REFINE_PENDING
-from explorer.refine import DEFAULT_CHUNK_ROWS, REFINE_DONE, REFINE_FAILED, refinement_of
-from explorer.store import Workspace, explorer_home
+from explorer.refine import DEFAULT_CHUNK_ROWS, REFINE_DONE, REFINE_FAILED
+from explorer.store import Workspace
 from explorer.worker import DONE, FAILED, QUEUED, JobStatus, RefinementWorker
 
 from .text import escape_markdown
@@ -44,21 +46,21 @@ def refinement_worker() -> RefinementWorker:
 def submit_refinement(result) -> None:
     """After a build: queue the transformer's refinement when the build was progressive (its fast map),
     unless it would take too long to start unasked (the sidebar then offers it)."""
-    if result.refine_pending and refinement_of(result.saved.manifest).get("automatic", True):
+    if result.refine_pending and result.saved.meta.refinement.automatic is not False:
         refinement_worker().submit(result.saved.name)
 
 
 def refinement_sidebar(saved) -> None:
     """Where the open map's refinement stands, for the sidebar: progress while it runs, then the switch."""
-    section = refinement_of(saved.manifest)
-    state = section.get("state")
+    section = saved.meta.refinement
+    state = section.state
     if state == REFINE_DONE:
-        moved = section.get("displacement") or {}
-        st.caption(f"Refined by {escape_markdown(section.get('model_id', 'the transformer'))} from the fast map"
+        moved = section.displacement or {}
+        st.caption(f"Refined by {escape_markdown(section.model_id or 'the transformer')} from the fast map"
                    + (f"; points moved {moved['median']:.0%} of the map's size (median)." if moved else "."))
     elif state in (REFINE_PENDING, REFINE_FAILED):
-        map_id = str(saved.manifest.get("map_id") or saved.name)
-        if (state == REFINE_PENDING and not section.get("automatic", True)
+        map_id = str(saved.meta.map_id or saved.name)
+        if (state == REFINE_PENDING and section.automatic is False
                 and refinement_worker().status(map_id) is None):
             offer_refinement(saved.name, section)
             return
@@ -66,9 +68,9 @@ def refinement_sidebar(saved) -> None:
                             state == REFINE_FAILED)
 
 
-def offer_refinement(name: str, section: dict) -> None:
+def offer_refinement(name: str, section: RefinementSection) -> None:
     """A map too big to refine unasked: say what search does now, and start the transformer on request."""
-    wait = duration_text(section.get("estimated_seconds") or 0)
+    wait = duration_text(section.estimated_seconds or 0)
     st.caption(f"Search matches the words of this map (fast mode). The transformer would make it search by "
                f"meaning in about {wait} on this CPU, using both cores meanwhile.")
     if st.button("Refine with the transformer", key="start_refinement"):

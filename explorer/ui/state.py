@@ -310,7 +310,7 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
     selection = list(st.session_state.get("selection") or [])
     selected_row = st.session_state.get("selected_row")
     selected_row = None if selected_row is None else int(selected_row)
-    title_col = title_column(points, saved.manifest.get("text_columns") or [])
+    title_col = title_column(points, saved.meta.text_columns or [])
     titles = loaders.get_titles(saved.name, stamp, title_col, level)
     messages: list[tuple[str, str]] = []
 
