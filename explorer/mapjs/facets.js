@@ -138,7 +138,7 @@
         const label = element(doc, "span", "", bar);
         bar.title = name === OTHER ? `${facet.other} other values` : name;
         bar.addEventListener("click", () => {
-          const chosen = new Set(facet.selection || []);
+          const chosen = new Set([...(facet.selection || [])].filter((c) => c >= 0));
           if (chosen.has(code)) chosen.delete(code); else chosen.add(code);
           select(facet, chosen.size ? chosen : null);
           changed();
@@ -205,8 +205,9 @@
     }
 
     /** Set a facet's selection (a [low, high] range, a Set of codes, or null) and update who passes it. */
-    function select(facet, selection) {
+    function select(facet, selection, unmatched) {
       facet.selection = selection;
+      facet.unmatched = unmatched || []; // names a state chose that have no bar here (they keep no row)
       const values = facet.values, pass = facet.pass, bit = facet.f + 1;
       let test;
       if (selection === null) test = () => 1;
@@ -276,7 +277,8 @@
         row.label.textContent = `${row.name} · ${facet.counts[code].toLocaleString("en")}`;
         if (chosen && chosen.has(code)) row.bar.dataset.on = ""; else delete row.bar.dataset.on;
       });
-      const names = chosen ? [...chosen].map((code) => (code < facet.categories.length ? facet.categories[code] : OTHER)) : [];
+      const names = chosen ? [...chosen].filter((code) => code >= 0)
+        .map((code) => (code < facet.categories.length ? facet.categories[code] : OTHER)).concat(facet.unmatched) : [];
       if (chosen) facet.el.dataset.selected = JSON.stringify(sortNames(names));
       else delete facet.el.dataset.selected;
     }
@@ -341,18 +343,19 @@
         for (const facet of facets) {
           const chosen = next && next[facet.name];
           let selection = null;
+          const unmatched = [];
           if (chosen && facet.kind === "category" && chosen.selected) {
             selection = new Set();
             for (const name of chosen.selected) {
               const code = name === OTHER ? facet.categories.length : facet.categories.indexOf(name);
-              if (code >= 0 && code < facet.bins.count) selection.add(code);
+              if (code >= 0 && code < facet.bins.count) selection.add(code); else unmatched.push(String(name));
             }
             // A choice of values this map has no bar for keeps nothing, as in Python.
             if (!selection.size) selection.add(-1);
           } else if (chosen && facet.kind !== "category" && chosen.range) {
             selection = [Number(chosen.range[0]), Number(chosen.range[1])];
           }
-          select(facet, selection);
+          select(facet, selection, unmatched);
         }
         recount();
         draw();
