@@ -209,22 +209,28 @@
       facet.selection = selection;
       facet.unmatched = unmatched || []; // names a state chose that have no bar here (they keep no row)
       const values = facet.values, pass = facet.pass, bit = facet.f + 1;
-      let test;
-      if (selection === null) test = () => 1;
-      else if (facet.kind === "category") {
+      // One loop per kind of test, with no call per row: a brush move at 1M rows runs this once.
+      const flip = (i, p) => {
+        pass[i] = p;
+        fails[i] += p ? -1 : 1;
+        failXor[i] ^= bit;
+      };
+      if (selection === null) {
+        for (let i = 0; i < n; i++) if (!pass[i]) flip(i, 1);
+      } else if (facet.kind === "category") {
         const wanted = new Uint8Array(facet.bins.count + 1);
         selection.forEach((code) => { if (code >= 0 && code < facet.bins.count) wanted[code] = 1; });
-        test = (v) => (v >= 0 ? wanted[v] : 0);
+        for (let i = 0; i < n; i++) {
+          const v = values[i];
+          const p = v >= 0 ? wanted[v] : 0;
+          if (p !== pass[i]) flip(i, p);
+        }
       } else {
         const low = selection[0], high = selection[1];
-        test = (v) => (v >= low && v <= high ? 1 : 0); // NaN fails both comparisons
-      }
-      for (let i = 0; i < n; i++) {
-        const p = test(values[i]);
-        if (p !== pass[i]) {
-          pass[i] = p;
-          fails[i] += p ? -1 : 1;
-          failXor[i] ^= bit;
+        for (let i = 0; i < n; i++) {
+          const v = values[i];
+          const p = v >= low && v <= high ? 1 : 0; // NaN fails both comparisons
+          if (p !== pass[i]) flip(i, p);
         }
       }
     }
