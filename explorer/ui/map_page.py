@@ -205,7 +205,7 @@ def status_line(view: ViewState) -> None:
                            help="Forget the box or lasso selection")
     if view.facets:
         next(cells).button("Clear facets", key="clear_facets", on_click=clear_facets, type="tertiary",
-                           help=f"Facet filter: {view.facets}")
+                           help=f"Facet filter: {escape_markdown(view.facets)}")
     if notes:
         next(cells).caption(escape_markdown(notes))
 
