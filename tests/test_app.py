@@ -551,6 +551,9 @@ def test_a_facet_filter_in_the_link_dims_the_rest_and_follows_the_browsers_facet
     at.button(key="clear_facets").click().run()
     assert not any("match the filters" in c.value for c in at.caption)
     assert "facets" not in at.query_params
+    at.session_state["facet_filter"] = "field=**bold** [x](https://evil.example)"
+    at.run()
+    assert "\\*\\*bold\\*\\* \\[x\\]" in at.button(key="clear_facets").help, "the link's text shows as text"
     at.session_state["facet_filter"] = "year:2009..2001"
     at.run()
     assert not at.exception, at.exception
