@@ -136,11 +136,14 @@ def _ranked_counts(values: pd.Series) -> pd.Series:
 
 
 def _numbers(series: pd.Series, kind: str) -> np.ndarray:
-    """Float64 values, NaN for missing; dates as days since 1970-01-01."""
+    """Float64 values, NaN for missing (and for ±inf, which no histogram can bin); dates as days since 1970-01-01."""
     if kind == DATE:
         stamps = pd.to_datetime(series, errors="coerce", utc=True).dt.tz_localize(None)
-        return ((stamps - _EPOCH) / _DAY).to_numpy(dtype="float64", na_value=np.nan)
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        values = ((stamps - _EPOCH) / _DAY).to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    values[np.isinf(values)] = np.nan
+    return values
 
 
 def facet_codes(series: pd.Series, facet: Facet) -> np.ndarray:

@@ -113,6 +113,10 @@ def test_the_mask_of_a_state():
     expected = ~points["venue"].isin(venue.categories) & (points["field"] == "cs")
     assert keep.tolist() == expected.tolist() and keep.any()
     assert facet_mask(points, {}).all()
+    infinite = points.assign(citations=np.where(np.arange(len(points)) % 5 == 0, np.inf, points["citations"]))
+    _, blob = encode_facets(infinite, [f for f in facet_columns(infinite) if f.name == "citations"])
+    assert np.isnan(np.frombuffer(blob, "<f8")[::5]).all(), "±inf is missing: the browser cannot bin it"
+    assert not facet_mask(infinite, {"citations": (0, np.inf)})[::5].any(), "and a range leaves it out, as there"
     with pytest.raises(InputError, match="does not have"):
         facet_mask(points, {"nope": (1, 2)})
     with pytest.raises(InputError, match="holds no numbers"):
