@@ -142,8 +142,7 @@ def _numbers(series: pd.Series, kind: str) -> np.ndarray:
         values = ((stamps - _EPOCH) / _DAY).to_numpy(dtype="float64", na_value=np.nan)
     else:
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    values[np.isinf(values)] = np.nan
-    return values
+    return np.where(np.isinf(values), np.nan, values)
 
 
 def facet_codes(series: pd.Series, facet: Facet) -> np.ndarray:
