@@ -121,3 +121,20 @@ def test_the_mask_of_a_state():
         facet_mask(points, {"nope": (1, 2)})
     with pytest.raises(InputError, match="holds no numbers"):
         facet_mask(points, {"field": (1, 2)})
+
+
+def test_the_apps_facets_skip_cluster_ids_and_keep_their_labels(papers_frame, workspace):
+    from explorer import build_map
+    from explorer.cluster import ClusterConfig
+    from explorer.facets import decode_facets
+    from explorer.ui import loaders
+
+    build_map(papers_frame, name="papers", model="hashing", workspace=workspace,
+                      clusters=ClusterConfig(method="kmeans", k=3, levels=1))
+    stamp = str(workspace.stamp("papers"))
+    header, blob = loaders.facet_payload("papers", stamp, "coarse")
+    decoded = {facet.name: values for facet, values in decode_facets(header, blob)}
+    assert set(decoded) == {"year", "field", "cluster label"}, "the cluster id column is shown by its labels"
+    keep, text, error = loaders.get_facet_mask("papers", stamp, "coarse", "year:2002..2003;field=physics")
+    assert error == "" and text == "year:2002..2003;field=physics" and keep.sum() == 2
+    assert len(keep) == len(papers_frame)
