@@ -527,3 +527,34 @@ def test_a_sql_condition_dims_the_rest_and_stays_in_the_url(papers_frame):
     assert "\\*\\*bold\\*\\* \\[x\\]" in at.warning[0].value, "the user's text shows as text"
     at.text_input(key="sql_filter").set_value("").run()
     assert "sql" not in at.query_params
+
+
+def test_a_facet_filter_in_the_link_dims_the_rest_and_follows_the_browsers_facets(papers_frame):
+    build_map(papers_frame, name="papers", model="hashing", projection=ProjectionConfig(method="pca"),
+              workspace=Workspace())
+    at = _app()
+    at.query_params["map"] = "papers"
+    at.query_params["facets"] = "year:2002..2003"  # a shared link: the facets come with the map
+    at.run()
+    assert not at.exception, at.exception
+    assert any("6 of 30 rows match the filters" in c.value for c in at.caption), [c.value for c in at.caption]
+    dimmed = map_args(at)["base_key"]
+    assert at.query_params["facets"] == "year:2002..2003"
+    # The browser's facets send their state as a map event: Python's view follows, and the URL with it.
+    key = f"map:papers:{at.session_state['map_stamp']}"
+    at.session_state[key] = {"seq": "f1", "kind": "facets",
+                             "state": {"year": {"range": [2000, 2004]}, "field": {"selected": ["physics"]}}}
+    at.run()
+    assert any("5 of 30 rows match the filters" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert at.query_params["facets"] == "year:2000..2004;field=physics"
+    assert map_args(at)["base_key"] != dimmed
+    at.button(key="clear_facets").click().run()
+    assert not any("match the filters" in c.value for c in at.caption)
+    assert "facets" not in at.query_params
+    at.session_state["facet_filter"] = "field=**bold** [x](https://evil.example)"
+    at.run()
+    assert "\\*\\*bold\\*\\* \\[x\\]" in at.button(key="clear_facets").help, "the link's text shows as text"
+    at.session_state["facet_filter"] = "year:2009..2001"
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.warning) == 1 and "ends before it starts" in at.warning[0].value

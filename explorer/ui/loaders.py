@@ -16,6 +16,7 @@ from explorer.draw import default_colour_column
 from explorer.duplicates import near_duplicates
 from explorer.embedders import embedder_for, load_embedder
 from explorer.errors import ExplorerError
+from explorer.facets import DATE, encode_facets, facet_columns, facet_mask, format_state, parse_state
 from explorer.filters import display_columns, filterable_columns
 from explorer.labels import contrast_terms
 from explorer.map_clusters import cluster_id_columns, labelled_points, named_points
@@ -91,6 +92,36 @@ def get_sql_mask(name: str, stamp: str, condition: str) -> tuple[np.ndarray | No
         return sql_mask(get_map(name, stamp).points, condition), ""
     except ExplorerError as exc:
         return None, str(exc)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def get_facet_mask(name: str, stamp: str, level: str | None, text: str) -> tuple[np.ndarray | None, str, str]:
+    """The rows a facet filter (its URL text) keeps, its canonical text (date bounds as ISO days), or None and
+    the one line saying why it cannot apply."""
+    points = display_points(name, stamp, level)
+    try:
+        state = parse_state(text)
+        return facet_mask(points, state), format_state(state, dates=facet_dates(name, stamp, level)), ""
+    except ExplorerError as exc:
+        return None, text, str(exc)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def facets_of(name: str, stamp: str, level: str | None):
+    """The map's facets (explorer.facets), chosen once per map and level."""
+    hidden = cluster_id_columns(get_map(name, stamp))
+    return facet_columns(display_points(name, stamp, level), skip=hidden)
+
+
+def facet_dates(name: str, stamp: str, level: str | None) -> list[str]:
+    """The map's date facets, whose bounds the URL writes as ISO days."""
+    return [f.name for f in facets_of(name, stamp, level) if f.kind == DATE]
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def facet_payload(name: str, stamp: str, level: str | None) -> tuple[str, bytes]:
+    """The facets' header and blob for the browser (explorer.facets.encode_facets), once per map and level."""
+    return encode_facets(display_points(name, stamp, level), facets_of(name, stamp, level))
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

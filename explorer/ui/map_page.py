@@ -1,4 +1,4 @@
-"""The open map: sidebar controls, the search bar, the map, and the panels around it.
+"""The open map: sidebar controls, the search row, the map, and the one side panel beside it.
 
 Every panel draws from the one ``ViewState`` computed before the map (see ``state``); buttons
 change session state through callbacks, or run a library action and rerun the app.
@@ -28,6 +28,7 @@ from .build_page import IMAGE_TYPES
 from .map_tools import add_rows_panel, duplicates_panel, trust_panel
 from .refinement import refinement_sidebar
 from .state import (
+    FACETS_PARAM,
     RESULTS_TAB,
     SIDE_TAB,
     SIDE_TABS,
@@ -37,6 +38,7 @@ from .state import (
     SearchInput,
     ViewState,
     chart_key,
+    clear_facets,
     clear_selection,
     close_map,
     cluster_table_key,
@@ -119,18 +121,21 @@ def built_line(saved) -> str:
 
 
 def search_controls(*, images: bool) -> SearchInput:
-    """The search box and its sliders (plus search by an example image on image maps)."""
-    box, k_col, t_col, sim_col = st.columns([4, 1.2, 1.2, 1.2])
-    query = box.text_input("Search the map", key="query", on_change=show_results,
-                           placeholder="e.g. a digit's label, or a description" if images else "e.g. protein folding")
-    k = k_col.slider("Results", 1, 50, 10, key="k")
-    threshold = t_col.slider("Min. similarity", 0.0, 1.0, 0.0, 0.05, key="threshold")
+    """The search bar in one row above the map: the box, colour by similarity, and the rest in a popover
+    (how many results, the minimum similarity, and on image maps search by an example image)."""
+    box, sim_col, more_col = st.columns([6, 1.6, 1.2], vertical_alignment="center")
+    query = box.text_input("Search the map", key="query", on_change=show_results, label_visibility="collapsed",
+                           placeholder="Search the map: a digit's label, or a description" if images
+                           else "Search the map, e.g. protein folding")
     by_similarity = sim_col.checkbox("Colour by similarity", key="colour_by_similarity")
     example = None
-    if images:
-        upload = st.file_uploader("…or search by an example image", key="example_image",
-                                  type=[t for t in IMAGE_TYPES if t != "zip"])
-        example = upload.getvalue() if upload is not None else None
+    with more_col.popover("Search options", width="stretch"):
+        k = st.slider("Results", 1, 50, 10, key="k")
+        threshold = st.slider("Min. similarity", 0.0, 1.0, 0.0, 0.05, key="threshold")
+        if images:
+            upload = st.file_uploader("Search by an example image", key="example_image",
+                                      type=[t for t in IMAGE_TYPES if t != "zip"])
+            example = upload.getvalue() if upload is not None else None
     return SearchInput(query=query.strip(), k=k, threshold=threshold, by_similarity=by_similarity, example=example)
 
 
@@ -144,30 +149,41 @@ LIST_CSS = """<style>
 </style>"""
 
 
+# The map page's main area: less padding around it, so the map takes the window's width (the upload page
+# keeps Streamlit's own).
+PAGE_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding: 3.2rem 1.2rem 1rem 1.2rem; }
+</style>"""
+# The map column's share of the main area beside the side panel (Streamlit stacks them on a narrow window).
+MAP_COLUMNS = [2.7, 1]
+
+
 @st.fragment
 def map_view(saved, controls: Controls) -> None:
-    """Search bar, the map with its status line, the side panel's tabs, and the cluster panel.
+    """The search row, the status line, the map, and beside it the one side panel (results, details,
+    selection, clusters).
 
     A fragment: a search, a click or a selection reruns only this part, not the sidebar."""
+    st.markdown(PAGE_CSS + LIST_CSS, unsafe_allow_html=True)
     search = search_controls(images=saved.kind == "images")
     sync_query_param(search.query)
     view = compute_view_state(saved, controls, search)
+    sync_query_param(view.facets, FACETS_PARAM)
     for kind, text in view.messages:
         getattr(st, kind)(escape_markdown(text))
     stamp = st.session_state["map_stamp"]
-    st.markdown(LIST_CSS, unsafe_allow_html=True)
-    map_col, side_col = st.columns([2.2, 1.5], gap="medium")
+    map_col, side_col = st.columns(MAP_COLUMNS, gap="small")
     with map_col:
         status_line(view)
         map_chart(view.points, view.style, revision=f"{saved.name}:{stamp}", key=chart_key(saved))
-    with side_col:
+    with side_col, st.container(key="side_panel"):
         side_panel(saved, view)
+        if view.level is not None:
+            cluster_panel(saved, view)
+        else:
+            offer_clustering(saved)
     if view.why_row is not None and view.result is not None:
         why_dialog(saved, view)
-    if view.level is not None:
-        cluster_panel(saved, view)
-    else:
-        offer_clustering(saved)
     # Load the query model now, while the person looks at the map, not on their first search;
     # a model that cannot be loaded is reported by that search.
     with contextlib.suppress(ExplorerError):
@@ -175,16 +191,23 @@ def map_view(saved, controls: Controls) -> None:
 
 
 def status_line(view: ViewState) -> None:
-    """One line above the map: how many rows are selected (with Clear), what is dimmed, how search matched."""
+    """One compact row above the map: the selection (with Clear), the facet filter (with Clear), and what is
+    dimmed and how search matched."""
+    notes = " · ".join(n for n in (view.dim_note, view.search_note) if n)
+    if not (view.selection or view.facets or notes):
+        return
+    parts = [0.9, 0.5] if view.selection else []
+    parts += [0.9] if view.facets else []
+    cells = iter(st.columns([*parts, 5], vertical_alignment="center", gap="small"))
     if view.selection:
-        badge, clear, _ = st.columns([1.3, 0.7, 3], vertical_alignment="center")
-        badge.markdown(f"**{len(view.selection):,} selected**")
-        clear.button("Clear", key="clear_selection_badge", on_click=clear_selection, type="tertiary",
-                     help="Forget the box or lasso selection")
-    if view.dim_note:
-        st.caption(escape_markdown(view.dim_note))
-    if view.search_note:
-        st.caption(escape_markdown(view.search_note))
+        next(cells).markdown(f"**{len(view.selection):,} selected**")
+        next(cells).button("Clear", key="clear_selection_badge", on_click=clear_selection, type="tertiary",
+                           help="Forget the box or lasso selection")
+    if view.facets:
+        next(cells).button("Clear facets", key="clear_facets", on_click=clear_facets, type="tertiary",
+                           help=f"Facet filter: {escape_markdown(view.facets)}")
+    if notes:
+        next(cells).caption(escape_markdown(notes))
 
 
 def side_panel(saved, view: ViewState) -> None:
@@ -409,30 +432,29 @@ def offer_clustering(saved) -> None:
 
 
 def cluster_panel(saved, view: ViewState) -> None:
-    """Clusters by size: pick one to highlight it, rename it, remove it, or contrast two groups.
+    """Clusters by size, in the side panel under its tabs: pick one to highlight it, rename it, remove it, or
+    contrast two groups.
 
-    The pick itself was read from the table's state before the map was drawn (``view.chosen_cluster``),
-    so the map dims the other clusters in the same run as the click."""
+    Drawn on every run, not in a tab, so the pick (the table's state) lasts while another tab is open. The pick
+    itself was read from the table's state before the map was drawn (``view.chosen_cluster``), so the map dims
+    the other clusters in the same run as the click."""
     table, level, chosen = view.clusters, view.level, view.chosen_cluster
     st.subheader(f"Clusters ({len(table)})")
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        st.dataframe(table[["label", "size"]], hide_index=True, width="stretch", height=260,
-                     on_select="rerun", selection_mode="single-row", key=cluster_table_key(saved, level))
-        if chosen is None:
-            st.caption("Select a cluster to highlight it on the map (the others are dimmed).")
-    with right:
-        if chosen is not None:
-            st.markdown(f"**{escape_markdown(chosen['label'])}** · {int(chosen['size']):,} rows")
-            st.caption("Top terms: " + escape_markdown(", ".join(chosen["terms"])))
-            new_label = st.text_input("Rename this cluster", key=f"rename_{level}_{int(chosen['id'])}",
-                                      placeholder="empty restores the automatic label")
-            if st.button("Save label", key="save_label"):
-                rename_cluster(Workspace(), saved.name, level, int(chosen["id"]), new_label)
-                st.rerun()
-            ids = saved.points["row_id"].to_numpy()[(saved.points[cluster_column(saved, level)] ==
-                                                      int(chosen["id"])).to_numpy()]
-            curate_button(saved, ids.tolist(), key="remove_cluster", what="this cluster")
+    st.dataframe(table[["label", "size"]], hide_index=True, width="stretch", height=220,
+                 on_select="rerun", selection_mode="single-row", key=cluster_table_key(saved, level))
+    if chosen is None:
+        st.caption("Select a cluster to highlight it on the map (the others are dimmed).")
+    else:
+        st.markdown(f"**{escape_markdown(chosen['label'])}** · {int(chosen['size']):,} rows")
+        st.caption("Top terms: " + escape_markdown(", ".join(chosen["terms"])))
+        new_label = st.text_input("Rename this cluster", key=f"rename_{level}_{int(chosen['id'])}",
+                                  placeholder="empty restores the automatic label")
+        if st.button("Save label", key="save_label"):
+            rename_cluster(Workspace(), saved.name, level, int(chosen["id"]), new_label)
+            st.rerun()
+        ids = saved.points["row_id"].to_numpy()[(saved.points[cluster_column(saved, level)] ==
+                                                  int(chosen["id"])).to_numpy()]
+        curate_button(saved, ids.tolist(), key="remove_cluster", what="this cluster")
     contrast_panel(saved, view)
 
 

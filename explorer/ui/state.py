@@ -18,6 +18,7 @@ import streamlit as st
 
 from explorer.draw import MapStyle, hover_thumbnails, map_labels, shorten, title_column
 from explorer.errors import ExplorerError
+from explorer.facets import format_state, state_from_json
 from explorer.filters import category_mask, keyword_mask, positions_of
 from explorer.map_clusters import cluster_column, cluster_table
 from explorer.placement import place_query
@@ -30,14 +31,18 @@ from . import loaders
 VIEW_STATE_KEYS = (
     "selected_row", "selection", "last_event", "query", "last_query", "selected_title", "why_row", "side_tab",
     "sql_filter",  # a SQL condition names one map's columns
+    "facet_filter",  # so does a facet filter
 )
 # The side panel's tabs (stateful: a callback may switch them, e.g. opening a result shows Details).
 SIDE_TAB = "side_tab"
 RESULTS_TAB, DETAILS_TAB, SELECTION_TAB = "Results", "Details", "Selection"
 SIDE_TABS = (RESULTS_TAB, DETAILS_TAB, SELECTION_TAB)
 # The page's query parameters that hold the view, so a reload or a shared link opens the same one.
-MAP_PARAM, QUERY_PARAM, SQL_PARAM = "map", "query", "sql"
+MAP_PARAM, QUERY_PARAM, SQL_PARAM, FACETS_PARAM = "map", "query", "sql", "facets"
+VIEW_PARAMS = (MAP_PARAM, QUERY_PARAM, SQL_PARAM, FACETS_PARAM)
 SQL_KEY = "sql_filter"
+# The facet filter as its URL text (explorer.facets.format_state): set by a link, the browser's facets, or Clear.
+FACETS_KEY = "facet_filter"
 # A link's map name is quoted in its error message up to this length.
 LINK_NAME_CHARS = 80
 # The clusters table's own selection state lives under this prefix plus the level and the map.
@@ -79,7 +84,7 @@ def close_map() -> None:
     """Button callback: back to the first screen (and a URL that names no map)."""
     st.session_state.pop("map_name", None)
     reset_view()
-    for param in (MAP_PARAM, QUERY_PARAM, SQL_PARAM):
+    for param in VIEW_PARAMS:
         st.query_params.pop(param, None)
 
 
@@ -104,6 +109,11 @@ def clear_selection() -> None:
     st.session_state.pop("selection", None)
     if st.session_state.get(SIDE_TAB) == SELECTION_TAB:
         st.session_state[SIDE_TAB] = RESULTS_TAB
+
+
+def clear_facets() -> None:
+    """Button callback: drop every facet's range and choice."""
+    st.session_state.pop(FACETS_KEY, None)
 
 
 def forget(key: str) -> None:
@@ -147,9 +157,10 @@ def map_from_link(workspace: Workspace) -> str | None:
     name = st.query_params.get(MAP_PARAM, "")
     query = st.query_params.get(QUERY_PARAM, "")
     condition = st.query_params.get(SQL_PARAM, "")
+    facets = st.query_params.get(FACETS_PARAM, "")
     if not name or not map_exists(workspace, name):
         st.session_state["link_error"] = link_error(name)
-        for param in (MAP_PARAM, QUERY_PARAM, SQL_PARAM):
+        for param in VIEW_PARAMS:
             st.query_params.pop(param, None)
         return None
     show_map(name)
@@ -157,6 +168,8 @@ def map_from_link(workspace: Workspace) -> str | None:
         st.session_state["query"] = query
     if condition:
         st.session_state[SQL_KEY] = condition
+    if facets:
+        st.session_state[FACETS_KEY] = facets
     return name
 
 
@@ -177,13 +190,20 @@ def sync_query_param(query: str, param: str = QUERY_PARAM) -> None:
 
 
 def apply_chart_event(event) -> None:
-    """A click focuses one point; a box or lasso replaces the selection (kept across reruns).
+    """A click focuses one point; a box or lasso replaces the selection (kept across reruns); the facets'
+    state ({"kind": "facets", "state": {column: {range} | {selected}}}) replaces the facet filter.
 
     Read before anything is drawn, so a click or lasso shows up in this very run; an event is
     applied once (the widget keeps returning its last one)."""
     if not event or event.get("seq") == st.session_state.get("last_event"):
         return
     st.session_state["last_event"] = event.get("seq")
+    if event.get("kind") == "facets":
+        try:
+            st.session_state[FACETS_KEY] = format_state(state_from_json(event.get("state") or {}))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            pass  # not a state the facet strip sends: the filter stays as it was
+        return
     ids = [int(i) for i in event.get("ids") or []]
     if event.get("kind") == "selection":
         st.session_state["selection"] = ids
@@ -260,6 +280,8 @@ class ViewState:
     dim_note: str = ""
     # How the search found its hits, when that is not by meaning (keyword matching on a pixel map).
     search_note: str = ""
+    # The facet filter applied, as its canonical URL text ("" for none).
+    facets: str = ""
 
 
 def run_search(saved, search: SearchInput, messages: list[tuple[str, str]]) -> SearchResult | None:
@@ -329,6 +351,13 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
         else:
             keep &= sql_keep
     keep &= category_mask(points, controls.categories)
+    facets = str(st.session_state.get(FACETS_KEY) or "").strip()
+    if facets:
+        facet_keep, facets, facet_error = loaders.get_facet_mask(saved.name, stamp, level, facets)
+        if facet_error:
+            messages.append(("warning", facet_error))
+        else:
+            keep &= facet_keep
     filtered = None if keep.all() else int(keep.sum())
 
     clusters = chosen = None
@@ -370,4 +399,4 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
                      keep=keep, result=result, style=style, messages=list(dict.fromkeys(messages)),
                      neighbours=neighbours,
                      dim_note=dim_note(len(points), filtered=filtered, cluster=chosen, shown=int(keep.sum())),
-                     search_note=search_note)
+                     search_note=search_note, facets=facets)
