@@ -9,6 +9,12 @@ LOWEST_PY := $(LOWEST)/bin/python
 PORT ?= 8501
 # Only this machine can open the app; `make run HOST=0.0.0.0` shares it with the network.
 HOST ?= 127.0.0.1
+# What the shared HTML map inlines to search by meaning (html_search.py reads it): npm's onnxruntime-web and
+# tokenizer, copied beside the page's scripts (git-ignored); npm ci installs exactly package-lock.json.
+VENDOR := explorer/mapjs/vendor
+VENDOR_FILES := node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs \
+	node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm \
+	node_modules/@huggingface/tokenizers/dist/tokenizers.min.mjs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-lowest lint chromium bench clean
@@ -21,14 +27,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(VENDOR)/.copied: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(VENDOR)
+	cp $(VENDOR_FILES) $(VENDOR)/
+	touch $@
+
+run: $(STAMP) $(VENDOR)/.copied
 	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT) --server.headless true
 
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
-test: $(STAMP) chromium
+test: $(STAMP) $(VENDOR)/.copied chromium
 	$(VENV)/bin/ruff check explorer tests app.py pages benchmarks tools
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory test-lowest
@@ -57,4 +69,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/quality.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) test-artifacts .pytest_cache
+	rm -rf $(VENV) $(LOWEST) test-artifacts .pytest_cache node_modules $(VENDOR)
