@@ -398,50 +398,77 @@
 
   // ------------------------------------------------------------------ keyword search
 
-  function search(text) {
-    // Rows whose title and text (as kept in this file) contain every word, case-insensitive.
+  // Hits of a search by meaning shown at once (the app's default result count).
+  const MEANING_K = 10;
+  let searchInfo = { mode: "keyword", ready: false, reason: "" }, searchSeq = 0;
+
+  function showMatches(text, list, line) {
+    match = list ? new Uint8Array(n) : null;
+    matchList = list || [];
+    for (const i of matchList) match[i] = 1;
+    state.matches = list ? matchList.length : null;
+    box.dataset.matches = list ? String(matchList.length) : "";
+    countLine.textContent = line;
+    schedule();
+  }
+
+  // Rows whose title and text (as kept in this file) contain every word, case-insensitive.
+  function keywordRows(text) {
     const words = text.toLowerCase().split(/\s+/).filter(Boolean);
-    state.query = text;
-    if (!words.length || !texts) {
-      match = null; matchList = []; state.matches = null; countLine.textContent = "";
-      box.dataset.matches = "";
-      schedule();
-      return;
-    }
+    if (!words.length || !texts) return null;
     if (!haystack) {
       haystack = new Array(n);
       for (let i = 0; i < n; i++) haystack[i] = (texts.title[i] + "\n" + (texts.text ? texts.text[i] : "")).toLowerCase();
     }
-    match = new Uint8Array(n);
-    matchList = [];
+    const found = [];
     for (let i = 0; i < n; i++) {
       const hay = haystack[i];
       let all = true;
       for (const word of words) if (!hay.includes(word)) { all = false; break; }
-      if (all) { match[i] = 1; matchList.push(i); }
+      if (all) found.push(i);
     }
-    state.matches = matchList.length;
-    box.dataset.matches = String(matchList.length);
-    countLine.textContent = matchList.length.toLocaleString("en") + " of " + n.toLocaleString("en")
-      + " rows contain " + (words.length > 1 ? "all these words" : "this word");
-    schedule();
+    return { words, found };
   }
 
-  let searchTimer = 0;
-  query.addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(() => search(query.value), 150); });
-  document.getElementById("search").addEventListener("submit", ev => {
-    ev.preventDefault();
-    clearTimeout(searchTimer);
-    search(query.value);
-  });
+  function search(text) {
+    state.query = text;
+    const seq = ++searchSeq;
+    if (searchInfo.mode === "meaning" && searchInfo.ready && text.trim()) {
+      window.explorerSearch(text, MEANING_K).then(result => {
+        if (seq !== searchSeq) return;  // a newer query was typed meanwhile
+        state.hits = { rows: result.rows, scores: result.scores, ms: result.ms };
+        showMatches(text, result.index, "the " + result.index.length + " rows nearest in meaning");
+      }).catch(error => { state.error = String(error && error.message || error); statusLine.textContent = state.error; });
+      return;
+    }
+    const keyword = keywordRows(text);
+    state.hits = null;
+    if (!keyword) { showMatches(text, null, ""); return; }
+    showMatches(text, keyword.found, keyword.found.length.toLocaleString("en") + " of " + n.toLocaleString("en")
+      + " rows contain " + (keyword.words.length > 1 ? "all these words" : "this word"));
+  }
+
+  // The page's search API's keyword answer (maps whose model is not in the file).
+  function keywordAnswer(text, k) {
+    const keyword = keywordRows(text), index = keyword ? keyword.found.slice(0, k) : [];
+    const ids = searchInfo.rowIds || [];
+    return { index, rows: index.map(i => ids[i]), scores: index.map(() => 1) };
+  }
 
   function describe() {
     const parts = [n.toLocaleString("en") + " points" + (meta.rows > n ? " (of " + meta.rows.toLocaleString("en")
       + " rows; the others have no place on the map)" : "") + ". Drag to pan, wheel to zoom, double-click to reset."];
     const where = meta.text_columns.length ? [meta.title].concat(meta.text_columns).join(" and ") + " together contain"
       : meta.title + " contains";
-    parts.push("Keyword search, not a search by meaning: it finds the rows whose " + where
-      + " every word you type (case-insensitive, parts of words count).");
+    if (searchInfo.mode === "meaning") {
+      parts.push("Search by meaning with the map's own model (" + searchInfo.model + "), run inside this file: "
+        + "the " + MEANING_K + " rows nearest to what you type light up"
+        + (searchInfo.ready ? "." : " (the model is loading…)."));
+    } else {
+      parts.push((searchInfo.reason ? searchInfo.reason.replace(/\.?$/, ". ") : "")
+        + "Keyword search, not a search by meaning: it finds the rows whose " + where
+        + " every word you type (case-insensitive, parts of words count).");
+    }
     const cut = ["Texts are shortened to keep this file small: titles to " + meta.title_chars + " characters"];
     if (meta.text_columns.length) cut.push(meta.text_columns.join(", ") + " to the first " + meta.text_chars + " characters");
     let note = cut.join(", ") + ".";
@@ -469,6 +496,29 @@
     showHover(i, (xs[i] - view.cx) * view.scale + w / 2, h / 2 - (ys[i] - view.cy) * view.scale);
     return hoverBox.textContent;
   };
+
+  // Search by meaning (explorer/mapjs/page_search.js) where the file carries the map's model.
+  const searchMeta = JSON.parse(document.getElementById("search-meta").textContent);
+  searchInfo = { mode: searchMeta.kind ? "meaning" : "keyword", ready: false, reason: searchMeta.reason || "",
+                 model: searchMeta.model_id || "", rowIds: searchMeta.row_ids || [] };
+  state.search = searchInfo;
+  if (searchInfo.mode === "meaning") {
+    document.querySelector("#search label").textContent = "Search by meaning";
+    query.placeholder = "describe what you are looking for";
+  }
+  window.ExplorerMap.pageSearch.install(document, { keyword: keywordAnswer }).then(done => {
+    Object.assign(searchInfo, { ready: true, loadMs: done.loadMs });
+    box.dataset.searchReady = searchInfo.mode;
+    describe();
+    if (query.value) search(query.value);
+  }).catch(error => {
+    // The model could not start here: the keyword search stands in, and the page says why.
+    Object.assign(searchInfo, { mode: "keyword", ready: true, reason: "Search by meaning failed to start ("
+      + String(error && error.message || error) + ")" });
+    document.querySelector("#search label").textContent = "Keyword search";
+    box.dataset.searchReady = "keyword";
+    describe();
+  });
 
   describe();
   buildLegend();

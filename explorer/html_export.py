@@ -33,6 +33,7 @@ from .draw import (
     shorten,
     title_column,
 )
+from .html_search import WASM_CSP, SearchBlocks, keyword_blocks, search_blocks
 from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_levels, label_layers, named_points, point_labels
 
 # Texts kept for hover and search: each text column cut to this many characters (the page says so).
@@ -57,13 +58,21 @@ SCRIPT = "html_export.js"
 
 
 def to_html(saved, *, color_by: str | None = None, fields: Sequence[str] | None = None,
-            text_chars: int | None = None) -> bytes:
+            text_chars: int | None = None, search: str | None = None) -> bytes:
     """The map as one offline HTML page (UTF-8): canvas points, zoom-dependent labels, hover, legend, search.
 
     ``color_by`` defaults to the app's colour (draw.default_colour_column, cluster names not ids);
     ``fields`` are the hover's fields after the title (default: the colour, the cluster, a year);
     ``text_chars`` cuts every text column for hover and search (default 300, and on maps above
-    TEXT_ROWS rows only the title is kept, so that the file stays small)."""
+    TEXT_ROWS rows only the title is kept, so that the file stays small); ``search`` "meaning" puts the
+    map's model in the page, "keyword" leaves it out, None (default) does the first where the model can
+    run in the page (html_search.search_blocks)."""
+    return build_page(saved, color_by=color_by, fields=fields, text_chars=text_chars, search=search)[0]
+
+
+def build_page(saved, *, color_by: str | None = None, fields: Sequence[str] | None = None,
+               text_chars: int | None = None, search: str | None = None) -> tuple[bytes, dict[str, int]]:
+    """`to_html`'s page and its size broken down in bytes: model, runtime, vectors, points, texts, page, total."""
     points = export_frame(saved)
     drawn = drawn_rows(points)
     points = points[drawn].reset_index(drop=True)
@@ -74,6 +83,9 @@ def to_html(saved, *, color_by: str | None = None, fields: Sequence[str] | None 
     # The most frequent group first, the rarest last, so rare ones lie on top (as the app draws them).
     order = np.argsort(codes, kind="stable") if legend and not legend[0].get("range") else np.arange(len(points))
     points, codes = points.iloc[order].reset_index(drop=True), codes[order]
+    # Each drawn row's place in the map, in the page's order: where the search's vectors are read.
+    positions = np.flatnonzero(drawn)[order]
+    found = search_blocks(saved, positions, search=search)
     if text_chars is None:
         text_chars = TEXT_CHARS if len(points) <= TEXT_ROWS else 0
     others = [c for c in text_columns if c != title] if text_chars > 0 else []
@@ -87,7 +99,13 @@ def to_html(saved, *, color_by: str | None = None, fields: Sequence[str] | None 
         "title_chars": TITLE_CHARS, "colour": colour, "legend": legend, "fields": hover,
         "labels": packed_labels(label_layers(saved)),
     }
-    return page(saved.name, meta=meta, points=pack_points(points, codes), texts=pack_texts(texts))
+    packed_points, packed_texts = pack_points(points, codes), pack_texts(texts)
+    html_page = page(saved.name, meta=meta, points=packed_points, texts=packed_texts, search=found)
+    sizes = {"model": 0, "runtime": 0, "vectors": 0, **found.sizes, "points": len(packed_points),
+             "texts": len(packed_texts)}
+    sizes["page"] = len(html_page) - sum(sizes.values())
+    sizes["total"] = len(html_page)
+    return html_page, sizes
 
 
 def export_frame(saved) -> pd.DataFrame:
@@ -185,15 +203,21 @@ def unpack_texts(block: str) -> dict:
     return json.loads(zlib.decompress(base64.b64decode(block), -15).decode("utf-8"))
 
 
-def page(name: str, *, meta: dict, points: str, texts: str) -> bytes:
-    """The HTML page: CSP, title, the data blocks and the script (html_export.js), as UTF-8."""
+def page(name: str, *, meta: dict, points: str, texts: str, search: SearchBlocks | None = None) -> bytes:
+    """The HTML page: CSP, title, the data blocks and the scripts (search's, then html_export.js), as UTF-8."""
     script = resources.files(__package__).joinpath(SCRIPT).read_text(encoding="utf-8")
     title = html.escape(name)
+    search = search or keyword_blocks("This file was made without its map's model.")
+    # WebAssembly compiles only with 'wasm-unsafe-eval': added where the model's runtime is in the file.
+    csp = CSP.replace("'unsafe-inline';", f"'unsafe-inline' {WASM_CSP};", 1) if search.needs_wasm else CSP
+    data = "".join(f'<script type="application/octet-stream" id="{key}">{block}</script>\n'
+                   for key, block in search.blocks.items())
+    scripts = "".join(f"<script>\n{text}\n</script>\n" for text in search.scripts)
     return f"""<!doctype html>
 <html>
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="Embedding Explorer">
 <title>{title}</title>
@@ -218,7 +242,8 @@ def page(name: str, *, meta: dict, points: str, texts: str) -> bytes:
 <script type="application/json" id="meta">{_script_json(meta)}</script>
 <script type="application/octet-stream" id="points-data">{points}</script>
 <script type="application/octet-stream" id="texts-data">{texts}</script>
-<script>
+<script type="application/json" id="search-meta">{_script_json(search.info)}</script>
+{data}{scripts}<script>
 {script}
 </script>
 </body>

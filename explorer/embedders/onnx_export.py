@@ -107,7 +107,7 @@ def _export(embedder, folder: Path, *, quantise: bool) -> None:
     tokenizer_json = Path(transformer.auto_model.name_or_path) / TOKENIZER_FILE
     hf_tokenizer = transformer.tokenizer
     if not getattr(hf_tokenizer, "is_fast", False):
-        raise ModelError(f"{embedder.model_id} has no fast tokenizer (tokenizer.json): the page cannot tokenise for it.")
+        raise ModelError(f"{embedder.model_id} has no fast tokenizer (tokenizer.json), so the page cannot tokenise.")
     if tokenizer_json.is_file():
         shutil.copyfile(tokenizer_json, folder / TOKENIZER_FILE)
     else:
@@ -127,8 +127,8 @@ def _export(embedder, folder: Path, *, quantise: bool) -> None:
     with torch.no_grad():
         torch.onnx.export(body, (sample["input_ids"], sample["attention_mask"]), str(fp32),
                           input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                                        "last_hidden_state": {0: "batch", 1: "tokens"}},
+                          dynamic_axes={name: {0: "batch", 1: "tokens"}
+                                        for name in ("input_ids", "attention_mask", "last_hidden_state")},
                           opset_version=OPSET, dynamo=False)
     if quantise:
         from onnxruntime.quantization import QuantType, quantize_dynamic
