@@ -71,8 +71,10 @@ def to_html(saved, *, color_by: str | None = None, fields: Sequence[str] | None 
 
 
 def build_page(saved, *, color_by: str | None = None, fields: Sequence[str] | None = None,
-               text_chars: int | None = None, search: str | None = None) -> tuple[bytes, dict[str, int]]:
-    """`to_html`'s page and its size broken down in bytes: model, runtime, vectors, points, texts, page, total."""
+               text_chars: int | None = None, search: str | None = None,
+               quantise: bool = True) -> tuple[bytes, dict[str, int]]:
+    """`to_html`'s page and its size broken down in bytes: model, runtime, vectors, points, texts, page, total
+    (``quantise`` False: the transformer at full precision, for checks)."""
     points = export_frame(saved)
     drawn = drawn_rows(points)
     points = points[drawn].reset_index(drop=True)
@@ -85,7 +87,7 @@ def build_page(saved, *, color_by: str | None = None, fields: Sequence[str] | No
     points, codes = points.iloc[order].reset_index(drop=True), codes[order]
     # Each drawn row's place in the map, in the page's order: where the search's vectors are read.
     positions = np.flatnonzero(drawn)[order]
-    found = search_blocks(saved, positions, search=search)
+    found = search_blocks(saved, positions, search=search, quantise=quantise)
     if text_chars is None:
         text_chars = TEXT_CHARS if len(points) <= TEXT_ROWS else 0
     others = [c for c in text_columns if c != title] if text_chars > 0 else []

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import TEXT
+from .embedders.onnx_export import export_onnx, onnx_cache_dir
 from .errors import InputError, ModelError
 from .search import KEYWORD as KEYWORD_MAP
 from .search import MAX_QUERY_CHARS
@@ -57,10 +58,11 @@ class SearchBlocks:
 
 
 def search_blocks(saved, positions: np.ndarray, *, search: str | None = None,
-                  cache_root: str | Path | None = None) -> SearchBlocks:
+                  cache_root: str | Path | None = None, quantise: bool = True) -> SearchBlocks:
     """The search blocks for the rows at ``positions`` of ``saved`` (in the page's order). ``search``
     "meaning" insists on the map's model (InputError when it cannot run in the page), "keyword" leaves
-    it out, None takes the model where it can run and the keyword search otherwise."""
+    it out, None takes the model where it can run and the keyword search otherwise; ``quantise`` False puts
+    the transformer in at full precision (four times the size, for checks)."""
     if search not in (None, *SEARCH_MODES):
         raise InputError(f"Unknown search '{search}': use one of {', '.join(SEARCH_MODES)}.")
     positions = np.asarray(positions, dtype=np.int64)
@@ -68,7 +70,7 @@ def search_blocks(saved, positions: np.ndarray, *, search: str | None = None,
         return keyword_blocks("The file was exported with keyword search only (--search keyword).",
                               _row_ids(saved, positions))
     try:
-        return _meaning_blocks(saved, positions, cache_root=cache_root)
+        return _meaning_blocks(saved, positions, cache_root=cache_root, quantise=quantise)
     except ModelError as exc:
         if search == MEANING:
             raise InputError(f"Search by meaning cannot go into this file: {exc}") from exc
@@ -80,7 +82,7 @@ def _row_ids(saved, positions: np.ndarray) -> np.ndarray:
     return saved.points["row_id"].to_numpy()[positions] if "row_id" in saved.points else positions
 
 
-def _meaning_blocks(saved, positions: np.ndarray, *, cache_root) -> SearchBlocks:
+def _meaning_blocks(saved, positions: np.ndarray, *, cache_root, quantise: bool) -> SearchBlocks:
     embedder, kind = _page_model(saved)
     rows = _row_ids(saved, positions)
     vectors = np.asarray(saved.embeddings, dtype=np.float32)[positions]
@@ -90,7 +92,7 @@ def _meaning_blocks(saved, positions: np.ndarray, *, cache_root) -> SearchBlocks
     if kind == TFIDF:
         _tfidf(found, embedder)
     else:
-        _transformer(found, embedder, cache_root or Path(saved.path).parent.parent / "cache" / "onnx")
+        _transformer(found, embedder, cache_root or onnx_cache_dir(Path(saved.path).parent.parent), quantise)
     found.blocks["search-vectors"] = pack(pack_vectors(rows, vectors))
     found.sizes["vectors"] = len(found.blocks["search-vectors"])
     found.scripts += [_own(name) for name in SCRIPTS]
@@ -172,12 +174,10 @@ def _tfidf(found: SearchBlocks, embedder) -> None:
     found.sizes["model"] = len(found.blocks["search-words"]) + len(found.blocks["search-model"])
 
 
-def _transformer(found: SearchBlocks, embedder, cache_root: Path) -> None:
+def _transformer(found: SearchBlocks, embedder, cache_root: Path, quantise: bool) -> None:
     """The transformer map's ONNX model (int8), tokenizer.json and onnxruntime-web (script and WebAssembly)."""
-    from .embedders.onnx_export import export_onnx
-
     vendor = [_vendor(VENDOR_ORT), _vendor(VENDOR_TOKENIZERS)]
-    model = export_onnx(embedder, cache_root)
+    model = export_onnx(embedder, cache_root, quantise=quantise)
     found.blocks["search-model"] = pack(model.model_path.read_bytes())
     found.blocks["search-tokenizer"] = pack(model.tokenizer_path.read_bytes())
     found.blocks["search-wasm"] = pack(_vendor_path(VENDOR_WASM).read_bytes())
