@@ -448,6 +448,14 @@
       + " rows contain " + (keyword.words.length > 1 ? "all these words" : "this word"));
   }
 
+  let searchTimer = 0;
+  query.addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(() => search(query.value), 150); });
+  document.getElementById("search").addEventListener("submit", ev => {
+    ev.preventDefault();
+    clearTimeout(searchTimer);
+    search(query.value);
+  });
+
   // The page's search API's keyword answer (maps whose model is not in the file).
   function keywordAnswer(text, k) {
     const keyword = keywordRows(text), index = keyword ? keyword.found.slice(0, k) : [];

@@ -111,7 +111,8 @@ def test_the_bundled_model_exported_to_onnx_embeds_as_python(real_embedder, tmp_
     texts = ["A short query", "Graph neural networks for molecules, with accents: café naïve 東京 🙂",
              " ".join(["word"] * 400)]
     expected = real_embedder.embed(texts)
-    for quantise, floor in ((False, 0.999), (True, 0.97)):
+    # int8 moves single vectors more than it moves rankings (benchmarks/browser_search.py measures those).
+    for quantise, floor in ((False, 0.999), (True, 0.98)):
         model = export_onnx(real_embedder, tmp_path / "onnx", quantise=quantise)
         again = export_onnx(real_embedder, tmp_path / "onnx", quantise=quantise)
         assert again.folder == model.folder and again.model_path.stat().st_mtime_ns == model.model_path.stat().st_mtime_ns
@@ -238,7 +239,7 @@ def test_a_transformer_maps_page_tokenises_embeds_and_ranks_as_python(real_map, 
         for query in QUERIES:
             page_vector = np.array(page.evaluate(f"window.explorerEmbed({json.dumps(query)})"))
             cosines.append(float(page_vector @ real_embedder.embed([query])[0]))
-        assert min(cosines) >= 0.97, cosines  # int8
+        assert min(cosines) >= 0.98, cosines  # int8
         overlaps = _top10_overlap(real_map, page, QUERIES)
         assert np.mean(overlaps) >= 8, overlaps
         print(f"int8 page vs Python: cosine min {min(cosines):.4f} mean {np.mean(cosines):.4f}, "
