@@ -348,9 +348,14 @@ def _list(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     saved = Workspace(args.home).open(args.map)
     if args.format == "html":  # the map itself (points, labels, search), not its table
-        from .html_export import to_html
+        from .html_export import build_page
 
-        data = to_html(saved)
+        data, sizes, search = build_page(saved, search=args.search)
+        # What the file holds and its size, before it is written.
+        parts = ", ".join(f"{part} {sizes[part] / 1e6:.2f} MB"
+                          for part in ("model", "runtime", "vectors", "points", "texts", "page") if sizes[part])
+        mode = f"by meaning ({search['model_id']})" if search["kind"] else f"keyword ({search['reason']})"
+        print(f"search {mode}; {sizes['total'] / 1e6:.2f} MB: {parts}")
     else:
         data = EXPORT_WRITERS[args.format](export_points(saved))  # cluster names, with their ids beside them
     out = Path(args.output or f"{saved.name}.{args.format}")
@@ -604,6 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=(*EXPORT_WRITERS, "html"), default="csv",
                         help="bib and ris: a bibliography's own entries, or entries built from the title, "
                         "authors, year, DOI... columns; html: the map as one offline page")
+    export.add_argument("--search", choices=("meaning", "keyword"), default=None,
+                        help="html only: put the map's model in the page to search by meaning (the default where "
+                        "the model can run in a browser: the bundled or another sentence-transformers model, or the "
+                        "fast mode's TF-IDF), or keep a keyword search only (a smaller file)")
     export.add_argument("-o", "--output")
     export.set_defaults(func=_export)
 

@@ -72,9 +72,10 @@ def to_html(saved, *, color_by: str | None = None, fields: Sequence[str] | None 
 
 def build_page(saved, *, color_by: str | None = None, fields: Sequence[str] | None = None,
                text_chars: int | None = None, search: str | None = None,
-               quantise: bool = True) -> tuple[bytes, dict[str, int]]:
-    """`to_html`'s page and its size broken down in bytes: model, runtime, vectors, points, texts, page, total
-    (``quantise`` False: the transformer at full precision, for checks)."""
+               quantise: bool = True) -> tuple[bytes, dict[str, int], dict]:
+    """`to_html`'s page, its size broken down in bytes (model, runtime, vectors, points, texts, page, total) and
+    its search's description (kind: "transformer", "tfidf" or None for keyword, reason, model_id); ``quantise``
+    False puts the transformer in at full precision (for checks)."""
     points = export_frame(saved)
     drawn = drawn_rows(points)
     points = points[drawn].reset_index(drop=True)
@@ -107,7 +108,7 @@ def build_page(saved, *, color_by: str | None = None, fields: Sequence[str] | No
              "texts": len(packed_texts)}
     sizes["page"] = len(html_page) - sum(sizes.values())
     sizes["total"] = len(html_page)
-    return html_page, sizes
+    return html_page, sizes, {k: v for k, v in found.info.items() if k != "row_ids"}
 
 
 def export_frame(saved) -> pd.DataFrame:

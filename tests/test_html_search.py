@@ -88,7 +88,7 @@ def test_a_map_without_a_page_model_gets_keyword_search_and_says_why(hashing_map
 
 
 def test_a_fast_map_carries_its_fitted_pieces_and_keyword_leaves_them_out(fast_map):
-    html, sizes = build_page(fast_map)
+    html, sizes, _ = build_page(fast_map)
     info = _meta(html.decode(), "search-meta")
     assert info["kind"] == TFIDF and info["rows"] == len(fast_map.points) and info["model_id"] == fast_map.meta.model_id
     vocabulary = json.loads(unpack(re.search(r'id="search-words">([^<]*)<', html.decode())[1]))
@@ -96,7 +96,8 @@ def test_a_fast_map_carries_its_fitted_pieces_and_keyword_leaves_them_out(fast_m
     assert sizes["model"] > 0 and sizes["vectors"] > 0 and sizes["runtime"] == 0 and sum(
         v for k, v in sizes.items() if k != "total") == sizes["total"] == len(html)
     assert "wasm-unsafe-eval" not in html.decode()  # no WebAssembly in a fast map's file
-    plain, plain_sizes = build_page(fast_map, search=KEYWORD)
+    plain, plain_sizes, described = build_page(fast_map, search=KEYWORD)
+    assert described["kind"] is None and "--search keyword" in described["reason"]
     assert _meta(plain.decode(), "search-meta")["kind"] is None and plain_sizes["model"] == 0
     with pytest.raises(InputError):
         search_blocks(fast_map, np.arange(3), search="exact")
@@ -220,8 +221,9 @@ def tokenizer_strings(titles: list[str]) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.browser
 def test_a_transformer_maps_page_tokenises_embeds_and_ranks_as_python(real_map, real_embedder, tmp_path, browser):
+    real_map = real_map.saved
     path = tmp_path / "real.html"
-    html, sizes = build_page(real_map)
+    html, sizes, _ = build_page(real_map)
     assert sizes["model"] > 15e6 and sizes["runtime"] > 3e6
     assert "'wasm-unsafe-eval'" in html.decode()[:2000]
     page, requests, errors = _open(browser, html, path)
@@ -259,3 +261,21 @@ def test_a_transformer_maps_page_tokenises_embeds_and_ranks_as_python(real_map, 
         _no_request_but_the_page(requests, path32)
     finally:
         page.close()
+
+
+def test_cli_says_what_the_file_holds_and_its_size(fast_map, hashing_map, tmp_path, capsys):
+    from explorer.cli import main
+
+    home = str(fast_map.path.parent.parent)
+    out = tmp_path / "fast.html"
+    assert main(["--home", home, "export", fast_map.name, "--format", "html", "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"search by meaning ({fast_map.meta.model_id})" in said and "model " in said and "vectors " in said
+    assert f"{out.stat().st_size / 1e6:.2f} MB:" in said
+    assert main(["--home", home, "export", fast_map.name, "--format", "html", "--search", "keyword",
+                 "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "search keyword (The file was exported with keyword search only" in said and "model " not in said
+    assert main(["--home", str(hashing_map.path.parent.parent), "export", hashing_map.name, "--format", "html",
+                 "--search", "meaning", "-o", str(tmp_path / "h.html")]) != 0
+    assert "cannot go into this file" in capsys.readouterr().err
