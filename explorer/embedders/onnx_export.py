@@ -28,7 +28,7 @@ EXPORT_FORMAT = 2
 OPSET = 17
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "export.json"
+EXPORT_FILE = "export.json"
 # Pooling modes the page implements (sentence-transformers' Pooling config keys).
 MEAN, CLS = "mean", "cls"
 
@@ -90,7 +90,7 @@ def export_onnx(embedder, cache_root: str | Path, *, quantise: bool = True) -> O
 
 def _read(folder: Path) -> OnnxModel | None:
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = json.loads((folder / EXPORT_FILE).read_text(encoding="utf-8"))
         if not (folder / MODEL_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
             return None
         return OnnxModel(folder=folder, **config)
@@ -139,7 +139,7 @@ def _export(embedder, folder: Path, *, quantise: bool) -> None:
         fp32.unlink()
     config = {"model_id": embedder.model_id, "quantised": quantise, "max_seq_length": int(model.max_seq_length),
               "pooling": pooling, "normalise": normalise, "dimension": int(model.get_embedding_dimension())}
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (folder / EXPORT_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
     log.info("exported %s to ONNX (%s) in %s", embedder.model_id, "int8" if quantise else "fp32", folder)
 
 
