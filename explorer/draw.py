@@ -330,10 +330,11 @@ def frame_figure(layer: PointsLayer, *, height: int = 720, revision: str = "map"
 VIRIDIS_STEPS = 240
 
 
-def points_layer(points: pd.DataFrame, style: MapStyle) -> PointsLayer:
-    """The base layer's points in draw order, coloured by `point_groups` (the same colours as `base_figure`)."""
+def points_layer(points: pd.DataFrame, style: MapStyle, *, hover: bool = True) -> PointsLayer:
+    """The base layer's points in draw order, coloured by `point_groups`; ``hover=False`` leaves out the
+    hover labels (a host that carries its own texts: the offline export)."""
     drawn = drawn_rows(points)
-    hover = None if int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
+    hover = None if not hover or int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
         hover_texts(points, title=style.title_column, fields=style.hover_fields), dtype=object)
     xs, ys, row_ids = points["x"].to_numpy(np.float32), points["y"].to_numpy(np.float32), points["row_id"].to_numpy()
     parts, palette, legend = [], [], []
