@@ -56,7 +56,7 @@
   }
 
   function el(tag, cls, parent) {
-    const node = tag === "svg" ? document.createElementNS("http://www.w3.org/2000/svg", "svg") : document.createElement(tag);
+    const node = document.createElement(tag);
     node.setAttribute("class", cls);
     parent.appendChild(node);
     return node;
@@ -70,7 +70,10 @@
     injectStyle();
     root.classList.add("explorer-map");
     const canvas = el("canvas", "points", root), top = el("canvas", "overlay", root);
-    const labelsBox = el("div", "labels", root), svg = el("svg", "select", root);
+    const labelsBox = el("div", "labels", root);
+    // The HTML parser makes the SVG element (no namespace URL in the page: the export allows none).
+    root.insertAdjacentHTML("beforeend", '<svg class="select"><path class="outline"></path></svg>');
+    const svg = root.lastElementChild;
     const card = el("div", "hover", root), tip = el("div", "tip", root);
     tip.appendChild(document.createElement("img")).alt = "";
     const toolbar = el("div", "toolbar", root), legendBox = el("div", "legend", root);

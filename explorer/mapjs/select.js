@@ -1,8 +1,6 @@
 "use strict";
 // Box and lasso selection: the outline drawn while dragging (SVG over the map) and the points inside it.
 (function (M) {
-  const SVG = "http://www.w3.org/2000/svg";
-
   function inPolygon(x, y, xs, ys) {
     // Even-odd rule over the polygon's edges.
     let inside = false;
@@ -30,9 +28,7 @@
   function createSelector(svg, view) {
     // One outline at a time; ``shape`` is the last one finished, in map units (kept across pans and zooms).
     let drawing = null, shape = null;
-    const path = document.createElementNS(SVG, "path");
-    path.setAttribute("class", "outline");
-    svg.appendChild(path);
+    const path = svg.querySelector("path.outline");
 
     function begin(mode, x, y) { drawing = { mode: mode, xs: [x], ys: [y] }; shape = null; render(); }
     function move(x, y) {

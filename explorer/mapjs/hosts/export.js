@@ -95,7 +95,6 @@
   state.project = map.project;
   state.at = map.at;
   state.hover = i => map.showHover(i);
-  state.map = map;
 
   describe();
   map.setLayer(layer);
