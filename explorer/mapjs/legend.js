@@ -7,6 +7,7 @@
   function build(container, layer, title, onToggle) {
     container.replaceChildren();
     if (!layer) return;
+    title = layer.legendTitle || title;
     const heading = document.createElement("div");
     heading.className = "legend-title";
     heading.textContent = title || "";

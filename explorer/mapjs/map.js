@@ -361,13 +361,15 @@
     attr("hit-count", 0);
     attr("selected-count", 0);
     attr("shown-count", 0);
-    return {
+    const api = {
       root: root, view: view, facets: facets, setLayer: setLayer, setLabels: setLabels, setOverlay: setOverlay,
       setHits: setHits, setSelection: setSelection, clearSelection: clearSelection, setMask: setMask, setMode: setMode,
       draw: draw, schedule: schedule, showHover: showHover, hideHover: hideHover, finishShape: finishShape,
       project: (x, y) => [view.px(x), view.py(y)], at: i => [view.px(s.layer.x[i]), view.py(s.layer.y[i])],
       state: s, painted: painter.state, nearest: (x, y) => picker.nearest(x, y, s.hitFlag),
     };
+    root.explorerMap = api;  // for tests and benchmarks: the map's state and its pixel of any point
+    return api;
   }
 
   M.create = create;
