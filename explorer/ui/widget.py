@@ -79,20 +79,25 @@ def frontend_folder() -> str:
     _remove_abandoned_folders()
     folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))  # created 0700, a name nobody had
     check_private(folder)
+    stage_frontend(folder)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _folder = folder
+    return str(folder)
+
+
+def stage_frontend(folder: Path) -> None:
+    """Copy index.html and the map core (under mapjs/, from its one source) into ``folder``, with index.html's
+    marker replaced by one script tag per core file in load order."""
     for path in sorted(FRONTEND.iterdir()):
         if path.is_file():
             (folder / path.name).write_bytes(path.read_bytes())
-    # The core is copied from its one source at every start, and index.html loads each file by name.
-    (folder / "mapjs").mkdir(mode=0o700)
+    (folder / "mapjs").mkdir(mode=0o700, exist_ok=True)
     names = mapjs.core_files()
     for name in names:
         (folder / "mapjs" / name).write_text(mapjs.source(name), encoding="utf-8")
     page = folder / "index.html"
     tags = "\n".join(f'<script src="mapjs/{name}"></script>' for name in names)
     page.write_text(page.read_text(encoding="utf-8").replace(CORE_MARKER, tags), encoding="utf-8")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    _folder = folder
-    return str(folder)
 
 
 def check_private(folder: Path) -> None:
