@@ -365,7 +365,8 @@ def label_payload(labels: pd.DataFrame | None) -> dict:
     """Every level's labels for the browser's placement on each zoom: rows of [x, y, text, level, priority].
 
     Texts are escaped (escape_text; the browser unescapes them once and sets them as text); levels are
-    indices into ``levels`` (coarsest first), each shown from its ``zooms`` factor on. Compact rows keep a few hundred labels to a few tens of kB."""
+    indices into ``levels`` (coarsest first), each shown from its ``zooms`` factor on. Compact rows keep
+    a few hundred labels to a few tens of kB."""
     labels = _label_frame(labels)
     if labels is None or labels.empty:
         return {"levels": [], "zooms": [], "labels": []}

@@ -16,9 +16,8 @@ from synthetic_map import synthetic_map
 
 from explorer import ClusterConfig, HashingEmbedder, ProjectionConfig, Workspace, build_map
 from explorer.cli import main
-from explorer.draw import shorten
+from explorer.draw import PointsLayer, label_payload, shorten
 from explorer.export import to_html_bytes
-from explorer.draw import PointsLayer, label_payload
 from explorer.html_export import TEXT_CHARS, page, to_html, unpack_texts
 from explorer.map_clusters import label_layers, point_labels
 
