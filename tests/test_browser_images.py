@@ -52,7 +52,7 @@ def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):
     page.get_by_text("Offline pixel features (no weights)").click()
     wait_until_idle(page)
     page.get_by_role("button", name="Build map").click()
-    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=180_000)
     wait_until_idle(page)
 
     box = page.get_by_label("Search the map")
