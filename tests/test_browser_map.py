@@ -261,3 +261,27 @@ def test_the_focused_points_neighbours_are_ringed_and_ranks_stay_clear(sample):
     assert len(focus) == 1 and focus[0]["painted"] and focus[0]["id"] not in [r["id"] for r in rings]
     page.screenshot(path=str(ARTIFACTS / "map_neighbours.png"))
     assert not errors
+
+
+def test_the_map_follows_the_windows_height(sample):
+    """At 1440x900 the map's frame takes most of the window's height (the map fills the page, issue 26), and
+    it follows a resize: at 420 px wide too. Screenshots of both go to test-artifacts/."""
+    page, errors = sample
+    try:
+        for width, height in ((1440, 900), (420, 800)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_function(
+                "([s, h]) => { const f = document.querySelector(s); return f && f.getBoundingClientRect().height "
+                ">= 0.7 * (h - 60); }", arg=[MAP_IFRAME, height], timeout=30_000)
+            wait_until_idle(page)
+            frame = page.locator(MAP_IFRAME).bounding_box()
+            drawn = _drawn(page)
+            assert frame["height"] >= 0.7 * (height - 60), frame
+            inner = map_frame(page).locator("#map").bounding_box()
+            assert abs(inner["height"] - frame["height"]) <= 2, "the map element fills its frame"
+            assert int(drawn["points-drawn"]) > 0
+            page.locator(MAP_IFRAME).scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / f"map_page_{width}x{height}.png"))
+    finally:
+        page.set_viewport_size({"width": 1500, "height": 1050})
+    assert not errors

@@ -113,22 +113,23 @@
     }
 
     function draw() {
+      // Nothing is drawn, or written on the element, before the first layer: tests wait for data-points-*.
+      if (!s.layer) return 0;
       const started = performance.now();
       view.resize();
       const painted = painter.draw(s.layer, view, { selected: s.selected, mask: s.mask });
       picker.invalidate();
       const markers = M.overlays.draw(top, s.layer, view, s.overlay);
-      const shown = s.layer ? M.labels.place(labelsBox, view, {
+      const shown = M.labels.place(labelsBox, view, {
         labels: s.labels, query: s.overlay.query, ranks: s.ranks, markers: markers, layer: s.layer, painted: painted,
-        avoid: [rectOf(toolbar), rectOf(legendBox)].filter(Boolean),
-        title: opt.title,
-      }) : { labels: [], levels: [], titles: [], ranks: [], query: "", inView: -1 };
+        avoid: [rectOf(toolbar), rectOf(legendBox)].filter(Boolean), title: opt.title,
+      });
       selector.render();
       const ms = performance.now() - started;
       times.push(ms);
       if (times.length > 500) times.splice(0, times.length - 500);
       attr("points-drawn", painted.drawn);
-      attr("points-total", s.layer ? s.layer.n : 0);
+      attr("points-total", s.layer.n);
       attr("density", painted.density ? "on" : "off");
       attr("draw-ms", ms.toFixed(1));
       attr("zoom", view.zoom().toFixed(3));
@@ -288,8 +289,9 @@
     root.addEventListener("wheel", ev => {
       if (onChrome(ev) && ev.target.closest(".legend, .facets")) return;
       ev.preventDefault();
+      // One wheel notch zooms by at most e^0.35 (x1.42), whatever the device reports.
       const [x, y] = local(ev), step = ev.deltaMode === 1 ? 0.05 : ev.deltaMode === 2 ? 1 : 0.0015;
-      view.zoomAt(x, y, Math.exp(-ev.deltaY * step));
+      view.zoomAt(x, y, Math.exp(Math.max(-0.35, Math.min(0.35, -ev.deltaY * step))));
       hideHover();
       schedule();
     }, { passive: false });
