@@ -14,6 +14,7 @@ import traitlets
 
 from . import mapjs
 from .draw import MapStyle, default_colour_column, drawn_rows, label_payload, points_layer, title_column
+from .html_export import hover_fields
 from .map_clusters import label_layers, named_points
 
 HOST = "hosts/notebook.js"
@@ -67,7 +68,10 @@ def map_widget(map_or_name, *, workspace=None, color_by: str | None = None, heig
     points = named_points(saved)
     text_columns = [c for c in saved.manifest.get("text_columns") or [] if c in points.columns]
     colour = color_by if color_by and color_by in points.columns else default_colour_column(points)
-    style = MapStyle(color_by=colour, title_column=title_column(points, text_columns))
+    title = title_column(points, text_columns)
+    # The hover's fields as the offline export picks them (the colour, the cluster, a year).
+    fields = hover_fields(points, None, colour=colour, exclude={title, *text_columns})
+    style = MapStyle(color_by=colour, title_column=title, hover_fields=fields)
     layer = points_layer(points, style)
     labels = label_layers(saved)
     widget = MapWidget(saved, k=k, _esm=esm(), layer=base64.b64encode(layer.to_bytes()).decode("ascii"),

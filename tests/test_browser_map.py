@@ -246,6 +246,12 @@ def test_the_focused_points_neighbours_are_ringed_and_ranks_stay_clear(sample):
     area = map_frame(page).locator("#map").evaluate(PLOT_AREA)
     assert area["x0"] - 1 <= query["x0"] and query["x1"] <= area["x1"] + 1
     _assert_no_overlap(notes)
+    # The query's star is drawn at the query's place (its red centre on the overlay canvas).
+    star = map_frame(page).locator("#map").evaluate("""m => { const a = m.explorerMap, q = a.state.overlay.query;
+        const [x, y] = a.project(q.x, q.y);
+        return Array.from(m.querySelector('canvas.overlay').getContext('2d').getImageData(Math.round(x), Math.round(y),
+                                                                                          1, 1).data); }""")
+    assert star[3] > 200 and star[0] > 180 and star[1] < 90 and star[2] < 90, star
 
     page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^1\. ")).first.click()
     wait_until_idle(page)

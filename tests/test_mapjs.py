@@ -120,6 +120,19 @@ def test_the_notebook_widget_in_chromium(saved, browser, tmp_path):
         root = page.locator('[data-testid="notebook-map"]')
         assert root.get_attribute("data-points-total") == str(len(saved.points))
         assert json.loads(root.get_attribute("data-labels")), "cluster labels placed"
+        # The hover card shows the layer's own hover label (title and fields) as text.
+        first = page.evaluate("(() => { const m = document.querySelector('[data-testid=\"notebook-map\"]');"
+                              " return [m.pointsLayer.ids[0], m.explorerMap.showHover(0)]; })()")
+        title = saved.points.set_index("row_id").loc[first[0], "title"]
+        assert first[1].startswith(title[:40]) and "field: " in first[1], first
+
+        # An external dimming mask (the facets' hook): every other point shown, counted on the element.
+        shown = page.evaluate("(() => { const m = document.querySelector('[data-testid=\"notebook-map\"]');"
+                              " const mask = new Uint8Array(m.pointsLayer.n); for (let i = 0; i < mask.length; i += 2)"
+                              " mask[i] = 1; m.explorerMap.setMask(mask); return m.dataset.shownCount; })()")
+        assert int(shown) == (len(saved.points) + 1) // 2
+        page.evaluate("document.querySelector('[data-testid=\"notebook-map\"]').explorerMap.setMask(null)")
+        assert root.get_attribute("data-shown-count") == str(len(saved.points))
 
         # A box drawn in the page reaches the model (and its save_changes).
         page.click('[data-testid="notebook-map"] .toolbar button[data-mode="box"]')

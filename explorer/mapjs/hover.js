@@ -42,5 +42,15 @@
     return { show: show, thumbnail: thumbnail, hide: hide, text: () => card.textContent };
   }
 
-  M.hover = { create: createHover };
+  function fromHtml(html) {
+    // A hover label from Python (draw.hover_texts: escaped text, <br> between lines, <i>field</i>: value),
+    // as the card's parts: nothing of it is parsed as HTML.
+    const [title, ...rest] = String(html).split("<br>");
+    return { title: M.labels.plain(title), fields: rest.map(line => {
+      const m = /^<i>(.*?)<\/i>: (.*)$/.exec(line);
+      return m ? [M.labels.plain(m[1]), M.labels.plain(m[2])] : ["", M.labels.plain(line)];
+    }) };
+  }
+
+  M.hover = { create: createHover, fromHtml: fromHtml };
 })(globalThis.ExplorerMap = globalThis.ExplorerMap || {});

@@ -327,7 +327,8 @@
 
     function describe(i) {
       const layer = s.layer, group = layer.legend[layer.groupOf[layer.colour[i]]];
-      const what = opt.describe ? opt.describe(i) : null;
+      // The host's texts, else the layer's own hover labels (small maps), else the point's group.
+      const what = (opt.describe && opt.describe(i)) || (layer.hover ? M.hover.fromHtml(layer.hover[i]) : null);
       const out = what || { title: group ? M.labels.plain(group.name) : "", fields: [] };
       const rank = s.hitRank && s.hitRank.get(i);
       if (rank !== undefined) {
