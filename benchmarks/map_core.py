@@ -50,7 +50,9 @@ map.setLayer(ExplorerMap.layer.fromBase64(document.getElementById('layer').textC
 map.draw();
 window.measure = async (what) => {
   const v = map.view, s = v.state, L = root.pointsLayer;
-  const box = { box: { x: [v.dataX(s.w * 0.3), v.dataX(s.w * 0.6)], y: [v.dataY(s.h * 0.6), v.dataY(s.h * 0.3)] } };
+  const [x0, x1, y0, y1] = L.extent;  // the same box as "before": a share of the points' extent
+  const box = { box: { x: [x0 + (x1 - x0) * 0.3, x0 + (x1 - x0) * 0.6],
+                       y: [y0 + (y1 - y0) * 0.4, y0 + (y1 - y0) * 0.7] } };
   const lasso = { lasso: { x: [], y: [] } };
   for (let k = 0; k < 60; k++) { const a = 2 * Math.PI * k / 60;
     lasso.lasso.x.push(v.dataX(s.w * (0.5 + 0.2 * Math.cos(a))));
@@ -93,7 +95,7 @@ window.measure = async (what) => {
   } else if (what === 'pan') { v.x0 += 0.01; v.x1 += 0.01; requestAnimationFrame(() => pv.draw(layer, v)); }
   await frame();
   await frame();
-  return { ms: performance.now() - t };
+  return { ms: performance.now() - t, selected: layer.selected ? layer.selected.reduce((a, b) => a + b, 0) : 0 };
 };
 window.ready = true;
 """

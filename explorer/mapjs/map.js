@@ -235,6 +235,7 @@
     }
 
     function sameIds(a, b) {
+      if (a === b) return !!a;
       if (!a || !b || a.length !== b.length) return false;
       const set = new Set(a);
       return b.every(id => set.has(id));
@@ -299,13 +300,16 @@
     new ResizeObserver(schedule).observe(root);
 
     function finishShape(shape) {
+      // The points inside the user's box or lasso: faded around at once, then told to the host.
       if (!shape) return;
-      const started = performance.now();
+      const started = performance.now(), layer = s.layer;
       root.lastShape = shape;
-      const ids = Array.from(M.select.pointsInside(s.layer, shape), i => s.layer.ids[i]);
-      s.ownIds = ids;
-      setSelection(ids, true);
-      s.ownIds = ids;
+      const inside = M.select.pointsInside(layer, shape), ids = new Array(inside.length);
+      const chosen = new Uint8Array(layer.n);
+      for (let k = 0; k < inside.length; k++) { chosen[inside[k]] = 1; ids[k] = layer.ids[inside[k]]; }
+      s.ownIds = s.selectedIds = ids.length ? ids : null;
+      s.selected = ids.length ? chosen : null;
+      s.selectedCount = ids.length;
       draw();
       attr("select-ms", (performance.now() - started).toFixed(1));
       emit("selection", ids, shape.box ? "box" : "lasso");

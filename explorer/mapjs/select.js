@@ -16,13 +16,36 @@
     const out = [], xs = layer.x, ys = layer.y, colour = layer.colour, hidden = layer.hidden;
     const px = shape.box ? shape.box.x : shape.lasso.x, py = shape.box ? shape.box.y : shape.lasso.y;
     const a = Math.min(...px), b = Math.max(...px), c = Math.min(...py), d = Math.max(...py);
+    const bands = shape.lasso ? edgeBands(px, py, c, d) : null;
     for (let i = 0; i < layer.n; i++) {
       const x = xs[i], y = ys[i];
       if (!(x >= a && x <= b && y >= c && y <= d) || hidden[colour[i]]) continue;
-      if (shape.lasso && !inPolygon(x, y, px, py)) continue;
+      if (bands && !inBands(x, y, px, py, bands)) continue;
       out.push(i);
     }
     return out;
+  }
+
+  // A lasso of many vertices over a million points: each point tests only the edges that span its
+  // horizontal band (the same even-odd rule, so the same answer as testing every edge).
+  const BANDS = 256;
+  function edgeBands(px, py, c, d) {
+    const scale = BANDS / ((d - c) || 1), lists = Array.from({ length: BANDS }, () => []);
+    const band = y => Math.min(BANDS - 1, Math.max(0, Math.floor((y - c) * scale)));
+    for (let k = 0, j = px.length - 1; k < px.length; j = k++) {
+      for (let g = band(Math.min(py[k], py[j])); g <= band(Math.max(py[k], py[j])); g++) lists[g].push(k, j);
+    }
+    return { lists: lists, band: band };
+  }
+
+  function inBands(x, y, px, py, bands) {
+    const edges = bands.lists[bands.band(y)];
+    let inside = false;
+    for (let e = 0; e < edges.length; e += 2) {
+      const k = edges[e], j = edges[e + 1];
+      if ((py[k] > y) !== (py[j] > y) && x < (px[j] - px[k]) * (y - py[k]) / (py[j] - py[k]) + px[k]) inside = !inside;
+    }
+    return inside;
   }
 
   function createSelector(svg, view) {
