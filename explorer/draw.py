@@ -79,7 +79,8 @@ class MapStyle:
 
 
 def escape_text(value) -> str:
-    """User text made inert for plotly's HTML-like labels (so `<img onerror=…>` shows as text)."""
+    """User text made inert in the map's payloads (so `<img onerror=…>` shows as text; the core unescapes it once
+    and sets it with textContent)."""
     text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
     # Plotly decodes &lt; &gt; &amp; in labels but shows &quot; literally, so quotes stay as they are.
     return html.escape(text, quote=False)
@@ -194,7 +195,7 @@ class PointsLayer:
     """The base layer for the app's canvas: every drawn point in draw order, as typed arrays.
 
     ``colour`` indexes ``palette`` (one [r, g, b, alpha, size] per entry); ``legend`` names the
-    groups plotly shows in its legend or colour bar; ``hover`` holds every point's hover label on
+    groups the map core shows in its legend or colour bar; ``hover`` holds every point's hover label on
     small maps (None above LEAN_HOVER_POINTS, where the browser names the point's group and title)."""
 
     x: np.ndarray

@@ -101,7 +101,10 @@ window.ready = true;
 @pytest.mark.browser
 def test_the_notebook_widget_in_chromium(saved, browser, tmp_path):
     pytest.importorskip("anywidget")
+    import base64
+
     import explorer
+    from explorer.draw import PointsLayer
     from explorer.notebook import esm
 
     widget = explorer.widget(saved, height=600)
@@ -157,6 +160,20 @@ def test_the_notebook_widget_in_chromium(saved, browser, tmp_path):
         assert root.get_attribute("data-hit-count") == "10"
         page.wait_for_timeout(100)
         assert json.loads(root.get_attribute("data-ranks-shown")), "the top hits' ranks are written"
+        # A new layer (a recolour: another draw order) keeps the focus and neighbours on their rows.
+        ids = saved.points["row_id"].tolist()
+        layer = PointsLayer.from_bytes(base64.b64decode(widget.layer))
+        reversed_layer = PointsLayer(x=layer.x[::-1], y=layer.y[::-1], ids=layer.ids[::-1], colour=layer.colour[::-1],
+                                     palette=layer.palette, legend=layer.legend, hover=layer.hover[::-1])
+        other = base64.b64encode(reversed_layer.to_bytes()).decode("ascii")
+        moved = page.evaluate("""([other, focus, near]) => {
+            const m = document.querySelector('[data-testid="notebook-map"]'), api = m.explorerMap;
+            api.setOverlay({ focus: focus, neighbours: near });
+            api.setLayer(ExplorerMap.layer.fromBase64(other), true);
+            const o = api.state.overlay;
+            return [m.pointsLayer.ids[o.focus], o.neighbours.map(i => m.pointsLayer.ids[i])]; }""",
+                              [other, ids[5], ids[10:13]])
+        assert moved == [ids[5], ids[10:13]], moved
         # A query typed in the page goes to the model.
         page.fill('input[type="search"]', "gene sequence")
         page.press('input[type="search"]', "Enter")

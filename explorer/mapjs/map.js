@@ -178,7 +178,8 @@
       attr("base-key", layer.key || "");
       attr("layer-bytes", layer.bytes);
       attr("shown-count", shownCount());
-      setHits(s.hitIds || [], s.scores, s.rankCount);
+      // Row ids are resolved again: a new layer (a recolour) puts the rows in another draw order.
+      if (s.overlayIds) setOverlay(s.overlayIds); else setHits(s.hitIds || [], s.scores, s.rankCount);
       setSelection(s.ownIds || s.selectedIds || null, true);
       schedule();
     }
@@ -224,6 +225,9 @@
         for (const id of ids) { const i = M.layer.positionOf(layer, id); if (i >= 0 && !chosen[i]) { chosen[i] = 1; count++; } }
         s.selected = chosen; s.selectedCount = count;
       }
+      // Written at once (the frame follows): a host or test reads the state right after setting it.
+      attr("selected-count", s.selected ? s.selectedCount : 0);
+      attr("selection-outlines", svg.getAttribute("data-outlines") || "0");
       if (!quiet) schedule();
     }
 
