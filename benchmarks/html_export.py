@@ -19,6 +19,7 @@ import argparse
 import fcntl
 import glob
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+# The last commit with draw.build_figure (main before issue 26): the "before" page is built there.
+PLOTLY_COMMIT = "bac6180"
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -42,15 +45,23 @@ QUERY = "graph neural"
 
 
 def old_html(saved) -> bytes:
-    """HEAD's export.to_html_bytes (before issue 17): a plotly figure with plotly.js inlined."""
-    from explorer.draw import MapStyle, build_figure, default_colour_column, escape_text, title_column
-
-    points = saved.points
-    style = MapStyle(color_by=default_colour_column(points),
-                     title_column=title_column(points, saved.manifest.get("text_columns") or []))
-    fig = build_figure(points, style=style)
-    fig.update_layout(title={"text": escape_text(saved.name)}, margin={"t": 40}, dragmode="pan")
-    return fig.to_html(include_plotlyjs=True, full_html=True, config={"scrollZoom": True}).encode("utf-8")
+    """The plotly page exports made before issue 17 (a plotly figure with plotly.js inlined), from the tree
+    before issue 26 removed draw.build_figure: `git archive` of ``PLOTLY_COMMIT`` into a temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", PLOTLY_COMMIT], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        script = ("import sys; from explorer import Workspace; from explorer.draw import MapStyle, build_figure, "
+                  "default_colour_column, escape_text, title_column\n"
+                  "saved = Workspace(sys.argv[1]).open(sys.argv[2]); points = saved.points\n"
+                  "style = MapStyle(color_by=default_colour_column(points), "
+                  "title_column=title_column(points, saved.manifest.get('text_columns') or []))\n"
+                  "fig = build_figure(points, style=style)\n"
+                  "fig.update_layout(title={'text': escape_text(saved.name)}, margin={'t': 40}, dragmode='pan')\n"
+                  "sys.stdout.buffer.write(fig.to_html(include_plotlyjs=True, full_html=True, "
+                  "config={'scrollZoom': True}).encode('utf-8'))")
+        return subprocess.run([sys.executable, "-c", script, str(saved.path.parent.parent), saved.name], cwd=folder,
+                              check=True, capture_output=True).stdout
 
 
 def arxiv_rows() -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The map's points layer in headless Chromium (issue 16): plotly's WebGL scatter against the canvas layer.
+"""The map's points layer in headless Chromium (issue 16): plotly's WebGL scatter against the canvas layer,
+and since issue 26 the map core (explorer/mapjs/, no plotly): each helper below reads whichever it finds.
 
 A synthetic saved map (Gaussian blobs with a category column, small random unit embeddings) is
 opened in the real app, then: reopen → first paint, the frames of a pan and of scroll-zooms, a box
@@ -33,6 +34,7 @@ MOVES = 40
 # Timestamps of plotly's view updates during a drag or a wheel (both renderers emit them once the
 # new view is drawn: scattergl redraws before, the canvas on the next frame).
 RELAYOUTING = """() => { const m = document.getElementById('map'); m.updates = [];
+    if (!m.on) return;  // the map core: its drawTimes hold every frame it drew
     if (!m.updatesHooked) { m.updatesHooked = true;
         m.on('plotly_relayouting', () => requestAnimationFrame(() => m.updates.push(performance.now()))); } }"""
 FRAME_TIMES = """ms => new Promise(resolve => {
@@ -102,7 +104,9 @@ def _draw_times(inner, since: int, what: str) -> dict:
 
 def _box_for(points: pd.DataFrame, inner, target: int) -> tuple[float, float, float, float]:
     """A centred box (data units) holding about ``target`` points, found by bisection on its half-size."""
-    xr, yr = inner.evaluate("() => { const f = document.getElementById('map')._fullLayout;"
+    xr, yr = inner.evaluate("() => { const m = document.getElementById('map'), f = m._fullLayout;"
+                            " if (!f) { const v = m.explorerMap.view, s = v.state;"
+                            " return [[v.dataX(0), v.dataX(s.w)], [v.dataY(s.h), v.dataY(0)]]; }"
                             " return [f.xaxis.range, f.yaxis.range]; }")
     cx, cy = (xr[0] + xr[1]) / 2, (yr[0] + yr[1]) / 2
     x, y = points["x"].to_numpy(float), points["y"].to_numpy(float)
@@ -116,7 +120,8 @@ def _box_for(points: pd.DataFrame, inner, target: int) -> tuple[float, float, fl
 
 def _to_page(inner, page, x: float, y: float) -> tuple[float, float]:
     """Page pixels of the data point (x, y) on the map (the widget's iframe offset added)."""
-    px, py = inner.evaluate("([x, y]) => { const f = document.getElementById('map')._fullLayout;"
+    px, py = inner.evaluate("([x, y]) => { const m = document.getElementById('map'), f = m._fullLayout;"
+                            " if (!f) return m.explorerMap.project(x, y);"
                             " return [f._size.l + f.xaxis.l2p(x), f._size.t + f.yaxis.l2p(y)]; }", [x, y])
     frame = page.locator('iframe[title*="explorer_map"]').bounding_box()
     return frame["x"] + px, frame["y"] + py
@@ -150,11 +155,20 @@ def measure(home: Path, name: str, points: pd.DataFrame, *, repo: Path, shots: P
         if shots:
             page.screenshot(path=str(shots / f"{name}-full.png"))
 
-        chart = frame.locator(".js-plotly-plot").first
-        area = chart.locator(".nsewdrag").first.bounding_box()
+        core = inner.evaluate("() => !!document.getElementById('map').explorerMap")
+        chart = frame.locator("#map" if core else ".js-plotly-plot").first
+        area = (page.locator('iframe[title*="explorer_map"]') if core else chart.locator(".nsewdrag").first
+                ).bounding_box()
         cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
-        chart.hover()
-        chart.locator('.modebar-btn[data-title="Pan"]').click()
+
+        def tool(name: str) -> None:
+            if core:
+                frame.locator(f'#map .toolbar button[data-mode="{name.split()[0].lower()}"]').click()
+            else:
+                chart.hover()
+                chart.locator(f'.modebar-btn[data-title="{name}"]').click()
+
+        tool("Pan")
 
         def pan() -> None:
             page.mouse.move(cx, cy)
@@ -208,8 +222,7 @@ def measure(home: Path, name: str, points: pd.DataFrame, *, repo: Path, shots: P
         wait_until_idle(page, timeout=600_000)
         received.take()
 
-        chart.hover()
-        chart.locator('.modebar-btn[data-title="Box Select"]').click()
+        tool("Box Select")
         x0, x1, y0, y1 = _box_for(points, inner, BOX_POINTS)
         (ax, ay), (bx, by) = _to_page(inner, page, x0, y1), _to_page(inner, page, x1, y0)
         page.mouse.move(ax, ay)

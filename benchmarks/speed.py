@@ -91,7 +91,7 @@ def child(csv: Path, home: Path, name: str, mode: str, *, clusters: bool) -> dic
     """Warm up, build (with clusters, as the app's upload form does by default), reopen, draw and query."""
     from explorer import Workspace, build_map
     from explorer.cluster import config_for_rows
-    from explorer.draw import MapStyle, build_figure, default_colour_column
+    from explorer.draw import MapStyle, default_colour_column, points_layer
     from explorer.embedders import embedder_for
     from explorer.project import warm_up_umap
     from explorer.search import embed_query, search_similar
@@ -108,8 +108,8 @@ def child(csv: Path, home: Path, name: str, mode: str, *, clusters: bool) -> dic
     saved = Workspace(home).open(name)
     opened = time.perf_counter() - started
     points = saved.points
-    figure = build_figure(points, style=MapStyle(color_by=default_colour_column(points), title_column="title"))
-    payload = figure.to_json()
+    # The points layer the map core is sent (draw.PointsLayer's bytes): the app's payload since issue 26.
+    payload = points_layer(points, MapStyle(color_by=default_colour_column(points), title_column="title")).to_bytes()
     reopen = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -126,7 +126,7 @@ def child(csv: Path, home: Path, name: str, mode: str, *, clusters: bool) -> dic
     return {
         "warm_up": warm_up, "seconds": result.seconds, "build": build_seconds, "mode": asdict(result.mode),
         "model_id": saved.manifest["model_id"], "dimension": saved.manifest["dimension"],
-        "reopen": reopen, "open": opened, "payload_bytes": len(payload.encode("utf-8")),
+        "reopen": reopen, "open": opened, "payload_bytes": len(payload),
         "embedder_load": embedder_load, "query_ms": [1000 * s for s in latencies],
     }
 
@@ -252,8 +252,8 @@ def render(runs: list[SpeedRun], *, invocation: str, started: datetime, browser:
         line("peak RSS of the process (MB)", lambda r: f"{r.peak_rss_mb:,.0f}"),
         line("10-NN accuracy of the field, 2D", lambda r: f"**{r.knn_2d:.3f}**"),
         line("trustworthiness (10-NN, 2,000-row sample)", lambda r: f"{r.trust:.3f}"),
-        line("reopen: open + figure + JSON (s)", lambda r: f"{r.child['reopen']:.2f}"),
-        line("figure JSON sent to the browser (MB)", lambda r: f"{r.child['payload_bytes'] / 1e6:.1f}"),
+        line("reopen: open + points layer (s)", lambda r: f"{r.child['reopen']:.2f}"),
+        line("points layer sent to the browser (MB)", lambda r: f"{r.child['payload_bytes'] / 1e6:.1f}"),
         line("query p50 / p95, embedding included (ms)", lambda r: "{:.1f} / {:.1f}".format(
             *np.percentile(r.child["query_ms"], [50, 95]))),
         line("loading the query embedder (s)", lambda r: f"{r.child['embedder_load']:.2f}"),
@@ -308,7 +308,7 @@ def _targets(runs: list[SpeedRun], browser: dict | None) -> list[str]:
                    f"({verdict(r.peak_rss_mb <= TARGET_100K_RSS_MB)}).")
         drawn = f"; in Chromium the points were drawn {browser['open_drawn']:.1f} s after \"Open\"" if browser else ""
         out.append(f"- Reopen 100k ≤ {TARGET_REOPEN_SECONDS} s to a drawn map: {r.child['reopen']:.2f} s in the "
-                   f"library (open + figure + JSON){drawn}: "
+                   f"library (open + points layer){drawn}: "
                    f"{verdict((browser or {}).get('open_drawn', r.child['reopen']) <= TARGET_REOPEN_SECONDS)}.")
         p50 = float(np.percentile(r.child["query_ms"], 50))
         out.append(f"- Query at 100k ≤ {TARGET_QUERY_MS} ms median: {p50:.1f} ms: "
@@ -333,8 +333,8 @@ def _notes(runs: list[SpeedRun], browser: dict | None) -> list[str]:
         "is measured against each mode's own embedding space, so it compares layouts, not modes.",
         "- Query latency: titles of 60 random rows as queries (5 more first, untimed), embedded with the "
         "map's own embedder and ranked against every row (`embed_query` + `search_similar`).",
-        "- Reopen and payload: `Workspace.open` + `draw.build_figure` (coloured by `primary_category`, "
-        "hover titles) + `figure.to_json()`, the JSON that Streamlit sends to the browser.",
+        "- Reopen and payload: `Workspace.open` + `draw.points_layer` (coloured by `primary_category`, "
+        "hover titles) + `.to_bytes()`, the points file the map core fetches.",
     ]
     # Runs recorded before `measured` existed are from the first run; the others were re-run with --replace.
     later = [f"{r.size} {r.mode} at {r.measured}" for r in runs if r.measured]

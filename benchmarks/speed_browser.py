@@ -60,12 +60,12 @@ def _open_map(page, received: _Bytes) -> dict:
     received.take()
     started, clicked_ms = time.perf_counter(), time.time() * 1000
     page.locator("[data-testid^=stBaseButton]", has_text="Open").click()
-    # The widget marks the map with its base layer's key once plotly has drawn it.
+    # The widget marks the map with its base layer's key once the core has drawn it.
     map_frame(page).locator("#map:not([data-base-key=''])[data-base-key]").wait_for(timeout=600_000)
     out = {"open_drawn": time.perf_counter() - started}
     inner = next(f for f in page.frames if "explorer_map" in f.url)
     # Where the time went: the server's run until the widget's page was requested, then loading
-    # plotly.js in it, then parsing and drawing the points.
+    # its scripts (plotly.js before issue 26, the map core's files since), then parsing and drawing the points.
     origin_ms, ready_ms = inner.evaluate(
         "() => [performance.timeOrigin, performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd]")
     out["open_server"] = (origin_ms - clicked_ms) / 1000
@@ -88,7 +88,8 @@ def _placement(page, frame, cx: float, cy: float) -> dict:
             "([s, z]) => document.querySelector(s).contentDocument.getElementById('map').dataset.zoom !== z",
             arg=['iframe[title*="explorer_map"]', before], timeout=60_000)
         page.wait_for_timeout(300)
-        placed.append(float(frame.locator("#overlay").get_attribute("data-placed-ms") or "nan"))
+        # The map core draws points, overlay and labels in one frame (data-draw-ms) since issue 26.
+        placed.append(float(frame.locator("#map").get_attribute("data-draw-ms") or "nan"))
         labels.append(len(json.loads(frame.locator("#map").get_attribute("data-labels") or "[]")))
     return {"place_ms_max": max(placed), "place_ms_median": sorted(placed)[len(placed) // 2],
             "labels_shown": labels, "zoomed_to": float(frame.locator("#map").get_attribute("data-zoom"))}
@@ -124,11 +125,9 @@ def measure_browser(home: Path, map_name: str) -> dict:
         frame = map_frame(page)
         inner = next(f for f in page.frames if "explorer_map" in f.url)
 
-        chart = frame.locator(".js-plotly-plot").first
-        area = chart.locator(".nsewdrag").first.bounding_box()
+        area = page.locator('iframe[title*="explorer_map"]').bounding_box()
         cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
-        chart.hover()
-        chart.locator('.modebar-btn[data-title="Pan"]').click()
+        frame.locator('#map .toolbar button[data-mode="pan"]').click()
         frames = inner.evaluate_handle(FRAME_TIMES)
         page.mouse.move(cx, cy)
         page.mouse.down()
@@ -140,11 +139,10 @@ def measure_browser(home: Path, map_name: str) -> dict:
         out["pan_frame_ms_max"] = gaps[-1] if gaps else float("nan")
         wait_until_idle(page, timeout=600_000)
         # The widget places the labels again after every pan and zoom, in the browser: how long that took.
-        out["place_ms_pan"] = float(frame.locator("#overlay").get_attribute("data-placed-ms") or "nan")
+        out["place_ms_pan"] = float(frame.locator("#map").get_attribute("data-draw-ms") or "nan")
         received.take()
 
-        chart.hover()
-        chart.locator('.modebar-btn[data-title="Box Select"]').click()
+        frame.locator('#map .toolbar button[data-mode="box"]').click()
         w, h = area["width"] * BOX_SHARE / 2, area["height"] * BOX_SHARE / 2
         page.mouse.move(cx - w, cy - h)
         page.mouse.down()
@@ -163,10 +161,10 @@ def measure_browser(home: Path, map_name: str) -> dict:
         box.fill(QUERY)
         started = time.perf_counter()
         box.press("Enter")
-        # Hits drawn: the overlay holds the hits trace (the query's label shows only while its star is in view).
+        # Hits drawn: the map core counts them on its element once drawn.
         page.wait_for_function(
-            "s => { const o = document.querySelector(s).contentDocument.getElementById('overlay');"
-            " return !!(o && o._fullData && o._fullData.some(t => t.name === 'search hits')); }",
+            "s => { const m = document.querySelector(s).contentDocument.getElementById('map');"
+            " return !!(m && Number(m.dataset.hitCount) > 0); }",
             arg='iframe[title*="explorer_map"]', timeout=600_000)
         out["search_shown"] = time.perf_counter() - started
         wait_until_idle(page, timeout=600_000)
@@ -181,7 +179,7 @@ def measure_browser(home: Path, map_name: str) -> dict:
         f"open a saved map → points drawn {out['open_drawn']:.1f} s (the map read from disk while the first "
         f"screen listed it; opened again in fresh browser contexts, with the map in the server's memory: {again} s). "
         f"The first open: the server's run until the map widget "
-        f"loads {out['open_server']:.1f} s, plotly.js loaded and parsed {out['open_plotly_js']:.1f} s, the "
+        f"loads {out['open_server']:.1f} s, the page's scripts loaded and parsed {out['open_plotly_js']:.1f} s, the "
         f"points parsed and drawn {out['open_first_draw']:.1f} s; script idle {out['open_idle']:.1f} s, "
         f"{out['open_bytes'] / 1e6:.1f} MB over the websocket)",
         f"pan: median frame {out['pan_frame_ms_median']:.0f} ms, longest {out['pan_frame_ms_max']:.0f} ms; labels "

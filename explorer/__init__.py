@@ -10,7 +10,7 @@ from __future__ import annotations
 from .cluster import ClusterConfig, Clustering, ClusterLevel, cluster_map
 from .corpus import Corpus, detect_kind, read_corpus
 from .curate import relayout_map, remove_and_reproject
-from .draw import MapStyle, build_figure, visible_labels
+from .draw import MapStyle
 from .duplicates import Duplicates, near_duplicates
 from .embed import EmbeddingCache, EmbeddingResult, embed_cached
 from .embedders import (
@@ -74,7 +74,7 @@ __all__ = [
     # search and filter
     "SearchResult", "nearest_neighbors", "search_map", "search_similar", "category_mask", "keyword_mask", "sql_mask",
     # draw and export
-    "MapStyle", "build_figure", "visible_labels", "thumbnail_data_uri", "export_points", "to_csv_bytes",
+    "MapStyle", "widget", "thumbnail_data_uri", "export_points", "to_csv_bytes",
     "to_html_bytes", "to_parquet_bytes",
     # the whole path, its refinement by the transformer, and the store
     "BuildResult", "build_map", "RefineResult", "pending_refinements", "refine_map", "SavedMap", "Workspace",
@@ -82,3 +82,11 @@ __all__ = [
     # maps that grow, and where they mislead
     "AddResult", "add_rows", "Trust", "add_trust", "trust_scores", "Duplicates", "near_duplicates",
 ]
+
+
+def widget(map_or_name, **options):
+    """The map as a notebook widget (an anywidget.AnyWidget: explorer.notebook.MapWidget); anywidget is
+    imported only here, so `import explorer` stays light."""
+    from .notebook import map_widget
+
+    return map_widget(map_or_name, **options)

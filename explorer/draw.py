@@ -1,5 +1,7 @@
-"""Step 6, draw: the map's points (a plotly WebGL scatter for exports, typed arrays for the app's canvas),
-search hits, query marker and selection overlays."""
+"""Step 6, draw: what the map core (explorer/mapjs/) draws, built in Python: the points layer (typed
+arrays, colours and legend), the overlay (search hits, query, focus, neighbours), every level's cluster
+labels and the titles and thumbnails shown close up; the same payloads for the app, the offline export
+and the notebook widget."""
 
 from __future__ import annotations
 
@@ -8,13 +10,13 @@ import html
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .filters import filterable_columns
-from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_table, label_layers
+from .map_clusters import CLUSTER_LABEL_COLUMN, label_layers
 from .store import SavedMap
 from .texts import title_column  # noqa: F401 - the draw step's callers name it here
 
@@ -39,15 +41,11 @@ LEAN_HOVER_POINTS = 20_000
 # A selection ring above this many points names only "selection" on hover: titles for 10k selected
 # rows cost 0.2 s and a megabyte on every rerun, and the selection table lists them anyway.
 LEAN_SELECTION_POINTS = 2_000
-# Label boxes are estimated from the character count: about 7 px per character at 12 px font, 18 px tall.
-LABEL_CHAR_PX = 7.0
-LABEL_HEIGHT_PX = 18.0
 # Search hits with their rank as text on the map; the others have it in their hover, since ten
 # numbers on a tight group of hits pile up on each other and on the query star.
 RANK_TEXT_HITS = 3
 QUERY_LABEL_CHARS = 40
-# Titles drawn beside the points once a zoom leaves at most this many in view (cut to this length).
-TITLE_POINTS = 25
+# Titles sent for the browser to draw beside the points close up are cut to this length.
 POINT_TITLE_CHARS = 48
 # The browser shows a level's labels from this zoom factor on: the zoom at which as many of its
 # labels fall in view as the coarsest level shows at full view (n labels, 1/z² of the map in view).
@@ -79,11 +77,11 @@ class MapStyle:
     titles: Sequence[str] | None = None
     # Image maps: gives every row's thumbnail as a data: URI by row id (called once per map, for the hover).
     thumbnails: Callable[[], Mapping[int, str]] | None = None
-    extra_traces: list = field(default_factory=list)
 
 
 def escape_text(value) -> str:
-    """User text made inert for plotly's HTML-like labels (so `<img onerror=…>` shows as text)."""
+    """User text made inert in the map's payloads (so `<img onerror=…>` shows as text; the core unescapes it once
+    and sets it with textContent)."""
     text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
     # Plotly decodes &lt; &gt; &amp; in labels but shows &quot; literally, so quotes stay as they are.
     return html.escape(text, quote=False)
@@ -131,17 +129,6 @@ def category_values(series: pd.Series, *, max_categories: int = MAX_CATEGORIES) 
         keep = set(counts.index[: max_categories - 1])
         values = values.where(values.isin(keep), OTHER)
     return values
-
-
-def build_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: int = 720):
-    """The whole map in one figure: the base layer, the selection ring and the overlays (for exports and tests)."""
-    style = style or MapStyle()
-    fig = base_figure(points, style=style, height=height, faded=style.hits is not None)
-    fig.add_traces(selection_ring(points, style=style) + overlay_traces(points, style=style))
-    placed = static_labels(points, style.labels)
-    if placed is not None and len(placed):
-        fig.update_layout(annotations=_label_annotations(placed))
-    return fig
 
 
 def drawn_rows(points: pd.DataFrame) -> np.ndarray:
@@ -196,61 +183,12 @@ def point_groups(points: pd.DataFrame, style: MapStyle, *, faded: bool = False) 
     return groups
 
 
-def map_layout(*, height: int = 720, revision: str = "map") -> dict:
-    """The map's plotly layout: square aspect, no axes, lasso by default, the legend below the plot."""
-    return {
-        "height": height, "margin": {"l": 0, "r": 0, "t": 10, "b": 0}, "dragmode": "lasso", "hovermode": "closest",
-        "plot_bgcolor": "white", "paper_bgcolor": "white", "uirevision": revision,
-        "legend": {"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)", "title": {"text": ""},
-                   "orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
-        "xaxis": {"visible": False, "showgrid": False, "zeroline": False},
-        "yaxis": {"visible": False, "showgrid": False, "zeroline": False, "scaleanchor": "x", "scaleratio": 1},
-    }
-
-
-def base_figure(points: pd.DataFrame, *, style: MapStyle | None = None, height: int = 720, faded: bool = False,
-                revision: str = "map"):
-    """The base layer as plotly WebGL traces (exports and static figures; the app draws `points_layer`).
-
-    It depends only on colour, hover fields, filters and similarity colouring, never on hits,
-    selection, focus or labels."""
-    import plotly.graph_objects as go
-
-    style = style or MapStyle()
-    fig = go.Figure()
-    drawn = drawn_rows(points)
-    row_ids = points["row_id"].to_numpy()
-    # Above LEAN_HOVER_POINTS the base carries no per-point text; overlays label their own points.
-    hover = None if int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
-        hover_texts(points, title=style.title_column, fields=style.hover_fields), dtype=object)
-    for group in point_groups(points, style, faded=faded):
-        mask = group.mask
-        kw = {"hovertemplate": "%{fullData.name}<extra></extra>"} if hover is None else {
-            "hovertext": hover[mask], "hoverinfo": "text"}
-        marker = {"size": group.size, "opacity": group.opacity}
-        if group.values is not None:
-            marker.update(color=group.values[mask], colorscale="Viridis",
-                          colorbar={"title": group.colorbar, "thickness": 12})
-        else:
-            marker["color"] = group.colour
-        if group.legendrank is not None:
-            kw["legendrank"] = group.legendrank
-        if group.legendgroup is not None:
-            kw["legendgroup"] = group.legendgroup
-        fig.add_trace(go.Scattergl(
-            x=points["x"].to_numpy()[mask], y=points["y"].to_numpy()[mask], mode="markers", name=group.name,
-            customdata=row_ids[mask].reshape(-1, 1), marker=marker, showlegend=group.showlegend, **kw,
-        ))
-    fig.update_layout(**map_layout(height=height, revision=revision))
-    return fig
-
-
 @dataclass
 class PointsLayer:
     """The base layer for the app's canvas: every drawn point in draw order, as typed arrays.
 
     ``colour`` indexes ``palette`` (one [r, g, b, alpha, size] per entry); ``legend`` names the
-    groups plotly shows in its legend or colour bar; ``hover`` holds every point's hover label on
+    groups the map core shows in its legend or colour bar; ``hover`` holds every point's hover label on
     small maps (None above LEAN_HOVER_POINTS, where the browser names the point's group and title)."""
 
     x: np.ndarray
@@ -290,43 +228,14 @@ class PointsLayer:
         return {entry["name"]: self.ids[np.isin(self.colour, entry["colours"])] for entry in self.legend}
 
 
-def frame_figure(layer: PointsLayer, *, height: int = 720, revision: str = "map") -> dict:
-    """The plotly figure the app's canvas lies under: no points, one empty trace per layer group for the
-    legend (and a colour bar's scale), the map's layout. Trace i is ``layer.legend[i]``."""
-    traces = []
-    for entry in layer.legend:
-        r, g, b, alpha, size = layer.palette[entry["colours"][0]]
-        trace = {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": entry["name"],
-                 "showlegend": entry["showlegend"], "hoverinfo": "skip",
-                 "marker": {"color": f"rgba({r},{g},{b},{max(alpha, 0.6)})", "size": size}}
-        for key in ("legendrank", "legendgroup"):
-            if entry[key] is not None:
-                trace[key] = entry[key]
-        if "colorbar" in entry:
-            bar = entry["colorbar"]
-            trace.update(x=[None, None], y=[None, None], marker={
-                "color": [bar["cmin"], bar["cmax"]], "colorscale": "Viridis", "cmin": bar["cmin"], "cmax": bar["cmax"],
-                "showscale": True, "colorbar": {"title": {"text": bar["title"]}, "thickness": 12}})
-        traces.append(trace)
-    finite = np.isfinite(layer.x) & np.isfinite(layer.y)
-    if finite.any():
-        # Two invisible corners, so that plotly's autorange (the first view, a double-click, "Reset
-        # axes") frames the points as it framed its own traces.
-        x, y = layer.x[finite], layer.y[finite]
-        size = max((entry[4] for entry in layer.palette), default=5.0)
-        traces.append({"type": "scatter", "x": [float(x.min()), float(x.max())], "y": [float(y.min()), float(y.max())],
-                       "mode": "markers", "name": "extent", "showlegend": False, "hoverinfo": "skip",
-                       "marker": {"size": size, "opacity": 0}})
-    return {"data": traces, "layout": map_layout(height=height, revision=revision)}
-
-
 VIRIDIS_STEPS = 240
 
 
-def points_layer(points: pd.DataFrame, style: MapStyle) -> PointsLayer:
-    """The base layer's points in draw order, coloured by `point_groups` (the same colours as `base_figure`)."""
+def points_layer(points: pd.DataFrame, style: MapStyle, *, hover: bool = True) -> PointsLayer:
+    """The base layer's points in draw order, coloured by `point_groups`; ``hover=False`` leaves out the
+    hover labels (a host that carries its own texts: the offline export)."""
     drawn = drawn_rows(points)
-    hover = None if int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
+    hover = None if not hover or int(drawn.sum()) > LEAN_HOVER_POINTS else np.asarray(
         hover_texts(points, title=style.title_column, fields=style.hover_fields), dtype=object)
     xs, ys, row_ids = points["x"].to_numpy(np.float32), points["y"].to_numpy(np.float32), points["row_id"].to_numpy()
     parts, palette, legend = [], [], []
@@ -383,43 +292,6 @@ def _hex(colour: str) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def overlay_traces(points: pd.DataFrame, *, style: MapStyle, query_text: bool = True) -> list:
-    """What is drawn over the base layer: search hits, query star and links, the focused point, its neighbours.
-
-    All SVG traces of a few dozen points, so the app can redraw them without touching the WebGL
-    layer. ``query_text=False`` leaves the query's label off its star: the app's browser places it."""
-    row_ids = points["row_id"].to_numpy()
-    rows = np.zeros(len(points), dtype=bool)
-    if style.hits is not None:
-        rows[np.asarray(style.hits, dtype=np.int64)] = True
-    if style.focus is not None:
-        rows |= row_ids == style.focus
-    neighbours = _drawn_positions(points, style.neighbours)
-    rows[neighbours] = True
-    hover = _hover_of(points, style, rows)
-    return (_hits(points, style, hover, row_ids, query_text=query_text)
-            + _neighbours(points, neighbours, hover, row_ids) + _focus(points, style, hover, row_ids)
-            + list(style.extra_traces))
-
-
-def selection_ring(points: pd.DataFrame, *, style: MapStyle) -> list:
-    """A ring around every selected point (the app shows plotly's own selection instead)."""
-    import plotly.graph_objects as go
-
-    if style.selected is None or len(style.selected) == 0:
-        return []
-    row_ids = points["row_id"].to_numpy()
-    drawn = drawn_rows(points)
-    mask = drawn & np.isin(row_ids, np.asarray(style.selected))
-    labels = ({"hovertemplate": "selection<extra></extra>"} if mask.sum() > LEAN_SELECTION_POINTS
-              else {"hovertext": _hover_of(points, style, mask)[mask], "hoverinfo": "text"})
-    return [go.Scattergl(
-        x=points["x"].to_numpy()[mask], y=points["y"].to_numpy()[mask], mode="markers", name="selection",
-        customdata=row_ids[mask].reshape(-1, 1), showlegend=True, **labels,
-        marker={"color": "rgba(0,0,0,0)", "size": style.point_size + 4, "line": {"color": "#111111", "width": 1.2}},
-    )]
-
-
 def base_key(points: pd.DataFrame, style: MapStyle, *, revision: str = "map") -> str:
     """A digest of everything `base_figure` draws from: equal keys mean an identical base layer."""
     digest = hashlib.sha256()
@@ -431,12 +303,25 @@ def base_key(points: pd.DataFrame, style: MapStyle, *, revision: str = "map") ->
 
 
 def overlay_json(points: pd.DataFrame, style: MapStyle) -> str:
-    """The overlay traces as plotly JSON, whether the base layer is veiled behind search hits, and the query's label."""
-    import plotly.io as pio
-
-    figure = {"data": [t.to_plotly_json() for t in overlay_traces(points, style=style, query_text=False)],
-              "fade": style.hits is not None, "query": query_label(style)}
-    return pio.to_json(figure, validate=False)
+    """What the map core draws over the points, as JSON of row ids: the search hits (best first) with their
+    scores and how many get their rank written, the query's star and label, the focused point, its neighbours."""
+    row_ids = points["row_id"].to_numpy()
+    hits, scores = [], None
+    if style.hits is not None and len(style.hits):
+        idx = np.asarray(style.hits, dtype=np.int64)
+        keep = (idx >= 0) & (idx < len(points))
+        keep[keep] = drawn_rows(points)[idx[keep]]
+        hits = row_ids[idx[keep]].tolist()
+        if style.hit_scores is not None:
+            values = np.asarray(style.hit_scores, dtype=float)[: len(idx)]
+            scores = [round(float(v), 4) for v in values[keep[: len(values)]]]
+    focus = None
+    if style.focus is not None and (row_ids[drawn_rows(points)] == style.focus).any():
+        focus = int(style.focus)
+    overlay = {"hits": hits, "scores": scores, "ranks": RANK_TEXT_HITS, "query": query_label(style),
+               "focus": focus,
+               "neighbours": row_ids[_drawn_positions(points, style.neighbours)].tolist()}
+    return json.dumps(overlay, separators=(",", ":"))
 
 
 def query_label(style: MapStyle) -> dict | None:
@@ -473,8 +358,9 @@ def level_zooms(labels: pd.DataFrame) -> list[float]:
 def label_payload(labels: pd.DataFrame | None) -> dict:
     """Every level's labels for the browser's placement on each zoom: rows of [x, y, text, level, priority].
 
-    Texts are escaped for plotly; levels are indices into ``levels`` (coarsest first), each shown
-    from its ``zooms`` factor on. Compact rows keep a few hundred labels to a few tens of kB."""
+    Texts are escaped (escape_text; the browser unescapes them once and sets them as text); levels are
+    indices into ``levels`` (coarsest first), each shown from its ``zooms`` factor on. Compact rows keep
+    a few hundred labels to a few tens of kB."""
     labels = _label_frame(labels)
     if labels is None or labels.empty:
         return {"levels": [], "zooms": [], "labels": []}
@@ -486,21 +372,6 @@ def label_payload(labels: pd.DataFrame | None) -> dict:
              round(float(priority), 5)]
             for x, y, text, level, priority in ordered[["x", "y", "text", "level", "priority"]].itertuples(index=False)]
     return {"levels": levels, "zooms": level_zooms(labels), "labels": rows}
-
-
-def static_labels(points: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame | None:
-    """For a figure drawn once (exports): the coarsest level's labels that fit the full view (x, y, label, size)."""
-    labels = _label_frame(labels)
-    if labels is None or labels.empty:
-        return None
-    top = labels[labels["level"].astype(str) == levels_of_labels(labels)[0]].rename(columns={"text": "label"})
-    if "size" not in top:
-        top = top.assign(size=top["priority"])
-    drawn = drawn_rows(points)
-    x, y = points["x"].to_numpy(float)[drawn], points["y"].to_numpy(float)[drawn]
-    if not len(x):
-        return None
-    return place_labels(top, x_range=(x.min(), x.max()), y_range=(y.min(), y.max()), width_px=760, height_px=680)
 
 
 def map_labels(saved: SavedMap) -> pd.DataFrame | None:
@@ -554,125 +425,3 @@ def _drawn_positions(points: pd.DataFrame, positions) -> np.ndarray:
     positions = positions[(positions >= 0) & (positions < len(points))]
     return positions[drawn_rows(points)[positions]]
 
-
-def _neighbours(points: pd.DataFrame, positions: np.ndarray, hover, row_ids) -> list:
-    import plotly.graph_objects as go
-
-    if not len(positions):
-        return []
-    # Thin grey rings: they must not compete with the search hits' gold markers or the focus ring.
-    return [go.Scatter(
-        x=points["x"].to_numpy()[positions], y=points["y"].to_numpy()[positions], mode="markers",
-        name="neighbours", customdata=row_ids[positions].reshape(-1, 1), showlegend=False,
-        hovertext=[f"neighbour {i}<br>{h}" for i, h in enumerate(hover[positions], start=1)], hoverinfo="text",
-        marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"color": "#37474f", "width": 1.3}},
-    )]
-
-
-def _hover_of(points: pd.DataFrame, style: MapStyle, rows: np.ndarray) -> np.ndarray:
-    """Hover labels for ``rows`` only (empty elsewhere): a big map's overlays label just their own points."""
-    hover = np.full(len(points), "", dtype=object)
-    if rows.any():
-        hover[rows] = hover_texts(points[rows], title=style.title_column, fields=style.hover_fields)
-    return hover
-
-
-def _hits(points: pd.DataFrame, style: MapStyle, hover, row_ids, *, query_text: bool = True) -> list:
-    import plotly.graph_objects as go
-
-    if style.hits is None or len(style.hits) == 0:
-        return []
-    traces = []
-    idx = np.asarray(style.hits)
-    idx = idx[points["x"].to_numpy()[idx] == points["x"].to_numpy()[idx]]  # drop NaN positions
-    x, y = points["x"].to_numpy()[idx], points["y"].to_numpy()[idx]
-    query_drawn = style.query_xy is not None and np.isfinite(style.query_xy).all()
-    if query_drawn:
-        qx, qy = float(style.query_xy[0]), float(style.query_xy[1])
-        lines_x = np.column_stack([np.full(len(x), qx), x, np.full(len(x), np.nan)]).ravel()
-        lines_y = np.column_stack([np.full(len(y), qy), y, np.full(len(y), np.nan)]).ravel()
-        traces.append(go.Scatter(x=lines_x, y=lines_y, mode="lines", hoverinfo="skip", showlegend=False,
-                                   line={"color": "rgba(214,39,40,0.45)", "width": 1}, name="links"))
-    ranks = np.arange(1, len(idx) + 1)
-    scores = np.asarray(style.hit_scores)[: len(idx)] if style.hit_scores is not None else None
-    labels = [f"#{r}" + (f" · {s:.2f}" if scores is not None else "") for r, s in
-              zip(ranks, scores if scores is not None else ranks, strict=True)]
-    traces.append(go.Scatter(
-        x=x, y=y, mode="markers+text", name="search hits",
-        text=[str(r) if r <= RANK_TEXT_HITS else "" for r in ranks],
-        textposition="top center", textfont={"size": 11, "color": "#b71c1c"},
-        customdata=row_ids[idx].reshape(-1, 1),
-        hovertext=[f"{lab}<br>{h}" for lab, h in zip(labels, hover[idx], strict=True)], hoverinfo="text",
-        marker={"size": 12, "color": "rgba(255,215,0,0.95)", "line": {"color": "#b71c1c", "width": 2}},
-    ))
-    if query_drawn:
-        text = {"text": [escape_text(shorten(style.query_label, QUERY_LABEL_CHARS))], "textposition": "bottom center",
-                "textfont": {"size": 13, "color": "#b71c1c"}} if query_text else {}
-        traces.append(go.Scatter(
-            x=[style.query_xy[0]], y=[style.query_xy[1]], mode="markers+text" if query_text else "markers",
-            name="query", hoverinfo="text", **text,
-            hovertext=[f"query: {escape_text(shorten(style.query_label, 80))}"],
-            marker={"symbol": "star", "size": 20, "color": "#d62728", "line": {"color": "white", "width": 1.5}},
-        ))
-    return traces
-
-
-def _focus(points: pd.DataFrame, style: MapStyle, hover, row_ids) -> list:
-    import plotly.graph_objects as go
-
-    if style.focus is None:
-        return []
-    pos = np.flatnonzero(row_ids == style.focus)
-    if len(pos) == 0 or not np.isfinite(points["x"].to_numpy()[pos[0]]):
-        return []
-    i = pos[0]
-    return [go.Scatter(
-        x=[points["x"].iloc[i]], y=[points["y"].iloc[i]], mode="markers", name="focused",
-        customdata=[[row_ids[i]]], hovertext=[hover[i]], hoverinfo="text", showlegend=False,
-        marker={"size": 22, "color": "rgba(0,0,0,0)", "line": {"color": "#000000", "width": 3}},
-    )]
-
-
-def visible_labels(saved: SavedMap, level: str, *, width_px: float = 760, height_px: float = 680) -> pd.DataFrame:
-    """A level's cluster labels at their centres, thinned so none overlaps another (largest clusters win)."""
-    table = cluster_table(saved, level)
-    coords = saved.coords[np.isfinite(saved.coords).all(axis=1)]
-    if not len(coords) or table.empty:
-        return table
-    return place_labels(table, x_range=(coords[:, 0].min(), coords[:, 0].max()),
-                        y_range=(coords[:, 1].min(), coords[:, 1].max()), width_px=width_px, height_px=height_px)
-
-
-def place_labels(
-    labels: pd.DataFrame, *, x_range: tuple[float, float], y_range: tuple[float, float],
-    width_px: float = 800, height_px: float = 720, max_labels: int = 40,
-) -> pd.DataFrame:
-    """The labels (columns x, y, label, size) that fit without overlapping, biggest clusters first."""
-    if labels is None or labels.empty:
-        return labels
-    # The map keeps a square aspect, so one scale (the tighter axis's) maps data units to pixels.
-    scale = min(width_px / max(x_range[1] - x_range[0], 1e-9), height_px / max(y_range[1] - y_range[0], 1e-9))
-    sx = sy = scale
-    placed: list[tuple[float, float, float, float]] = []
-    keep = []
-    for idx, row in labels.sort_values("size", ascending=False).iterrows():
-        half_w = len(str(row["label"])) * LABEL_CHAR_PX / 2 + 6
-        half_h = LABEL_HEIGHT_PX / 2 + 4
-        cx, cy = (row["x"] - x_range[0]) * sx, (row["y"] - y_range[0]) * sy
-        box = (cx - half_w, cx + half_w, cy - half_h, cy + half_h)
-        if any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed):
-            continue
-        placed.append(box)
-        keep.append(idx)
-        if len(keep) == max_labels:
-            break
-    return labels.loc[keep]
-
-
-def _label_annotations(labels: pd.DataFrame) -> list[dict]:
-    return [
-        {"x": float(row["x"]), "y": float(row["y"]), "text": escape_text(row["label"]), "showarrow": False,
-         "font": {"size": 12, "color": "#111111"}, "bgcolor": "rgba(255,255,255,0.78)",
-         "bordercolor": "rgba(0,0,0,0.25)", "borderwidth": 1, "borderpad": 2}
-        for _, row in labels.iterrows()
-    ]

@@ -1,4 +1,5 @@
-"""Search by meaning inside the shared HTML map: the blocks the page's search reads (explorer/mapjs/page_search.js).
+"""Search by meaning inside the shared HTML map: the blocks the page's search reads (explorer/mapjs/page_search.js,
+semantic.js and vectors.js, part of the map core; the export's host, mapjs/hosts/export.js, installs it).
 
 A transformer map carries its model exported to ONNX (embedders/onnx_export.py, int8), onnxruntime-web's
 WebAssembly and the model's tokenizer.json; a fast (TF-IDF + SVD) map its vocabulary, idf weights and
@@ -21,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import TEXT
+from .draw import QUERY_LABEL_CHARS, RANK_TEXT_HITS
 from .embedders.onnx_export import export_onnx, onnx_cache_dir
 from .errors import InputError, ModelError
+from .placement import PLACE_NEIGHBORS
 from .search import KEYWORD as KEYWORD_MAP
 from .search import MAX_QUERY_CHARS
 
@@ -31,20 +34,25 @@ log = logging.getLogger(__name__)
 MEANING, KEYWORD = "meaning", "keyword"
 SEARCH_MODES = (MEANING, KEYWORD)
 TRANSFORMER, TFIDF = "transformer", "tfidf"
-# The page's own scripts for search (explorer/mapjs/), inlined in this order before the page's script.
-SCRIPTS = ("semantic.js", "vectors.js", "page_search.js")
 # npm's files, copied by `make` (Makefile: VENDOR) into explorer/mapjs/vendor/.
 VENDOR_ORT = "ort.wasm.bundle.min.mjs"
 VENDOR_WASM = "ort-wasm-simd-threaded.wasm"
 VENDOR_TOKENIZERS = "tokenizers.min.mjs"
+# The hits shown for a query (the app's default result count).
+PAGE_K = 10
+# The hits as the app shows them: how many, ranks written beside the first ones, the query's label and the
+# best hits its star is placed from (explorer/placement.place_query).
+HITS_SHOWN = {"k": PAGE_K, "ranks": RANK_TEXT_HITS, "query_label_chars": QUERY_LABEL_CHARS,
+              "place_neighbors": PLACE_NEIGHBORS}
 # WebAssembly may compile only with this in script-src; nothing else is opened up.
 WASM_CSP = "'wasm-unsafe-eval'"
 
 
 @dataclass
 class SearchBlocks:
-    """What the page's search needs: its description (JSON), the data blocks by element id, the scripts
-    to inline before the page's own, and each part's size in the file (bytes)."""
+    """What the page's search needs: its description (JSON), the data blocks by element id, the runtime's
+    scripts (inlined before the map core, whose semantic.js, vectors.js and page_search.js use them), and each
+    part's size in the file (bytes)."""
 
     info: dict
     blocks: dict[str, str] = field(default_factory=dict)
@@ -67,43 +75,35 @@ def search_blocks(saved, positions: np.ndarray, *, search: str | None = None,
         raise InputError(f"Unknown search '{search}': use one of {', '.join(SEARCH_MODES)}.")
     positions = np.asarray(positions, dtype=np.int64)
     if search == KEYWORD:
-        return keyword_blocks("The file was exported with keyword search only (--search keyword).",
-                              _row_ids(saved, positions))
+        return keyword_blocks("The file was exported with keyword search only (--search keyword).")
     try:
         return _meaning_blocks(saved, positions, cache_root=cache_root, quantise=quantise)
     except ModelError as exc:
         if search == MEANING:
             raise InputError(f"Search by meaning cannot go into this file: {exc}") from exc
         log.info("html export without search by meaning: %s", exc)
-        return keyword_blocks(str(exc), _row_ids(saved, positions))
-
-
-def _row_ids(saved, positions: np.ndarray) -> np.ndarray:
-    return saved.points["row_id"].to_numpy()[positions] if "row_id" in saved.points else positions
+        return keyword_blocks(str(exc))
 
 
 def _meaning_blocks(saved, positions: np.ndarray, *, cache_root, quantise: bool) -> SearchBlocks:
     embedder, kind = _page_model(saved)
-    rows = _row_ids(saved, positions)
+    rows = saved.points["row_id"].to_numpy()[positions]
     vectors = np.asarray(saved.embeddings, dtype=np.float32)[positions]
     found = SearchBlocks(info={"kind": kind, "reason": "", "rows": int(len(positions)),
                                "dimension": int(vectors.shape[1]), "model_id": saved.meta.model_id,
-                               "max_query_chars": MAX_QUERY_CHARS})
+                               "max_query_chars": MAX_QUERY_CHARS, **HITS_SHOWN})
     if kind == TFIDF:
         _tfidf(found, embedder)
     else:
         _transformer(found, embedder, cache_root or onnx_cache_dir(Path(saved.path).parent.parent), quantise)
     found.blocks["search-vectors"] = pack(pack_vectors(rows, vectors))
     found.sizes["vectors"] = len(found.blocks["search-vectors"])
-    found.scripts += [_own(name) for name in SCRIPTS]
     return found
 
 
-def keyword_blocks(reason: str, rows: np.ndarray | None = None) -> SearchBlocks:
-    """The search of a file without a model: the page's keyword search, why, and the rows' ids in page order."""
-    ids = [] if rows is None else np.asarray(rows).astype(int).tolist()
-    return SearchBlocks(info={"kind": None, "reason": reason, "rows": len(ids), "dimension": 0, "row_ids": ids},
-                        scripts=[_own(name) for name in SCRIPTS])
+def keyword_blocks(reason: str) -> SearchBlocks:
+    """The search of a file without a model: the page's keyword search, and why."""
+    return SearchBlocks(info={"kind": None, "reason": reason, "rows": 0, "dimension": 0, **HITS_SHOWN})
 
 
 def _page_model(saved):
@@ -200,10 +200,6 @@ def classic(module: str, name: str) -> str:
     names = ",".join(f"{(p[1] if len(p) > 1 else p[0]).strip()}:{p[0].strip()}" for p in pairs)
     start, end = exports[0].span()
     return f"(function(){{{text[:start]}globalThis.{name}={{{names}}};{text[end:]}}})();"
-
-
-def _own(name: str) -> str:
-    return resources.files(__package__).joinpath("mapjs", name).read_text(encoding="utf-8")
 
 
 def _vendor_path(name: str) -> Path:

@@ -1,4 +1,4 @@
-"""What an AppTest run sent to the map widget: the points layer (read from its file), plotly's frame and the overlays."""
+"""What an AppTest run sent to the map widget: the points layer (read from its file), the overlay and the labels."""
 
 from __future__ import annotations
 
@@ -25,14 +25,18 @@ def points_layer(at) -> PointsLayer:
 
 
 def map_spec(at) -> str:
-    """Everything the map draws, as one JSON text (the points' hover labels and groups, plotly's frame, overlays)."""
+    """Everything the map draws, as one JSON text (the points' hover labels and groups, the legend's title, the
+    overlay and the labels)."""
     args, layer = map_args(at), points_layer(at)
-    return json.dumps([layer.hover, layer.legend]) + args["frame"] + args["overlay"]
+    return json.dumps([layer.hover, layer.legend, args["legend_title"]]) + args["overlay"] + args["labels"]
 
 
 def overlay_names(at) -> list[str]:
-    """The names of the traces drawn over the base layer (search hits, query, selection, focused)."""
-    return [trace.get("name") for trace in json.loads(map_args(at)["overlay"])["data"]]
+    """What is drawn over the base layer: "search hits", "query", "focused", "neighbours" (draw.overlay_json)."""
+    overlay = json.loads(map_args(at)["overlay"])
+    present = {"search hits": overlay["hits"], "query": overlay["query"], "focused": overlay["focus"] is not None,
+               "neighbours": overlay["neighbours"]}
+    return [name for name, shown in present.items() if shown]
 
 
 def base_traces(at) -> dict[str, list[int]]:

@@ -168,7 +168,7 @@ def test_map_events_select_rows_and_open_details(papers_frame):
     assert _selected_line(at) == "3 rows selected"
     assert any(m.value == "**3 selected**" for m in at.markdown), "the badge by the map counts them"
     assert at.session_state["side_tab"] == "Selection"
-    assert map_args(at)["selected"] == [3, 4, 5], "the browser marks the selection with plotly's own styling"
+    assert map_args(at)["selected"] == [3, 4, 5], "the browser marks the selection (the map core fades the rest)"
     _chart_event(at, seq="2", kind="click", ids=[7])
     assert at.session_state["selected_row"] == 7 and at.session_state["side_tab"] == "Details"
     assert at.session_state["selection"] == [3, 4, 5], "a click keeps the selection"

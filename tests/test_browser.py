@@ -75,7 +75,7 @@ def _search(page, query: str) -> None:
     box.fill(query)
     box.press("Enter")
     # The query's label on the map proves this search (not an earlier one) has been drawn.
-    map_frame(page).locator(".js-plotly-plot text", has_text=query).first.wait_for(timeout=120_000)
+    map_frame(page).locator("#map .labels .label.query", has_text=query).first.wait_for(timeout=120_000)
     page.locator('[class*="st-key-hitlist"] button').first.wait_for(timeout=60_000)
     wait_until_idle(page)
 
@@ -90,18 +90,19 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     page.get_by_role("button", name="Build map").wait_for(timeout=60_000)
     wait_until_idle(page)
     page.get_by_role("button", name="Build map").click()
-    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=180_000)
     wait_until_idle(page)
-    # Every point is drawn into the canvas under plotly's plot area (no WebGL), from the points file.
+    # Every point is drawn into the core's canvas (no WebGL, no plotly.js), from the points file.
     drawn = map_frame(page).locator("#map[data-points-drawn]")
     drawn.wait_for(timeout=60_000)
     assert int(drawn.get_attribute("data-points-drawn")) == int(drawn.get_attribute("data-points-total")) > 0
-    assert map_frame(page).locator(".js-plotly-plot .gl-container canvas").count() == 0
+    assert map_frame(page).locator("#map canvas").count() == 2, "the points and the overlay: two 2D canvases"
+    assert map_frame(page).locator("script[src*='plotly']").count() == 0
 
     _search(page, "protein folding")
     page.screenshot(path=str(ARTIFACTS / "upload_search.png"), full_page=True)
-    # Hits are an SVG overlay: one marker per ranked result, plus the query star.
-    assert map_frame(page).locator("#overlay .scatterlayer .point").count() >= 10
+    # Hits are drawn by the core over the veiled points: one marker per ranked result, plus the query star.
+    assert int(map_frame(page).locator("#map").get_attribute("data-hit-count")) >= 10
     _assert_overlay_on_points(page)
     results = page.locator('[class*="st-key-hitlist"] button')
     labels = results.all_inner_texts()
@@ -151,57 +152,57 @@ def test_upload_build_search_and_details(browser, app_url, tmp_path):
     assert not [e for e in errors if "pwned" in e]
 
 
-# Pixel position of each search hit on the map (under which the points are drawn) and in the SVG overlay.
-HIT_PIXELS = """over => {
-    const pixel = (layout, x, y) => [layout._size.l + layout.xaxis.l2p(x), layout._size.t + layout.yaxis.l2p(y)];
-    const base = document.getElementById('map')._fullLayout, top = over._fullLayout;
-    const hits = over._fullData.find(t => t.name === 'search hits');
-    return Array.from(hits.x, (x, i) => [pixel(base, x, hits.y[i]), pixel(top, x, hits.y[i])]);
+# Each search hit in view: its pixel on the map (from the core's view) and whether the overlay canvas is
+# painted in the hits' gold or their red ring there.
+HIT_PIXELS = """m => {
+    const api = m.explorerMap, c = m.querySelector('canvas.overlay').getContext('2d'), v = api.view.state;
+    return api.state.overlay.hits.map(i => api.at(i)).filter(([x, y]) => x >= 0 && y >= 0 && x < v.w && y < v.h)
+        .map(([x, y]) => { const d = c.getImageData(Math.round(x), Math.round(y), 1, 1).data;
+                           return [x, y, d[3] > 200 && d[0] > 170 && d[2] < 90]; });
 }"""
 
 
 def _assert_overlay_on_points(page) -> None:
-    """Every hit marker of the overlay sits on its point of the map, within a pixel."""
-    pairs = map_frame(page).locator("#overlay").evaluate(HIT_PIXELS)
-    assert pairs, "no search hits on the overlay"
-    for (bx, by), (ox, oy) in pairs:
-        assert abs(bx - ox) < 1 and abs(by - oy) < 1, pairs
+    """Every hit in view is marked on the overlay exactly where its point is drawn."""
+    pixels = map_frame(page).locator("#map").evaluate(HIT_PIXELS)
+    assert pixels, "no search hits on the overlay"
+    assert all(marked for _, _, marked in pixels), pixels
 
 
 def _zoom_in(page) -> None:
-    """Scroll-zoom into the map; the overlay must follow the map's new axes."""
+    """Wheel-zoom into the map; the core redraws points and overlay from the same view."""
     map_frame(page).locator("#map").scroll_into_view_if_needed()
-    area = map_frame(page).locator("#map .nsewdrag").first.bounding_box()
-    before = map_frame(page).locator("#overlay").evaluate("over => over._fullLayout.xaxis.range.join()")
+    area = page.locator(MAP_IFRAME).bounding_box()
+    before = map_frame(page).locator("#map").get_attribute("data-zoom")
     page.mouse.move(area["x"] + area["width"] / 3, area["y"] + area["height"] / 3)
     page.mouse.wheel(0, -400)
     page.wait_for_function(
         "([selector, before]) => { const f = document.querySelector(selector).contentDocument; "
-        "return f.getElementById('overlay')._fullLayout.xaxis.range.join() !== before; }", arg=[MAP_IFRAME, before],
+        "return f.getElementById('map').getAttribute('data-zoom') !== before; }", arg=[MAP_IFRAME, before],
         timeout=30_000)
+    page.wait_for_timeout(100)
 
 
 def _box_select_whole_map(page) -> None:
-    """Pick plotly's box tool and drag across most of the plot area."""
-    chart = map_frame(page).locator(".js-plotly-plot").first
-    chart.hover()
-    chart.locator('.modebar-btn[data-title="Box Select"]').click()
-    box = chart.locator(".nsewdrag").first.bounding_box()
-    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    """Pick the map's Box tool and drag across most of the map."""
+    map_frame(page).locator('#map .toolbar button[data-mode="box"]').click()
+    box = page.locator(MAP_IFRAME).bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 45)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
     page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=5)
     page.mouse.up()
+    map_frame(page).locator('#map .toolbar button[data-mode="pan"]').click()
     wait_until_idle(page)
 
 
 def _hover_every_hit_until(page, text: str) -> None:
-    """Hover the highlighted hits one by one until the points layer's hover label shows ``text`` literally."""
-    points = map_frame(page).locator("#overlay .scatterlayer .point")
-    for i in range(points.count()):
-        points.nth(i).hover(force=True)
+    """Hover the highlighted hits one by one until the map's hover card shows ``text`` literally."""
+    frame = page.locator(MAP_IFRAME).bounding_box()
+    for x, y, _ in map_frame(page).locator("#map").evaluate(HIT_PIXELS):
+        page.mouse.move(frame["x"] + x, frame["y"] + y)
         page.wait_for_timeout(150)
-        hover = map_frame(page).locator("#hover").text_content() or ""
+        hover = map_frame(page).locator("#map .hover").text_content() or ""
         if text in hover:
             return
     raise AssertionError(f"no hover label showed {text!r} as text")
@@ -210,17 +211,18 @@ def _hover_every_hit_until(page, text: str) -> None:
 def test_sample_papers_protein_folding(browser, app_url):
     page, _ = _new_page(browser, app_url)
     page.get_by_role("button", name="Try the sample papers").click()
-    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=180_000)
     wait_until_idle(page)
     _search(page, "protein folding")
     results = page.locator('[class*="st-key-hitlist"] button')
     top = results.all_inner_texts()[:5]
     assert sum("rotein" in label or "olding" in label for label in top) >= 4, top
     # Cluster labels are drawn on the map, readable (boxed) and not piled on each other.
-    labels = map_frame(page).locator(".js-plotly-plot .annotation-text").all_text_contents()
+    placed = map_frame(page).locator("#map .labels .label")
+    labels = placed.all_text_contents()
     assert len(labels) >= 4, labels
     assert any("protein" in label or "folding" in label for label in labels), labels
-    boxes = [map_frame(page).locator(".js-plotly-plot .annotation").nth(i).bounding_box() for i in range(len(labels))]
+    boxes = [placed.nth(i).bounding_box() for i in range(len(labels))]
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             overlap_x = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
@@ -241,7 +243,7 @@ BASE_TRACES = """selector => {
 def test_sample_papers_cluster_pick_dims_the_rest_at_once(browser, app_url):
     page, errors = _new_page(browser, app_url)
     page.get_by_role("button", name="Try the sample papers").click()
-    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=180_000)
     wait_until_idle(page)
     assert "filtered out" not in page.evaluate(BASE_TRACES, MAP_IFRAME)
     heading = page.get_by_role("heading", name=re.compile(r"^Clusters \(\d+\)$"))

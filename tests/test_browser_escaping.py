@@ -140,7 +140,7 @@ def test_markdown_and_html_in_names_values_and_links_stay_text(browser, escaping
     # The map whose column names and values are Markdown and HTML: filters, colour, legend, search, details.
     page.goto(f"{url}/?map={quote(name)}")
     wait_until_idle(page)
-    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=120_000)
     sidebar = page.locator('[data-testid="stSidebar"]')
     _assert_nothing_obeyed(page, "the open map")
     expect(sidebar).to_contain_text(_literal(LINK_COLUMN))

@@ -6,7 +6,7 @@ import re
 import zipfile
 
 import pytest
-from streamlit_server import ARTIFACTS, REPO, map_frame, streamlit_server, wait_until_idle
+from streamlit_server import ARTIFACTS, MAP_IFRAME, REPO, map_frame, streamlit_server, wait_until_idle
 from test_browser import _new_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -52,8 +52,9 @@ def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):
     page.get_by_text("Offline pixel features (no weights)").click()
     wait_until_idle(page)
     page.get_by_role("button", name="Build map").click()
-    map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=180_000)
     wait_until_idle(page)
+    _hover_shows_a_thumbnail(page)
 
     box = page.get_by_label("Search the map")
     box.fill("3")
@@ -71,3 +72,23 @@ def test_zip_upload_builds_a_map_with_thumbnails(browser, app_url, tmp_path):
     assert max(widths) >= 200, "the details panel shows the picked image large"
     page.screenshot(path=str(ARTIFACTS / "images_map.png"))
     assert not errors
+
+
+def _hover_shows_a_thumbnail(page) -> None:
+    """A pointer over a point of the image map shows that point's thumbnail beside the hover card (the map core
+    fetches the thumbnails file once; retried while Python is still writing it)."""
+    frame = page.locator(MAP_IFRAME).bounding_box()
+    shown = None
+    for attempt in range(40):
+        x, y = map_frame(page).locator("#map").evaluate(f"m => m.explorerMap.at({attempt % 5})")
+        page.mouse.move(frame["x"] + x, frame["y"] + y)
+        page.wait_for_timeout(250)
+        shown = map_frame(page).locator("#map").get_attribute("data-thumbnail")
+        if shown:
+            break
+        page.mouse.move(frame["x"] + 2, frame["y"] + frame["height"] - 2)
+    assert shown, "no thumbnail on hover"
+    hovered = map_frame(page).locator("#map").get_attribute("data-hover-id")
+    assert shown == hovered
+    width = map_frame(page).locator("#map .tip img").evaluate("img => img.complete ? img.naturalWidth : 0")
+    assert width > 0 and map_frame(page).locator("#map .tip").is_visible()

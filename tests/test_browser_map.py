@@ -1,9 +1,9 @@
 """The map widget in Chromium: what it draws after a zoom, a selection and its clearing, and a focus.
 
 Each test drives the real app (the sample papers, embedded with the fast hashing embedder) and
-reads back what the widget has drawn: the labels and titles it placed (its data-* attributes and
-the overlay's SVG), the points layer (its selection, groups and points) and plotly's selection
-outlines, and the rings on the overlay.
+reads back what the map core has drawn: the labels and titles it placed (its data-* attributes and
+the label elements), the points layer (its selection, groups and points), the box or lasso outline
+it draws, and the rings on the overlay canvas.
 Screenshots go to test-artifacts/.
 """
 
@@ -26,13 +26,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 # What the widget says it has drawn (see explorer/ui/frontend/map/index.html).
 DRAWN = """m => Object.fromEntries(Array.from(m.attributes).filter(a => a.name.startsWith('data-'))
     .map(a => [a.name.slice(5), a.value]))"""
-# Every annotation of the overlay (labels, titles, the query's label): its text and screen box.
-ANNOTATIONS = """over => Array.from(over.querySelectorAll('.annotation')).map(a => {
-    const r = a.querySelector('.annotation-text-g').getBoundingClientRect();
-    return { text: a.textContent, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom };
+# Every label placed on the map (cluster labels, titles, the query's label, ranks): its text and screen box.
+ANNOTATIONS = """m => Array.from(m.querySelectorAll('.labels .label')).map(a => {
+    const r = a.getBoundingClientRect();
+    return { text: a.textContent, cls: a.className, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom };
 })"""
-# The plot area's box on screen.
-PLOT_AREA = """m => { const r = m.querySelector('.nsewdrag').getBoundingClientRect();
+# The map's box on screen.
+PLOT_AREA = """m => { const r = m.getBoundingClientRect();
     return { x0: r.left, y0: r.top, x1: r.right, y1: r.bottom }; }"""
 
 
@@ -74,14 +74,12 @@ def _wait_drawn(page, condition: str, timeout: float = 30_000) -> dict:
 
 
 def _reset_view(page) -> None:
-    chart = map_frame(page).locator(".js-plotly-plot").first
-    chart.hover()
-    chart.locator('.modebar-btn[data-title="Reset axes"]').click()
+    map_frame(page).locator('#map .toolbar button[data-mode="reset"]').click()
     _wait_drawn(page, "Number(d.zoom) < 1.05")
 
 
-def _annotations(page) -> list[dict]:
-    return map_frame(page).locator("#overlay").evaluate(ANNOTATIONS)
+def _annotations(page, cls: str = "") -> list[dict]:
+    return [a for a in map_frame(page).locator("#map").evaluate(ANNOTATIONS) if cls in a["cls"]]
 
 
 def _assert_no_overlap(boxes: list[dict]) -> None:
@@ -96,11 +94,10 @@ def _a_point_on_screen(page) -> tuple[float, float]:
     """The screen position of a point in the densest part of the map (the median point of the first group)."""
     frame_box = page.locator(MAP_IFRAME).bounding_box()
     x, y = map_frame(page).locator("#map").evaluate("""m => {
-        const f = m._fullLayout, layer = m.pointsLayer, first = layer.legend[0].colours;
+        const layer = m.pointsLayer, first = layer.legend[0].colours;
         const rows = Array.from(layer.colour.keys()).filter(i => first.includes(layer.colour[i]));
         rows.sort((a, b) => layer.x[a] - layer.x[b]);
-        const i = rows[Math.floor(rows.length / 2)];
-        return [f._size.l + f.xaxis.l2p(layer.x[i]), f._size.t + f.yaxis.l2p(layer.y[i])];
+        return m.explorerMap.at(rows[Math.floor(rows.length / 2)]);
     }""")
     return frame_box["x"] + x, frame_box["y"] + y
 
@@ -113,8 +110,8 @@ def test_labels_follow_the_zoom_and_titles_appear_close_up(sample):
     levels = set(json.loads(start["label-levels"]))
     assert len(start_labels) >= 4 and levels == {"coarse"}, start
     assert start["titles-shown"] == "0"
-    shown = [a["text"] for a in _annotations(page)]
-    assert shown == start_labels, "the attribute must name exactly what the overlay draws"
+    shown = [a["text"] for a in _annotations(page, "level-")]
+    assert shown == start_labels, "the attribute must name exactly what the map draws"
     _assert_no_overlap(_annotations(page))
     page.screenshot(path=str(ARTIFACTS / "map_labels_full_view.png"))
 
@@ -153,17 +150,22 @@ def test_labels_follow_the_zoom_and_titles_appear_close_up(sample):
     assert not errors
 
 
-def _lasso(page) -> None:
-    chart = map_frame(page).locator(".js-plotly-plot").first
-    chart.hover()
-    chart.locator('.modebar-btn[data-title="Lasso Select"]').click()
-    box = chart.locator(".nsewdrag").first.bounding_box()
+def _select(page, tool: str) -> None:
+    """Drag a box, or draw a lasso (a free-hand quadrilateral), over most of the map."""
+    map_frame(page).locator(f'#map .toolbar button[data-mode="{tool}"]').click()
+    box = page.locator(MAP_IFRAME).bounding_box()
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x + w * 0.15, y + h * 0.15)
     page.mouse.down()
-    for px, py in [(0.7, 0.15), (0.7, 0.7), (0.15, 0.7), (0.15, 0.2)]:
+    path = [(0.7, 0.7)] if tool == "box" else [(0.7, 0.15), (0.7, 0.7), (0.15, 0.7), (0.15, 0.2)]
+    for px, py in path:
         page.mouse.move(x + w * px, y + h * py, steps=6)
     page.mouse.up()
+    map_frame(page).locator('#map .toolbar button[data-mode="pan"]').click()
+
+
+# The outline the core draws for a box or lasso (its SVG path's d), as the page shows it.
+OUTLINE = "m => m.querySelector('svg.select path.outline').getAttribute('d') || ''"
 
 
 def test_a_cleared_selection_leaves_no_outline_and_stays_cleared(sample):
@@ -173,20 +175,29 @@ def test_a_cleared_selection_leaves_no_outline_and_stays_cleared(sample):
     box.press("Enter")
     _wait_drawn(page, "d['query-label'] === 'protein folding'", timeout=60_000)
     wait_until_idle(page)
-    _lasso(page)
-    selected = _wait_drawn(page, "Number(d['selected-count']) > 0 && Number(d['selection-outlines']) === 1")
-    page.get_by_text(re.compile(r"[\d,]+ rows selected|Selection: [\d,]+ rows")).first.wait_for(timeout=60_000)
-    wait_until_idle(page)
-    assert int(selected["selection-paths"]) >= 1
-    page.screenshot(path=str(ARTIFACTS / "map_lasso.png"))
+    for tool in ("box", "lasso"):
+        _select(page, tool)
+        selected = _wait_drawn(page, "Number(d['selected-count']) > 0 && Number(d['selection-outlines']) === 1")
+        shape = map_frame(page).locator("#map").evaluate("m => m.lastShape")
+        assert tool in shape and len(shape[tool]["x"]) >= (2 if tool == "box" else 10), shape
+        sent = map_frame(page).locator("#map").evaluate("m => m.lastEvent")
+        assert sent["kind"] == "selection" and sent["shape"] == tool and len(sent["ids"]) == int(selected["selected-count"])
+        page.get_by_text(re.compile(r"[\d,]+ rows selected|Selection: [\d,]+ rows")).first.wait_for(timeout=60_000)
+        wait_until_idle(page)
+        # Python's rerun sends the same ids back: the outline the user drew stays.
+        kept = _wait_drawn(page, "Number(d['selection-outlines']) === 1")
+        assert kept["selected-count"] == selected["selected-count"]
+        assert map_frame(page).locator("#map").evaluate(OUTLINE).startswith("M")
+        page.screenshot(path=str(ARTIFACTS / f"map_{tool}.png"))
 
-    page.get_by_role("button", name="Clear selection").click()
-    wait_until_idle(page)
-    cleared = _wait_drawn(page, "d['selected-count'] === '0' && d['selection-outlines'] === '0'")
-    assert cleared["selection-paths"] == "0", cleared
-    page.screenshot(path=str(ARTIFACTS / "map_selection_cleared.png"))
+        # Clear: no fading, and no outline or handles left on the map (plotly's box handles stayed, issue 26).
+        page.get_by_role("button", name="Clear selection").click()
+        wait_until_idle(page)
+        cleared = _wait_drawn(page, "d['selected-count'] === '0' && d['selection-outlines'] === '0'")
+        assert map_frame(page).locator("#map").evaluate(OUTLINE) == "", cleared
+        page.screenshot(path=str(ARTIFACTS / f"map_{tool}_cleared.png"))
 
-    # A base-layer change redraws every point: plotly must not re-apply the lasso it kept.
+    # A base-layer change redraws every point: the cleared selection must not come back.
     base_key = cleared["base-key"]
     page.get_by_text("Colour by similarity").click()
     wait_until_idle(page)
@@ -196,8 +207,9 @@ def test_a_cleared_selection_leaves_no_outline_and_stays_cleared(sample):
     # The points are coloured on the similarity scale (one legend group with its colour bar).
     groups = map_frame(page).locator("#map").evaluate("m => m.pointsLayer.legend.map(g => g.name)")
     assert "similarity" in groups
-    assert (recoloured["selected-count"], recoloured["selection-outlines"], recoloured["selection-paths"]) == \
-        ("0", "0", "0"), recoloured
+    assert (recoloured["selected-count"], recoloured["selection-outlines"]) == ("0", "0"), recoloured
+    assert map_frame(page).locator("#map").evaluate(OUTLINE) == ""
+    assert map_frame(page).locator("#map .legend .colorbar").count() == 1, "the similarity scale's colour bar"
     assert not page.get_by_text(re.compile(r"[\d,]+ rows selected")).is_visible()
     page.screenshot(path=str(ARTIFACTS / "map_similarity_after_clear.png"))
     page.get_by_text("Colour by similarity").click()
@@ -205,16 +217,15 @@ def test_a_cleared_selection_leaves_no_outline_and_stays_cleared(sample):
     assert not errors
 
 
-# The overlay's trace named ``name``: its row ids, and for each marker its pixel on the overlay and on the map.
-TRACE_PIXELS = """(over, name) => {
-    const pixel = (layout, x, y) => [layout._size.l + layout.xaxis.l2p(x), layout._size.t + layout.yaxis.l2p(y)];
-    const base = document.getElementById('map')._fullLayout, top = over._fullLayout;
-    const index = over._fullData.findIndex(t => t.name === name);
-    if (index < 0) return null;
-    const trace = over._fullData[index];
-    const drawn = over.querySelectorAll('.scatterlayer .trace')[index].querySelectorAll('.point').length;
-    return { drawn: drawn, ids: Array.from(trace.customdata, c => c[0]),
-             pixels: Array.from(trace.x, (x, i) => [pixel(base, x, trace.y[i]), pixel(top, x, trace.y[i])]) };
+# The rings the overlay canvas draws: for each of the map's neighbours (or its focus) its pixel, and whether
+# the canvas is painted on the ring's radius there (right of the point).
+RINGS = """(m, which) => {
+    const api = m.explorerMap, o = api.state.overlay, c = m.querySelector('canvas.overlay').getContext('2d');
+    const positions = which === 'focus' ? (o.focus >= 0 ? [o.focus] : []) : o.neighbours;
+    const radius = which === 'focus' ? 11 : 7;
+    return positions.map(i => { const [x, y] = api.at(i);
+        const alpha = c.getImageData(Math.round(x + radius), Math.round(y), 1, 1).data[3];
+        return { id: m.pointsLayer.ids[i], painted: alpha > 100 }; });
 }"""
 
 
@@ -231,24 +242,52 @@ def test_the_focused_points_neighbours_are_ringed_and_ranks_stay_clear(sample):
     ranks = json.loads(drawn["ranks-shown"])
     assert set(ranks) <= {"1", "2", "3"}, ranks
     notes = _annotations(page)
-    query = next(a for a in notes if a["text"] == "protein folding")
+    query = next(a for a in notes if a["text"] == "protein folding" and "query" in a["cls"])
     area = map_frame(page).locator("#map").evaluate(PLOT_AREA)
     assert area["x0"] - 1 <= query["x0"] and query["x1"] <= area["x1"] + 1
     _assert_no_overlap(notes)
+    # The query's star is drawn at the query's place (its red centre on the overlay canvas).
+    star = map_frame(page).locator("#map").evaluate("""m => { const a = m.explorerMap, q = a.state.overlay.query;
+        const [x, y] = a.project(q.x, q.y);
+        return Array.from(m.querySelector('canvas.overlay').getContext('2d').getImageData(Math.round(x), Math.round(y),
+                                                                                          1, 1).data); }""")
+    assert star[3] > 200 and star[0] > 180 and star[1] < 90 and star[2] < 90, star
 
     page.locator('[data-testid="stButton"] button').filter(has_text=re.compile(r"^1\. ")).first.click()
     wait_until_idle(page)
-    rings = None
+    rings = []
     for _ in range(60):
-        rings = map_frame(page).locator("#overlay").evaluate(TRACE_PIXELS, "neighbours")
+        rings = map_frame(page).locator("#map").evaluate(RINGS, "neighbours")
         if rings:
             break
         page.wait_for_timeout(500)
-    assert rings is not None, "no neighbours drawn for the focused point"
-    assert rings["drawn"] == len(rings["ids"]) == 10, rings
-    for (bx, by), (ox, oy) in rings["pixels"]:
-        assert abs(bx - ox) < 1 and abs(by - oy) < 1, rings["pixels"]
-    focus = map_frame(page).locator("#overlay").evaluate(TRACE_PIXELS, "focused")
-    assert focus and focus["drawn"] == 1 and focus["ids"][0] not in rings["ids"]
+    assert len(rings) == 10, "the focused point's ten neighbours are ringed"
+    assert all(r["painted"] for r in rings), rings
+    focus = map_frame(page).locator("#map").evaluate(RINGS, "focus")
+    assert len(focus) == 1 and focus[0]["painted"] and focus[0]["id"] not in [r["id"] for r in rings]
     page.screenshot(path=str(ARTIFACTS / "map_neighbours.png"))
+    assert not errors
+
+
+def test_the_map_follows_the_windows_height(sample):
+    """At 1440x900 the map's frame takes most of the window's height (the map fills the page, issue 26), and
+    it follows a resize: at 420 px wide too. Screenshots of both go to test-artifacts/."""
+    page, errors = sample
+    try:
+        for width, height in ((1440, 900), (420, 800)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_function(
+                "([s, h]) => { const f = document.querySelector(s); return f && f.getBoundingClientRect().height "
+                ">= 0.7 * (h - 60); }", arg=[MAP_IFRAME, height], timeout=30_000)
+            wait_until_idle(page)
+            frame = page.locator(MAP_IFRAME).bounding_box()
+            drawn = _drawn(page)
+            assert frame["height"] >= 0.7 * (height - 60), frame
+            inner = map_frame(page).locator("#map").bounding_box()
+            assert abs(inner["height"] - frame["height"]) <= 2, "the map element fills its frame"
+            assert int(drawn["points-drawn"]) > 0
+            page.locator(MAP_IFRAME).scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / f"map_page_{width}x{height}.png"))
+    finally:
+        page.set_viewport_size({"width": 1500, "height": 1050})
     assert not errors

@@ -15,9 +15,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROWS = 200_000
 STATE = """m => Object.fromEntries(Array.from(m.attributes).filter(a => a.name.startsWith('data-'))
     .map(a => [a.name.slice(5), a.value]))"""
-# The plot area on the page, and the axes' ranges now.
-GEOMETRY = """m => { const f = m._fullLayout;
-    return { l: f._size.l, t: f._size.t, w: f._size.w, h: f._size.h, x: f.xaxis.range, y: f.yaxis.range }; }"""
+# The map's area on the page, and the ranges of map units it shows now (the core's view).
+GEOMETRY = """m => { const v = m.explorerMap.view, s = v.state;
+    return { l: 0, t: 0, w: s.w, h: s.h, x: [v.dataX(0), v.dataX(s.w)], y: [v.dataY(s.h), v.dataY(0)] }; }"""
+TOOLS = {"Box Select": "box", "Lasso Select": "lasso", "Reset axes": "reset", "Pan": "pan"}
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,7 @@ def _pixels(points, g: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tool(page, title: str) -> None:
-    chart = map_frame(page).locator(".js-plotly-plot").first
-    chart.hover()
-    chart.locator(f'.modebar-btn[data-title="{title}"]').click()
+    map_frame(page).locator(f'#map .toolbar button[data-mode="{TOOLS[title]}"]').click()
 
 
 def _reset(page) -> None:
@@ -79,7 +78,11 @@ def test_density_at_the_full_view_and_single_points_close_up(opened):
     assert state["density"] == "on", "200k points on a ~500 px map: many share a pixel"
     page.screenshot(path="test-artifacts/points_full.png")
     g = _geometry(page)
-    page.mouse.move(g["left"] + g["w"] / 2, g["top"] + g["h"] / 2)
+    # Zoom in on the point nearest the map's centre (blobs leave gaps between them).
+    at = map_frame(page).locator("#map").evaluate(
+        "m => { const a = m.explorerMap, s = a.view.state; return a.at(a.nearest(s.w / 2, s.h / 2) >= 0 ? "
+        "a.nearest(s.w / 2, s.h / 2) : 0); }")
+    page.mouse.move(g["left"] + at[0], g["top"] + at[1])
     for _ in range(12):
         page.mouse.wheel(0, -400)
         page.wait_for_timeout(100)
@@ -106,13 +109,13 @@ def test_a_box_returns_exactly_the_points_inside_it(opened, saved):
     page.mouse.up()
     heading = page.get_by_text(re.compile(r"^[\d,]+ rows selected$")).first
     heading.wait_for(timeout=60_000)
-    box = map_frame(page).locator("#map").evaluate("m => m.layout.selections[0]")
+    box = map_frame(page).locator("#map").evaluate("m => m.lastShape.box")
     sent = map_frame(page).locator("#map").evaluate("m => m.lastEvent")
     x = points["x"].to_numpy(np.float32)
     y = points["y"].to_numpy(np.float32)
-    (x0, x1), (y0, y1) = sorted([box["x0"], box["x1"]]), sorted([box["y0"], box["y1"]])
+    (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
     inside = points["row_id"].to_numpy()[(x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)]
-    assert sent["kind"] == "selection" and len(inside) > 1_000
+    assert sent["kind"] == "selection" and sent["shape"] == "box" and len(inside) > 1_000
     assert sorted(sent["ids"]) == sorted(inside.tolist())
     assert int(heading.inner_text().split()[0].replace(",", "")) == len(inside)
     assert _state(page)["selected-count"] == str(len(inside))
@@ -126,7 +129,7 @@ def test_a_box_returns_exactly_the_points_inside_it(opened, saved):
 
 
 def _inside_lasso(x: np.ndarray, y: np.ndarray, px: list[float], py: list[float]) -> np.ndarray:
-    """Even-odd rule over the polygon's edges (as plotly's lasso and the widget test points)."""
+    """Even-odd rule over the polygon's edges (as the map core's lasso tests its points)."""
     inside = np.zeros(len(x), dtype=bool)
     for k in range(len(px)):
         j = k - 1
@@ -174,6 +177,7 @@ def test_a_click_returns_the_nearest_point(opened, saved):
     cx, cy = px[target] - 2.0, py[target] + 1.0
     distance = np.hypot(px - cx, py - cy)
     expected = int(points["row_id"].iloc[int(np.argmin(distance))])
+    _tool(page, "Pan")
     page.mouse.click(g["left"] + cx, g["top"] + cy)
     sent = map_frame(page).locator("#map").evaluate("m => m.lastEvent")
     assert sent == {"kind": "click", "ids": [expected]}

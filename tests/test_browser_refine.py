@@ -40,7 +40,7 @@ def test_progressive_build_refines_in_the_background(tmp_path):
         chooser.value.set_files(str(csv_path))
         page.get_by_text("search by meaning in about").wait_for(timeout=60_000)  # the form says both waits
         page.get_by_role("button", name="Build map").click()
-        map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+        map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=180_000)
         sidebar = page.locator('[data-testid="stSidebar"]')
         assert "tfidf-svd" in sidebar.inner_text()
 

@@ -17,13 +17,15 @@ from explorer import Workspace, build_map
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-# The names of the points layer's groups (its legend: "filtered out" holds the dimmed rows) and of the
-# overlay's traces, as plotly holds them.
-TRACE_NAMES = """() => ({
-    base: ((document.getElementById('map').pointsLayer || {}).legend || []).map(g => g.name),
-    overlay: (document.getElementById('overlay').data || []).map(t => t.name),
-    baseKey: document.getElementById('map').getAttribute('data-base-key'),
-})"""
+# The names of the points layer's groups (its legend: "filtered out" holds the dimmed rows) and what the
+# map core's overlay holds now (hits, the query, the focused point, its neighbours).
+TRACE_NAMES = """() => { const m = document.getElementById('map'), o = m.explorerMap.state.overlay;
+    return {
+        base: ((m.pointsLayer || {}).legend || []).map(g => g.name),
+        overlay: [o.hits.length ? 'search hits' : '', o.query ? 'query' : '', o.focus >= 0 ? 'focused' : '',
+                  o.neighbours.length ? 'neighbours' : ''].filter(Boolean),
+        baseKey: m.getAttribute('data-base-key'),
+    }; }"""
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def sample_url(browser, app_url):
     """The URL of the sample papers map, built once through the first screen's button."""
     page = _page(browser, app_url)
     page.get_by_role("button", name="Try the sample papers").click()
-    page.frame_locator(MAP_IFRAME).locator(".js-plotly-plot").first.wait_for(timeout=240_000)
+    page.frame_locator(MAP_IFRAME).locator("#map[data-points-total]").first.wait_for(timeout=240_000)
     wait_until_idle(page)
     url = page.url
     page.close()
@@ -61,7 +63,7 @@ def _page(browser, url: str):
 
 def _traces(page) -> dict:
     frame = page.frame_locator(MAP_IFRAME)
-    frame.locator("#map .js-plotly-plot, #map.js-plotly-plot").first.wait_for(timeout=60_000)
+    frame.locator("#map[data-points-total]").first.wait_for(timeout=60_000)
     return frame.locator("body").evaluate(TRACE_NAMES)
 
 

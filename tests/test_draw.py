@@ -1,4 +1,4 @@
-"""Unit tests of the map figure, its overlays and the label placement."""
+"""Unit tests of what the map core is sent: the points layer, the overlay and the label payload."""
 
 from __future__ import annotations
 
@@ -14,17 +14,13 @@ from explorer.draw import (
     MapStyle,
     PointsLayer,
     base_key,
-    build_figure,
     category_values,
     escape_text,
-    frame_figure,
     hover_thumbnails,
     is_categorical,
     label_payload,
     level_zooms,
     overlay_json,
-    overlay_traces,
-    place_labels,
     points_layer,
     titles_payload,
 )
@@ -46,19 +42,15 @@ def points() -> pd.DataFrame:
     })
 
 
-def test_categories_get_one_trace_each_with_row_ids_as_customdata(points):
-    fig = build_figure(points, style=MapStyle(color_by="field", title_column="title"))
-    traces = [t for t in fig.data if t.type == "scattergl"]
-    assert [t.name for t in traces] == ["a", "b", "c", "d"]
-    ids = np.concatenate([np.asarray(t.customdata).ravel() for t in traces])
-    assert sorted(ids) == list(range(100, 139)), "the unembedded row is not drawn; ids are row_ids"
-    assert fig.layout.yaxis.scaleanchor == "x"
+def test_categories_get_one_group_each_with_row_ids(points):
+    layer = points_layer(points, MapStyle(color_by="field", title_column="title"))
+    assert [g["name"] for g in layer.legend] == ["a", "b", "c", "d"]
+    assert sorted(layer.ids.tolist()) == list(range(100, 139)), "the unembedded row is not drawn; ids are row_ids"
 
 
 def test_numeric_column_gets_a_colour_scale(points):
     assert not is_categorical(points["year"])
-    fig = build_figure(points, style=MapStyle(color_by="year"))
-    assert fig.data[0].marker.colorscale is not None
+    assert points_layer(points, MapStyle(color_by="year")).legend[0]["colorbar"]["title"] == "year"
 
 
 def test_many_categories_fold_into_other():
@@ -71,24 +63,16 @@ def test_hits_query_and_dimming_overlays(points):
     dimmed[:10] = True
     style = MapStyle(dimmed=dimmed, hits=np.array([5, 6, 7]), hit_scores=np.array([0.9, 0.8, 0.7]),
                      query_xy=np.array([0.0, 0.0]), query_label="q", selected=[101, 102], focus=103)
-    fig = build_figure(points, style=style)
-    names = [t.name for t in fig.data]
-    assert names[0] == "filtered out" and len(fig.data[0].x) == 10
-    hits = fig.data[names.index("search hits")]
-    assert list(hits.text) == ["1", "2", "3"]
-    assert list(np.asarray(hits.customdata).ravel()) == [105, 106, 107]
-    assert "query" in names and "links" in names and "selection" in names and "focused" in names
+    layer = points_layer(points, style)
+    assert layer.legend[0]["name"] == "filtered out" and len(layer.groups()["filtered out"]) == 10
+    overlay = json.loads(overlay_json(points, style))
+    assert overlay["hits"] == [105, 106, 107] and overlay["scores"] == [0.9, 0.8, 0.7]
+    assert overlay["ranks"] == RANK_TEXT_HITS and overlay["focus"] == 103
+    assert overlay["query"] == {"x": 0.0, "y": 0.0, "text": "q"}
 
 
 def test_user_text_is_escaped_for_plotly():
     assert escape_text('<img src=x onerror="a">') == '&lt;img src=x onerror="a"&gt;'
-
-
-def test_labels_never_overlap_and_biggest_win():
-    labels = pd.DataFrame({"label": ["big cluster", "overlapping", "far away"], "size": [100, 50, 10],
-                           "x": [0.0, 0.01, 5.0], "y": [0.0, 0.0, 5.0]})
-    kept = place_labels(labels, x_range=(0, 10), y_range=(0, 10), width_px=800, height_px=800)
-    assert list(kept["label"]) == ["big cluster", "far away"]
 
 
 def test_view_helpers(points):
@@ -135,39 +119,30 @@ def test_level_zooms_follow_the_number_of_labels_per_level():
     assert label_payload(layers)["levels"] == ["coarse", "fine", "finest"]
 
 
-def test_an_export_places_the_coarse_labels_once(points):
+def test_labels_travel_apart_from_the_base_layer(points):
     layers = _layers(3, 6)
-    layers.loc[layers["level"] == "coarse", ["x", "y"]] = [[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]]
-    fig = build_figure(points, style=MapStyle(labels=layers))
-    texts = sorted(a.text for a in fig.layout.annotations)
-    assert texts == ["coarse 0", "coarse 1", "coarse 2"]
-    # The app's base layer carries no labels: they travel apart, and a new label set never redraws the points.
+    # The base layer carries no labels: a new label set never redraws the points.
     assert base_key(points, MapStyle(labels=layers)) == base_key(points, MapStyle())
 
 
-def test_neighbours_are_thin_rings_on_drawn_rows(points):
+def test_neighbours_and_focus_travel_as_row_ids_of_drawn_rows(points):
     style = MapStyle(title_column="title", focus=103, neighbours=np.array([1, 2, 3, 39]))
-    traces = overlay_traces(points, style=style)
-    assert [t.name for t in traces] == ["neighbours", "focused"]
-    rings = traces[0]
-    assert rings.type == "scatter" and rings.mode == "markers"
+    overlay = json.loads(overlay_json(points, style))
     # Row 39 is not embedded: it has no place on the map, so no ring.
-    assert [int(c[0]) for c in rings.customdata] == [101, 102, 103]
-    assert list(rings.x) == list(points["x"].iloc[[1, 2, 3]])
-    assert rings.marker.line.width < traces[1].marker.line.width, "thinner than the focus ring"
-    assert rings.marker.color == "rgba(0,0,0,0)"
-    assert rings.hovertext[0] == "neighbour 1<br>paper 1"
-    assert [t.name for t in overlay_traces(points, style=MapStyle(focus=103))] == ["focused"]
+    assert overlay["neighbours"] == [101, 102, 103] and overlay["focus"] == 103
+    assert overlay["hits"] == [] and overlay["query"] is None
+    assert json.loads(overlay_json(points, MapStyle(focus=139)))["focus"] is None, "no place, no focus ring"
 
 
-def test_only_the_top_hits_carry_their_rank_as_text(points):
-    hits = np.arange(8)
+def test_the_hits_keep_their_order_and_scores_and_only_the_top_ones_get_ranks(points):
+    hits = np.array([7, 39, 1, 2, 3, 4, 5, 6])
     style = MapStyle(title_column="title", hits=hits, hit_scores=np.linspace(0.9, 0.2, 8),
                      query_xy=np.array([0.0, 0.0]), query_label="q")
-    hit_trace = next(t for t in overlay_traces(points, style=style) if t.name == "search hits")
-    assert list(hit_trace.text) == [str(r) for r in range(1, RANK_TEXT_HITS + 1)] + [""] * (8 - RANK_TEXT_HITS)
-    # The others keep their rank and score in the hover.
-    assert hit_trace.hovertext[5].startswith("#6 · 0.")
+    overlay = json.loads(overlay_json(points, style))
+    # Row 39 has no place: it is left out with its score, the others keep their rank order.
+    assert overlay["hits"] == [107, 101, 102, 103, 104, 105, 106]
+    assert overlay["scores"] == [round(v, 4) for v in np.delete(np.linspace(0.9, 0.2, 8), 1)]
+    assert overlay["ranks"] == RANK_TEXT_HITS == 3
 
 
 def test_a_long_query_label_is_shortened_and_left_to_the_browser_to_place(points):
@@ -178,11 +153,6 @@ def test_a_long_query_label_is_shortened_and_left_to_the_browser_to_place(points
     assert label["x"] == 0.5 and label["y"] == 0.5
     assert label["text"].startswith("&lt;i&gt;graph") and label["text"].endswith("…")
     assert len(label["text"].replace("&lt;", "<").replace("&gt;", ">")) == QUERY_LABEL_CHARS
-    star = next(t for t in overlay["data"] if t["name"] == "query")
-    assert star["mode"] == "markers" and "text" not in star
-    # A figure drawn once (exports) keeps the label on its star.
-    exported = next(t for t in build_figure(points, style=style).data if t.name == "query")
-    assert exported.mode == "markers+text" and exported.text[0] == label["text"]
     assert json.loads(overlay_json(points, MapStyle()))["query"] is None
 
 
@@ -220,17 +190,17 @@ def test_hover_thumbnails_are_data_uris_of_every_row_of_an_image_map():
     assert hover_thumbnails(_Saved("text", {})) is None
 
 
-def test_the_points_layer_has_the_figures_groups_in_draw_order_and_survives_its_file(points):
+def test_the_points_layer_has_its_groups_in_draw_order_and_survives_its_file(points):
     dimmed = np.zeros(len(points), bool)
     dimmed[:8] = True
     style = MapStyle(color_by="field", title_column="title", dimmed=dimmed)
     layer = points_layer(points, style)
-    figure = [t for t in build_figure(points, style=style).data if t.type == "scattergl"]
-    assert [g["name"] for g in layer.legend] == [t.name for t in figure] == ["filtered out", "a", "b", "c", "d"]
-    for entry, trace in zip(layer.legend, figure, strict=True):
+    assert [g["name"] for g in layer.legend] == ["filtered out", "a", "b", "c", "d"]
+    by_id = points.set_index("row_id")
+    for entry in layer.legend[1:]:
         rows = np.isin(layer.colour, entry["colours"])
-        assert layer.ids[rows].tolist() == np.asarray(trace.customdata).ravel().tolist()
-        assert np.allclose(layer.x[rows], trace.x) and np.allclose(layer.y[rows], trace.y)
+        assert set(by_id.loc[layer.ids[rows], "field"]) == {entry["name"]}
+        assert np.allclose(layer.x[rows], by_id.loc[layer.ids[rows], "x"])
     assert layer.colour[:7].tolist() == [0] * 7, "the dimmed rows are drawn first, under the others"
     assert 139 not in layer.ids.tolist() and len(layer.ids) == 39, "the unembedded row has no place"
     assert layer.palette[1][:3] == [0x1F, 0x77, 0xB4] and layer.palette[1][3] == 0.85
@@ -241,17 +211,10 @@ def test_the_points_layer_has_the_figures_groups_in_draw_order_and_survives_its_
     assert read.hover[list(read.ids).index(110)].startswith("paper 10")
 
 
-def test_a_colour_scale_is_quantised_and_its_frame_shows_the_legend_without_points(points):
+def test_a_colour_scale_is_quantised(points):
     layer = points_layer(points, MapStyle(color_by="year"))
     entry, = layer.legend
     assert entry["colorbar"] == {"title": "year", "cmin": 1990.0, "cmax": 2028.0}
     order = np.argsort(layer.ids)
     assert np.all(np.diff(layer.colour[order].astype(int)) >= 0), "later years sit higher on the scale"
     assert layer.colour.min() == entry["colours"][0] and layer.colour.max() == entry["colours"][-2]
-    frame = frame_figure(points_layer(points, MapStyle(color_by="field")))
-    names = [t["name"] for t in frame["data"]]
-    assert names == ["a", "b", "c", "d", "extent"]
-    assert all(t["x"] == [None] for t in frame["data"][:4]), "legend entries carry no points"
-    assert frame["data"][-1]["marker"]["opacity"] == 0 and frame["layout"]["yaxis"]["scaleanchor"] == "x"
-    scale = frame_figure(layer)["data"][0]
-    assert scale["marker"]["showscale"] and scale["marker"]["cmax"] == 2028.0

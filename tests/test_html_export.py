@@ -4,6 +4,7 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -15,9 +16,9 @@ from synthetic_map import synthetic_map
 
 from explorer import ClusterConfig, HashingEmbedder, ProjectionConfig, Workspace, build_map
 from explorer.cli import main
-from explorer.draw import shorten
+from explorer.draw import PointsLayer, label_payload, shorten
 from explorer.export import to_html_bytes
-from explorer.html_export import TEXT_CHARS, page, to_html, unpack_points, unpack_texts
+from explorer.html_export import TEXT_CHARS, page, to_html, unpack_texts
 from explorer.map_clusters import label_layers, point_labels
 
 CANARY = '<img src=x onerror="window.__pwned=1">'
@@ -91,33 +92,39 @@ def test_the_title_is_escaped_and_the_page_allows_no_network(clustered):
     assert "</script><!--" not in hostile and '"\\u003c/script\\u003e\\u003c!--"' in hostile
 
 
-def test_the_packed_coordinates_are_the_maps_and_the_colours_its_categories(clustered):
+def layer_of(block: str) -> PointsLayer:
+    """The page's points block read as the browser reads it: draw.PointsLayer's bytes, base64."""
+    return PointsLayer.from_bytes(base64.b64decode(block))
+
+
+def test_the_points_are_the_apps_layer_with_the_maps_coordinates_and_categories(clustered):
     meta, points, _ = blocks(to_html(clustered).decode("utf-8"))
+    layer = layer_of(points)
     n = len(clustered.points)
-    x, y, colour = unpack_points(points, meta["drawn"])
 
-    assert meta["drawn"] == n and len(points) * 3 // 4 <= 10 * n + 2, "10 bytes a point, base64"
+    assert meta["drawn"] == layer.x.size == n and layer.hover is None, "the page's texts carry the hover"
+    assert len(points) * 3 // 4 <= 13 * n + 4_000, "13 bytes a point and a small header, base64"
     assert meta["colour"] == "field"
-    names = np.array([entry["name"] for entry in meta["legend"]])[colour]
-    got = sorted(zip(x.tolist(), y.tolist(), names.tolist(), strict=True))
+    name_of = {c: entry["name"] for entry in layer.legend for c in entry["colours"]}
+    got = sorted(zip(layer.ids.tolist(), layer.x.tolist(), layer.y.tolist(), [name_of[c] for c in layer.colour],
+                     strict=True))
     saved = clustered.points
-    want = sorted(zip(saved["x"].astype("<f4").tolist(), saved["y"].astype("<f4").tolist(), saved["field"],
-                      strict=True))
+    want = sorted(zip(saved["row_id"].tolist(), saved["x"].astype("<f4").tolist(), saved["y"].astype("<f4").tolist(),
+                      saved["field"], strict=True))
     assert got == want
-    assert [e["count"] for e in meta["legend"]] == saved["field"].value_counts().tolist()
+    assert [len(ids) for ids in layer.groups().values()] == saved["field"].value_counts().tolist()
 
 
-def test_every_levels_labels_are_in_the_file(clustered):
+def test_every_levels_labels_are_in_the_file_as_the_app_gets_them(clustered):
     meta, _, _ = blocks(to_html(clustered).decode("utf-8"))
     layers = label_layers(clustered)
     labels = meta["labels"]
 
+    assert labels == label_payload(layers)
     assert len(set(layers["level"])) == 2, "496 rows get two levels (a finest one from 5,000 rows)"
     assert labels["levels"] == ["coarse", "fine"] and labels["zooms"][0] == 1.0
     assert sorted(labels["zooms"]) == labels["zooms"]
-    rows = [(text, labels["levels"][level]) for _, _, text, level, _ in labels["rows"]]
-    assert sorted(rows) == sorted((shorten(t, 60), lv) for t, lv in zip(layers["text"], layers["level"], strict=True))
-    priorities = [row[4] for row in labels["rows"]]
+    priorities = [row[4] for row in labels["labels"]]
     assert priorities == sorted(priorities, reverse=True)
 
 
@@ -127,6 +134,10 @@ def test_the_texts_are_shortened_and_the_hover_names_clusters_not_ids(clustered)
     saved = clustered.points
 
     assert sorted(texts["title"]) == sorted(shorten(t, meta["title_chars"]) for t in saved["title"])
+    # In the layer's point order: the browser reads texts by the layer's positions.
+    ids = layer_of(blocks(to_html(clustered).decode("utf-8"))[1]).ids
+    by_id = dict(zip(saved["row_id"], saved["title"], strict=True))
+    assert texts["title"] == [shorten(by_id[i], meta["title_chars"]) for i in ids]
     assert meta["text_columns"] == ["abstract"] and meta["text_chars"] == TEXT_CHARS
     long = [t for t in texts["text"] if len(t) >= TEXT_CHARS - 1]
     assert long and all(len(t) <= TEXT_CHARS and t.endswith("…") for t in long)
@@ -144,10 +155,11 @@ def test_chosen_fields_and_colour(clustered):
 
     assert meta["colour"] == "year" and meta["fields"] == ["authors"]
     assert set(unpack_texts(texts_block)["fields"]) == {"authors"}
-    # Year has too many values for a legend of them: quantile bins on a colour scale, every row in one.
-    assert len(meta["legend"]) <= 9 and all(e["range"] for e in meta["legend"])
-    assert sum(e["count"] for e in meta["legend"]) == len(clustered.points)
-    assert meta["legend"][0]["name"].startswith(str(clustered.points["year"].min()))
+    # Year has too many values for a legend of them: one group on the app's colour scale, with its colour bar.
+    layer = layer_of(blocks(to_html(clustered, color_by="year").decode())[1])
+    bar = layer.legend[0]["colorbar"]
+    assert len(layer.legend) == 1 and bar["title"] == "year"
+    assert (bar["cmin"], bar["cmax"]) == (clustered.points["year"].min(), clustered.points["year"].max())
 
 
 def test_a_big_map_is_small_and_keeps_its_titles(explorer_home):
@@ -156,8 +168,8 @@ def test_a_big_map_is_small_and_keeps_its_titles(explorer_home):
     meta, points, texts = blocks(html.decode())
 
     assert meta["drawn"] == 50_000
-    # Coordinates and colours take 10 bytes a point (13.3 in base64); the titles deflate to a few more.
-    assert len(html) < 50_000 * 30, len(html)
+    # The layer takes 13 bytes a point (17.3 in base64); the titles deflate to a few more.
+    assert len(html) < 50_000 * 34, len(html)
     assert len(unpack_texts(texts)["title"]) == 50_000
 
 
@@ -202,7 +214,7 @@ def _wait(page, expression: str, timeout_s: float = 60) -> None:
 
 def _painted(page) -> int:
     """Canvas pixels that are not white: the points really drawn."""
-    return page.evaluate("""() => { const c = document.getElementById('points');
+    return page.evaluate("""() => { const c = document.querySelector('#map canvas.points');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let k = 0;
         for (let i = 0; i < d.length; i += 4) if (d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250) k++;
         return k; }""")
@@ -217,6 +229,8 @@ def test_the_page_offline_in_chromium(clustered, tmp_path, browser):
     path.write_bytes(to_html(clustered))
     page = browser.new_page(viewport={"width": 1300, "height": 850})
     requests, errors = [], []
+    # The network is blocked: anything but the file itself (and data:/blob: URIs) is aborted.
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(ALLOWED) else route.abort())
     page.on("request", lambda request: requests.append(request.url))
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
@@ -239,6 +253,9 @@ def test_the_page_offline_in_chromium(clustered, tmp_path, browser):
         assert 0 < keyword_matches(frame, "protein") < len(frame)
         assert "not a search by meaning" in page.locator("#about").inner_text()
         assert "Keyword search" in page.locator("#search label").inner_text()
+        # The matches are drawn over the veiled map: gold pixels on the overlay canvas.
+        assert page.locator("#map").get_attribute("data-hit-count") == str(keyword_matches(frame, "gradient enzyme"))
+        assert _gold(page) > 20
         page.screenshot(path=str(ARTIFACTS / "html_export_search.png"))
         page.fill("#query", "")
         _wait(page, "window.explorerExport.matches === null")
@@ -246,7 +263,7 @@ def test_the_page_offline_in_chromium(clustered, tmp_path, browser):
         # Wheel zoom over the biggest fine cluster's centre: its level's labels take over from the coarse ones.
         full = page.evaluate("window.explorerExport")
         box = page.locator("#map").bounding_box()
-        fine = next(row for row in blocks(path.read_text())[0]["labels"]["rows"] if row[3] == 1)
+        fine = next(row for row in blocks(path.read_text())[0]["labels"]["labels"] if row[3] == 1)
         at = page.evaluate(f"window.explorerExport.project({fine[0]}, {fine[1]})")
         page.mouse.move(box["x"] + at[0], box["y"] + at[1])
         for _ in range(7):
@@ -274,12 +291,12 @@ def test_the_page_offline_in_chromium(clustered, tmp_path, browser):
         page.screenshot(path=str(ARTIFACTS / "html_export_titles.png"))
 
         # Hover: title and fields as text; the canary title stays text.
-        page.dblclick("#map", position={"x": 30, "y": 30})
+        page.dblclick("#map", position={"x": 600, "y": 400})  # not on the tool bar or the legend
         _wait(page, "window.explorerExport.zoom < 1.01")
         hovers = page.evaluate(f"Array.from({{length: {len(frame)}}}, (_, i) => window.explorerExport.hover(i))")
         assert any(text.startswith(CANARY) for text in hovers) and all("cluster label: " in text for text in hovers)
         assert page.evaluate("window.__pwned") is None
-        assert page.evaluate("document.querySelectorAll('img').length") == 0
+        assert page.evaluate("document.querySelectorAll('img[src]').length") == 0, "no image but a thumbnail's"
 
         # A real pointer over a drawn point shows its hover (the nearest point: maybe one drawn on top of it).
         page.mouse.move(box["x"] + 5, box["y"] + 5)
@@ -287,9 +304,69 @@ def test_the_page_offline_in_chromium(clustered, tmp_path, browser):
         at = page.evaluate("window.explorerExport.at(0)")
         page.mouse.move(box["x"] + at[0], box["y"] + at[1])
         _wait(page, "window.explorerExport.hoverRow >= 0")
-        assert page.locator("#hover").is_visible() and page.locator("#hover .t").inner_text()
+        assert page.locator("#map .hover").is_visible() and page.locator("#map .hover .t").inner_text()
+
+        _box_and_lasso(page, box, len(frame))
     finally:
         page.close()
     assert not errors, errors
     outside = [url for url in requests if not url.startswith(ALLOWED)]
     assert not outside, outside
+
+
+def _gold(page) -> int:
+    """Overlay pixels in the search hits' gold (R high, G high, B low)."""
+    return page.evaluate("""() => { const c = document.querySelector('#map canvas.overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let k = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && d[i] > 230 && d[i + 1] > 180 && d[i + 2] < 80) k++;
+        return k; }""")
+
+
+def _inside(page, shape: dict) -> int:
+    """Points of the layer inside a box or lasso in map units, counted in Python (even-odd rule)."""
+    xs, ys = page.evaluate("(() => { const l = document.getElementById('map').pointsLayer; "
+                           "return [Array.from(l.x), Array.from(l.y)]; })()")
+    if "box" in shape:
+        (a, b), (c, d) = sorted(shape["box"]["x"]), sorted(shape["box"]["y"])
+        return sum(a <= x <= b and c <= y <= d for x, y in zip(xs, ys, strict=True))
+    px, py = shape["lasso"]["x"], shape["lasso"]["y"]
+
+    def inside(x, y):
+        hit, j = False, len(px) - 1
+        for k in range(len(px)):
+            if (py[k] > y) != (py[j] > y) and x < (px[j] - px[k]) * (y - py[k]) / (py[j] - py[k]) + px[k]:
+                hit = not hit
+            j = k
+        return hit
+    return sum(inside(x, y) for x, y in zip(xs, ys, strict=True))
+
+
+def _box_and_lasso(page, box: dict, total: int) -> None:
+    """A box dragged over the map's middle, then a lasso (a free-hand triangle): the page counts the points
+    inside each as Python does, fades the others, and Reset/double-click leave the selection alone."""
+    page.click('#map .toolbar button[data-mode="box"]')
+    x0, y0 = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 80, y0 + 60, steps=4)
+    page.mouse.move(x0 + box["width"] * 0.4, y0 + box["height"] * 0.4, steps=4)
+    page.mouse.up()
+    _wait(page, "document.getElementById('map').dataset.selectedCount !== '0'")
+    shape = page.evaluate("document.getElementById('map').lastShape")
+    selected = int(page.locator("#map").get_attribute("data-selected-count"))
+    assert 0 < selected < total and selected == _inside(page, shape), (selected, shape)
+    assert page.locator("#map").get_attribute("data-selection-outlines") == "1"
+    assert page.evaluate("window.explorerExport.selected") == selected
+
+    page.click('#map .toolbar button[data-mode="lasso"]')
+    cx, cy = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+    page.mouse.move(cx, cy - 150)
+    page.mouse.down()
+    for x, y in ((cx + 160, cy + 120), (cx - 160, cy + 120), (cx - 5, cy - 145)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    _wait(page, "document.getElementById('map').lastShape.lasso !== undefined")
+    shape = page.evaluate("document.getElementById('map').lastShape")
+    lassoed = int(page.locator("#map").get_attribute("data-selected-count"))
+    assert len(shape["lasso"]["x"]) > 10 and 0 < lassoed < total and lassoed == _inside(page, shape), lassoed
+    assert lassoed != selected

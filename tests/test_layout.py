@@ -18,7 +18,7 @@ import explorer
 
 PACKAGE_DIR = Path(explorer.__file__).resolve().parent
 HEAVY_MODULES = (
-    "streamlit", "torch", "umap", "sentence_transformers", "transformers", "sklearn", "ray",
+    "streamlit", "torch", "umap", "sentence_transformers", "transformers", "sklearn", "ray", "anywidget",
 )
 # The twins issue 13 merged: one name per step is left (build_map, search_map, load_embedder, ...).
 TWIN_NAMES = (

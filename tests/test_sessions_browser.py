@@ -26,7 +26,7 @@ MARKERS = [f"sess{i:02d}marker" for i in range(SESSIONS)]
 # Everything the page shows: its DOM text, the data and layout behind every plotly chart, and the map's
 # points layer (its hover labels and groups). The map is drawn in a same-origin iframe, so its document is read too.
 PAGE_TEXT = """() => [document, ...[...document.querySelectorAll('iframe')].map(f => f.contentDocument).filter(Boolean)]
-    .map(doc => doc.documentElement.textContent + [...doc.querySelectorAll('.js-plotly-plot')]
+    .map(doc => doc.documentElement.textContent + [...doc.querySelectorAll('.js-plotly-plot, .explorer-map')]
         .map(chart => JSON.stringify(chart.data || []) + JSON.stringify(chart.layout || {})
              + (chart.pointsLayer ? JSON.stringify([chart.pointsLayer.hover, chart.pointsLayer.legend]) : ''))
         .join(' ')).join(' ')"""
@@ -73,7 +73,7 @@ async def _session(browser, url: str, csv_path: Path, i: int) -> list[str]:
         assert MARKERS[i] in await _assert_private(page, i, "the upload preview")
 
         await build.click()
-        await map_frame(page).locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT)
+        await map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=TIMEOUT)
         await _idle(page)
         assert MARKERS[i] in await _assert_private(page, i, "the build")
 
@@ -143,14 +143,14 @@ def test_the_exported_html_shows_the_canary_as_text(tmp_path):
                 if page.evaluate("!!(window.explorerExport && window.explorerExport.textsReady)"):
                     break
                 page.wait_for_timeout(100)
-            # Hover every point (explorer/html_export.js) so each hover label is drawn once.
+            # Hover every point (the map core, explorer/mapjs) so each hover label is drawn once.
             shown = page.evaluate("""() => {
                 const s = window.explorerExport;
                 return Array.from({length: s.total}, (_, i) => s.hover(i)).join(' ')
-                    + document.getElementById('legend').textContent;
+                    + document.querySelector('#map .legend').textContent;
             }""")
             assert CANARY in shown, "the title shows literally in the hover label and the legend"
             assert page.evaluate("window.__pwned") is None
-            assert page.evaluate("document.querySelectorAll('img').length") == 0
+            assert page.evaluate("document.querySelectorAll('img[src]').length") == 0
         finally:
             browser.close()

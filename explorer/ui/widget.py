@@ -1,14 +1,13 @@
 """The map in the app: a small Streamlit component that keeps the base layer in the browser.
 
-`st.plotly_chart` re-sends and re-plots every point on each rerun (seconds at 100k points), and
-plotly's WebGL scatter turns slow towards 1M points in a browser without a GPU, so the map is drawn
-by frontend/map/ (package data beside this module) instead: the points are a binary file beside
-index.html, written once per base-layer key (float32 x, y, int32 row ids, a uint8 colour index:
-draw.PointsLayer), fetched once and drawn by index.html into a canvas under plotly's plot area on
-every pan and zoom (as density where many points share a pixel). Python sends the file's name,
-plotly's frame (legend, colour bar, layout: no points), the SVG overlays (hits, query, focus,
-neighbours), every level's cluster labels (placed by the browser on each zoom and pan) and the
-selected row ids, and gets back row ids for a click, a box or a lasso.
+`st.plotly_chart` re-sends and re-plots every point on each rerun (seconds at 100k points), so the
+map is drawn by the map core (explorer/mapjs/, the same files the offline export and the notebook
+widget use) hosted by frontend/map/index.html: the points are a binary file beside index.html,
+written once per base-layer key (float32 x, y, int32 row ids, a uint8 colour index:
+draw.PointsLayer), fetched once and drawn into a canvas on every pan and zoom (as density where
+many points share a pixel). Python sends the file's name, the overlay (hits, query, focus,
+neighbours: draw.overlay_json), every level's cluster labels (placed by the browser on each zoom
+and pan) and the selected row ids, and gets back row ids for a click, a box or a lasso.
 
 Row titles (shown beside the points once few are in view) and an image map's thumbnails (shown
 on hover) are files beside index.html, written once per map and fetched by the browser only when
@@ -38,12 +37,12 @@ import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
 
+from explorer import mapjs
 from explorer.draw import (
     LEAN_HOVER_POINTS,
     MapStyle,
     PointsLayer,
     base_key,
-    frame_figure,
     label_payload,
     overlay_json,
     points_layer,
@@ -51,6 +50,8 @@ from explorer.draw import (
 )
 
 FRONTEND = Path(__file__).parent / "frontend" / "map"
+# index.html's placeholder for the core's script tags (one per explorer/mapjs file, staged under mapjs/).
+CORE_MARKER = "<!-- explorer-map-core -->"
 log = logging.getLogger(__name__)
 # Assets being written in the background, so two reruns never write the same file at once.
 _WRITING: set[str] = set()
@@ -70,23 +71,33 @@ _folder: Path | None = None
 
 @st.cache_resource(show_spinner=False)
 def frontend_folder() -> str:
-    """frontend/map's files beside plotly.js, in a new folder private to this server (mode 0700, ours).
+    """frontend/map's files and the map core's (under mapjs/), in a new folder private to this server (mode 0700, ours).
 
     Never a predictable path that is trusted when it exists: another user of the machine could make it
     first and serve their own index.html, or read the titles. Streamlit serves it as the component."""
-    from plotly.offline import get_plotlyjs
-
     global _folder
     _remove_abandoned_folders()
     folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))  # created 0700, a name nobody had
     check_private(folder)
-    for path in sorted(FRONTEND.iterdir()):
-        if path.is_file():
-            (folder / path.name).write_bytes(path.read_bytes())
-    (folder / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+    stage_frontend(folder)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     _folder = folder
     return str(folder)
+
+
+def stage_frontend(folder: Path) -> None:
+    """Copy index.html and the map core (under mapjs/, from its one source) into ``folder``, with index.html's
+    marker replaced by one script tag per core file in load order."""
+    for path in sorted(FRONTEND.iterdir()):
+        if path.is_file():
+            (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "mapjs").mkdir(mode=0o700, exist_ok=True)
+    names = mapjs.core_files()
+    for name in names:
+        (folder / "mapjs" / name).write_text(mapjs.source(name), encoding="utf-8")
+    page = folder / "index.html"
+    tags = "\n".join(f'<script src="mapjs/{name}"></script>' for name in names)
+    page.write_text(page.read_text(encoding="utf-8").replace(CORE_MARKER, tags), encoding="utf-8")
 
 
 def check_private(folder: Path) -> None:
@@ -133,10 +144,9 @@ def _running(pid: int) -> bool:
 
 
 @st.cache_resource(max_entries=6, show_spinner="Drawing the map…")
-def base_layer(key: str, _points, _style: MapStyle, revision: str) -> tuple[PointsLayer, str]:
-    """The base layer's points and plotly's frame for them (JSON), built once per key (map, colour, filters)."""
-    layer = points_layer(_points, _style)
-    return layer, json.dumps(frame_figure(layer, revision=revision), separators=(",", ":"))
+def base_layer(key: str, _points, _style: MapStyle, revision: str) -> PointsLayer:
+    """The base layer's points, built once per key (map, colour, filters)."""
+    return points_layer(_points, _style)
 
 
 def points_file(key: str, layer: PointsLayer, *, map_name: str) -> str:
@@ -172,7 +182,8 @@ def _mtime(path: Path) -> float | None:
 def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int = 720) -> dict | None:
     """Draw the map; returns the last event ({"seq", "kind": "click" | "selection", "ids"}) or None.
 
-    The selection travels as row ids: the browser draws the other points faded, and keeps the box
+    ``height`` is the frame's height until the browser knows the window's (then most of it). The
+    selection travels as row ids: the browser draws the other points faded, and keeps the box
     or lasso outline it has just drawn when the ids are its own; no ids (``style.selected`` None or
     empty) clear the outline and the fading. ``revision`` is "<map name>:<stamp>": the map's files
     are staged under its name, so that forget_map can remove them."""
@@ -190,8 +201,10 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
     if style.thumbnails is not None:
         source = style.thumbnails
         assets["thumbnails"] = _asset(f"{staged}/thumbnails-{map_id}.json", lambda: _thumbnail_payload(source))
-    layer, frame = base_layer(layer_key, points, style, revision)
-    return component(layer=points_file(layer_key, layer, map_name=map_name), frame=frame, base_key=layer_key,
+    layer = base_layer(layer_key, points, style, revision)
+    legend_title = "similarity" if style.similarity is not None else (style.color_by or "")
+    return component(layer=points_file(layer_key, layer, map_name=map_name), legend_title=legend_title,
+                     base_key=layer_key,
                      overlay=overlay, overlay_key=_digest(overlay.encode()), labels=labels,
                      labels_key=_digest(labels.encode()),
                      assets=assets, selected=selected, selection_key=_digest(repr(selected).encode()),
