@@ -28,6 +28,7 @@ from explorer.html_search import (
     unpack,
     unpack_vectors,
 )
+from explorer.placement import place_query
 from explorer.search import search_map
 
 QUERIES = ["neural networks that learn from data", "protein folding", "the price of money and trade",
@@ -172,9 +173,21 @@ def test_a_fast_maps_page_embeds_and_ranks_as_python(fast_map, tmp_path, browser
             assert float(page_vector @ python) >= 0.999 or not python.any(), query
         overlaps = _top10_overlap(fast_map, page, QUERIES)
         assert np.mean(overlaps) >= 9, overlaps
-        # Typing in the box lights the hits up on the map.
+        # Typing in the box lights the hits up on the map as the app does: ranks, the query's star placed by
+        # placement.place_query from the hits, its label.
         page.fill("#query", "protein folding")
         _wait(page, "window.explorerExport.matches === 10")
+        _wait(page, "document.getElementById('map').dataset.queryLabel === 'protein folding'")
+        shown = page.evaluate("window.explorerExport.hits")
+        assert page.get_attribute("#map", "data-hit-count") == "10"
+        assert json.loads(page.get_attribute("#map", "data-ranks-shown")) != []
+        python = search_map(fast_map, "protein folding", k=10)
+        ids = fast_map.points["row_id"].to_numpy()
+        assert set(shown["rows"]) == set(ids[python.indices].tolist()) or len(
+            set(shown["rows"]) & set(ids[python.indices].tolist())) >= 9
+        at = pd.Index(ids).get_indexer(shown["rows"])
+        star = place_query(fast_map.coords, at)
+        assert np.allclose([shown["query"]["x"], shown["query"]["y"]], star, atol=1e-4), (shown["query"], star)
         assert page.locator("#search label").inner_text() == "Search by meaning"
         assert "Search by meaning with the map's own model" in page.locator("#about").inner_text()
         assert errors == []
