@@ -195,7 +195,8 @@ def write(args, load, rows, vector_rows, page, sizes, size_10k, fp32_mrr, int8_m
         f"Map: arxiv_cs10_2500.csv ({n:,} rows, title + abstract) built with the bundled all-MiniLM-L6-v2 "
         f"(`--mode quality`). Queries: the {queries:,} titles; MRR: the reciprocal rank of the title's own row.",
         "",
-        "| query model | MRR title → own row | top-10 agreement with Python | ms per query (in Python) |",
+        "| query model | MRR title → own row | top-10 agreement with Python "
+        "| ms per title (Python; the model in batches) |",
         "|---|---|---|---|",
         *[f"| {name} | {mrr:.4f} | {overlap:.2f} of 10 | {ms:.1f} |" for name, mrr, overlap, ms in rows],
         "",

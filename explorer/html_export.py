@@ -21,7 +21,16 @@ import numpy as np
 import pandas as pd
 
 from . import mapjs
-from .draw import MapStyle, default_colour_column, drawn_rows, label_payload, points_layer, shorten, title_column
+from .draw import (
+    MapStyle,
+    default_colour_column,
+    drawn_rows,
+    hover_thumbnails,
+    label_payload,
+    points_layer,
+    shorten,
+    title_column,
+)
 from .html_search import WASM_CSP, SearchBlocks, keyword_blocks, search_blocks
 from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_levels, label_layers, named_points, point_labels
 
@@ -35,6 +44,9 @@ FIELD_CHARS = 60
 # Hover fields chosen when the caller names none: the colour, the cluster, then a date-like column.
 DEFAULT_FIELDS = ("year", "date", "listing_date", "published", "venue", "authors")
 MAX_FIELDS = 4
+# An image map's thumbnails go into the file (data: URIs, for the hover) up to this many bytes, in the
+# layer's order; the rest are left out and the page says how many. The sample digits' are ~0.3 KB each.
+THUMBNAIL_BYTES = 10_000_000
 # No network of any kind: inline script and style only, images only from data: and blob: URIs.
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
        "base-uri 'none'; form-action 'none'")
@@ -84,13 +96,35 @@ def build_page(saved, *, color_by: str | None = None, fields: Sequence[str] | No
         "title_chars": TITLE_CHARS, "colour": colour, "fields": hover,
         "labels": label_payload(label_layers(saved)),
     }
+    thumbnails = page_thumbnails(saved, points["row_id"].to_numpy())
+    meta["thumbnails"] = {"shown": len(thumbnails["ids"]), "left_out": thumbnails.pop("left_out")}
     packed_points, packed_texts = base64.b64encode(layer.to_bytes()).decode("ascii"), pack_texts(texts)
-    html_page = page(saved.name, meta=meta, points=packed_points, texts=packed_texts, search=found)
+    packed_thumbnails = _script_json(thumbnails)
+    html_page = page(saved.name, meta=meta, points=packed_points, texts=packed_texts, search=found,
+                     thumbnails=packed_thumbnails)
     sizes = {"model": 0, "runtime": 0, "vectors": 0, **found.sizes, "points": len(packed_points),
-             "texts": len(packed_texts)}
+             "texts": len(packed_texts), "thumbnails": len(packed_thumbnails)}
     sizes["page"] = len(html_page) - sum(sizes.values())
     sizes["total"] = len(html_page)
     return html_page, sizes, {k: v for k, v in found.info.items() if k != "row_ids"}
+
+
+def page_thumbnails(saved, row_ids: np.ndarray, budget: int = THUMBNAIL_BYTES) -> dict:
+    """An image map's thumbnails as data: URIs for the page's hover ({ids, uris}), in ``row_ids``' order until
+    ``budget`` bytes are spent, and how many were left out (no thumbnails: empty lists)."""
+    source = hover_thumbnails(saved)
+    uris = source() if source is not None else {}
+    ids, kept, spent = [], [], 0
+    for row in row_ids:
+        uri = uris.get(int(row))
+        if uri is None:
+            continue
+        if spent + len(uri) > budget:
+            break
+        ids.append(int(row))
+        kept.append(uri)
+        spent += len(uri)
+    return {"ids": ids, "uris": kept, "left_out": sum(1 for row in row_ids if int(row) in uris) - len(ids)}
 
 
 def export_frame(saved) -> pd.DataFrame:
@@ -128,7 +162,8 @@ def unpack_texts(block: str) -> dict:
     return json.loads(zlib.decompress(base64.b64decode(block), -15).decode("utf-8"))
 
 
-def page(name: str, *, meta: dict, points: str, texts: str, search: SearchBlocks | None = None) -> bytes:
+def page(name: str, *, meta: dict, points: str, texts: str, search: SearchBlocks | None = None,
+         thumbnails: str = '{"ids":[],"uris":[]}') -> bytes:
     """The HTML page: CSP, title, the data blocks, the search's runtime, the map core and its host script, as UTF-8."""
     script = mapjs.host_script("export")
     title = html.escape(name)
@@ -165,6 +200,7 @@ def page(name: str, *, meta: dict, points: str, texts: str, search: SearchBlocks
 <script type="application/json" id="meta">{_script_json(meta)}</script>
 <script type="application/octet-stream" id="points-data">{points}</script>
 <script type="application/octet-stream" id="texts-data">{texts}</script>
+<script type="application/json" id="thumbnails">{thumbnails}</script>
 <script type="application/json" id="search-meta">{_script_json(search.info)}</script>
 {data}{scripts}<script>
 {script}

@@ -291,3 +291,56 @@ def test_cli_says_what_the_file_holds_and_its_size(fast_map, hashing_map, tmp_pa
     assert main(["--home", str(hashing_map.path.parent.parent), "export", hashing_map.name, "--format", "html",
                  "--search", "meaning", "-o", str(tmp_path / "h.html")]) != 0
     assert "cannot go into this file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- thumbnails
+
+SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "sample_data" / "images"
+
+
+@pytest.fixture(scope="module")
+def digits_map(tmp_path_factory):
+    workspace = Workspace(tmp_path_factory.mktemp("digits-html-home"))
+    files = sorted(SAMPLE_IMAGES.glob("*/*.png"))[:40]
+    return build_map([(f"{p.parent.name}/{p.name}", p.read_bytes()) for p in files], kind="images", name="digits",
+                     model="pixels", projection=ProjectionConfig(method="pca"), workspace=workspace).saved
+
+
+def test_an_image_maps_file_carries_its_thumbnails_within_a_budget(digits_map):
+    from explorer.html_export import page_thumbnails
+
+    html, sizes, _ = build_page(digits_map)
+    thumbs = _meta(html.decode(), "thumbnails")
+    stored = {int(k): v for k, v in digits_map.thumbnails().items()}
+    assert len(thumbs["ids"]) == len(stored) == len(digits_map.points) and sizes["thumbnails"] > 0
+    assert all(uri.startswith("data:image/") for uri in thumbs["uris"])
+    assert _meta(html.decode(), "meta")["thumbnails"] == {"shown": len(stored), "left_out": 0}
+    one = len(thumbs["uris"][0])
+    cut = page_thumbnails(digits_map, digits_map.points["row_id"].to_numpy(), budget=one * 5 + 1)
+    assert len(cut["ids"]) <= 5 and cut["left_out"] == len(stored) - len(cut["ids"])
+    assert _meta(to_html(hashing_map_like(digits_map)).decode(), "thumbnails") == {"ids": [], "uris": []}
+
+
+def hashing_map_like(saved):
+    """A text map has no thumbnails: the sample papers, hashed."""
+    workspace = Workspace(Path(saved.path).parent.parent)
+    return build_map(pd.read_csv(SAMPLE_PAPERS).head(30), name="texts", model=HashingEmbedder(dimension=16),
+                     text_columns=["title"], projection=ProjectionConfig(method="pca"), workspace=workspace).saved
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_an_image_maps_page_shows_thumbnails_on_hover(digits_map, tmp_path, browser):
+    path = tmp_path / "digits.html"
+    page, requests, errors = _open(browser, to_html(digits_map), path)
+    try:
+        _wait(page, "window.explorerExport.ready")
+        page.evaluate("window.explorerExport.hover(3)")
+        row = page.get_attribute("#map", "data-hover-id")
+        assert page.get_attribute("#map", "data-thumbnail") == row != ""
+        src = page.evaluate("Array.from(document.querySelectorAll('#map img')).map(i => i.getAttribute('src'))")
+        assert digits_map.thumbnails() and any(s and s.startswith("data:image/png;base64,") for s in src)
+        assert errors == []
+        _no_request_but_the_page(requests, path)
+    finally:
+        page.close()

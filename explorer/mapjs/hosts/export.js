@@ -9,6 +9,8 @@
   const query = document.getElementById("query"), countLine = document.getElementById("count");
   const layer = M.layer.fromBase64(document.getElementById("points-data").textContent);
   const n = layer.n;
+  const thumbs = JSON.parse(document.getElementById("thumbnails").textContent);
+  const thumbnails = new Map(thumbs.ids.map((id, k) => [id, thumbs.uris[k]]));
   let texts = null, haystack = null;
   const state = window.explorerExport = {
     ready: false, textsReady: false, total: n, drawn: 0, zoom: 1, labels: [], levels: [], titles: [], matches: null,
@@ -22,6 +24,8 @@
       fields: meta.fields.map(name => [name, texts.fields[name].values[texts.fields[name].codes[i]]]),
     } : null,
     title: i => (texts ? texts.title[i] : null),
+    // An image map's thumbnails, inlined by html_export.page_thumbnails (within its size budget).
+    thumbnail: id => thumbnails.get(id) || null,
     onSelect: ids => { state.selected = ids.length; },
     onView: () => {
       const d = box.dataset;
@@ -135,6 +139,10 @@
     if (meta.omitted_text && meta.omitted_text.length) {
       note += " On a map this big the " + meta.omitted_text.join(", ") + (meta.omitted_text.length > 1 ? " columns are"
         : " column is") + " left out: search and hover use the titles.";
+    }
+    if (meta.thumbnails && meta.thumbnails.left_out) {
+      note += " Thumbnails: " + meta.thumbnails.shown.toLocaleString("en") + " rows have theirs in this file, "
+        + meta.thumbnails.left_out.toLocaleString("en") + " are left out to keep it small.";
     }
     parts.push(note);
     document.getElementById("about").textContent = parts.join(" ");
