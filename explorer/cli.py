@@ -352,8 +352,7 @@ def _export(args: argparse.Namespace) -> int:
 
         data, sizes, search = build_page(saved, search=args.search)
         # What the file holds and its size, before it is written.
-        parts = ", ".join(f"{part} {sizes[part] / 1e6:.2f} MB"
-                          for part in ("model", "runtime", "vectors", "points", "texts", "thumbnails", "page") if sizes[part])
+        parts = ", ".join(f"{part} {size / 1e6:.2f} MB" for part, size in sizes.items() if size and part != "total")
         mode = f"by meaning ({search['model_id']})" if search["kind"] else f"keyword ({search['reason']})"
         print(f"search {mode}; {sizes['total'] / 1e6:.2f} MB: {parts}")
     else:

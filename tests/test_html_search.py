@@ -344,3 +344,28 @@ def test_an_image_maps_page_shows_thumbnails_on_hover(digits_map, tmp_path, brow
         _no_request_but_the_page(requests, path)
     finally:
         page.close()
+
+
+def test_without_the_export_extra_a_transformer_map_keeps_keyword_search(real_map_free_transformer, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else
+                        real_find_spec(name, *a))
+    found = search_blocks(real_map_free_transformer, np.arange(len(real_map_free_transformer.points)),
+                          cache_root=real_map_free_transformer.path / "no-cache")
+    assert found.info["kind"] is None and "embedding-explorer[export]" in found.info["reason"]
+    with pytest.raises(InputError, match=r"embedding-explorer\[export\]"):
+        search_blocks(real_map_free_transformer, np.arange(3), search=MEANING,
+                      cache_root=real_map_free_transformer.path / "no-cache")
+
+
+@pytest.fixture
+def real_map_free_transformer(hashing_map, monkeypatch):
+    """The hashed map, presented as a map of the bundled transformer (the model is never loaded: the export
+    stops before it)."""
+    from explorer import html_search
+    from explorer.embedders.transformer import SentenceTransformerEmbedder
+
+    monkeypatch.setattr(html_search, "_page_model", lambda saved: (SentenceTransformerEmbedder(), "transformer"))
+    return hashing_map

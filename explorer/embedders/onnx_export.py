@@ -10,6 +10,7 @@ id and options; the cache is disposable (explorer/cache_files.py), an unreadable
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -29,6 +30,8 @@ OPSET = 17
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 EXPORT_FILE = "export.json"
+# What the export runs on (the `export` extra); without them a file keeps the keyword search and says why.
+EXPORT_PACKAGES = ("onnx", "onnxruntime")
 # Pooling modes the page implements (sentence-transformers' Pooling config keys).
 MEAN, CLS = "mean", "cls"
 
@@ -69,6 +72,10 @@ def export_onnx(embedder, cache_root: str | Path, *, quantise: bool = True) -> O
     found = _read(final)
     if found is not None:
         return found
+    missing = [name for name in EXPORT_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelError(f"exporting the model for the page needs {' and '.join(missing)}: "
+                         "pip install 'embedding-explorer[export]'")
     cache_folder(Path(cache_root))
     tmp = final.with_name(f".tmp-{uuid.uuid4().hex}")
     tmp.mkdir(parents=True)
