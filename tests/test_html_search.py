@@ -262,6 +262,14 @@ def test_a_transformer_maps_page_tokenises_embeds_and_ranks_as_python(real_map, 
         _no_request_but_the_page(requests, path)
     finally:
         page.close()
+    # A query asked as the page opens waits for the model rather than failing.
+    page = browser.new_page()
+    try:
+        page.goto(path.as_uri())
+        early = page.evaluate("window.explorerSearch('protein folding', 5)")
+        assert early["mode"] == "meaning" and len(early["rows"]) == 5
+    finally:
+        page.close()
     # Full precision: the page's tokens, pooling and normalising give Python's vector.
     path32 = tmp_path / "real32.html"
     page, requests, errors = _open(browser, build_page(real_map, quantise=False)[0], path32)

@@ -53,21 +53,29 @@
     const info = JSON.parse(doc.getElementById("search-meta").textContent);
     const state = { mode: info.kind ? "meaning" : "keyword", ready: false, reason: info.reason || "", loadMs: 0 };
     let embedder = null, vectors = null;
-    const answer = async (query, k = 10) => {
-      const t0 = performance.now();
-      if (state.mode !== "meaning") {
-        return { mode: "keyword", reason: state.reason, ...(await keyword(String(query), k)), ms: performance.now() - t0 };
-      }
-      const vector = await embedder.embed(String(query).trim().slice(0, info.max_query_chars || 2000));
-      return { mode: "meaning", ...vectors.search(vector, k), ms: performance.now() - t0 };
-    };
-    root.explorerSearch = answer;
-    if (state.mode === "meaning") {
+    // The model loads as the page opens; a query asked meanwhile waits for it rather than failing.
+    const loading = state.mode !== "meaning" ? Promise.resolve() : (async () => {
       const [model, bytes] = await Promise.all([payload(doc, info), inflate(doc, "search-vectors")]);
       vectors = ExplorerMap.vectors.create(unpackVectors(bytes, info.rows, info.dimension));
       embedder = await ExplorerMap.semantic.create(model);
       root.explorerTokenize = embedder.tokenize || embedder.words;
       root.explorerEmbed = async text => Array.from(await embedder.embed(text));
+    })();
+    root.explorerSearch = async (query, k = 10) => {
+      const t0 = performance.now();
+      if (state.mode !== "meaning") {
+        return { mode: "keyword", reason: state.reason, ...(await keyword(String(query), k)), ms: performance.now() - t0 };
+      }
+      await loading;
+      const vector = await embedder.embed(String(query).trim().slice(0, info.max_query_chars || 2000));
+      return { mode: "meaning", ...vectors.search(vector, k), ms: performance.now() - t0 };
+    };
+    try {
+      await loading;
+    } catch (error) {
+      // The model could not start here: the page's API answers by keyword from now on.
+      Object.assign(state, { mode: "keyword", reason: "Search by meaning failed to start (" + (error && error.message || error) + ")" });
+      throw error;
     }
     state.ready = true;
     state.loadMs = performance.now() - started;
