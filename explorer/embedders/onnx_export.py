@@ -10,6 +10,7 @@ id and options; the cache is disposable (explorer/cache_files.py), an unreadable
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import logging
@@ -128,7 +129,11 @@ def _export(embedder, folder: Path, *, quantise: bool) -> None:
         def forward(self, input_ids, attention_mask):
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    body = Body(transformer.auto_model.to("cpu")).eval()
+    inner = transformer.auto_model
+    # A copy on the CPU where the model sits on a GPU: the shared embedder keeps its device for the app's searches.
+    if next(inner.parameters()).device.type != "cpu":
+        inner = copy.deepcopy(inner).to("cpu")
+    body = Body(inner).eval()
     sample = hf_tokenizer(["a query", "another, longer query"], padding=True, return_tensors="pt")
     fp32 = folder / ("fp32.onnx" if quantise else MODEL_FILE)
     with torch.no_grad():
