@@ -22,7 +22,15 @@ import pandas as pd
 
 from . import mapjs
 from .draw import MapStyle, default_colour_column, drawn_rows, label_payload, points_layer, shorten, title_column
-from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_levels, label_layers, named_points, point_labels
+from .facets import encode_facets, facet_columns, pack_facets
+from .map_clusters import (
+    CLUSTER_LABEL_COLUMN,
+    cluster_id_columns,
+    cluster_levels,
+    label_layers,
+    named_points,
+    point_labels,
+)
 
 # Texts kept for hover and search: each text column cut to this many characters (the page says so).
 TEXT_CHARS = 300
@@ -69,8 +77,10 @@ def to_html(saved, *, color_by: str | None = None, fields: Sequence[str] | None 
         "title_chars": TITLE_CHARS, "colour": colour, "fields": hover,
         "labels": label_payload(label_layers(saved)),
     }
+    chosen = facet_columns(points, skip=cluster_id_columns(saved))  # their names are the cluster label column
+    facets = pack_facets(*encode_facets(points, chosen), points["row_id"].to_numpy()) if chosen else b""
     return page(saved.name, meta=meta, points=base64.b64encode(layer.to_bytes()).decode("ascii"),
-                texts=pack_texts(texts))
+                texts=pack_texts(texts), facets=base64.b64encode(facets).decode("ascii"))
 
 
 def export_frame(saved) -> pd.DataFrame:
@@ -108,7 +118,7 @@ def unpack_texts(block: str) -> dict:
     return json.loads(zlib.decompress(base64.b64decode(block), -15).decode("utf-8"))
 
 
-def page(name: str, *, meta: dict, points: str, texts: str) -> bytes:
+def page(name: str, *, meta: dict, points: str, texts: str, facets: str = "") -> bytes:
     """The HTML page: CSP, title, the data blocks, the map core and its host script, as UTF-8."""
     script = mapjs.host_script("export")
     title = html.escape(name)
@@ -139,6 +149,7 @@ def page(name: str, *, meta: dict, points: str, texts: str) -> bytes:
 <script type="application/json" id="meta">{_script_json(meta)}</script>
 <script type="application/octet-stream" id="points-data">{points}</script>
 <script type="application/octet-stream" id="texts-data">{texts}</script>
+<script type="application/octet-stream" id="facets-data">{facets}</script>
 <script>
 {script}
 </script>
