@@ -110,7 +110,7 @@ def rank_rows(features, relevant: Sequence[int], irrelevant: Sequence[int]) -> t
         return rest, np.zeros(len(rest), dtype=np.float32), "no relevant decision yet: the table's order"
     if len(irrelevant) == 0:
         centre = np.asarray(features[relevant].mean(axis=0)).ravel()
-        scores = np.asarray(features[rest] @ centre).ravel()
+        scores = np.asarray(features @ centre.astype(np.float32)).ravel()[rest]
         how = "similarity to the mean of the relevant papers (no irrelevant decision yet)"
     else:
         from sklearn.linear_model import LogisticRegression
@@ -120,7 +120,8 @@ def rank_rows(features, relevant: Sequence[int], irrelevant: Sequence[int]) -> t
         model = LogisticRegression(C=REGULARISATION, class_weight="balanced", max_iter=200)
         model.fit(features[labelled], target)
         # The probability by hand: predict_proba's checks cost more than the product at 100k rows.
-        margin = np.asarray(features[rest] @ model.coef_[0].astype(np.float32)).ravel() + model.intercept_[0]
+        # Every row's margin, then the unscreened ones: features[rest] would copy the whole matrix.
+        margin = np.asarray(features @ model.coef_[0].astype(np.float32)).ravel()[rest] + model.intercept_[0]
         scores = 1.0 / (1.0 + np.exp(-margin))
         how = f"logistic regression on {len(relevant):,} relevant and {len(irrelevant):,} irrelevant decisions"
     order = np.argsort(-scores, kind="stable")
