@@ -25,7 +25,8 @@ from .embed import EmbeddingCache, embed_cached
 from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder
 from .errors import InputError, MapChangedError
 from .limits import Limits
-from .map_clusters import LEVEL_COLUMNS, clustered_columns
+from .map_clusters import LEVEL_COLUMNS, clustered
+from .map_files import save_map
 from .pipeline import REFINE_PENDING
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
@@ -256,7 +257,7 @@ def _save_refined(latest: SavedMap, workspace: Workspace, *, embedded: np.ndarra
     refined["seconds"] = {k: round(v, 3) for k, v in {**seconds, "total": time.perf_counter() - started}.items()}
     refined["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     manifest["refinement"] = refined
-    return workspace.save(latest.name, points=points, embeddings=full, manifest=manifest, base=latest)
+    return save_map(workspace, latest.name, points=points, embeddings=full, manifest=manifest, base=latest)
 
 
 def _within(progress: ProgressFn, start: int, size: int, total: int) -> ProgressFn:
@@ -272,10 +273,9 @@ def _reclustered(latest: SavedMap, points, vectors: np.ndarray, manifest: dict, 
     """The refined points and manifest clustered as the map was (its recorded config), with the labels the
     user renamed carried over to the new clusters that match them (nothing saved)."""
     config = ClusterConfig.from_dict((latest.manifest.get("clusters") or {}).get("config") or {})
-    draft = SavedMap(path=latest.path, manifest=manifest, points=points, embeddings=vectors)
-    points, section = clustered_columns(draft, config=config, progress=progress)
-    section["carried"] = _carry_renamed_labels(latest, points, section)
-    return points, {**manifest, "clusters": section}
+    points, manifest = clustered(points, vectors, manifest, config=config, progress=progress)
+    manifest["clusters"]["carried"] = _carry_renamed_labels(latest, points, manifest["clusters"])
+    return points, manifest
 
 
 def _carry_renamed_labels(old: SavedMap, new_points, section: dict) -> dict:

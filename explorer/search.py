@@ -16,7 +16,7 @@ import numpy as np
 
 from .embedders import TEXT, embedder_for
 from .errors import InputError, ModelError
-from .vector_index import VectorIndex
+from .vector_index import VectorIndex, search_index
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def search_map(
         log.warning("%s", reason)
         return _keyword(saved, query, k=k, reason=reason, notes=notes)
     result = search_similar(saved.embeddings, vector, k=k, threshold=threshold, valid=saved.embedded,
-                            exclude=exclude, index=saved.search_index())
+                            exclude=exclude, index=search_index(saved))
     result.query, result.notes, result.mode = query, notes, SEMANTIC
     result.reason = saved.manifest.get("text_search_reason", "")
     return result
@@ -265,7 +265,7 @@ def _search_by_example(saved, image, *, embedder, k: int, exclude: int | None) -
         picture = open_image(bytes(image), max_side=getattr(embedder, "image_side", None))
     vector = embedder.embed_images([picture])[0]
     result = search_similar(saved.embeddings, vector, k=k, valid=saved.embedded, exclude=exclude,
-                            index=saved.search_index())
+                            index=search_index(saved))
     result.mode, result.query = EXAMPLE, "example image"
     result.reason = f"Nearest images to the example under {embedder.model_id}."
     return result

@@ -21,10 +21,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .hashing import combined_hash
+
+if TYPE_CHECKING:
+    from .store import SavedMap
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +236,20 @@ def index_for(folder: Path, embeddings: np.ndarray, *, embeddings_file: Path | N
         except OSError as exc:  # a read-only workspace: the index lives in memory only
             log.warning("could not keep the search index in %s (%s)", folder, exc)
     return index
+
+
+def search_index(saved: SavedMap) -> VectorIndex | None:
+    """The compressed copy a search of this big saved map scans first (None for maps searched exactly).
+
+    Read from the map folder when it was built from these very vectors, else built (seconds at 1M rows)
+    and kept there; kept on ``saved`` too, for as long as its ``embeddings`` are the same array."""
+    from .store import EMBEDDINGS_FILE  # the store imports this module: its names are read when used
+
+    with saved.index_lock:
+        if saved.index_cache is None or saved.index_cache[0] is not saved.embeddings:
+            index = index_for(saved.path, saved.embeddings, embeddings_file=saved.path / EMBEDDINGS_FILE)
+            saved.index_cache = (saved.embeddings, index)
+        return saved.index_cache[1]
 
 
 def _matches_file(embeddings: np.ndarray, embeddings_file: Path | None) -> bool:
