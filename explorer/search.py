@@ -1,7 +1,7 @@
 """Step 4, search: cosine scores of a query against every row, the top hits, and row neighbours.
 
 Maps of up to vector_index.EXACT_ROWS rows are searched exactly. A bigger map's search scans its
-compressed copy (`SavedMap.search_index`, explorer/vector_index.py) for candidates and scores those
+compressed copy (`vector_index.search_index`) for candidates and scores those
 exactly; the scores of every row are then computed only when asked for (`SearchResult.scores`)."""
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def search_similar(
 ) -> SearchResult:
     """Rank rows by cosine similarity to a unit query vector; keep at most k at or above threshold.
 
-    With ``index`` (a big map's `SavedMap.search_index`) the candidates come from its codes and are
+    With ``index`` (a big map's `vector_index.search_index`) the candidates come from its codes and are
     ranked by their exact scores; rows are left out by ``valid`` and ``exclude`` as in the exact search,
     and the threshold applies to the exact scores. Without it, or when ``valid`` leaves less than
     MIN_VALID_SHARE of the rows, every row is scored."""

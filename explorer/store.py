@@ -137,6 +137,11 @@ class SavedMap:
         return self.path.name
 
     @property
+    def embeddings_file(self) -> Path:
+        """The file the map's vectors are saved in."""
+        return self.path / EMBEDDINGS_FILE
+
+    @property
     def kind(self) -> str:
         """What the map's rows are: "text" or "images"."""
         return self.manifest.get("kind", DEFAULT_KIND)

@@ -21,14 +21,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .hashing import combined_hash
-
-if TYPE_CHECKING:
-    from .store import SavedMap
 
 log = logging.getLogger(__name__)
 
@@ -238,16 +234,15 @@ def index_for(folder: Path, embeddings: np.ndarray, *, embeddings_file: Path | N
     return index
 
 
-def search_index(saved: SavedMap) -> VectorIndex | None:
-    """The compressed copy a search of this big saved map scans first (None for maps searched exactly).
+def search_index(saved) -> VectorIndex | None:
+    """The compressed copy a search of this big saved map (a store.SavedMap) scans first (None for maps
+    searched exactly).
 
     Read from the map folder when it was built from these very vectors, else built (seconds at 1M rows)
     and kept there; kept on ``saved`` too, for as long as its ``embeddings`` are the same array."""
-    from .store import EMBEDDINGS_FILE  # the store imports this module: its names are read when used
-
     with saved.index_lock:
         if saved.index_cache is None or saved.index_cache[0] is not saved.embeddings:
-            index = index_for(saved.path, saved.embeddings, embeddings_file=saved.path / EMBEDDINGS_FILE)
+            index = index_for(saved.path, saved.embeddings, embeddings_file=saved.embeddings_file)
             saved.index_cache = (saved.embeddings, index)
         return saved.index_cache[1]
 
