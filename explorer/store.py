@@ -99,7 +99,7 @@ def suffixed_name(base: str, suffix: str) -> str:
     return sanitise_map_name(_cut(sanitise_map_name(base), room_chars, room_bytes).rstrip() + suffix)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MapFiles:
     """What a save writes besides points and vectors, made by explorer.map_files: the store computes none."""
 
@@ -107,6 +107,11 @@ class MapFiles:
     index: VectorIndex | None = None
     # labels.parquet's rows (label_file.label_table); None: the map has no clusters, and no file.
     labels: pd.DataFrame | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is nothing besides points and vectors to write."""
+        return self.neighbors is None and self.index is None and self.labels is None
 
 
 class StaleFiles(MapChangedError):
@@ -312,7 +317,7 @@ class Workspace:
                         shutil.rmtree(tmp, ignore_errors=True)
                         theirs = self.open(current.name, mmap=True)
                         merged = merged_save(base, (points, embeddings, manifest), theirs)
-                        if files != MapFiles() and not _same_sources(merged, (points, embeddings, manifest)):
+                        if not files.empty and not _same_sources(merged, (points, embeddings, manifest)):
                             raise StaleFiles(merged, theirs)
                         final = current
                         tmp, saved = self._written(final, *merged, files, thumbnails, thumbnails_from)

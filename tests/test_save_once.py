@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer import ClusterConfig, ProjectionConfig, Workspace, build_map
+from explorer import ClusterConfig, ProjectionConfig, Workspace, build_map, neighbor_column
 from explorer import map_files as map_files_module
 from explorer.curate import remove_and_reproject
 from explorer.grow import add_rows
@@ -108,10 +108,15 @@ def test_an_unchanged_map_keeps_its_neighbours_without_computing_them(papers_fra
     assert files.index is None  # a map this small is searched exactly
 
 
-def test_a_save_meeting_a_newer_cluster_rename_derives_its_labels_again(papers_frame, workspace):
+@pytest.mark.parametrize("neighbours", [True, False])
+def test_a_save_meeting_a_newer_cluster_rename_derives_its_labels_again(papers_frame, workspace, monkeypatch,
+                                                                         neighbours):
     """A stale save merged with a rename made meanwhile: its labels.parquet holds the rename, which the
-    files it derived before the merge did not know of."""
+    files it derived before the merge did not know of (also for maps too big for a neighbours column)."""
+    if not neighbours:
+        monkeypatch.setattr(neighbor_column, "NEIGHBORS_MAX_ROWS", 0)
     saved = _clustered_map(papers_frame, workspace)
+    assert (read_neighbor_lists(saved.path / "points.parquet") is not None) == neighbours
     rename_cluster(workspace, "papers", "coarse", 0, "Renamed meanwhile")
 
     # Derived from the version read before the rename: the store hands the merge back (StaleFiles).
