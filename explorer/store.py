@@ -1,4 +1,5 @@
-"""Step 5, store: saved maps as folders in a workspace, written atomically."""
+"""Step 5, store: saved maps as folders in a workspace, written atomically, exactly as given (it computes nothing:
+the files besides points and vectors come ready-made from explorer.map_files), and read back without writing."""
 
 from __future__ import annotations
 
