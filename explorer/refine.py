@@ -224,8 +224,8 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
         except MapChangedError as exc:
             log.info("%s changed during its refinement: redone on the latest version (%s)", current, exc)
     else:
-        raise MapChangedError(f"'{current}' kept changing during its refinement: it was tried {REFINE_SAVE_TRIES} times. "
-                              f"Run `explorer refine \"{current}\"` again.")
+        raise MapChangedError(f"'{current}' kept changing during its refinement: it was tried "
+                              f"{REFINE_SAVE_TRIES} times. Run `explorer refine \"{current}\"` again.")
     total_seconds = time.perf_counter() - started
     progress("save", 1.0, f"Refined '{result.name}' in {total_seconds:.0f} s")
     log.info("refined %s with %s in %.1f s (median displacement %.3f)", result.name, embedder.model_id,

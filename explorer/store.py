@@ -50,6 +50,8 @@ _UUID_LEN = 32
 # progress, so only folders older than this are taken for the leftovers of a crash.
 STALE_TMP_SECONDS = 3600
 LOCK_FILE = "maps.lock"
+# Small edits that read a map, change a column and save it (screening decisions) take turns on this lock.
+EDIT_LOCK_FILE = "edits.lock"
 # A name being built: a folder holding only this file (its owner's pid), replaced by the map's save.
 RESERVED_FILE = ".reserved"
 # Each save's id in the manifest ("version" is the software's); maps saved before it are version "0".
@@ -61,6 +63,7 @@ _VECTORS = "(vectors)"
 # A map read while saves land is read again, this often at most, until one version is read whole.
 OPEN_TRIES = 20
 _THREAD_LOCK = threading.Lock()
+_EDIT_THREAD_LOCK = threading.Lock()
 
 
 # A folder name holds at most 255 bytes, and while a save swaps folders the store names the old one
@@ -346,7 +349,7 @@ class Workspace:
         tmp.mkdir()
         try:
             write_points(points, tmp / POINTS_FILE, files.neighbors)
-            np.save(tmp / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
+            self._write_vectors(embeddings, tmp / EMBEDDINGS_FILE)
             index = files.index
             if index is not None:
                 # It names the file it matches, so a search finds it without building one.
@@ -363,6 +366,15 @@ class Workspace:
         saved = SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
         saved.index_cache = (embeddings, index)
         return tmp, saved
+
+    def _write_vectors(self, embeddings: np.ndarray, target: Path) -> None:
+        """embeddings.npy: a hard link to the saved file the array maps unchanged (a decision or a rename
+        rewrites the points, not 150 MB of vectors at 100k rows), else written."""
+        if _maps_whole_file(embeddings, self.maps_dir):
+            with contextlib.suppress(OSError):  # another file system, or links not allowed: written below
+                os.link(embeddings.filename, target)
+                return
+        np.save(target, np.ascontiguousarray(embeddings, dtype=np.float32))
 
     def _locate(self, base: SavedMap, final: Path) -> Path:
         """Where the map ``base`` was read from is now (called under the swap lock): ``final`` or the
@@ -387,6 +399,16 @@ class Workspace:
             log.warning("%s has thumbnails for %d of %d rows: none kept", source.name, len(found), len(row_ids))
             return None
         return found
+
+    @contextlib.contextmanager
+    def edits(self):
+        """Small read-change-save edits (a decision) take turns under this lock, across threads and
+        processes, so many people editing one map at once do not keep redoing each other's work; other
+        saves (a refinement, trust) do not take it and merge as usual."""
+        with _EDIT_THREAD_LOCK, open(self.root / EDIT_LOCK_FILE, "a+") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
 
     @contextlib.contextmanager
     def _swap_lock(self):
@@ -640,6 +662,28 @@ def _same_sources(merged: tuple, mine: tuple) -> bool:
                 for c in ("row_id", "embedded", NEIGHBORS_COLUMN))
             and _same_values(vectors, my_vectors)
             and _same_json(manifest.get("clusters", _ABSENT), my_manifest.get("clusters", _ABSENT)))
+
+
+def _maps_whole_file(array: np.ndarray, maps_dir: Path) -> bool:
+    """Whether ``array`` is a read-only float32 memory map of a whole .npy file of a saved map (as
+    `Workspace.open(mmap=True)` gives), so its file can be linked rather than copied."""
+    if not isinstance(array, np.memmap) or array.flags.writeable or not array.flags.c_contiguous:
+        return False
+    source = Path(str(array.filename or ""))
+    try:
+        if source.parent.parent != maps_dir or array.dtype != np.dtype("<f4"):
+            return False
+        with open(source, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            formats = np.lib.format
+            read_header = formats.read_array_header_1_0 if version == (1, 0) else formats.read_array_header_2_0
+            shape, fortran, dtype = read_header(handle)
+            header = handle.tell()
+        # The same shape, from the file's first value to its last: the whole file, not a view of part of it.
+        return (tuple(shape) == array.shape and not fortran and dtype == array.dtype and array.offset == header
+                and source.stat().st_size == header + array.nbytes)
+    except (OSError, ValueError):
+        return False
 
 
 def _version_of(folder: Path) -> str:
