@@ -1,5 +1,5 @@
 """What the ``neighbors`` column of points.parquet costs at save: the exact 15-NN of every row
-(`neighbor_column.computed_neighbors`) and a whole `Workspace.save` with and without it.
+(`neighbor_column.computed_neighbors`) and a whole save (`map_files.save_map`) with and without it.
 
     .venv/bin/python benchmarks/neighbors_column.py [--rows 5000 12000 20000] [--dims 256 384]
 
@@ -37,15 +37,15 @@ def points(rows: int) -> pd.DataFrame:
 def save_seconds(vectors: np.ndarray, *, with_neighbors: bool) -> float:
     """One `Workspace.save` of a fresh map, with the neighbours column or (over the limit) without."""
     from explorer import Workspace, neighbor_column
+    from explorer.map_files import save_map
 
     limit = neighbor_column.NEIGHBORS_MAX_ROWS
     neighbor_column.NEIGHBORS_MAX_ROWS = len(vectors) if with_neighbors else 0
     try:
         with tempfile.TemporaryDirectory() as home:
             started = time.perf_counter()
-            Workspace(Path(home)).save("bench", points=points(len(vectors)), embeddings=vectors,
-                                       manifest={"rows": len(vectors), "embedded_rows": len(vectors),
-                                                 "dimension": vectors.shape[1]})
+            save_map(Workspace(Path(home)), "bench", points=points(len(vectors)), embeddings=vectors,
+                     manifest={"rows": len(vectors), "embedded_rows": len(vectors), "dimension": vectors.shape[1]})
             return time.perf_counter() - started
     finally:
         neighbor_column.NEIGHBORS_MAX_ROWS = limit

@@ -79,8 +79,9 @@ def child(cache: Path, rows: int, home: Path) -> dict:
 
     from explorer import Workspace, nearest_neighbors, search_map, search_similar
     from explorer.embedders.tfidf import CorpusEmbedder
+    from explorer.map_files import save_map
     from explorer.search import embed_query
-    from explorer.vector_index import INDEX_FILE, build_index, needs_index
+    from explorer.vector_index import INDEX_FILE, build_index, needs_index, search_index
 
     loads = [os.getloadavg()[0]]
     embedder = CorpusEmbedder.load(cache / "embedder")
@@ -92,7 +93,7 @@ def child(cache: Path, rows: int, home: Path) -> dict:
                 "text_columns": ["title"]}
     workspace = Workspace(home)
     started = time.perf_counter()
-    workspace.save("scale", points=points, embeddings=vectors, manifest=manifest)
+    save_map(workspace, "scale", points=points, embeddings=vectors, manifest=manifest)
     save_ms = 1000 * (time.perf_counter() - started)
     del vectors  # from here on the map is read as the app reads it, memory-mapped
     out: dict = {"rows": rows, "save_ms": save_ms, "uses_index": needs_index(rows)}
@@ -100,7 +101,7 @@ def child(cache: Path, rows: int, home: Path) -> dict:
     rss_before = _rss_mb()
     saved = workspace.open("scale", mmap=True)
     if out["uses_index"]:
-        out["index_open_ms"], index = _timed(saved.search_index)
+        out["index_open_ms"], index = _timed(lambda: search_index(saved))
         out["index_build_s"] = index.build_seconds
         out["index_file_mb"] = (saved.path / INDEX_FILE).stat().st_size / 2**20
         out["margin"] = index.margin

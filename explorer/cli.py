@@ -256,9 +256,10 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _screen(args: argparse.Namespace) -> int:
-    from .screening import feature_matrix, rank, simulate
+    from .screening import IRRELEVANT, RELEVANT, decide, feature_matrix, progress, rank, screened, seed_rows, simulate
 
-    saved = Workspace(args.home).open(args.map)
+    workspace = Workspace(args.home)
+    saved = workspace.open(args.map)
     if args.simulate:
         column, _, value = args.simulate.partition("=")
         if column not in saved.points.columns or not _:
@@ -274,7 +275,30 @@ def _screen(args: argparse.Namespace) -> int:
         for tenth in range(1, 11):
             print(f"{tenth * 10:>7} %  {run.recall_at(tenth / 10):.3f}")
         return 0
-    ranking = rank(saved, _row_ids(args.relevant), _row_ids(args.irrelevant), features=args.features)
+    who = args.who or os.environ.get("USER", "")
+    if args.seeds:
+        path = Path(args.seeds)
+        seeds = seed_rows(saved, path.read_text(encoding="utf-8", errors="replace"), path.name)
+        if seeds.row_ids:
+            saved = decide(workspace, saved.name, seeds.row_ids, RELEVANT, who=who, base=saved)
+        print(f"marked {len(seeds.row_ids):,} rows relevant from {_printable(path.name)}"
+              + (f"; not found: {_printable(', '.join(seeds.unmatched[:10]))}" if seeds.unmatched else ""))
+    for rows, decision in ((args.relevant, RELEVANT), (args.irrelevant, IRRELEVANT), (args.undo, None)):
+        if args.save and _row_ids(rows):
+            saved = decide(workspace, saved.name, _row_ids(rows), decision, who=who, base=saved)
+    relevant, irrelevant, order = screened(saved)
+    if not args.save:  # asked, not recorded: this run's decisions on top of the stored ones
+        relevant = [*relevant, *_row_ids(args.relevant)]
+        irrelevant = [*irrelevant, *_row_ids(args.irrelevant)]
+    for out, write in ((args.bib, to_bibtex_bytes), (args.ris, to_ris_bytes)):
+        if out:
+            Path(out).write_bytes(write(export_points(saved, relevant)))
+            print(f"wrote {len(relevant):,} relevant entries to {_printable(out)}")
+    if args.csv:
+        Path(args.csv).write_bytes(to_csv_bytes(export_points(saved, [*relevant, *irrelevant])))
+        print(f"wrote {len(relevant) + len(irrelevant):,} decisions to {_printable(args.csv)}")
+    ranking = rank(saved, relevant, irrelevant, features=args.features)
+    print(_printable(progress(order, total=int(saved.embedded.sum())).hint()))
     print(f"ranked by {_printable(ranking.method)}")
     texts, position = saved.texts(), {int(r): i for i, r in enumerate(saved.points["row_id"])}
     for number, (row_id, score) in enumerate(ranking.head(args.k), start=1):
@@ -559,7 +583,14 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("-k", type=int, default=10)
     screen.add_argument("--features", choices=("vectors", "tfidf", "both"), default="vectors")
     screen.add_argument("--simulate", metavar="COLUMN=VALUE", help="rows where COLUMN is VALUE are the relevant ones")
-    screen.add_argument("--seed", type=int, default=0)
+    screen.add_argument("--seed", type=int, default=0, help="the simulation's random prior knowledge")
+    screen.add_argument("--save", action="store_true", help="record --relevant/--irrelevant/--undo with the map")
+    screen.add_argument("--undo", default="", metavar="IDS", help="with --save: forget these rows' decisions")
+    screen.add_argument("--who", default="", help="who decides (default: $USER), kept in the map's history")
+    screen.add_argument("--seeds", metavar="FILE", help="a .bib, .ris or list of ids/DOIs/titles: mark them relevant")
+    screen.add_argument("--bib", metavar="OUT", help="write the relevant rows as BibTeX")
+    screen.add_argument("--ris", metavar="OUT", help="write the relevant rows as RIS")
+    screen.add_argument("--csv", metavar="OUT", help="write the decided rows, with their decision, as CSV")
     screen.set_defaults(func=_screen)
 
     explain = sub.add_parser("explain", help="show which tokens make a row match a query")

@@ -18,7 +18,8 @@ import numpy as np
 
 from .cluster import ClusterConfig
 from .errors import InputError
-from .map_clusters import LEVEL_COLUMNS, add_clusters
+from .map_clusters import LEVEL_COLUMNS, clustered
+from .map_files import save_map
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
 from .store import MAX_NAME_TRIES, SavedMap, Workspace, suffixed_name
@@ -112,11 +113,12 @@ def _laid_out_again(workspace: Workspace, source: SavedMap, keep: np.ndarray, *,
             "map_id": uuid.uuid4().hex,
         }
     )
-    saved = workspace.save(name, points=points, embeddings=vectors, manifest=manifest, thumbnails_from=source)
-    log.info("saved %s: %s without %d rows", saved.name, source.name, int(remove.sum()))
     if "clusters" in source.manifest:
         cluster_config = ClusterConfig.from_dict(source.meta.clusters.config or {})
-        saved = add_clusters(saved, config=cluster_config, workspace=workspace, progress=progress)
+        points, manifest = clustered(points, vectors, {**manifest, "name": name}, config=cluster_config,
+                                     progress=progress)
+    saved = save_map(workspace, name, points=points, embeddings=vectors, manifest=manifest, thumbnails_from=source)
+    log.info("saved %s: %s without %d rows", saved.name, source.name, int(remove.sum()))
     return saved
 
 

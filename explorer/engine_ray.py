@@ -139,10 +139,9 @@ def build_map_ray(
     manifest["mode"] = None  # the model was named, or the bundled transformer: no mode was chosen
     manifest["engine"] = {**ray_config.to_dict(), "name": "ray", "workers": workers,
                           "address": ray_config.address or "local"}
-    saved = workspace.save(map_name, points=points, embeddings=full_vectors, manifest=manifest)
+    saved = finish_build(workspace, map_name, points=points, vectors=full_vectors, manifest=manifest, started=started,
+                         timer=timer, clusters=clusters, progress=progress)
     shutil.rmtree(work, ignore_errors=True)  # the map holds the vectors now; the shards were the checkpoint
-    saved = finish_build(saved, started=started, timer=timer, clusters=clusters, workspace=workspace,
-                         progress=progress)
     return BuildResult(saved=saved, seconds=timer.seconds, notes=list(corpus.notes))
 
 

@@ -29,12 +29,13 @@ from .embed import EmbeddingCache, embed_cached
 from .embedders import embedder_for
 from .errors import InputError
 from .map_clusters import LEVEL_COLUMNS
+from .map_files import save_map
 from .placement import place_rows
 from .progress import ProgressFn, no_progress
 from .project import project_pca
 from .store import SavedMap, Workspace
 from .trust import BUILD_MAX_ROWS as TRUST_BUILD_MAX_ROWS
-from .trust import TRUST_COLUMN, add_trust
+from .trust import TRUST_COLUMN, with_trust
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +121,15 @@ def add_rows(
     if saved.kind == IMAGES:
         thumbnails = {**saved.thumbnails(), **dict(zip(new_points["row_id"].tolist(), corpus.images.thumbnails,
                                                        strict=True))}
-    if TRUST_COLUMN in points:
-        # The old rows' trust changes with their new neighbours: measured again below, or dropped
-        # (the app then offers to measure it) where that would take minutes.
-        points = points.drop(columns=[TRUST_COLUMN])
+    if TRUST_COLUMN in points or "trust" in grown:
+        # The old rows' trust changes with their new neighbours: measured again now, or dropped (the
+        # app then offers to measure it) where that would take minutes.
+        points = points.drop(columns=[TRUST_COLUMN], errors="ignore")
         grown.pop("trust", None)
-    result = workspace.save(saved.name, points=points, embeddings=embeddings, manifest=grown, thumbnails=thumbnails,
-                            base=saved)
-    if "trust" in manifest and int(result.embedded.sum()) <= TRUST_BUILD_MAX_ROWS:
-        result = add_trust(result, workspace=workspace, progress=progress)
+        if "trust" in manifest and int(points["embedded"].sum()) <= TRUST_BUILD_MAX_ROWS:
+            points, grown = with_trust(points, embeddings, grown, progress=progress)
+    result = save_map(workspace, saved.name, points=points, embeddings=embeddings, manifest=grown,
+                      thumbnails=thumbnails, base=saved)
     progress("save", 1.0, f"Added {len(new_points):,} rows as batch {batch}")
     log.info("added %d rows to %s as batch %d (%d unlike the map)", len(new_points), name, batch, int(novel.sum()))
     return AddResult(saved=result, added=len(new_points), batch=batch, novel=int(novel.sum()),

@@ -31,8 +31,16 @@ from .draw import (
     shorten,
     title_column,
 )
+from .facets import encode_facets, facet_columns, pack_facets
 from .html_search import WASM_CSP, SearchBlocks, keyword_blocks, search_blocks
-from .map_clusters import CLUSTER_LABEL_COLUMN, cluster_levels, label_layers, named_points, point_labels
+from .map_clusters import (
+    CLUSTER_LABEL_COLUMN,
+    cluster_id_columns,
+    cluster_levels,
+    label_layers,
+    named_points,
+    point_labels,
+)
 
 # Texts kept for hover and search: each text column cut to this many characters (the page says so).
 TEXT_CHARS = 300
@@ -96,14 +104,16 @@ def build_page(saved, *, color_by: str | None = None, fields: Sequence[str] | No
         "title_chars": TITLE_CHARS, "colour": colour, "fields": hover,
         "labels": label_payload(label_layers(saved)),
     }
+    chosen = facet_columns(points, skip=cluster_id_columns(saved))  # their names are the cluster label column
+    facets = pack_facets(*encode_facets(points, chosen), points["row_id"].to_numpy()) if chosen else b""
     thumbnails = page_thumbnails(saved, points["row_id"].to_numpy())
     meta["thumbnails"] = {"shown": len(thumbnails["ids"]), "left_out": thumbnails.pop("left_out")}
     packed_points, packed_texts = base64.b64encode(layer.to_bytes()).decode("ascii"), pack_texts(texts)
-    packed_thumbnails = _script_json(thumbnails)
-    html_page = page(saved.name, meta=meta, points=packed_points, texts=packed_texts, search=found,
-                     thumbnails=packed_thumbnails)
+    packed_facets, packed_thumbnails = base64.b64encode(facets).decode("ascii"), _script_json(thumbnails)
+    html_page = page(saved.name, meta=meta, points=packed_points, texts=packed_texts, facets=packed_facets,
+                     search=found, thumbnails=packed_thumbnails)
     sizes = {"model": 0, "runtime": 0, "vectors": 0, **found.sizes, "points": len(packed_points),
-             "texts": len(packed_texts), "thumbnails": len(packed_thumbnails)}
+             "texts": len(packed_texts), "facets": len(packed_facets), "thumbnails": len(packed_thumbnails)}
     sizes["page"] = len(html_page) - sum(sizes.values())
     sizes["total"] = len(html_page)
     return html_page, sizes, {k: v for k, v in found.info.items() if k != "row_ids"}
@@ -162,7 +172,7 @@ def unpack_texts(block: str) -> dict:
     return json.loads(zlib.decompress(base64.b64decode(block), -15).decode("utf-8"))
 
 
-def page(name: str, *, meta: dict, points: str, texts: str, search: SearchBlocks | None = None,
+def page(name: str, *, meta: dict, points: str, texts: str, facets: str = "", search: SearchBlocks | None = None,
          thumbnails: str = '{"ids":[],"uris":[]}') -> bytes:
     """The HTML page: CSP, title, the data blocks, the search's runtime, the map core and its host script, as UTF-8."""
     script = mapjs.host_script("export")
@@ -200,6 +210,7 @@ def page(name: str, *, meta: dict, points: str, texts: str, search: SearchBlocks
 <script type="application/json" id="meta">{_script_json(meta)}</script>
 <script type="application/octet-stream" id="points-data">{points}</script>
 <script type="application/octet-stream" id="texts-data">{texts}</script>
+<script type="application/octet-stream" id="facets-data">{facets}</script>
 <script type="application/json" id="thumbnails">{thumbnails}</script>
 <script type="application/json" id="search-meta">{_script_json(search.info)}</script>
 {data}{scripts}<script>

@@ -56,10 +56,9 @@ def label_table(manifest: dict) -> pd.DataFrame | None:
     return rows.assign(level_name=rows["level"], level=rows["level"].map(order).astype("int32"))
 
 
-def write_label_file(folder: str | Path, manifest: dict) -> Path | None:
-    """Write (or, for a map without clusters, remove) ``folder``/labels.parquet, atomically."""
+def write_labels(folder: str | Path, table: pd.DataFrame | None) -> Path | None:
+    """Write ``table`` (label_table's) as ``folder``/labels.parquet, atomically; None removes the file."""
     path = Path(folder) / LABELS_FILE
-    table = label_table(manifest)
     if table is None:
         path.unlink(missing_ok=True)
         return None

@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,9 @@ import pandas as pd
 from .bibliography import year_values
 from .cluster import UNCLUSTERED, ClusterConfig, Clustering, cluster_map, link_levels
 from .errors import InputError
-from .label_file import label_rows
+from .label_file import label_rows, label_table
 from .labels import ClusterLabel, label_by_category, label_levels, unique_labels
+from .map_files import save_map
 from .progress import ProgressFn, no_progress
 from .store import SavedMap, Workspace
 from .texts import title_column
@@ -48,14 +50,22 @@ def add_clusters(
     workspace: Workspace | None = None,
     progress: ProgressFn = no_progress,
 ) -> SavedMap:
-    """Cluster and label a saved map; save it again with cluster columns and manifest labels."""
+    """Cluster and label a saved map; save it again (once) with cluster columns and manifest labels."""
     workspace = workspace or Workspace(saved.path.parent.parent)
-    points, section = clustered_columns(saved, config=config or ClusterConfig(), progress=progress)
+    points, manifest = clustered(saved.points, saved.embeddings, saved.manifest, config=config or ClusterConfig(),
+                                 progress=progress)
     # The store keeps the thumbnails of an image map across the save.
-    updated = workspace.save(saved.name, points=points, embeddings=saved.embeddings,
-                             manifest={**saved.manifest, "clusters": section}, base=saved)
+    return save_map(workspace, saved.name, points=points, embeddings=saved.embeddings, manifest=manifest, base=saved)
+
+
+def clustered(points: pd.DataFrame, embeddings: np.ndarray, manifest: dict, *, config: ClusterConfig,
+              progress: ProgressFn = no_progress) -> tuple[pd.DataFrame, dict]:
+    """A map (saved or not yet) clustered and labelled: its points with the cluster columns, and its
+    manifest with the clusters section (nothing saved)."""
+    draft = SavedMap(path=Path(manifest.get("name") or "."), manifest=manifest, points=points, embeddings=embeddings)
+    points, section = clustered_columns(draft, config=config, progress=progress)
     progress("cluster", 1.0, ", ".join(f"{len(v['clusters'])} {k} clusters" for k, v in section["levels"].items()))
-    return updated
+    return points, {**manifest, "clusters": section}
 
 
 def clustered_columns(saved: SavedMap, *, config: ClusterConfig, progress: ProgressFn = no_progress
@@ -210,7 +220,8 @@ def rename_cluster(
         cluster["label"] = new_label or cluster["auto_label"]
         cluster["renamed"] = bool(new_label) and new_label != cluster["auto_label"]
         log.info("renamed %s cluster %s of %s to %r", name, cid, map_name, cluster["label"])
-    return workspace.update_manifest(map_name, {"clusters": manifest["clusters"]}, base=saved)
+    return workspace.update_manifest(map_name, {"clusters": manifest["clusters"]}, base=saved,
+                                     labels=label_table(manifest))
 
 
 def same_group(saved: SavedMap, level: str, cluster_id: int) -> list[tuple[str, int]]:

@@ -1,7 +1,8 @@
 """The ``neighbors`` column of points.parquet, as Embedding Atlas reads it: per row ``{"ids", "distances"}``.
 
-Written by the store beside the user's columns, so `embedding-atlas points.parquet --neighbors neighbors`
-shows the same nearest rows the app does; left out of `SavedMap.points`, which the app reads for
+Made by explorer.map_files and written by the store beside the user's columns, so `embedding-atlas
+points.parquet --neighbors neighbors` shows the same nearest rows the app does;
+left out of `SavedMap.points`, which the app reads for
 everything else. Given neighbours (``build_map(neighbors=)``) are kept as they came."""
 
 from __future__ import annotations
@@ -61,19 +62,15 @@ def given_neighbors(values: pd.Series) -> pa.Array:
     return pa.array(values.tolist(), type=NEIGHBOR_TYPE)
 
 
-def kept_neighbors(folder: Path, row_ids: np.ndarray, embeddings: np.ndarray | None) -> pa.Array | None:
-    """The neighbours of the map saved in ``folder`` when they still hold: the same rows and (unless
-    ``embeddings`` is None, for given neighbours) the same vectors."""
+def kept_neighbors(folder: Path, row_ids: np.ndarray) -> pa.Array | None:
+    """The neighbours column of the map saved in ``folder`` when it has the same rows (the caller knows
+    whether its vectors are the same: explorer.map_files)."""
     path = folder / "points.parquet"
     if not path.is_file() or NEIGHBORS_COLUMN not in pq.read_schema(path).names:
         return None
     old = pq.read_table(path, columns=["row_id", NEIGHBORS_COLUMN])
     if not np.array_equal(old.column("row_id").to_numpy(), np.asarray(row_ids)):
         return None
-    if embeddings is not None:
-        old_vectors = folder / "embeddings.npy"
-        if not old_vectors.is_file() or not np.array_equal(np.load(old_vectors, mmap_mode="r"), embeddings):
-            return None
     return old.column(NEIGHBORS_COLUMN).combine_chunks()
 
 

@@ -1,4 +1,4 @@
-"""build_map: load → embed → project → save (→ cluster), end to end, for every kind of data."""
+"""build_map: load → embed → project (→ cluster) → save, end to end, for every kind of data."""
 
 from __future__ import annotations
 
@@ -24,9 +24,10 @@ from .errors import InputError
 from .hashing import bytes_hash, file_sha256
 from .images import ImageLimits
 from .manifest import Manifest
-from .map_clusters import add_clusters
+from .map_clusters import clustered
+from .map_files import save_map
 from .modes import REFINE_MAX_TOKENS, ModeChoice, choose_mode_for_texts
-from .neighbor_column import NEIGHBORS_K, NEIGHBORS_MAX_ROWS, neighbors_from_graph
+from .neighbor_column import NEIGHBORS_K, NEIGHBORS_MAX_ROWS
 from .neighbours import KnnGraph, knn_graph
 from .placement import place_rows
 from .progress import ProgressFn, no_progress
@@ -205,24 +206,20 @@ def build_map(
             if given.neighbors is not None:
                 points["neighbors"] = given.neighbors
         thumbnails = corpus.images.thumbnails if corpus.kind == IMAGES else None
-        # The graph UMAP was given is the neighbours column's graph: the save does not compute it again. Neighbours
-        # the user gave are their own column, written as they are.
-        own_neighbors = given is not None and given.neighbors is not None
-        column = (neighbors_from_graph(graph, corpus.embedded, points["row_id"].to_numpy())
-                  if graph and not own_neighbors else None)
-        saved = workspace.save(map_name, points=points, embeddings=vectors, manifest=manifest, thumbnails=thumbnails,
-                               neighbors=column)
+        kind, n_cached, skipped = corpus.kind, embedded.n_cached, corpus.skipped
+        # The build's own copies go before clustering, which reads the map's texts and vectors: on 1M
+        # abstracts the composed texts alone are ~1.2 GB, the layout's inputs ~0.5 GB more.
+        del corpus, embedded, layout, layout_input
+        # The graph UMAP was given is the neighbours column's graph: the save does not compute it again.
+        saved = finish_build(workspace, map_name, points=points, vectors=vectors, manifest=manifest, graph=graph,
+                             thumbnails=thumbnails, started=started, timer=timer, clusters=clusters,
+                             progress=progress)
+        rows = len(points)
         if sanitise_map_name(requested) != requested:
             notes.append(f"The map name '{requested}' was saved as '{saved.name}': a name keeps only letters, "
                          "digits, spaces and - _ . ( ), and cannot start with a dot.")
         elif saved.name != requested:
             notes.append(f"A map named '{requested}' already exists: this one is '{saved.name}'.")
-        kind, rows, n_cached, skipped = corpus.kind, len(points), embedded.n_cached, corpus.skipped
-        # The build's own copies go before clustering, which reads the saved map's texts and vectors: on
-        # 1M abstracts the composed texts alone are ~1.2 GB, the layout's inputs and graph ~0.5 GB more.
-        del corpus, embedded, layout, layout_input, points, vectors, graph, column
-        saved = finish_build(saved, started=started, timer=timer, clusters=clusters, workspace=workspace,
-                             progress=progress)
         log.info("built %s map %s: %d rows with %s", kind, saved.name, rows, embedder.model_id)
         return BuildResult(saved=saved, seconds=timer.seconds, notes=notes, n_cached=n_cached, mode=choice,
                            skipped=skipped, text_search=manifest.get("text_search", "semantic"),
@@ -337,15 +334,19 @@ def _embedder_for_build(corpus: Corpus, *, model, mode: str, fallback: bool) -> 
 
 
 def finish_build(
-    saved: SavedMap, *, started: float, timer: StageTimer, clusters: ClusterConfig | None,
-    workspace: Workspace, progress: ProgressFn,
+    workspace: Workspace, name: str, *, points: pd.DataFrame, vectors: np.ndarray, manifest: dict,
+    started: float, timer: StageTimer, clusters: ClusterConfig | None, progress: ProgressFn,
+    graph: KnnGraph | None = None, thumbnails=None,
 ) -> SavedMap:
-    """Record the save's time, then cluster the saved map when asked (both engines end this way)."""
-    timer.seconds["save"] = time.perf_counter() - started
-    progress("save", 1.0, f"Saved as '{saved.name}'")
+    """Cluster the assembled map when asked, then save it once (both engines end this way)."""
     if clusters is not None:
         with timer.stage("cluster"):
-            saved = add_clusters(saved, config=clusters, workspace=workspace, progress=progress)
+            points, manifest = clustered(points, vectors, manifest, config=clusters, progress=progress)
+        started += timer.seconds["cluster"]  # the save's own time, without the clustering's
+    saved = save_map(workspace, name, points=points, embeddings=vectors, manifest=manifest, graph=graph,
+                     thumbnails=thumbnails)
+    timer.seconds["save"] = time.perf_counter() - started
+    progress("save", 1.0, f"Saved as '{saved.name}'")
     return saved
 
 

@@ -25,7 +25,8 @@ from .embed import EmbeddingCache, embed_cached
 from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder
 from .errors import InputError, MapChangedError
 from .limits import Limits
-from .map_clusters import LEVEL_COLUMNS, clustered_columns
+from .map_clusters import LEVEL_COLUMNS, clustered
+from .map_files import save_map
 from .pipeline import REFINE_PENDING
 from .progress import ProgressFn, no_progress
 from .project import ProjectionConfig, project
@@ -50,7 +51,7 @@ DEFAULT_CHUNK_ROWS = 256
 # A renamed cluster label moves to the new cluster whose rows overlap its rows this much (Jaccard).
 LABEL_MATCH = 0.5
 # A refinement whose save meets another save it cannot merge is redone on the latest version this often.
-SAVE_TRIES = 3
+REFINE_SAVE_TRIES = 3
 
 
 @dataclass
@@ -205,7 +206,7 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
                "projection": {**config.to_dict(), "method_used": layout.method,
                               "input_dimension": int(layout_input.shape[1]), "init": "the fast map's layout"}}
     current = saved.name
-    for _ in range(SAVE_TRIES):
+    for _ in range(REFINE_SAVE_TRIES):
         # The latest version each time: what another save or a rename did meanwhile is kept.
         current = find_map(workspace, map_id, hint=current)
         if current is None:
@@ -223,8 +224,8 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
         except MapChangedError as exc:
             log.info("%s changed during its refinement: redone on the latest version (%s)", current, exc)
     else:
-        raise MapChangedError(f"'{current}' kept changing during its refinement: it was tried {SAVE_TRIES} times. "
-                              f"Run `explorer refine \"{current}\"` again.")
+        raise MapChangedError(f"'{current}' kept changing during its refinement: it was tried "
+                              f"{REFINE_SAVE_TRIES} times. Run `explorer refine \"{current}\"` again.")
     total_seconds = time.perf_counter() - started
     progress("save", 1.0, f"Refined '{result.name}' in {total_seconds:.0f} s")
     log.info("refined %s with %s in %.1f s (median displacement %.3f)", result.name, embedder.model_id,
@@ -256,7 +257,7 @@ def _save_refined(latest: SavedMap, workspace: Workspace, *, embedded: np.ndarra
     refined["seconds"] = {k: round(v, 3) for k, v in {**seconds, "total": time.perf_counter() - started}.items()}
     refined["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     manifest["refinement"] = refined
-    return workspace.save(latest.name, points=points, embeddings=full, manifest=manifest, base=latest)
+    return save_map(workspace, latest.name, points=points, embeddings=full, manifest=manifest, base=latest)
 
 
 def _within(progress: ProgressFn, start: int, size: int, total: int) -> ProgressFn:
@@ -272,10 +273,9 @@ def _reclustered(latest: SavedMap, points, vectors: np.ndarray, manifest: dict, 
     """The refined points and manifest clustered as the map was (its recorded config), with the labels the
     user renamed carried over to the new clusters that match them (nothing saved)."""
     config = ClusterConfig.from_dict(latest.meta.clusters.config or {})
-    draft = SavedMap(path=latest.path, manifest=manifest, points=points, embeddings=vectors)
-    points, section = clustered_columns(draft, config=config, progress=progress)
-    section["carried"] = _carry_renamed_labels(latest, points, section)
-    return points, {**manifest, "clusters": section}
+    points, manifest = clustered(points, vectors, manifest, config=config, progress=progress)
+    manifest["clusters"]["carried"] = _carry_renamed_labels(latest, points, manifest["clusters"])
+    return points, manifest
 
 
 def _carry_renamed_labels(old: SavedMap, new_points, section: dict) -> dict:

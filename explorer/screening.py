@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, MapChangedError
+from .map_files import save_map
+from .store import SavedMap, Workspace
 from .texts import title_column
 
+# The points column of the decisions, and its values (missing: not screened yet).
+DECISION_COLUMN = "decision"
+RELEVANT, IRRELEVANT = "relevant", "irrelevant"
+# A decision that meets another one saved meanwhile on the same column is made again on the latest map.
+DECIDE_TRIES = 8
 FEATURES = ("vectors", "tfidf", "both")
 DEFAULT_FEATURES = "vectors"
 # Decisions between retrainings in a simulated screening (the app retrains after every decision).
@@ -110,7 +119,7 @@ def rank_rows(features, relevant: Sequence[int], irrelevant: Sequence[int]) -> t
         return rest, np.zeros(len(rest), dtype=np.float32), "no relevant decision yet: the table's order"
     if len(irrelevant) == 0:
         centre = np.asarray(features[relevant].mean(axis=0)).ravel()
-        scores = np.asarray(features[rest] @ centre).ravel()
+        scores = np.asarray(features @ centre.astype(np.float32)).ravel()[rest]
         how = "similarity to the mean of the relevant papers (no irrelevant decision yet)"
     else:
         from sklearn.linear_model import LogisticRegression
@@ -120,7 +129,8 @@ def rank_rows(features, relevant: Sequence[int], irrelevant: Sequence[int]) -> t
         model = LogisticRegression(C=REGULARISATION, class_weight="balanced", max_iter=200)
         model.fit(features[labelled], target)
         # The probability by hand: predict_proba's checks cost more than the product at 100k rows.
-        margin = np.asarray(features[rest] @ model.coef_[0].astype(np.float32)).ravel() + model.intercept_[0]
+        # Every row's margin, then the unscreened ones: features[rest] would copy the whole matrix.
+        margin = np.asarray(features @ model.coef_[0].astype(np.float32)).ravel()[rest] + model.intercept_[0]
         scores = 1.0 / (1.0 + np.exp(-margin))
         how = f"logistic regression on {len(relevant):,} relevant and {len(irrelevant):,} irrelevant decisions"
     order = np.argsort(-scores, kind="stable")
@@ -265,3 +275,85 @@ def _normalise(value) -> str:
 
 def _normalised(values) -> list[str]:
     return [_normalise(v) for v in values]
+
+
+# ---------------------------------------------------------------- decisions, stored with the map
+
+
+def decisions_of(saved: SavedMap) -> pd.Series:
+    """Each row's decision (RELEVANT, IRRELEVANT or <NA>), row-aligned with the points."""
+    if DECISION_COLUMN in saved.points.columns:
+        return saved.points[DECISION_COLUMN].astype("string")
+    return pd.Series(pd.NA, index=saved.points.index, dtype="string", name=DECISION_COLUMN)
+
+
+def history_of(saved: SavedMap) -> list[dict]:
+    """Every decision in the order made: {row_id, decision (None: undone), at, who}."""
+    return list((saved.manifest.get("screening") or {}).get("history") or [])
+
+
+def with_decisions(points: pd.DataFrame, manifest: dict, row_ids: Sequence[int], decision: str | None, *,
+                   who: str = "", at: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """The map with ``row_ids`` decided (None: their decisions undone), and the decisions appended to the
+    manifest's screening history with the time and who made them."""
+    if decision not in (RELEVANT, IRRELEVANT, None):
+        raise InputError(f"A decision is '{RELEVANT}', '{IRRELEVANT}' or none (undo), not '{decision}'.")
+    row_ids = [int(r) for r in row_ids]
+    where = pd.Index(points["row_id"]).get_indexer(row_ids)
+    if (where < 0).any():
+        missing = [r for r, w in zip(row_ids, where, strict=True) if w < 0][:5]
+        raise InputError(f"No row {', '.join(map(str, missing))} in this map.")
+    column = points[DECISION_COLUMN].astype("string") if DECISION_COLUMN in points.columns else \
+        pd.Series(pd.NA, index=points.index, dtype="string")
+    column = column.copy()
+    column.iloc[where] = decision if decision is not None else pd.NA
+    when = at or datetime.now(UTC).isoformat(timespec="seconds")
+    section = dict(manifest.get("screening") or {})
+    section["history"] = [*(section.get("history") or []),
+                          *({"row_id": r, "decision": decision, "at": when, "who": who} for r in row_ids)]
+    return points.assign(**{DECISION_COLUMN: column}), {**manifest, "screening": section}
+
+
+def decide(workspace: Workspace, name: str, row_ids: Sequence[int], decision: str | None, *, who: str = "",
+           base: SavedMap | None = None) -> SavedMap:
+    """Record a decision on rows of the map ``name`` (None undoes it): one save. When another decision,
+    a refinement or a rename lands meanwhile, what is independent merges; a decision saved on the same
+    column meanwhile makes this one be made again on the latest map, so neither is lost."""
+    with workspace.edits():
+        saved = _latest(workspace, base) if base is not None else workspace.open(name, mmap=True)
+        for _ in range(DECIDE_TRIES):
+            points, manifest = with_decisions(saved.points, saved.manifest, row_ids, decision, who=who)
+            try:
+                return save_map(workspace, saved.name, points=points, embeddings=saved.embeddings,
+                                manifest=manifest, base=saved, thumbnails_from=saved)
+            except MapChangedError:  # a save that does not take turns (a refinement) landed meanwhile
+                saved = _latest(workspace, saved)
+    raise MapChangedError(f"'{name}' kept changing while a decision was saved: it was tried {DECIDE_TRIES} times.")
+
+
+def screened(saved: SavedMap) -> tuple[list[int], list[int], list[bool]]:
+    """(relevant row ids, irrelevant row ids, the standing decisions in the order made: True relevant)."""
+    standing: dict[int, str] = {}
+    for entry in history_of(saved):
+        standing.pop(int(entry["row_id"]), None)  # a later decision (or an undo) moves it to the end
+        if entry.get("decision") in (RELEVANT, IRRELEVANT):
+            standing[int(entry["row_id"])] = entry["decision"]
+    current = dict(zip(saved.points["row_id"].astype(int), decisions_of(saved), strict=True))
+    order = [(r, d) for r, d in standing.items() if current.get(r) == d]
+    # Decisions present in the column but not in the history (a table brought them): first, in row order.
+    known = {r for r, _ in order}
+    order = [(r, d) for r, d in current.items() if not pd.isna(d) and r not in known] + order
+    relevant = [r for r, d in order if d == RELEVANT]
+    irrelevant = [r for r, d in order if d == IRRELEVANT]
+    return relevant, irrelevant, [d == RELEVANT for _, d in order]
+
+
+def _latest(workspace: Workspace, saved: SavedMap) -> SavedMap:
+    """The map ``saved`` is now (followed by its id through a rename)."""
+    map_id = saved.manifest.get("map_id")
+    for info in workspace.list():
+        if info.name == saved.name or not map_id:
+            continue
+        if workspace.read_manifest(info.name).get("map_id") == map_id:
+            return workspace.open(info.name, mmap=True)
+    return workspace.open(saved.name, mmap=True)

@@ -1,7 +1,7 @@
 """Step 4, search: cosine scores of a query against every row, the top hits, and row neighbours.
 
 Maps of up to vector_index.EXACT_ROWS rows are searched exactly. A bigger map's search scans its
-compressed copy (`SavedMap.search_index`, explorer/vector_index.py) for candidates and scores those
+compressed copy (`vector_index.search_index`) for candidates and scores those
 exactly; the scores of every row are then computed only when asked for (`SearchResult.scores`)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from .embedders import TEXT, embedder_for
 from .errors import InputError, ModelError
-from .vector_index import VectorIndex
+from .vector_index import VectorIndex, search_index
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def search_similar(
 ) -> SearchResult:
     """Rank rows by cosine similarity to a unit query vector; keep at most k at or above threshold.
 
-    With ``index`` (a big map's `SavedMap.search_index`) the candidates come from its codes and are
+    With ``index`` (a big map's `vector_index.search_index`) the candidates come from its codes and are
     ranked by their exact scores; rows are left out by ``valid`` and ``exclude`` as in the exact search,
     and the threshold applies to the exact scores. Without it, or when ``valid`` leaves less than
     MIN_VALID_SHARE of the rows, every row is scored."""
@@ -237,7 +237,7 @@ def search_map(
         log.warning("%s", reason)
         return _keyword(saved, query, k=k, reason=reason, notes=notes)
     result = search_similar(saved.embeddings, vector, k=k, threshold=threshold, valid=saved.embedded,
-                            exclude=exclude, index=saved.search_index())
+                            exclude=exclude, index=search_index(saved))
     result.query, result.notes, result.mode = query, notes, SEMANTIC
     result.reason = saved.meta.text_search_reason or ""
     return result
@@ -265,7 +265,7 @@ def _search_by_example(saved, image, *, embedder, k: int, exclude: int | None) -
         picture = open_image(bytes(image), max_side=getattr(embedder, "image_side", None))
     vector = embedder.embed_images([picture])[0]
     result = search_similar(saved.embeddings, vector, k=k, valid=saved.embedded, exclude=exclude,
-                            index=saved.search_index())
+                            index=search_index(saved))
     result.mode, result.query = EXAMPLE, "example image"
     result.reason = f"Nearest images to the example under {embedder.model_id}."
     return result

@@ -1,8 +1,10 @@
-"""Step 5, store: saved maps as folders in a workspace, written atomically."""
+"""Step 5, store: saved maps as folders in a workspace, written atomically, exactly as given (it computes nothing:
+the files besides points and vectors come ready-made from explorer.map_files), and read back without writing."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -22,18 +24,11 @@ import pandas as pd
 
 from .errors import InputError, MapChangedError, MapNotFoundError
 from .home import explorer_home
-from .label_file import LABELS_FILE, write_label_file
+from .label_file import write_labels
 from .manifest import DEFAULT_KIND, Manifest
-from .neighbor_column import (
-    NEIGHBORS_COLUMN,
-    computed_neighbors,
-    given_neighbors,
-    kept_neighbors,
-    read_points,
-    write_points,
-)
+from .neighbor_column import NEIGHBORS_COLUMN, read_points, write_points
 from .thumbnails import THUMBNAILS_FILE, read_thumbnail_table, write_thumbnail_table
-from .vector_index import VectorIndex, build_index, file_source, index_for, needs_index, write_index
+from .vector_index import VectorIndex, file_source, write_index
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -55,6 +50,8 @@ _UUID_LEN = 32
 # progress, so only folders older than this are taken for the leftovers of a crash.
 STALE_TMP_SECONDS = 3600
 LOCK_FILE = "maps.lock"
+# Small edits that read a map, change a column and save it (screening decisions) take turns on this lock.
+EDIT_LOCK_FILE = "edits.lock"
 # A name being built: a folder holding only this file (its owner's pid), replaced by the map's save.
 RESERVED_FILE = ".reserved"
 # Each save's id in the manifest ("version" is the software's); maps saved before it are version "0".
@@ -66,6 +63,7 @@ _VECTORS = "(vectors)"
 # A map read while saves land is read again, this often at most, until one version is read whole.
 OPEN_TRIES = 20
 _THREAD_LOCK = threading.Lock()
+_EDIT_THREAD_LOCK = threading.Lock()
 
 
 # A folder name holds at most 255 bytes, and while a save swaps folders the store names the old one
@@ -100,6 +98,30 @@ def suffixed_name(base: str, suffix: str) -> str:
     return sanitise_map_name(_cut(sanitise_map_name(base), room_chars, room_bytes).rstrip() + suffix)
 
 
+@dataclass(frozen=True, eq=False)
+class MapFiles:
+    """What a save writes besides points and vectors, made by explorer.map_files: the store computes none."""
+
+    neighbors: pa.Array | None = None
+    index: VectorIndex | None = None
+    # labels.parquet's rows (label_file.label_table); None: the map has no clusters, and no file.
+    labels: pd.DataFrame | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is nothing besides points and vectors to write."""
+        return self.neighbors is None and self.index is None and self.labels is None
+
+
+class StaleFiles(MapChangedError):
+    """A save landed on a newer version whose merge changed what its files derive from: ``merged`` (points,
+    vectors, manifest) is to be saved again on ``theirs`` with files derived for it (map_files.save_map)."""
+
+    def __init__(self, merged: tuple[pd.DataFrame, np.ndarray, dict], theirs: SavedMap):
+        super().__init__(f"'{theirs.name}' changed meanwhile: its files are derived again")
+        self.merged, self.theirs = merged, theirs
+
+
 @dataclass
 class SavedMap:
     """A map on disk: points (original columns + row_id, x, y, embedded), embeddings, manifest."""
@@ -108,9 +130,10 @@ class SavedMap:
     manifest: dict
     points: pd.DataFrame
     embeddings: np.ndarray
-    # The array `embeddings` was when its search index (or None) was found (see search_index).
-    _index: tuple[np.ndarray, VectorIndex | None] | None = field(default=None, init=False, repr=False, compare=False)
-    _index_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    # The array `embeddings` was when its search index (or None) was found (vector_index.search_index).
+    index_cache: tuple[np.ndarray, VectorIndex | None] | None = field(default=None, init=False, repr=False,
+                                                                      compare=False)
+    index_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     # The typed view of `manifest` and the dict it was read from (read again when the dict is replaced).
     _meta: tuple[dict, Manifest] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -125,6 +148,11 @@ class SavedMap:
     def name(self) -> str:
         """The map's name (its folder name)."""
         return self.path.name
+
+    @property
+    def embeddings_file(self) -> Path:
+        """The file the map's vectors are saved in."""
+        return self.path / EMBEDDINGS_FILE
 
     @property
     def kind(self) -> str:
@@ -162,17 +190,6 @@ class SavedMap:
     def embedded(self) -> np.ndarray:
         """Boolean mask of rows that have an embedding."""
         return self.points["embedded"].to_numpy(dtype=bool)
-
-    def search_index(self) -> VectorIndex | None:
-        """The compressed copy a search of this big map scans first (None for maps searched exactly).
-
-        Read from the map folder when it was built from these very vectors, else built (seconds at 1M
-        rows) and kept there; kept in this object too, for as long as ``embeddings`` is the same array."""
-        with self._index_lock:
-            if self._index is None or self._index[0] is not self.embeddings:
-                index = index_for(self.path, self.embeddings, embeddings_file=self.path / EMBEDDINGS_FILE)
-                self._index = (self.embeddings, index)
-            return self._index[1]
 
     def texts(self) -> list[str]:
         """The text embedded for each row, rebuilt from the manifest's columns or template."""
@@ -275,25 +292,30 @@ class Workspace:
         points: pd.DataFrame,
         embeddings: np.ndarray,
         manifest: dict,
+        files: MapFiles | None = None,
         thumbnails: Sequence[bytes] | Mapping[int, bytes] | None = None,
         thumbnails_from: SavedMap | None = None,
         base: SavedMap | None = None,
-        neighbors: pa.Array | None = None,
     ) -> SavedMap:
-        """Write a map atomically: into a temporary folder first, then swapped into place.
+        """Write a map atomically, exactly as given: into a temporary folder first, then swapped into place.
+
+        ``files`` are what is stored besides points and vectors (neighbours column, search index, labels
+        table), made by explorer.map_files (operations save through map_files.save_map); without them
+        the map has none. A ``neighbors`` column of ``points`` is never written as a column of its own.
 
         ``base`` is the saved map this one was derived from: the save goes to wherever that map is now
         (found by its ``map_id``, so a rename is followed), and when another save landed there since,
         what the two changed is merged (merged_save) or MapChangedError is raised and nothing is written.
-        Without ``base`` the map is written as given, over any map of that name.
+        When the merge changes what ``files`` derive from (rows, vectors, clusters), StaleFiles hands the
+        merged map back to be derived and saved again. Without ``base`` the map is written as given,
+        over any map of that name.
 
         ``thumbnails`` are one per row (row-aligned) or by row_id. Without them the thumbnails of the
         saved rows are kept: those of ``thumbnails_from`` (a map this one derives from), else those of
-        the map being replaced, so re-saving an image map never loses its pictures. ``neighbors``: the
-        neighbours column already made from the build's graph (`neighbor_column.neighbors_from_graph`),
-        written as given rather than computed again."""
+        the map being replaced, so re-saving an image map never loses its pictures."""
         final = self.map_path(name)
-        tmp, saved = self._written(final, points, embeddings, manifest, thumbnails, thumbnails_from, neighbors)
+        files = files or MapFiles()
+        tmp, saved = self._written(final, points, embeddings, manifest, files, thumbnails, thumbnails_from)
         try:
             with self._swap_lock():
                 if base is not None:
@@ -301,10 +323,12 @@ class Workspace:
                     if current != final or _version_of(current) != base.version:
                         # Another save (or a rename) landed since ``base`` was read: written again, merged.
                         shutil.rmtree(tmp, ignore_errors=True)
-                        merged = merged_save(base, (points, embeddings, manifest), self.open(current.name, mmap=True))
+                        theirs = self.open(current.name, mmap=True)
+                        merged = merged_save(base, (points, embeddings, manifest), theirs)
+                        if not files.empty and not _same_sources(merged, (points, embeddings, manifest)):
+                            raise StaleFiles(merged, theirs)
                         final = current
-                        tmp, saved = self._written(final, *merged, thumbnails, thumbnails_from,
-                                                   neighbors if _same_rows(merged, points, embeddings) else None)
+                        tmp, saved = self._written(final, *merged, files, thumbnails, thumbnails_from)
                 self._swap_in(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -312,15 +336,11 @@ class Workspace:
         return saved
 
     def _written(self, final: Path, points: pd.DataFrame, embeddings: np.ndarray, manifest: dict,
-                 thumbnails, thumbnails_from: SavedMap | None,
-                 neighbors: pa.Array | None = None) -> tuple[Path, SavedMap]:
+                 files: MapFiles, thumbnails, thumbnails_from: SavedMap | None) -> tuple[Path, SavedMap]:
         """The map written whole into a fresh temporary folder, to be swapped in as ``final``."""
         manifest = {**manifest, "name": final.name, "saved": datetime.now(UTC).isoformat(timespec="seconds"),
                     VERSION_KEY: uuid.uuid4().hex}
         row_ids = points["row_id"].to_numpy()
-        if neighbors is None:
-            neighbors = self._neighbors_to_write(final, points, embeddings,
-                                                 given=bool((manifest.get("given") or {}).get("neighbors")))
         if NEIGHBORS_COLUMN in points.columns:
             points = points.drop(columns=[NEIGHBORS_COLUMN])
         if thumbnails is None and manifest.get("kind") == "images":
@@ -328,28 +348,33 @@ class Workspace:
         tmp = self.maps_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            write_points(points, tmp / POINTS_FILE, neighbors)
-            np.save(tmp / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
-            index = None
-            if needs_index(len(embeddings)):
-                # Built with the map, so its first search needs no build; it names the file it matches.
-                try:
-                    index = build_index(embeddings, source=file_source(tmp / EMBEDDINGS_FILE))
-                    write_index(index, tmp)
-                except RuntimeError as exc:  # faiss' errors: the map is searched exactly, still saved
-                    log.warning("saving %s without its search index: %s", final.name, exc)
-                    index = None
+            write_points(points, tmp / POINTS_FILE, files.neighbors)
+            self._write_vectors(embeddings, tmp / EMBEDDINGS_FILE)
+            index = files.index
+            if index is not None:
+                # It names the file it matches, so a search finds it without building one.
+                index = dataclasses.replace(index, source=file_source(tmp / EMBEDDINGS_FILE))
+                write_index(index, tmp)
             if thumbnails is not None:
                 write_thumbnail_table(tmp / THUMBNAILS_FILE, row_ids, thumbnails)
-            write_label_file(tmp, manifest)
+            write_labels(tmp, files.labels)
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
             _fsync_tree(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         saved = SavedMap(path=final, manifest=manifest, points=points, embeddings=embeddings)
-        saved._index = (embeddings, index)
+        saved.index_cache = (embeddings, index)
         return tmp, saved
+
+    def _write_vectors(self, embeddings: np.ndarray, target: Path) -> None:
+        """embeddings.npy: a hard link to the saved file the array maps unchanged (a decision or a rename
+        rewrites the points, not 150 MB of vectors at 100k rows), else written."""
+        if _maps_whole_file(embeddings, self.maps_dir):
+            with contextlib.suppress(OSError):  # another file system, or links not allowed: written below
+                os.link(embeddings.filename, target)
+                return
+        np.save(target, np.ascontiguousarray(embeddings, dtype=np.float32))
 
     def _locate(self, base: SavedMap, final: Path) -> Path:
         """Where the map ``base`` was read from is now (called under the swap lock): ``final`` or the
@@ -365,24 +390,6 @@ class Workspace:
                               "nothing was saved. Open the map again and redo it there.")
 
     @staticmethod
-    def _neighbors_to_write(final: Path, points: pd.DataFrame, embeddings: np.ndarray, *, given: bool):
-        """The neighbours column to store: given with the rows, kept from the map replaced when its rows
-        (and, for computed ones, vectors) are the same, else computed for maps small enough."""
-        row_ids = points["row_id"].to_numpy()
-        if NEIGHBORS_COLUMN in points.columns:
-            return given_neighbors(points[NEIGHBORS_COLUMN])
-        try:
-            kept = kept_neighbors(final, row_ids, None if given else embeddings)
-        except (OSError, ValueError) as exc:  # another save swapped the folder, or a rename moved it, mid-read
-            if given:
-                raise MapChangedError(f"'{final.name}' changed while it was being saved: open it again.") from exc
-            kept = None
-        if kept is not None or given:
-            return kept
-        embedded = points["embedded"].to_numpy() if "embedded" in points.columns else np.ones(len(points), bool)
-        return computed_neighbors(embeddings, embedded, row_ids)
-
-    @staticmethod
     def _kept_thumbnails(source: Path, row_ids: np.ndarray) -> dict[int, bytes] | None:
         """The thumbnails of ``row_ids`` in the map folder ``source``, when it has one for each."""
         if not (source / THUMBNAILS_FILE).is_file():
@@ -392,6 +399,16 @@ class Workspace:
             log.warning("%s has thumbnails for %d of %d rows: none kept", source.name, len(found), len(row_ids))
             return None
         return found
+
+    @contextlib.contextmanager
+    def edits(self):
+        """Small read-change-save edits (a decision) take turns under this lock, across threads and
+        processes, so many people editing one map at once do not keep redoing each other's work; other
+        saves (a refinement, trust) do not take it and merge as usual."""
+        with _EDIT_THREAD_LOCK, open(self.root / EDIT_LOCK_FILE, "a+") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
 
     @contextlib.contextmanager
     def _swap_lock(self):
@@ -465,10 +482,6 @@ class Workspace:
         else:
             raise MapNotFoundError(f"The map '{name}' kept changing while it was read (renamed or saved again): "
                                    "open it again.")
-        if manifest.get("clusters") and not (path / LABELS_FILE).is_file():
-            # Maps clustered before labels.parquet existed get it on first open, for other tools.
-            with contextlib.suppress(OSError):
-                write_label_file(path, manifest)
         return SavedMap(path=path, manifest=manifest, points=points, embeddings=embeddings)
 
     def list(self) -> list[MapInfo]:
@@ -513,10 +526,12 @@ class Workspace:
             _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
             return target.name
 
-    def update_manifest(self, name: str, changes: dict, *, base: SavedMap | None = None) -> dict:
+    def update_manifest(self, name: str, changes: dict, *, base: SavedMap | None = None,
+                        labels: pd.DataFrame | None = None) -> dict:
         """Merge ``changes`` into a map's manifest, atomically, under the swap lock. With ``base`` (the
         map the changes were made from) a rename is followed, and a key another save changed since is
-        a MapChangedError rather than overwritten."""
+        a MapChangedError rather than overwritten. Changed ``clusters`` come with their ``labels`` table
+        (label_file.label_table of the changed manifest), written as labels.parquet."""
         with self._swap_lock():
             final = self.map_path(name)
             folder = self._locate(base, final) if base is not None else final
@@ -530,7 +545,11 @@ class Workspace:
                 manifest = {**current, **changes}
             manifest.update({"name": folder.name, VERSION_KEY: uuid.uuid4().hex})
             if "clusters" in changes:  # before the manifest, whose new stamp tells readers to look again
-                write_label_file(folder, manifest)
+                if not _same_json(manifest.get("clusters"), changes["clusters"]):
+                    # Another save changed the clusters since ``base``: the labels given are not theirs.
+                    raise MapChangedError(f"The clusters of '{folder.name}' changed meanwhile: nothing was saved. "
+                                          "Open it again and redo this on the latest version.")
+                write_labels(folder, labels)
             _atomic_write_text(manifest_file, json.dumps(manifest, indent=2, default=str))
             return manifest
 
@@ -635,10 +654,36 @@ def _same_json(a, b) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def _same_rows(merged: tuple, points: pd.DataFrame, embeddings: np.ndarray) -> bool:
-    """Whether a merged save kept the rows and vectors of the save it merged (so its neighbours hold)."""
-    return (np.array_equal(merged[0]["row_id"].to_numpy(), points["row_id"].to_numpy())
-            and np.array_equal(merged[1], embeddings))
+def _same_sources(merged: tuple, mine: tuple) -> bool:
+    """Whether a merged save kept what the files of the save it merged derive from: its rows, which are
+    drawn, its vectors, given neighbours and clusters."""
+    (points, vectors, manifest), (my_points, my_vectors, my_manifest) = merged, mine
+    return (all(_same_values(points.get(c, _ABSENT), my_points.get(c, _ABSENT))
+                for c in ("row_id", "embedded", NEIGHBORS_COLUMN))
+            and _same_values(vectors, my_vectors)
+            and _same_json(manifest.get("clusters", _ABSENT), my_manifest.get("clusters", _ABSENT)))
+
+
+def _maps_whole_file(array: np.ndarray, maps_dir: Path) -> bool:
+    """Whether ``array`` is a read-only float32 memory map of a whole .npy file of a saved map (as
+    `Workspace.open(mmap=True)` gives), so its file can be linked rather than copied."""
+    if not isinstance(array, np.memmap) or array.flags.writeable or not array.flags.c_contiguous:
+        return False
+    source = Path(str(array.filename or ""))
+    try:
+        if source.parent.parent != maps_dir or array.dtype != np.dtype("<f4"):
+            return False
+        with open(source, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            formats = np.lib.format
+            read_header = formats.read_array_header_1_0 if version == (1, 0) else formats.read_array_header_2_0
+            shape, fortran, dtype = read_header(handle)
+            header = handle.tell()
+        # The same shape, from the file's first value to its last: the whole file, not a view of part of it.
+        return (tuple(shape) == array.shape and not fortran and dtype == array.dtype and array.offset == header
+                and source.stat().st_size == header + array.nbytes)
+    except (OSError, ValueError):
+        return False
 
 
 def _version_of(folder: Path) -> str:

@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from .map_files import save_map
 from .neighbours import KnnGraph, knn_graph
 from .progress import ProgressFn, no_progress
 from .store import SavedMap, Workspace
@@ -104,12 +106,18 @@ def add_trust(saved: SavedMap, *, workspace: Workspace | None = None, progress: 
     """Measure a saved map's trust and save it again with a ``trust`` column and a manifest summary
     (merged into any newer save of the map: its vectors, model and refinement stay as they are)."""
     workspace = workspace or Workspace(saved.path.parent.parent)
-    trust = trust_scores(saved.embeddings, saved.coords, valid=saved.embedded, progress=progress)
-    points = saved.points.assign(**{TRUST_COLUMN: trust.scores})
+    points, manifest = with_trust(saved.points, saved.embeddings, saved.manifest, progress=progress)
+    return save_map(workspace, saved.name, points=points, embeddings=saved.embeddings, manifest=manifest, base=saved)
+
+
+def with_trust(points: pd.DataFrame, embeddings: np.ndarray, manifest: dict, *,
+               progress: ProgressFn = no_progress) -> tuple[pd.DataFrame, dict]:
+    """A map (saved or not yet) with its trust measured: the ``trust`` column, and the manifest's summary."""
+    coords = points[["x", "y"]].to_numpy(dtype=np.float32, na_value=np.nan)
+    trust = trust_scores(embeddings, coords, valid=points["embedded"].to_numpy(dtype=bool), progress=progress)
     summary = {"overall": round(trust.overall, 4), "k_map": trust.k_map, "k_space": trust.k_space,
                "exact": trust.exact, "seconds": round(trust.seconds, 3)}
-    return workspace.save(saved.name, points=points, embeddings=saved.embeddings,
-                          manifest={**saved.manifest, "trust": summary}, base=saved)
+    return points.assign(**{TRUST_COLUMN: trust.scores}), {**manifest, "trust": summary}
 
 
 def trust_summary(saved: SavedMap) -> str | None:

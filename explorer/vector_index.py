@@ -234,6 +234,19 @@ def index_for(folder: Path, embeddings: np.ndarray, *, embeddings_file: Path | N
     return index
 
 
+def search_index(saved) -> VectorIndex | None:
+    """The compressed copy a search of this big saved map (a store.SavedMap) scans first (None for maps
+    searched exactly).
+
+    Read from the map folder when it was built from these very vectors, else built (seconds at 1M rows)
+    and kept there; kept on ``saved`` too, for as long as its ``embeddings`` are the same array."""
+    with saved.index_lock:
+        if saved.index_cache is None or saved.index_cache[0] is not saved.embeddings:
+            index = index_for(saved.path, saved.embeddings, embeddings_file=saved.embeddings_file)
+            saved.index_cache = (saved.embeddings, index)
+        return saved.index_cache[1]
+
+
 def _matches_file(embeddings: np.ndarray, embeddings_file: Path | None) -> bool:
     """Whether ``embeddings`` are the vectors of ``embeddings_file`` (only then may an index be kept beside it)."""
     if embeddings_file is None or not Path(embeddings_file).is_file():

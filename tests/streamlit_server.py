@@ -90,3 +90,13 @@ MAP_IFRAME = 'iframe[title*="explorer_map"]'
 def map_frame(page):
     """The map widget's iframe, where plotly draws the map."""
     return page.frame_locator(MAP_IFRAME)
+
+
+def open_sidebar(page):
+    """The sidebar, opened: it folds when a map opens (the map fills the page), and holds the map's controls."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    button = page.get_by_test_id("stExpandSidebarButton")
+    if button.is_visible():
+        button.click()
+    sidebar.get_by_test_id("stSidebarUserContent").wait_for(state="visible", timeout=30_000)
+    return sidebar

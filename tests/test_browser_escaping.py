@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
-from streamlit_server import ARTIFACTS, map_frame, streamlit_server, wait_until_idle
+from streamlit_server import ARTIFACTS, map_frame, open_sidebar, streamlit_server, wait_until_idle
 
 from explorer import ProjectionConfig, Workspace, build_map
 from explorer.cluster import ClusterConfig
@@ -102,7 +102,7 @@ def _literal(text: str) -> re.Pattern:
 
 def _choose(page, widget: str, label: str, typed: str) -> None:
     """Pick an option of the sidebar's ``widget`` (its test id) whose label holds ``label``, by typing."""
-    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar = open_sidebar(page)
     box = sidebar.get_by_test_id(widget).filter(has_text=_literal(label))
     box.locator("input").first.click()
     page.keyboard.type(typed)
@@ -141,7 +141,7 @@ def test_markdown_and_html_in_names_values_and_links_stay_text(browser, escaping
     page.goto(f"{url}/?map={quote(name)}")
     wait_until_idle(page)
     map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=120_000)
-    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar = open_sidebar(page)
     _assert_nothing_obeyed(page, "the open map")
     expect(sidebar).to_contain_text(_literal(LINK_COLUMN))
     expect(sidebar).to_contain_text(_literal(HTML_COLUMN))

@@ -257,3 +257,40 @@ def test_a_brush_move_at_a_million_rows_is_fast(opened):
     assert timing["range"] == "1995..2019" and 0 < timing["shown"] < 1_000_000
     # The target is 50 ms; the bound leaves room for a machine shared with other jobs.
     assert timing["median"] <= 150, timing
+
+
+@pytest.mark.slow
+def test_the_apps_facets_dim_the_map_keep_the_url_and_survive_a_reload(browser, tmp_path):
+    from streamlit_server import map_frame, streamlit_server, wait_until_idle
+
+    from explorer import ProjectionConfig, Workspace, build_map
+
+    table = random_table(rows=400).drop(columns=["row_id", "x", "y"])
+    table["title"] = [f"paper {i} on {f}" for i, f in enumerate(table["field"].fillna("none"))]
+    home = tmp_path / "home"
+    saved = build_map(table, source_name="papers.csv", name="papers", model="hashing", text_columns=["title"],
+                      projection=ProjectionConfig(method="pca"), workspace=Workspace(home)).saved
+    with streamlit_server(home, env={"EXPLORER_DEFAULT_MODEL": "hashing"}) as url:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{url}/?map=papers")
+        frame = map_frame(page)
+        root = frame.locator("[data-testid=explorer-map]")
+        frame.locator("[data-facet=field]").wait_for(state="attached", timeout=120_000)
+        assert root.get_attribute("data-shown-count") == str(len(table))
+        frame.locator("[data-facets-toggle]").click()
+        bars = frame.locator("[data-facet=field] .em-facet-bar")
+        bars.filter(has_text="med").click()
+        # The map dims at once; Python hears the state once the click rests, and writes it in the URL.
+        expected = int(facet_mask(saved.points, {"field": {"med"}}).sum())
+        assert root.get_attribute("data-shown-count") == str(expected)
+        page.wait_for_url("**facets=field%3Dmed**", timeout=60_000)
+        wait_until_idle(page)
+        assert page.get_by_text(f"{expected} of {len(table)} rows match the filters").is_visible()
+        page.reload()
+        frame = map_frame(page)
+        root = frame.locator("[data-testid=explorer-map]")
+        frame.locator("[data-facet=field][data-selected]").wait_for(state="attached", timeout=120_000)
+        page.wait_for_function("() => true")
+        assert json.loads(frame.locator("[data-facet=field]").get_attribute("data-selected")) == ["med"]
+        assert root.get_attribute("data-shown-count") == str(expected)
+        page.close()

@@ -7,7 +7,15 @@ import re
 
 import pandas as pd
 import pytest
-from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, chromium_path, map_frame, streamlit_server, wait_until_idle
+from streamlit_server import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    chromium_path,
+    map_frame,
+    open_sidebar,
+    streamlit_server,
+    wait_until_idle,
+)
 from test_browser import TOPICS, _search
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -41,7 +49,7 @@ def test_progressive_build_refines_in_the_background(tmp_path):
         page.get_by_text("search by meaning in about").wait_for(timeout=60_000)  # the form says both waits
         page.get_by_role("button", name="Build map").click()
         map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=180_000)
-        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar = open_sidebar(page)
         assert "tfidf-svd" in sidebar.inner_text()
 
         # Progress while the transformer reads the rows, and a search of the fast map meanwhile.

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 from playwright.sync_api import expect
-from streamlit_server import ARTIFACTS, map_frame, streamlit_server, wait_until_idle
+from streamlit_server import ARTIFACTS, map_frame, open_sidebar, streamlit_server, wait_until_idle
 
 from explorer import ProjectionConfig, Workspace, build_map
 
@@ -63,7 +63,7 @@ def test_trust_duplicates_and_added_rows_in_the_browser(browser, tools_url, tmp_
     wait_until_idle(page)
     assert points_total(page) == 33
     settle(page)
-    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar = open_sidebar(page)
 
     # Trust: measured on request, then the map is coloured by it.
     sidebar.locator("summary").filter(has_text="Where the map misleads").click()

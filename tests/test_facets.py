@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,3 +140,15 @@ def test_the_apps_facets_skip_cluster_ids_and_keep_their_labels(papers_frame, wo
     keep, text, error = loaders.get_facet_mask("papers", stamp, "coarse", "year:2002..2003;field=physics")
     assert error == "" and text == "year:2002..2003;field=physics" and keep.sum() == 2
     assert len(keep) == len(papers_frame)
+
+
+def test_a_facets_file_carries_the_header_the_blob_and_each_rows_id():
+    from explorer.facets import pack_facets, unpack_facets
+
+    points = pd.DataFrame({"year": [2001.0, 2002.0, np.nan], "venue": ["a", "b", "a"], "row_id": [4, 9, 11]})
+    header, blob = encode_facets(points, facet_columns(points))
+    packed = pack_facets(header, blob, points["row_id"].to_numpy())
+    assert packed[:4] == b"EMF1" and (len(packed) - 8 - int.from_bytes(packed[4:8], "little")) % 4 == 0
+    back = unpack_facets(packed)
+    assert json.loads(back[0]) == json.loads(header)
+    assert back[1] == blob and back[2].tolist() == [4, 9, 11]

@@ -370,3 +370,37 @@ def _box_and_lasso(page, box: dict, total: int) -> None:
     lassoed = int(page.locator("#map").get_attribute("data-selected-count"))
     assert len(shape["lasso"]["x"]) > 10 and 0 < lassoed < total and lassoed == _inside(page, shape), lassoed
     assert lassoed != selected
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_pages_facets_and_lasso_work_offline(clustered, tmp_path, browser):
+    from explorer.facets import facet_mask
+
+    path = tmp_path / "map.html"
+    path.write_bytes(to_html(clustered))
+    page = browser.new_page(viewport={"width": 1300, "height": 850})
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(ALLOWED) else route.abort())
+    try:
+        page.goto(path.as_uri())
+        _wait(page, "window.explorerExport && window.explorerExport.ready")
+        box = page.locator("#map")
+        assert {el.get_attribute("data-facet") for el in page.locator("[data-facet]").all()} >= {"field", "year"}
+        page.click("[data-facets-toggle]")
+        page.locator("[data-facet=field] .em-facet-bar").filter(has_text="computer vision").click()
+        expected = int(facet_mask(clustered.points, {"field": {"computer vision"}}).sum())
+        assert 0 < expected < len(clustered.points)
+        assert box.get_attribute("data-shown-count") == str(expected)
+        assert page.locator("[data-facets-toggle]").inner_text().endswith("1 active")
+        # The lasso draws a free-hand shape and selects what is inside it.
+        page.click("button:has-text('Lasso')")
+        frame = box.bounding_box()
+        cx, cy = frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2
+        page.mouse.move(cx - 200, cy - 150)
+        page.mouse.down()
+        for dx, dy in ((200, -150), (200, 150), (0, 150), (-200, 150), (-200, -150)):
+            page.mouse.move(cx + dx, cy + dy, steps=4)
+        page.mouse.up()
+        assert int(box.get_attribute("data-selected-count")) > 0
+    finally:
+        page.close()

@@ -7,6 +7,7 @@ import pandas as pd
 from explorer import ClusterConfig, ProjectionConfig, build_map, rename_cluster
 from explorer.label_file import LABELS_FILE
 from explorer.map_clusters import label_layers
+from explorer.trust import add_trust
 
 PCA = ProjectionConfig(method="pca")
 ON_2D = ClusterConfig(space="2d", levels=2)
@@ -40,11 +41,15 @@ def test_a_map_without_clusters_has_no_labels_file(papers_frame, fake_embedder, 
     assert not (saved.path / LABELS_FILE).exists()
 
 
-def test_a_map_clustered_before_labels_parquet_gets_it_when_opened(papers_frame, fake_embedder, workspace):
+def test_a_map_clustered_before_labels_parquet_gets_it_at_its_next_save_not_when_opened(
+        papers_frame, fake_embedder, workspace):
     saved = build_map(papers_frame, name="old", model=fake_embedder, projection=PCA, workspace=workspace,
                       clusters=ON_2D).saved
     (saved.path / LABELS_FILE).unlink()
 
     reopened = workspace.open("old")
+    assert not (reopened.path / LABELS_FILE).exists()  # opening a map writes nothing
+    assert label_layers(reopened)["text"].tolist()  # the app reads the labels from the manifest
 
+    add_trust(reopened, workspace=workspace)
     assert pd.read_parquet(reopened.path / LABELS_FILE)["text"].tolist() == label_layers(reopened)["text"].tolist()

@@ -352,3 +352,38 @@ def test_the_readme_list_is_the_import_order(imports):
     offences = order_offences(imports, order, last="explorer.ui")
     assert offences == [], "imports against the README's order (a module imports only those above it):\n  " + \
         "\n  ".join(offences)
+
+
+# What explorer/store.py may import from the package: file formats it reads and writes, its errors.
+# Everything a save stores besides points and vectors is computed by explorer.map_files and handed in.
+STORE_MAY_IMPORT = {
+    "explorer.errors": None,  # any name
+    "explorer.home": {"explorer_home"},
+    "explorer.manifest": {"DEFAULT_KIND", "Manifest"},  # the manifest's schema, read
+    "explorer.label_file": {"write_labels"},
+    "explorer.neighbor_column": {"NEIGHBORS_COLUMN", "read_points", "write_points"},
+    "explorer.thumbnails": {"THUMBNAILS_FILE", "read_thumbnail_table", "write_thumbnail_table"},
+    "explorer.vector_index": {"VectorIndex", "file_source", "write_index"},
+    # SavedMap.texts(): a row's text as the manifest's columns or template compose it, read, not derived.
+    "explorer.texts": {"compose_texts"},
+}
+
+
+def test_the_store_imports_no_computing_module():
+    """store.py only stores: it imports (anywhere, at module level or in a function) nothing of the steps
+    that compute (neighbours, projection, embedding, clusters, labels, trust, search, the derived files),
+    only the file-format helpers named in STORE_MAY_IMPORT."""
+    tree = ast.parse((PACKAGE_DIR / "store.py").read_text(encoding="utf-8"))
+    taken: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("explorer")):
+            module = "explorer." + (node.module or "") if node.level else node.module
+            taken.setdefault(module.rstrip("."), set()).update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "explorer":
+                    taken.setdefault(alias.name, set()).add("*")
+    allowed = {module: STORE_MAY_IMPORT.get(module, set()) for module in taken}
+    refused = {module: sorted(names - allowed[module]) for module, names in taken.items()
+               if allowed[module] is not None and names - allowed[module]}
+    assert refused == {}, f"explorer/store.py imports what computes: {refused}"

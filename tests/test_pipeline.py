@@ -314,8 +314,8 @@ def test_map_is_current_for_a_file_and_a_folder_of_images(tmp_path, workspace, p
 
 def test_a_umap_build_computes_its_knn_graph_once_and_the_save_reuses_it(papers_frame, workspace, monkeypatch):
     """The exact graph UMAP is given is the neighbours column's: the save does not compute it again."""
+    import explorer.map_files as map_files
     import explorer.neighbours as neighbours
-    import explorer.store as store
     from explorer.neighbor_column import NEIGHBORS_K, computed_neighbors, read_neighbor_lists
 
     graphs: list[int] = []
@@ -330,7 +330,7 @@ def test_a_umap_build_computes_its_knn_graph_once_and_the_save_reuses_it(papers_
         raise AssertionError("the save computed the neighbours column again")
 
     monkeypatch.setattr(neighbours, "nearest_rows", counted)
-    monkeypatch.setattr(store, "computed_neighbors", refused)
+    monkeypatch.setattr(map_files, "computed_neighbors", refused)
     saved = build_map(papers_frame, model="hashing", workspace=workspace, use_cache=False).saved
     assert saved.manifest["projection"]["method_used"] == "umap"
     assert graphs == [len(papers_frame)]  # one exact graph for UMAP and the column

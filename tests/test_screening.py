@@ -145,3 +145,27 @@ def test_seeds_from_a_bib_file_or_a_list_mark_their_rows(tmp_path):
     assert seeds.row_ids == [1, 0] and seeds.unmatched == ["c"]
     seeds = seed_rows(saved, "# my seeds\ndoi:10.1000/XYZ\narXiv:2101.00002\nmedieval poems\nnope\n", "seeds.txt")
     assert seeds.row_ids == [2, 1] and seeds.unmatched == ["nope"]
+
+
+def test_cli_records_decisions_seeds_and_exports_the_relevant_ones(small_map, tmp_path, capsys):
+    from explorer.cli import main
+
+    home = str(small_map.path.parents[1])
+    assert main(["--home", home, "screen", "papers", "--relevant", "0,1", "--irrelevant", "20", "--save",
+                 "--who", "ada", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 relevant in 3 screened" in out and "logistic regression on 2 relevant and 1 irrelevant" in out
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("graph neural networks for molecules, study 7\nno such paper\n")
+    bib, csv = tmp_path / "relevant.bib", tmp_path / "decisions.csv"
+    assert main(["--home", home, "screen", "papers", "--seeds", str(seeds), "--bib", str(bib), "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "marked 1 rows relevant from seeds.txt; not found: no such paper" in out
+    assert bib.read_text().count("@") == 3 and "study 7" in bib.read_text()
+    decided = pd.read_csv(csv)
+    assert sorted(decided["row_id"]) == [0, 1, 7, 20]
+    assert dict(zip(decided["row_id"], decided["decision"], strict=True))[20] == "irrelevant"
+    saved = Workspace(home).open("papers")
+    from explorer.screening import history_of
+
+    assert [h["who"] for h in history_of(saved)][:3] == ["ada"] * 3

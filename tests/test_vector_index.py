@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer import nearest_neighbors, search_map, search_similar
+from explorer import map_files, nearest_neighbors, search_map, search_similar
 from explorer import vector_index as vi
 from explorer.store import EMBEDDINGS_FILE
-from explorer.vector_index import INDEX_FILE, build_index, read_index
+from explorer.vector_index import INDEX_FILE, build_index, read_index, search_index
 
 pytest.importorskip("faiss")
 
@@ -61,7 +61,7 @@ def save_map(workspace, name: str, vectors: np.ndarray, *, model_id: str = "synt
                            "x": np.zeros(rows, np.float32), "y": np.zeros(rows, np.float32),
                            "embedded": np.ones(rows, bool)})
     manifest = {"rows": rows, "embedded_rows": rows, "model_id": model_id, "kind": "text"}
-    return workspace.save(name, points=points, embeddings=vectors, manifest=manifest)
+    return map_files.save_map(workspace, name, points=points, embeddings=vectors, manifest=manifest)
 
 
 def test_index_search_finds_the_exact_top_k(vectors, index, queries, monkeypatch):
@@ -117,9 +117,9 @@ def test_a_mask_leaving_few_rows_is_searched_exactly(vectors, index, queries):
 def test_small_maps_stay_exact(workspace, fake_embedder):
     vectors = clustered(3_000)
     saved = save_map(workspace, "small", vectors)
-    assert saved.search_index() is None and not (saved.path / INDEX_FILE).exists()
+    assert search_index(saved) is None and not (saved.path / INDEX_FILE).exists()
     opened = workspace.open("small", mmap=True)
-    assert opened.search_index() is None
+    assert search_index(opened) is None
     for query in clustered(20, seed=5):
         assert search_similar(opened.embeddings, query, k=K).indices.tolist() == brute_force(vectors, query, K)
 
@@ -131,7 +131,7 @@ def test_a_big_map_saves_its_index_and_search_map_uses_it(workspace, small_limit
     opened = workspace.open("big", mmap=True)
     # Opened again it is read from the folder, not built.
     monkeypatch.setattr(vi, "build_index", lambda *a, **kw: pytest.fail("the saved index was rebuilt"))
-    assert opened.search_index() is not None and opened.search_index() is opened.search_index()
+    assert search_index(opened) is not None and search_index(opened) is search_index(opened)
     result = search_map(opened, "topic 7 paper", embedder=fake_embedder, k=K)
     assert result.indices.tolist() == brute_force(vectors, fake_embedder.embed(["topic 7 paper"])[0], K)
 
@@ -152,14 +152,14 @@ def test_the_index_is_rebuilt_when_the_embeddings_change(workspace, small_limit)
     np.save(refined.path / EMBEDDINGS_FILE, first)
     reopened = workspace.open("m", mmap=True)
     assert read_index(reopened.path, reopened.embeddings, embeddings_file=reopened.path / EMBEDDINGS_FILE) is None
-    index = reopened.search_index()
+    index = search_index(reopened)
     assert index.fingerprint == vi.fingerprint(first)
     assert read_index(reopened.path, first, embeddings_file=reopened.path / EMBEDDINGS_FILE) is not None
     assert not [p for p in reopened.path.iterdir() if p.name.endswith(".tmp")]
 
     # New vectors set on an open map get their own index, built in memory: the folder's is not theirs.
     reopened.embeddings = second.copy()
-    assert reopened.search_index().fingerprint == vi.fingerprint(second)
+    assert search_index(reopened).fingerprint == vi.fingerprint(second)
     assert read_index(reopened.path, first, embeddings_file=reopened.path / EMBEDDINGS_FILE) is not None
 
 
@@ -167,22 +167,22 @@ def test_without_faiss_big_maps_are_searched_exactly(workspace, small_limit, mon
     monkeypatch.setattr(vi, "faiss_available", lambda: False)
     vectors = clustered(3_000)
     saved = save_map(workspace, "no faiss", vectors)
-    assert saved.search_index() is None and not (saved.path / INDEX_FILE).exists()
+    assert search_index(saved) is None and not (saved.path / INDEX_FILE).exists()
 
 
 def test_a_failed_index_build_still_saves_the_map(workspace, small_limit, monkeypatch):
-    import explorer.store
+    import explorer.map_files
 
     def broken(*args, **kwargs):
         raise RuntimeError("faiss failed")
 
-    monkeypatch.setattr(explorer.store, "build_index", broken)
+    monkeypatch.setattr(explorer.map_files, "build_index", broken)
     monkeypatch.setattr(vi, "build_index", broken)
     vectors = clustered(3_000)
     saved = save_map(workspace, "unindexed", vectors)
     assert not (saved.path / INDEX_FILE).exists()
     opened = workspace.open("unindexed", mmap=True)
-    assert opened.search_index() is None
+    assert search_index(opened) is None
     query = clustered(1, seed=9)[0]
-    assert search_similar(opened.embeddings, query, k=K, index=opened.search_index()).indices.tolist() == \
+    assert search_similar(opened.embeddings, query, k=K, index=search_index(opened)).indices.tolist() == \
         brute_force(vectors, query, K)

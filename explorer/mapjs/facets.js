@@ -40,6 +40,63 @@
     }));
   }
 
+  /** A pack_facets file (ArrayBuffer): {columns, ids}, the facets' columns and each row's id. */
+  function unpack(buffer) {
+    const head = new DataView(buffer, 0, 8);
+    if (head.getUint32(0, true) !== 0x31464d45) throw new Error("not a facets file");  // "EMF1"
+    const size = head.getUint32(4, true);
+    const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 8, size)));
+    const rows = header.length ? header[0].length : (buffer.byteLength - 8 - size) / 4;
+    const end = buffer.byteLength - 4 * rows;
+    return { columns: decode(header, buffer.slice(8 + size, end)), ids: new Int32Array(buffer.slice(end)) };
+  }
+
+  /** The strip on ``map``'s facet slot for a pack_facets file: it dims the map's points (by row id) and
+   * tells ``onChange(state)`` what was chosen. Returns the strip, with ``relayer()`` for a new points layer. */
+  function attach(map, buffer, options) {
+    const { columns, ids } = unpack(buffer);
+    let toLayer = null;
+    function relayer() {
+      // Facet row k is the map's point toLayer[k] (-1: not drawn).
+      const layer = map.root.pointsLayer;
+      toLayer = layer ? Int32Array.from(ids, (id) => root.layer.positionOf(layer, id)) : null;
+      apply();
+    }
+    function apply() {
+      const mask = strip.mask(), layer = map.root.pointsLayer;
+      if (!mask || !layer || !toLayer) { map.setMask(null); return; }
+      const shown = new Uint8Array(layer.n);
+      for (let k = 0; k < toLayer.length; k++) if (toLayer[k] >= 0 && mask[k]) shown[toLayer[k]] = 1;
+      map.setMask(shown);
+    }
+    // Folded under one button until opened, so the strip never hides the map unasked.
+    const slot = map.facets;
+    slot.textContent = "";
+    const toggle = document.createElement("button");
+    toggle.className = "em-facets-toggle";
+    toggle.setAttribute("data-facets-toggle", "");
+    const body = document.createElement("div");
+    body.className = "em-facets-body";
+    slot.append(toggle, body);
+    function label() {
+      const active = Object.keys(strip.state()).length, open = slot.hasAttribute("data-open");
+      toggle.textContent = (open ? "\u25BE " : "\u25B8 ") + "Facets" + (active ? " \u00B7 " + active + " active" : "");
+    }
+    toggle.addEventListener("click", () => { slot.toggleAttribute("data-open"); label(); });
+    const strip = create(body, columns, { onChange: (mask, state) => {
+      apply();
+      label();
+      if (options && options.onChange) options.onChange(state);
+    } });
+    const setState = strip.setState;
+    strip.setState = (next) => { setState(next); label(); };
+    strip.relayer = relayer;
+    strip.apply = apply;
+    relayer();
+    label();
+    return strip;
+  }
+
   /** Bins for a number column: unit bins for few integers, else at most MAX_BINS of equal width. */
   function histogramBins(values) {
     let min = Infinity, max = -Infinity, integer = true;
@@ -375,5 +432,5 @@
     };
   }
 
-  root.facets = { create, decode, histogramBins, OTHER };
+  root.facets = { create, decode, unpack, attach, histogramBins, OTHER };
 })();

@@ -43,8 +43,14 @@
 .explorer-map .legend-title { font-weight: 600; font-size: 12px; margin-bottom: 2px; }
 .explorer-map .colorbar .scale { height: 10px; width: 160px; border-radius: 2px; }
 .explorer-map .colorbar .ends { display: flex; justify-content: space-between; gap: 6px; font-size: 11px; }
-.explorer-map .facets { position: absolute; left: 8px; bottom: 8px; z-index: 3; max-width: calc(100% - 16px); }
+.explorer-map .facets { position: absolute; left: 8px; bottom: 8px; z-index: 3; max-width: calc(100% - 16px);
+  max-height: 60%; overflow-y: auto; background: rgba(255,255,255,0.94); border: 1px solid #e0e0e0;
+  border-radius: 4px; padding: 2px 6px; }
 .explorer-map .facets:empty { display: none; }
+.explorer-map .facets .em-facets { flex-direction: column; flex-wrap: nowrap; }
+.explorer-map .facets:not([data-open]) .em-facets-body { display: none; }
+.explorer-map .facets .em-facets-toggle { font: inherit; font-size: 12px; border: none; background: none; cursor: pointer;
+  padding: 2px 0; color: #0d47a1; }
 `;
 
   function injectStyle() {

@@ -49,4 +49,6 @@ def main() -> None:
         components.html(SCROLL_TO_TOP, height=0)
     for note in st.session_state.pop("build_notes", []):
         st.info(escape_markdown(note))
+    # The map fills the page: the sidebar's controls fold away (its chevron opens them) when a map opens.
+    st.set_page_config(initial_sidebar_state="collapsed")
     map_view(saved, sidebar_controls(saved))

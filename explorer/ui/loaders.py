@@ -6,8 +6,10 @@ cached by its name and its save stamp, so a rebuilt or re-clustered map is never
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -16,7 +18,7 @@ from explorer.draw import default_colour_column
 from explorer.duplicates import near_duplicates
 from explorer.embedders import embedder_for, load_embedder
 from explorer.errors import ExplorerError
-from explorer.facets import DATE, encode_facets, facet_columns, facet_mask, format_state, parse_state
+from explorer.facets import DATE, encode_facets, facet_columns, facet_mask, format_state, pack_facets, parse_state
 from explorer.filters import display_columns, filterable_columns
 from explorer.labels import contrast_terms
 from explorer.map_clusters import cluster_id_columns, labelled_points, named_points
@@ -122,6 +124,17 @@ def facet_dates(name: str, stamp: str, level: str | None) -> list[str]:
 def facet_payload(name: str, stamp: str, level: str | None) -> tuple[str, bytes]:
     """The facets' header and blob for the browser (explorer.facets.encode_facets), once per map and level."""
     return encode_facets(display_points(name, stamp, level), facets_of(name, stamp, level))
+
+
+def facet_file(name: str, stamp: str, level: str | None) -> tuple[str, Callable[[], bytes]]:
+    """(a key, the maker of the map's facets file: explorer.facets.pack_facets) for the map's facet strip."""
+    key = hashlib.sha256(f"{name}:{stamp}:{level}".encode()).hexdigest()[:16]
+
+    def build() -> bytes:
+        header, blob = facet_payload(name, stamp, level)
+        return pack_facets(header, blob, display_points(name, stamp, level)["row_id"].to_numpy())
+
+    return key, build
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

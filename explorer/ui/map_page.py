@@ -17,6 +17,7 @@ from explorer.curate import remove_and_reproject
 from explorer.draw import shorten
 from explorer.errors import ExplorerError
 from explorer.export import export_points, to_bibtex_bytes, to_csv_bytes, to_ris_bytes
+from explorer.facets import parse_state, state_to_json
 from explorer.filters import display_columns, positions_of
 from explorer.map_clusters import add_clusters, cluster_column, cluster_levels, rename_cluster
 from explorer.search import KEYWORD
@@ -155,7 +156,7 @@ PAGE_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding: 3.2rem 1.2rem 1rem 1.2rem; }
 </style>"""
 # The map column's share of the main area beside the side panel (Streamlit stacks them on a narrow window).
-MAP_COLUMNS = [2.7, 1]
+MAP_COLUMNS = [3, 1]
 
 
 @st.fragment
@@ -175,7 +176,8 @@ def map_view(saved, controls: Controls) -> None:
     map_col, side_col = st.columns(MAP_COLUMNS, gap="small")
     with map_col:
         status_line(view)
-        map_chart(view.points, view.style, revision=f"{saved.name}:{stamp}", key=chart_key(saved))
+        map_chart(view.points, view.style, revision=f"{saved.name}:{stamp}", key=chart_key(saved),
+                  facets=loaders.facet_file(saved.name, stamp, view.level), facet_state=facet_state(view.facets))
     with side_col, st.container(key="side_panel"):
         side_panel(saved, view)
         if view.level is not None:
@@ -188,6 +190,15 @@ def map_view(saved, controls: Controls) -> None:
     # a model that cannot be loaded is reported by that search.
     with contextlib.suppress(ExplorerError):
         loaders.map_embedder(saved.name, stamp)
+
+
+def facet_state(text: str) -> dict:
+    """The facet filter's URL text in the browser's form ({} when there is none, or it is malformed:
+    the page says why above the map)."""
+    try:
+        return state_to_json(parse_state(text)) if text else {}
+    except ExplorerError:
+        return {}
 
 
 def status_line(view: ViewState) -> None:

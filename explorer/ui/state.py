@@ -24,6 +24,7 @@ from explorer.map_clusters import cluster_column, cluster_table
 from explorer.placement import place_query
 from explorer.search import KEYWORD, SearchResult, nearest_neighbors, search_map
 from explorer.store import Workspace
+from explorer.vector_index import search_index
 
 from . import loaders
 
@@ -305,7 +306,7 @@ def focused_neighbours(saved, index: int, *, k: int = 10) -> SearchResult | None
     """The ten rows nearest to the focused one in the embedding space (None for a row without text)."""
     if not saved.embedded[index]:
         return None
-    return nearest_neighbors(saved.embeddings, index, k=k, valid=saved.embedded, index=saved.search_index())
+    return nearest_neighbors(saved.embeddings, index, k=k, valid=saved.embedded, index=search_index(saved))
 
 
 def dim_note(n_rows: int, *, filtered: int | None, cluster: pd.Series | None, shown: int) -> str:

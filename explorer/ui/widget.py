@@ -150,22 +150,27 @@ def base_layer(key: str, _points, _style: MapStyle, revision: str) -> PointsLaye
 
 
 def points_file(key: str, layer: PointsLayer, *, map_name: str) -> str:
-    """The points file of ``key`` in ``map_name``'s folder, written now if it is not there (its path
+    """The points file of ``key`` in ``map_name``'s folder (its path from index.html; see binary_file)."""
+    return binary_file(f"points-{key}.bin", layer.to_bytes, map_name=map_name)
+
+
+def binary_file(name: str, build: Callable[[], bytes], *, map_name: str) -> str:
+    """The file ``name`` in ``map_name``'s folder, written now from ``build()`` if it is not there (its path
     from index.html is returned).
 
-    Written on the script's path, unlike the titles: the browser draws nothing before it has it,
-    and 1M points take a few tenths of a second to write."""
+    Written on the script's path, unlike the titles: the browser draws nothing before it has the
+    points, and 1M points take a few tenths of a second to write."""
     folder = Path(frontend_folder())
-    name = f"{_map_subfolder(map_name)}/points-{key}.bin"
+    name = f"{_map_subfolder(map_name)}/{name}"
     path = folder / name
     path.parent.mkdir(mode=0o700, exist_ok=True)
     if path.is_file():
         os.utime(path)  # recently used: kept by the pruning below
         return name
     staging = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    staging.write_bytes(layer.to_bytes())
+    staging.write_bytes(build())
     os.replace(staging, path)
-    used = sorted(((mtime, p) for p in folder.glob("map-*/points-*.bin") if (mtime := _mtime(p))), reverse=True)
+    used = sorted(((mtime, p) for p in folder.glob("map-*/*.bin") if (mtime := _mtime(p))), reverse=True)
     for mtime, stale in used[KEEP_POINTS_FILES:]:
         if time.time() - mtime > KEEP_POINTS_SECONDS:
             stale.unlink(missing_ok=True)
@@ -179,14 +184,17 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int = 720) -> dict | None:
+def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int = 720,
+              facets: tuple[str, Callable[[], bytes]] | None = None, facet_state: dict | None = None) -> dict | None:
     """Draw the map; returns the last event ({"seq", "kind": "click" | "selection", "ids"}) or None.
 
     ``height`` is the frame's height until the browser knows the window's (then most of it). The
     selection travels as row ids: the browser draws the other points faded, and keeps the box
     or lasso outline it has just drawn when the ids are its own; no ids (``style.selected`` None or
     empty) clear the outline and the fading. ``revision`` is "<map name>:<stamp>": the map's files
-    are staged under its name, so that forget_map can remove them."""
+    are staged under its name, so that forget_map can remove them. ``facets`` is (a key, the maker of its
+    explorer.facets.pack_facets file) for the facet strip over the map, ``facet_state`` the filter it shows
+    (explorer.facets.state_to_json); a brush or click there comes back as {"kind": "facets", "state"}."""
     component = components.declare_component("explorer_map", path=frontend_folder())
     layer_key = base_key(points, style, revision=revision)
     overlay = overlay_json(points, style)
@@ -203,7 +211,10 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
         assets["thumbnails"] = _asset(f"{staged}/thumbnails-{map_id}.json", lambda: _thumbnail_payload(source))
     layer = base_layer(layer_key, points, style, revision)
     legend_title = "similarity" if style.similarity is not None else (style.color_by or "")
+    facets_name = binary_file(f"facets-{facets[0]}.bin", facets[1], map_name=map_name) if facets else None
+    facet_json = json.dumps(facet_state or {}, sort_keys=True)
     return component(layer=points_file(layer_key, layer, map_name=map_name), legend_title=legend_title,
+                     facets=facets_name, facet_state=facet_json, facet_state_key=_digest(facet_json.encode()),
                      base_key=layer_key,
                      overlay=overlay, overlay_key=_digest(overlay.encode()), labels=labels,
                      labels_key=_digest(labels.encode()),

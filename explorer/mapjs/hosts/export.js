@@ -184,6 +184,8 @@
   describe();
   map.setLayer(layer);
   map.setLabels(meta.labels);
+  const facets = document.getElementById("facets-data").textContent.trim();
+  if (facets) M.facets.attach(map, M.layer.bytesFromBase64(facets));
   map.draw();
   state.ready = true;
   box.dataset.ready = "1";
