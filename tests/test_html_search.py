@@ -377,3 +377,26 @@ def real_map_free_transformer(hashing_map, monkeypatch):
 
     monkeypatch.setattr(html_search, "_page_model", lambda saved: (SentenceTransformerEmbedder(), "transformer"))
     return hashing_map
+
+
+@pytest.mark.browser
+def test_the_pages_scan_returns_the_exact_top_k_best_first_ties_in_row_order(browser):
+    script = (Path(__file__).resolve().parents[1] / "explorer" / "mapjs" / "vectors.js").read_text(encoding="utf-8")
+    page = browser.new_page()
+    try:
+        page.set_content("<html></html>")
+        page.add_script_tag(content=script)
+        rng = np.random.default_rng(1)
+        codes = rng.integers(-127, 128, size=(500, 12)).astype(np.int8)
+        codes[7] = codes[3]  # a tie: the earlier row first
+        scale = rng.uniform(0.001, 0.01, 12).astype(np.float32)
+        query = rng.normal(size=12).astype(np.float32)
+        found = page.evaluate("""([codes, scale, query]) => ExplorerMap.vectors.create({rows: Int32Array.from(
+            {length: 500}, (_, i) => 1000 + i), scale: Float32Array.from(scale), codes: Int8Array.from(codes),
+            dimension: 12}).search(Float32Array.from(query), 25)""", [codes.ravel().tolist(), scale.tolist(), query.tolist()])
+        scores = (codes.astype(np.float64) * scale) @ query
+        expected = np.argsort(-scores, kind="stable")[:25]
+        assert found["index"] == expected.tolist() and found["rows"] == (expected + 1000).tolist()
+        assert np.allclose(found["scores"], scores[expected], atol=1e-4)
+    finally:
+        page.close()

@@ -10,6 +10,8 @@
   const ExplorerMap = root.ExplorerMap = root.ExplorerMap || {};
 
   function base64Bytes(text) {
+    // The browser's own decoder where it has one (Chromium 140 on): a 46 MB block in a fraction of atob's time.
+    if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text.trim());
     const raw = atob(text.trim()), bytes = new Uint8Array(raw.length);
     for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
     return bytes;
