@@ -28,6 +28,7 @@ from . import loaders
 from .build_page import IMAGE_TYPES
 from .map_tools import add_rows_panel, duplicates_panel, trust_panel
 from .refinement import refinement_sidebar
+from .screening_panel import MAP_SAVED_KEY, screening_panel
 from .state import (
     FACETS_PARAM,
     RESULTS_TAB,
@@ -165,6 +166,8 @@ def map_view(saved, controls: Controls) -> None:
     selection, clusters).
 
     A fragment: a search, a click or a selection reruns only this part, not the sidebar."""
+    if st.session_state.pop(MAP_SAVED_KEY, False):
+        st.rerun(scope="app")  # a decision saved a new version: read it everywhere
     st.markdown(PAGE_CSS + LIST_CSS, unsafe_allow_html=True)
     search = search_controls(images=saved.kind == "images")
     sync_query_param(search.query)
@@ -226,8 +229,8 @@ def side_panel(saved, view: ViewState) -> None:
 
     Only the open tab runs (switching tabs reruns): on a 100k map the hidden tabs' tables and lists
     cost a box selection and a search redraw about 0.2 s each."""
-    results, details, selection = st.tabs(list(SIDE_TABS), key=SIDE_TAB, on_change="rerun",
-                                          default=st.session_state.get(SIDE_TAB, RESULTS_TAB))
+    results, details, selection, screening = st.tabs(list(SIDE_TABS), key=SIDE_TAB, on_change="rerun",
+                                                     default=st.session_state.get(SIDE_TAB, RESULTS_TAB))
     if results.open:
         with results:
             if view.result is not None:
@@ -243,6 +246,12 @@ def side_panel(saved, view: ViewState) -> None:
     if selection.open:
         with selection:
             selection_panel(saved, view)
+    if screening.open:
+        with screening:
+            for key, kind in (("screen_note", st.info), ("screen_error", st.warning)):
+                if note := st.session_state.pop(key, None):
+                    kind(escape_markdown(note))
+            screening_panel(saved, view.titles, loaders.get_texts(saved.name, st.session_state["map_stamp"]))
 
 
 # ---------------------------------------------------------------- panels

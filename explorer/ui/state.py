@@ -27,6 +27,7 @@ from explorer.store import Workspace
 from explorer.vector_index import search_index
 
 from . import loaders
+from .screening_panel import HEAT_KEY, heat_values
 
 # Per-session view state that belongs to one open map and is dropped when another map is opened.
 VIEW_STATE_KEYS = (
@@ -36,8 +37,8 @@ VIEW_STATE_KEYS = (
 )
 # The side panel's tabs (stateful: a callback may switch them, e.g. opening a result shows Details).
 SIDE_TAB = "side_tab"
-RESULTS_TAB, DETAILS_TAB, SELECTION_TAB = "Results", "Details", "Selection"
-SIDE_TABS = (RESULTS_TAB, DETAILS_TAB, SELECTION_TAB)
+RESULTS_TAB, DETAILS_TAB, SELECTION_TAB, SCREENING_TAB = "Results", "Details", "Selection", "Screening"
+SIDE_TABS = (RESULTS_TAB, DETAILS_TAB, SELECTION_TAB, SCREENING_TAB)
 # The page's query parameters that hold the view, so a reload or a shared link opens the same one.
 MAP_PARAM, QUERY_PARAM, SQL_PARAM, FACETS_PARAM = "map", "query", "sql", "facets"
 VIEW_PARAMS = (MAP_PARAM, QUERY_PARAM, SQL_PARAM, FACETS_PARAM)
@@ -389,6 +390,9 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
         style.query_label = result.query
         if search.by_similarity:
             style.similarity = np.nan_to_num(result.scores, nan=0.0)
+    if st.session_state.get(HEAT_KEY) and (heat := heat_values(saved, stamp)) is not None:
+        # Screening's heat layer: every paper by the model's estimate that it is relevant.
+        style.similarity, style.scale_title = heat, "likely relevant"
     if controls.show_labels and level is not None:
         # Every level goes to the browser, which shows finer labels as the map is zoomed in.
         style.labels = map_labels(saved)

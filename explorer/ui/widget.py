@@ -210,7 +210,7 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
         source = style.thumbnails
         assets["thumbnails"] = _asset(f"{staged}/thumbnails-{map_id}.json", lambda: _thumbnail_payload(source))
     layer = base_layer(layer_key, points, style, revision)
-    legend_title = "similarity" if style.similarity is not None else (style.color_by or "")
+    legend_title = style.scale_title if style.similarity is not None else (style.color_by or "")
     facets_name = binary_file(f"facets-{facets[0]}.bin", facets[1], map_name=map_name) if facets else None
     facet_json = json.dumps(facet_state or {}, sort_keys=True)
     return component(layer=points_file(layer_key, layer, map_name=map_name), legend_title=legend_title,
