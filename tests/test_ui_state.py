@@ -227,3 +227,20 @@ def test_any_map_link_shows_one_escaped_message_and_clears_itself(value):
     assert at.button(key="try_sample").label == "Try the sample papers", "the first screen is usable"
     _run(at)  # a reload: the URL no longer names the map, so the message is not repeated
     assert _messages(at) == []
+
+
+@pytest.mark.slow
+def test_a_picked_cluster_shows_its_card(papers_frame):
+    at = _open_clustered(papers_frame)
+    _pick_cluster(at, 0)
+    label, members = _cluster_rows("clustered", 0)
+    texts = [m.value.replace("\\", "") for m in at.markdown]
+    central = next(t for t in texts if t.startswith("**Most central**"))
+    titles = set(papers_frame["title"].iloc[sorted(members)])
+    listed = [line.removeprefix("1. ") for line in central.splitlines()[1:]]
+    assert 3 <= len(listed) <= 5 and all(title in titles for title in listed), listed
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert any(c.startswith("Terms (papers using them): ") and "(" in c for c in captions)
+    years = papers_frame["year"].iloc[sorted(members)]
+    assert f"Years {years.min()}–{years.max()}" in captions
+    assert any(c.startswith("field: ") for c in captions)

@@ -10,6 +10,7 @@ import contextlib
 from functools import partial
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from explorer.cluster import ClusterConfig
@@ -465,8 +466,7 @@ def cluster_panel(saved, view: ViewState) -> None:
     if chosen is None:
         st.caption("Select a cluster to highlight it on the map (the others are dimmed).")
     else:
-        st.markdown(f"**{escape_markdown(chosen['label'])}** · {int(chosen['size']):,} rows")
-        st.caption("Top terms: " + escape_markdown(", ".join(chosen["terms"])))
+        cluster_card(saved, level, int(chosen["id"]))
         new_label = st.text_input("Rename this cluster", key=f"rename_{level}_{int(chosen['id'])}",
                                   placeholder="empty restores the automatic label")
         if st.button("Save label", key="save_label"):
@@ -476,6 +476,30 @@ def cluster_panel(saved, view: ViewState) -> None:
                                                   int(chosen["id"])).to_numpy()]
         curate_button(saved, ids.tolist(), key="remove_cluster", what="this cluster")
     contrast_panel(saved, view)
+
+
+def cluster_card(saved, level: str, cluster_id: int) -> None:
+    """What the picked cluster is about (explorer.cluster_cards): its most central papers, distinctive terms
+    with how many of its papers use them, its years, its top venues and authors, and its points' trust."""
+    card = loaders.get_cluster_cards(saved.name, st.session_state["map_stamp"], level).get(cluster_id)
+    if card is None:
+        return
+    trust = f" · trust {card.trust:.2f}" if card.trust is not None else ""
+    with st.container(border=True, key="cluster_card"):
+        st.markdown(f"**{escape_markdown(card.label)}** · {card.size:,} rows{trust}")
+        if card.central:
+            st.markdown("**Most central**\n" + "\n".join(f"1. {escape_markdown(title[:140])}"
+                                                           for _, title in card.central))
+        if card.terms:
+            st.caption("Terms (papers using them): " + escape_markdown(", ".join(f"{t} ({n})" for t, n in card.terms)))
+        if card.year_span:
+            low, high = card.year_span
+            st.caption(f"Years {low}–{high}" if low != high else f"Year {low}")
+            if len(card.years) > 1:
+                st.bar_chart(pd.Series(card.years, name="papers").rename_axis("year"), height=110)
+        for column, values in card.top_values.items():
+            if values:
+                st.caption(escape_markdown(f"{column}: " + ", ".join(f"{v} ({n})" for v, n in values)))
 
 
 def curate_button(saved, row_ids: list[int], *, key: str, what: str) -> None:
