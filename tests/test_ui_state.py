@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from map_spec import base_traces, map_args, overlay_names
 from streamlit.testing.v1 import AppTest
@@ -244,3 +245,32 @@ def test_a_picked_cluster_shows_its_card(papers_frame):
     years = papers_frame["year"].iloc[sorted(members)]
     assert f"Years {years.min()}–{years.max()}" in captions
     assert any(c.startswith("field: ") for c in captions)
+
+
+@pytest.mark.slow
+def test_what_is_new_on_a_grown_map(papers_frame):
+    from explorer.grow import add_rows
+
+    at = _open_clustered(papers_frame, name="grown")
+    assert not [e for e in at.expander if e.label.startswith("What is new")], "a map never grown has nothing new"
+    strangers = pd.DataFrame({"title": ["Volcano lava ash", "Lava magma crater"], "year": [2030, 2031],
+                              "field": ["geology", "geology"]})
+    add_rows("grown", pd.concat([papers_frame.head(4).assign(title=lambda f: f["title"] + " again"), strangers],
+                                ignore_index=True), workspace=Workspace())
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at.selectbox(key="open_choice").set_value("grown")
+    at.button(key="open_saved").click()
+    _run(at)
+    panel = next(e for e in at.expander if e.label.startswith("What is new"))
+    assert panel.label == "What is new: batch 1, 6 rows"
+    assert any(c.value.replace("\\", "").startswith("Gained most: ") and "(+4)" in c.value.replace("\\", "")
+               for c in panel.caption), [c.value for c in panel.caption]
+    at.button(key="whats_new_only").click()
+    _run(at)
+    total = len(Workspace().open("grown").points)
+    assert any(f"6 of {total} rows match the filters" in c.value for c in at.caption), [c.value for c in at.caption]
+    apart = Workspace().open("grown").manifest["batches"][-1]["apart_rows"]
+    assert apart and set(apart) <= {len(papers_frame) + 4, len(papers_frame) + 5}, "the strangers land apart"
+    at.button(key="whats_new_apart").click()
+    _run(at)
+    assert at.session_state["selection"] == apart and at.session_state["side_tab"] == "Selection"

@@ -20,6 +20,7 @@ from explorer.errors import ExplorerError
 from explorer.export import export_points, to_bibtex_bytes, to_csv_bytes, to_ris_bytes
 from explorer.facets import parse_state, state_to_json
 from explorer.filters import display_columns, positions_of
+from explorer.grow import BATCH_COLUMN
 from explorer.map_clusters import add_clusters, cluster_column, cluster_levels, rename_cluster
 from explorer.search import KEYWORD
 from explorer.store import Workspace
@@ -31,6 +32,7 @@ from .map_tools import add_rows_panel, duplicates_panel, trust_panel
 from .refinement import refinement_sidebar
 from .screening_panel import MAP_SAVED_KEY, screening_panel
 from .state import (
+    FACETS_KEY,
     FACETS_PARAM,
     RESULTS_TAB,
     SIDE_TAB,
@@ -49,6 +51,7 @@ from .state import (
     explain_row,
     focus_row,
     forget,
+    select_rows,
     show_map,
     show_results,
     sync_query_param,
@@ -188,6 +191,7 @@ def map_view(saved, controls: Controls) -> None:
             cluster_panel(saved, view)
         else:
             offer_clustering(saved)
+        whats_new(saved, view)
     if view.why_row is not None and view.result is not None:
         why_dialog(saved, view)
     # Load the query model now, while the person looks at the map, not on their first search;
@@ -436,6 +440,26 @@ def selection_csv(saved, row_ids: list[int]) -> bytes:
     """The selected rows as CSV: cluster names, each with its id beside it (explorer.export)."""
     rows = export_points(saved, row_ids)
     return to_csv_bytes(rows[display_columns(rows)])
+
+
+def whats_new(saved, view: ViewState) -> None:
+    """A grown map's newest batch (explorer.grow.newest_batch): the clusters that gained most of its rows,
+    the rows that landed apart (select them), and the map filtered to that batch."""
+    summary = loaders.get_newest_batch(saved.name, st.session_state["map_stamp"], view.level)
+    if summary is None:
+        return
+    with st.expander(f"What is new: batch {summary.batch}, {summary.rows:,} rows", expanded=False):
+        when = f" on {summary.added[:10]}" if summary.added else ""
+        source = f" from {summary.source}" if summary.source else ""
+        st.caption(escape_markdown(f"Added{when}{source}."))
+        if summary.gained:
+            st.caption(escape_markdown("Gained most: " + ", ".join(f"{name} (+{n})" for name, n in summary.gained)))
+        only = f"{BATCH_COLUMN}:{summary.batch}..{summary.batch}"
+        st.button("Show only this batch", key="whats_new_only", on_click=st.session_state.__setitem__,
+                  args=(FACETS_KEY, only), help="Dims the other batches (a facet filter: Clear facets undoes it)")
+        if summary.apart:
+            st.caption(f"{len(summary.apart):,} of its rows are unlike anything on the map: drawn apart, right of it.")
+            st.button("Select them", key="whats_new_apart", on_click=select_rows, args=(summary.apart,))
 
 
 def offer_clustering(saved) -> None:
