@@ -274,3 +274,20 @@ def test_what_is_new_on_a_grown_map(papers_frame):
     at.button(key="whats_new_apart").click()
     _run(at)
     assert at.session_state["selection"] == apart and at.session_state["side_tab"] == "Selection"
+
+
+@pytest.mark.slow
+def test_a_paper_open_in_details_is_screened_there(papers_frame):
+    from explorer.screening import RELEVANT, decisions_of
+
+    at = _open_clustered(papers_frame, name="details")
+    at.session_state["selected_row"] = 3
+    at.session_state["side_tab"] = "Details"
+    _run(at)
+    assert any(c.value == "Screening: not screened" for c in at.caption)
+    at.button(key="details_yes").click()
+    _run(at)
+    _run(at)  # the page runs again whole on the saved decision
+    assert decisions_of(Workspace().open("details")).iloc[3] == RELEVANT
+    assert any(c.value == "Screening: relevant" for c in at.caption)
+    assert at.button(key="details_yes").disabled

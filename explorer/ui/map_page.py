@@ -30,7 +30,7 @@ from . import loaders
 from .build_page import IMAGE_TYPES
 from .map_tools import add_rows_panel, duplicates_panel, trust_panel
 from .refinement import refinement_sidebar
-from .screening_panel import MAP_SAVED_KEY, screening_panel
+from .screening_panel import MAP_SAVED_KEY, screening_buttons, screening_panel
 from .state import (
     FACETS_KEY,
     FACETS_PARAM,
@@ -365,6 +365,7 @@ def details_panel(saved, view: ViewState) -> None:
         with st.container(height=220 if len(str(named[column])) > 900 else "content", border=False):
             st.markdown(f"*{escape_markdown(column)}:* {escape_markdown(str(named[column]))}")
     why_panel_offer(saved, view, i)
+    screening_buttons(saved, int(row_id), i)
     fields = [c for c in display_columns(saved.points) if c not in long_text and c != view.title_column]
     st.dataframe({"field": [str(c) for c in fields], "value": [str(named[c]) for c in fields]},
                  hide_index=True, width="stretch")

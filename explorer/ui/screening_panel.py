@@ -14,6 +14,7 @@ from explorer.screening import (
     IRRELEVANT,
     RELEVANT,
     decide,
+    decisions_of,
     history_of,
     progress,
     rank,
@@ -109,6 +110,19 @@ def screening_panel(saved, titles, texts) -> None:
                             key="screen_ris", help="The relevant papers")
         csv.download_button("CSV", to_csv_bytes(export_points(saved, [*relevant, *irrelevant])),
                             file_name=f"{saved.name} decisions.csv", key="screen_csv", help="Every decision")
+
+
+def screening_buttons(saved, row_id: int, position: int) -> None:
+    """Details' screening row: this paper's decision, and buttons to make or change it."""
+    decision = decisions_of(saved).iloc[position]
+    decision = None if pd.isna(decision) else str(decision)
+    state = decision or "not screened"
+    note, yes, no = st.columns([2, 1, 1], vertical_alignment="center")
+    note.caption(f"Screening: {state}")
+    yes.button("Relevant", key="details_yes", on_click=_decide, args=(saved.name, row_id, RELEVANT),
+               disabled=decision == RELEVANT, width="stretch")
+    no.button("Irrelevant", key="details_no", on_click=_decide, args=(saved.name, row_id, IRRELEVANT),
+              disabled=decision == IRRELEVANT, width="stretch")
 
 
 def _decide(name: str, row_id: int, decision: str) -> None:
