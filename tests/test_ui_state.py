@@ -291,3 +291,26 @@ def test_a_paper_open_in_details_is_screened_there(papers_frame):
     assert decisions_of(Workspace().open("details")).iloc[3] == RELEVANT
     assert any(c.value == "Screening: relevant" for c in at.caption)
     assert at.button(key="details_yes").disabled
+
+
+@pytest.mark.slow
+def test_events_that_pile_up_during_a_run_are_all_applied_once_in_order(papers_frame):
+    build_map(papers_frame, name="papers", model="hashing", workspace=Workspace())
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at.selectbox(key="open_choice").set_value("papers")
+    at.button(key="open_saved").click()
+    _run(at)
+    key = f"map:papers:{at.session_state['map_stamp']}"
+    # A box selection, then a click that landed while the run the box started was busy: both arrive together.
+    box = {"instance": "page-1", "n": 1, "seq": "page-1:1", "kind": "selection", "ids": [1, 2, 3]}
+    click = {"instance": "page-1", "n": 2, "seq": "page-1:2", "kind": "click", "ids": [7]}
+    at.session_state[key] = {"seq": "page-1:2", "events": [box, click]}
+    _run(at)
+    assert at.session_state["selection"] == [1, 2, 3] and at.session_state["selected_row"] == 7
+    assert map_args(at)["ack"] == {"instance": "page-1", "n": 2}, "the browser may forget both"
+    # Sent again (the browser had not heard the ack yet) with a new one: only the new one applies.
+    at.session_state["selection"] = [9]
+    again = {"instance": "page-1", "n": 3, "seq": "page-1:3", "kind": "click", "ids": [5]}
+    at.session_state[key] = {"seq": "page-1:3", "events": [box, click, again]}
+    _run(at)
+    assert at.session_state["selection"] == [9] and at.session_state["selected_row"] == 5

@@ -42,6 +42,7 @@ from .state import (
     Controls,
     SearchInput,
     ViewState,
+    chart_ack,
     chart_key,
     clear_facets,
     clear_selection,
@@ -184,7 +185,8 @@ def map_view(saved, controls: Controls) -> None:
     with map_col:
         status_line(view)
         map_chart(view.points, view.style, revision=f"{saved.name}:{stamp}", key=chart_key(saved),
-                  facets=loaders.facet_file(saved.name, stamp, view.level), facet_state=facet_state(view.facets))
+                  facets=loaders.facet_file(saved.name, stamp, view.level), facet_state=facet_state(view.facets),
+                  ack=chart_ack())
     with side_col, st.container(key="side_panel"):
         side_panel(saved, view)
         if view.level is not None:

@@ -197,15 +197,38 @@ def sync_query_param(query: str, param: str = QUERY_PARAM) -> None:
         st.query_params.pop(param, None)
 
 
-def apply_chart_event(event) -> None:
-    """A click focuses one point; a box or lasso replaces the selection (kept across reruns); the facets'
-    state ({"kind": "facets", "state": {column: {range} | {selected}}}) replaces the facet filter.
+def apply_chart_event(value) -> None:
+    """The map's events since the last run, in order: a click focuses one point; a box or lasso replaces the
+    selection (kept across reruns); the facets' state ({"kind": "facets", "state": {column: {range} |
+    {selected}}}) replaces the facet filter.
 
-    Read before anything is drawn, so a click or lasso shows up in this very run; an event is
-    applied once (the widget keeps returning its last one)."""
-    if not event or event.get("seq") == st.session_state.get("last_event"):
+    The browser sends every event Python has not acknowledged yet ({"events": [...]}, each numbered ``n``
+    within its page's ``instance``), so a click that lands while a run is busy is not lost behind the
+    next one; each is applied once. Read before anything is drawn, so an event shows up in this very run."""
+    if not value:
         return
-    st.session_state["last_event"] = event.get("seq")
+    events = value.get("events") if isinstance(value.get("events"), list) else [value]
+    last = st.session_state.get("last_event") or {}
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        mark = {"instance": event.get("instance"), "n": event.get("n"), "seq": event.get("seq")}
+        if mark["n"] is not None and mark["instance"] == last.get("instance") and mark["n"] <= (last.get("n") or 0):
+            continue  # applied in an earlier run
+        if mark["n"] is None and mark["seq"] == last.get("seq"):
+            continue  # the widget keeps returning its last single event
+        last = mark
+        _apply_one(event)
+    st.session_state["last_event"] = last
+
+
+def chart_ack() -> dict | None:
+    """The last map event applied ({instance, n}): the browser stops re-sending it and those before it."""
+    last = st.session_state.get("last_event") or {}
+    return {"instance": last.get("instance"), "n": last.get("n")} if last.get("n") is not None else None
+
+
+def _apply_one(event: dict) -> None:
     if event.get("kind") == "facets":
         try:
             st.session_state[FACETS_KEY] = format_state(state_from_json(event.get("state") or {}))

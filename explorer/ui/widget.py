@@ -185,7 +185,8 @@ def _mtime(path: Path) -> float | None:
 
 
 def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int = 720,
-              facets: tuple[str, Callable[[], bytes]] | None = None, facet_state: dict | None = None) -> dict | None:
+              facets: tuple[str, Callable[[], bytes]] | None = None, facet_state: dict | None = None,
+              ack: dict | None = None) -> dict | None:
     """Draw the map; returns the last event ({"seq", "kind": "click" | "selection", "ids"}) or None.
 
     ``height`` is the frame's height until the browser knows the window's (then most of it). The
@@ -194,7 +195,8 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
     empty) clear the outline and the fading. ``revision`` is "<map name>:<stamp>": the map's files
     are staged under its name, so that forget_map can remove them. ``facets`` is (a key, the maker of its
     explorer.facets.pack_facets file) for the facet strip over the map, ``facet_state`` the filter it shows
-    (explorer.facets.state_to_json); a brush or click there comes back as {"kind": "facets", "state"}."""
+    (explorer.facets.state_to_json); a brush or click there comes back as {"kind": "facets", "state"}. The
+    browser re-sends every event until ``ack`` (the last one Python applied: state.chart_ack) covers it."""
     component = components.declare_component("explorer_map", path=frontend_folder())
     layer_key = base_key(points, style, revision=revision)
     overlay = overlay_json(points, style)
@@ -219,7 +221,7 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
                      overlay=overlay, overlay_key=_digest(overlay.encode()), labels=labels,
                      labels_key=_digest(labels.encode()),
                      assets=assets, selected=selected, selection_key=_digest(repr(selected).encode()),
-                     height=height, key=key, default=None)
+                     height=height, ack=ack, key=key, default=None)
 
 
 def label_json(style: MapStyle) -> str:
