@@ -156,21 +156,20 @@ def newest_batch(saved: SavedMap, level: str | None = None) -> BatchSummary | No
     coarsest by default) gained most of its rows, and which of its rows landed apart."""
     if BATCH_COLUMN not in saved.points.columns or not len(saved.points):
         return None
-    batches = saved.manifest.get("batches") or []
     newest = int(saved.points[BATCH_COLUMN].max())
     if newest == 0:
         return None
-    entry = next((b for b in batches if int(b.get("batch", -1)) == newest), {})
+    entry = next((b for b in saved.meta.batches or [] if b.batch == newest), None)
     new = (saved.points[BATCH_COLUMN] == newest).to_numpy()
     gained: list[tuple[str, int]] = []
-    levels = list((saved.manifest.get("clusters") or {}).get("levels") or {})
+    levels = list(saved.meta.cluster_levels)
     if levels:
         labels = point_labels(saved, level or levels[0])[new]
         counts = labels[labels != UNCLUSTERED_LABEL].value_counts()
         gained = [(str(name), int(n)) for name, n in counts.head(5).items()]
-    return BatchSummary(batch=newest, rows=int(new.sum()), added=entry.get("added"),
-                        source=(entry.get("source") or {}).get("name"), gained=gained,
-                        apart=[int(r) for r in entry.get("apart_rows") or []])
+    return BatchSummary(batch=newest, rows=int(new.sum()), added=entry.added if entry else None,
+                        source=entry.source.name if entry and entry.source else None, gained=gained,
+                        apart=[int(r) for r in (entry.apart_rows if entry else None) or []])
 
 
 def novelty_threshold(reference: np.ndarray, *, seed: int = 0) -> float:
