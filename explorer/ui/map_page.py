@@ -186,7 +186,7 @@ def map_view(saved, controls: Controls) -> None:
         status_line(view)
         map_chart(view.points, view.style, revision=f"{saved.name}:{stamp}", key=chart_key(saved),
                   facets=loaders.facet_file(saved.name, stamp, view.level), facet_state=facet_state(view.facets),
-                  ack=chart_ack())
+                  facet_context=view.outside_facets, ack=chart_ack())
     with side_col, st.container(key="side_panel"):
         side_panel(saved, view)
         if view.level is not None:

@@ -313,6 +313,8 @@ class ViewState:
     search_note: str = ""
     # The facet filter applied, as its canonical URL text ("" for none).
     facets: str = ""
+    # The rows the other filters keep (keyword, SQL, categories; None: all): the facets count within them.
+    outside_facets: np.ndarray | None = None
 
 
 def run_search(saved, search: SearchInput, messages: list[tuple[str, str]]) -> SearchResult | None:
@@ -382,6 +384,7 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
         else:
             keep &= sql_keep
     keep &= category_mask(points, controls.categories)
+    outside_facets = None if keep.all() else keep.copy()
     facets = str(st.session_state.get(FACETS_KEY) or "").strip()
     if facets:
         facet_keep, facets, facet_error = loaders.get_facet_mask(saved.name, stamp, level, facets)
@@ -433,4 +436,4 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
                      keep=keep, result=result, style=style, messages=list(dict.fromkeys(messages)),
                      neighbours=neighbours,
                      dim_note=dim_note(len(points), filtered=filtered, cluster=chosen, shown=int(keep.sum())),
-                     search_note=search_note, facets=facets)
+                     search_note=search_note, facets=facets, outside_facets=outside_facets)
