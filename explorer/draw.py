@@ -63,6 +63,8 @@ class MapStyle:
     hits: np.ndarray | None = None
     hit_scores: np.ndarray | None = None
     similarity: np.ndarray | None = None
+    # What the numbers on the similarity scale are (a search's similarity, screening's likely relevance).
+    scale_title: str = "similarity"
     query_xy: np.ndarray | None = None
     query_label: str = ""
     selected: np.ndarray | None = None
@@ -166,7 +168,7 @@ def point_groups(points: pd.DataFrame, style: MapStyle, *, faded: bool = False) 
                                  legendrank=2000))
     if style.similarity is not None:
         groups.append(PointGroup("similarity", live, style.point_size, 0.9, values=np.asarray(style.similarity, float),
-                                 colorbar="similarity", showlegend=False))
+                                 colorbar=style.scale_title, showlegend=False))
     elif style.color_by and style.color_by in points.columns and is_categorical(points[style.color_by]):
         values = category_values(points[style.color_by]).to_numpy()
         order = pd.Series(values[drawn]).value_counts().index
@@ -293,10 +295,10 @@ def _hex(colour: str) -> str:
 
 
 def base_key(points: pd.DataFrame, style: MapStyle, *, revision: str = "map") -> str:
-    """A digest of everything `base_figure` draws from: equal keys mean an identical base layer."""
+    """A digest of everything `points_layer` draws from: equal keys mean an identical base layer."""
     digest = hashlib.sha256()
     digest.update(json.dumps([revision, len(points), style.color_by, list(style.hover_fields), style.title_column,
-                              style.point_size], default=str).encode())
+                              style.point_size, style.scale_title], default=str).encode())
     for array in (style.dimmed, style.similarity):
         digest.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:24]

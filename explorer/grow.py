@@ -28,7 +28,7 @@ from .corpus import IMAGES, read_corpus
 from .embed import EmbeddingCache, embed_cached
 from .embedders import embedder_for
 from .errors import InputError
-from .map_clusters import LEVEL_COLUMNS
+from .map_clusters import LEVEL_COLUMNS, UNCLUSTERED_LABEL, point_labels
 from .map_files import save_map
 from .placement import place_rows
 from .progress import ProgressFn, no_progress
@@ -111,7 +111,10 @@ def add_rows(
                                                  "added": manifest.get("created"), "source": manifest.get("source")}])
     batches.append({"batch": batch, "rows": len(new_points), "added": datetime.now(UTC).isoformat(timespec="seconds"),
                     "source": {"name": corpus.source_name, "format": corpus.format, "sha256": corpus.content_hash},
-                    "novel": int(novel.sum())})
+                    "novel": int(novel.sum()),
+                    # Which new rows landed apart, so the map can show them ("what is new").
+                    "apart_rows": new_points["row_id"].to_numpy()[
+                        np.flatnonzero(new_points["embedded"].to_numpy())[novel]].tolist()})
     # A new map_id: a refinement still running on the old version then leaves this one alone (it
     # would save the rows it read), and the map's pending refinement resumes on all of its rows.
     grown = {**manifest, "map_id": uuid.uuid4().hex, "rows": len(points),
@@ -134,6 +137,39 @@ def add_rows(
     log.info("added %d rows to %s as batch %d (%d unlike the map)", len(new_points), name, batch, int(novel.sum()))
     return AddResult(saved=result, added=len(new_points), batch=batch, novel=int(novel.sum()),
                      seconds=time.perf_counter() - started, notes=notes)
+
+
+@dataclass
+class BatchSummary:
+    """What a batch of added rows brought: its rows, the clusters that gained most, the rows unlike the map."""
+
+    batch: int
+    rows: int
+    added: str | None
+    source: str | None
+    gained: list[tuple[str, int]]
+    apart: list[int]
+
+
+def newest_batch(saved: SavedMap, level: str | None = None) -> BatchSummary | None:
+    """The newest batch of a grown map (None for a map never grown): which clusters of ``level`` (the
+    coarsest by default) gained most of its rows, and which of its rows landed apart."""
+    if BATCH_COLUMN not in saved.points.columns or not len(saved.points):
+        return None
+    newest = int(saved.points[BATCH_COLUMN].max())
+    if newest == 0:
+        return None
+    entry = next((b for b in saved.meta.batches or [] if b.batch == newest), None)
+    new = (saved.points[BATCH_COLUMN] == newest).to_numpy()
+    gained: list[tuple[str, int]] = []
+    levels = list(saved.meta.cluster_levels)
+    if levels:
+        labels = point_labels(saved, level or levels[0])[new]
+        counts = labels[labels != UNCLUSTERED_LABEL].value_counts()
+        gained = [(str(name), int(n)) for name, n in counts.head(5).items()]
+    return BatchSummary(batch=newest, rows=int(new.sum()), added=entry.added if entry else None,
+                        source=entry.source.name if entry and entry.source else None, gained=gained,
+                        apart=[int(r) for r in (entry.apart_rows if entry else None) or []])
 
 
 def novelty_threshold(reference: np.ndarray, *, seed: int = 0) -> float:

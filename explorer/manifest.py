@@ -219,6 +219,15 @@ class BatchSection(Section):
     added: str | None = None
     source: SourceSection | None = _section(SourceSection)
     novel: int | None = None
+    # The new rows unlike anything on the map, drawn apart (row ids).
+    apart_rows: list[int] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScreeningSection(Section):
+    """A literature review's screening: every decision in the order made ({row_id, decision, at, who})."""
+
+    history: list[dict] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -290,6 +299,7 @@ class Manifest(Section):
     clusters: ClustersSection | None = _section(ClustersSection)
     trust: TrustSection | None = _section(TrustSection)
     batches: list[BatchSection] | None = _section_list(BatchSection)
+    screening: ScreeningSection | None = _section(ScreeningSection)
     engine: dict | None = None
     parent: dict | None = None
 

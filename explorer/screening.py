@@ -230,7 +230,7 @@ def seed_rows(saved, text: str, name: str) -> Seeds:
 
     points = saved.points
     lookups = {column: _normalised(points[column]) for column in ID_COLUMNS if column in points.columns}
-    title = title_column(points, saved.manifest.get("text_columns") or [])
+    title = title_column(points, saved.meta.text_columns or [])
     if title:
         lookups["title"] = _normalised(points[title])
     index = {column: {value: i for i, value in reversed(list(enumerate(values))) if value}
@@ -289,7 +289,7 @@ def decisions_of(saved: SavedMap) -> pd.Series:
 
 def history_of(saved: SavedMap) -> list[dict]:
     """Every decision in the order made: {row_id, decision (None: undone), at, who}."""
-    return list((saved.manifest.get("screening") or {}).get("history") or [])
+    return list(saved.meta.screening.history or [])
 
 
 def with_decisions(points: pd.DataFrame, manifest: dict, row_ids: Sequence[int], decision: str | None, *,
@@ -350,7 +350,7 @@ def screened(saved: SavedMap) -> tuple[list[int], list[int], list[bool]]:
 
 def _latest(workspace: Workspace, saved: SavedMap) -> SavedMap:
     """The map ``saved`` is now (followed by its id through a rename)."""
-    map_id = saved.manifest.get("map_id")
+    map_id = saved.meta.map_id
     for info in workspace.list():
         if info.name == saved.name or not map_id:
             continue

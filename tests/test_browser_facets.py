@@ -294,3 +294,33 @@ def test_the_apps_facets_dim_the_map_keep_the_url_and_survive_a_reload(browser, 
         assert json.loads(frame.locator("[data-facet=field]").get_attribute("data-selected")) == ["med"]
         assert root.get_attribute("data-shown-count") == str(expected)
         page.close()
+
+
+@pytest.mark.slow
+def test_the_apps_facets_count_within_the_other_filters(browser, tmp_path):
+    from urllib.parse import quote
+
+    from streamlit_server import map_frame, streamlit_server
+
+    from explorer import ProjectionConfig, Workspace, build_map
+
+    table = random_table(rows=300).drop(columns=["row_id", "x", "y"])
+    table["title"] = [f"paper {i}" for i in range(len(table))]
+    home = tmp_path / "home"
+    saved = build_map(table, source_name="papers.csv", name="papers", model="hashing", text_columns=["title"],
+                      projection=ProjectionConfig(method="pca"), workspace=Workspace(home)).saved
+    with streamlit_server(home, env={"EXPLORER_DEFAULT_MODEL": "hashing"}) as url:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{url}/?map=papers&sql={quote('year >= 2015')}")
+        frame = map_frame(page)
+        kept = saved.points["year"] >= 2015
+        field = frame.locator("[data-facet=field]")
+        field.wait_for(state="attached", timeout=120_000)
+        expected = {name: int(((saved.points["field"] == name) & kept).sum()) for name in ("bio", "cs", "med", "phys")}
+        page.wait_for_function(
+            """([frame, want]) => { const el = document.querySelector(frame).contentDocument
+                   .querySelector('[data-facet=field]');
+                 return el && el.dataset.counts && JSON.stringify(JSON.parse(el.dataset.counts).slice(0, 4).sort())
+                   === JSON.stringify(want); }""",
+            arg=['iframe[title*="explorer_map"]', sorted(expected.values())], timeout=60_000)
+        page.close()

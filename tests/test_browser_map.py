@@ -291,3 +291,19 @@ def test_the_map_follows_the_windows_height(sample):
     finally:
         page.set_viewport_size({"width": 1500, "height": 1050})
     assert not errors
+
+
+def test_a_click_during_the_run_a_selection_started_is_not_lost(sample):
+    page, errors = sample
+    _reset_view(page)
+    ids = map_frame(page).locator("#map").evaluate("m => Array.from(m.pointsLayer.ids.slice(0, 5))")
+    # A selection, and a click one moment later: both leave the page before Python's run for the first.
+    page.frame_locator(MAP_IFRAME).locator("body").evaluate(
+        f"() => {{ emit({{ kind: 'selection', shape: 'box', ids: {ids[:4]} }}); emit({{ kind: 'click', ids: [{ids[4]}] }}); }}")
+    wait_until_idle(page)
+    page.wait_for_timeout(500)
+    wait_until_idle(page)
+    # Both reached Python: the selection's badge and the clicked row's details.
+    page.get_by_text("4 selected").first.wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Details", selected=True).wait_for(timeout=60_000)
+    assert not errors

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
-from streamlit_server import ARTIFACTS, MAP_IFRAME, streamlit_server, wait_until_idle
+from streamlit_server import ARTIFACTS, MAP_IFRAME, open_sidebar, streamlit_server, wait_until_idle
 
 from explorer import Workspace, build_map
 
@@ -105,7 +105,7 @@ def test_a_reload_and_a_shared_link_reopen_the_map_and_its_query(browser, sample
     expect(other.get_by_label("Search the map")).to_have_value("protein folding", timeout=30_000)
     other.context.close()
 
-    page.get_by_role("button", name="New map").click()
+    open_sidebar(page).get_by_role("button", name="New map").click()
     wait_until_idle(page)
     # The URL changes once the run that "New map" started has reached the browser.
     page.wait_for_url(lambda url: "map=" not in url and "query=" not in url, timeout=30_000)

@@ -19,6 +19,7 @@ from explorer import ClusterConfig, HashingEmbedder, MapChangedError, MapNotFoun
 from explorer.map_clusters import cluster_table, rename_cluster
 from explorer.project import ProjectionConfig
 from explorer.refine import REFINE_DONE, refine_map
+from explorer.screening import RELEVANT, decisions_of
 from explorer.store import RESERVED_FILE, STALE_TMP_SECONDS, VERSION_KEY
 from explorer.trust import TRUST_COLUMN, add_trust
 
@@ -328,8 +329,8 @@ def _race(root: str, who: str, until: float, log_path: str) -> None:
             shared = [tag for tag in found if tag.startswith("shared")]
             pool = shared if shared and rng.random() < 0.5 else sorted(found)
             tag = pool[int(rng.integers(len(pool)))]
-            _mutate_one(workspace, ["rename", "add", "trust", "curate"][k % 4], tag, found[tag][0], f"{who}x{k}",
-                        attempt)
+            _mutate_one(workspace, ["rename", "add", "trust", "curate", "decide"][k % 5], tag, found[tag][0],
+                        f"{who}x{k}", attempt)
 
     threads = [threading.Thread(target=t) for t in (builder, refiner, mutator)]
     for thread in threads:
@@ -364,6 +365,14 @@ def _mutate_one(workspace: Workspace, op: str, tag: str, name: str, mark: str, a
                 marker=f"add{mark}", added=len(rows))
     elif op == "trust":
         attempt(op, tag, lambda: add_trust(workspace.open(name), workspace=workspace) and None)
+    elif op == "decide":
+        from explorer.screening import decide
+
+        def screen() -> dict:
+            row = int(workspace.open(name).points["row_id"].iloc[int(mark.split("x")[-1]) % 8])
+            decide(workspace, name, [row], RELEVANT, who=mark)
+            return {"row": row}
+        attempt(op, tag, screen)
     else:
         def curate() -> dict:
             removed = [int(r) for r in workspace.open(name).points["row_id"].iloc[:2]]
@@ -399,7 +408,7 @@ def check_the_race(workspace: Workspace, ops: list[dict]) -> None:
     undeclared = [op["error"] for op in ops if not op["ok"] and not op["error"].startswith(DECLARED)
                   and "already exists" not in op["error"]]
     assert not undeclared, undeclared[:5]
-    assert {op["op"] for op in done} >= {"build", "refine", "rename", "add", "trust", "curate"}, \
+    assert {op["op"] for op in done} >= {"build", "refine", "rename", "add", "trust", "curate", "decide"}, \
         sorted({op["op"] for op in done})
     maps = {info.name: workspace.open(info.name) for info in workspace.list()}
     for name, saved in maps.items():  # no map holds another's rows; trust is a column and a summary, or neither
@@ -427,6 +436,8 @@ def check_the_race(workspace: Workspace, ops: list[dict]) -> None:
             assert saved.points["title"].str.endswith(op["marker"]).sum() == op["added"], op
         elif op["op"] == "trust" and last_add.get(tag, 0.0) < op["t1"]:
             assert TRUST_COLUMN in saved.points, op
+        elif op["op"] == "decide":  # a screening decision is never lost to a refinement, a rename or trust
+            assert decisions_of(saved)[saved.points["row_id"] == op["row"]].tolist() == [RELEVANT], op
         elif op["op"] == "refine" and op["state"] == REFINE_DONE:
             assert saved.manifest["refinement"]["state"] == "done" and saved.manifest["model_id"] == "hashing-64", op
     for tag, names in found.items():

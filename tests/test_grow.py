@@ -132,3 +132,19 @@ def test_a_query_whose_hits_are_spread_over_the_map_is_placed_among_them_not_bet
     assert place_query(coords, np.arange(11))[0] == pytest.approx(0.0, abs=1e-6)
     coords[:10] = np.nan  # hits without a position on the map (no text) are left out
     assert np.isnan(place_query(coords, np.arange(10))).all()
+
+
+def test_what_is_new_names_the_clusters_that_gained_and_the_rows_apart(papers, workspace):
+    from explorer.grow import newest_batch
+    from explorer.map_clusters import point_labels
+
+    assert newest_batch(workspace.open("papers")) is None, "a map never grown has no new batch"
+    strangers = pd.DataFrame({"title": ["a", "b"], "abstract": ["volcano lava ash", "lava magma crater"],
+                              "field": "geology"})
+    add_rows("papers", pd.concat([new_rows("biology", 5), strangers], ignore_index=True), workspace=workspace)
+    grown = workspace.open("papers")
+    summary = newest_batch(grown)
+    assert (summary.batch, summary.rows) == (1, 7) and summary.added and summary.source
+    biology = point_labels(grown, "coarse").iloc[:30][grown.points["field"].iloc[:30] == "biology"].mode()[0]
+    assert summary.gained == [(biology, 5)]
+    assert summary.apart == [35, 36] == grown.points["row_id"].iloc[-2:].tolist()

@@ -116,8 +116,8 @@ def test_cli_lists_the_next_papers_and_replays_a_labelled_collection(small_map, 
     home = str(small_map.path.parents[1])
     assert main(["--home", home, "screen", "papers", "--relevant", "0,1", "--irrelevant", "20", "-k", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("ranked by logistic regression") and len(lines) == 4
-    assert all("molecules" in line for line in lines[1:])
+    assert lines[0] == "Nothing screened yet." and lines[1].startswith("ranked by logistic regression")
+    assert len(lines) == 5 and all("molecules" in line for line in lines[2:])
     assert main(["--home", home, "screen", "papers", "--simulate", "title=nothing like it"]) == EXIT_USER_ERROR
     assert "both relevant and irrelevant" in capsys.readouterr().err
     assert main(["--home", home, "screen", "papers", "--simulate", "topic=m"]) == 0

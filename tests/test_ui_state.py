@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from map_spec import base_traces, map_args, overlay_names
 from streamlit.testing.v1 import AppTest
@@ -227,3 +228,89 @@ def test_any_map_link_shows_one_escaped_message_and_clears_itself(value):
     assert at.button(key="try_sample").label == "Try the sample papers", "the first screen is usable"
     _run(at)  # a reload: the URL no longer names the map, so the message is not repeated
     assert _messages(at) == []
+
+
+@pytest.mark.slow
+def test_a_picked_cluster_shows_its_card(papers_frame):
+    at = _open_clustered(papers_frame)
+    _pick_cluster(at, 0)
+    label, members = _cluster_rows("clustered", 0)
+    texts = [m.value.replace("\\", "") for m in at.markdown]
+    central = next(t for t in texts if t.startswith("**Most central**"))
+    titles = set(papers_frame["title"].iloc[sorted(members)])
+    listed = [line.removeprefix("1. ") for line in central.splitlines()[1:]]
+    assert 3 <= len(listed) <= 5 and all(title in titles for title in listed), listed
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert any(c.startswith("Terms (papers using them): ") and "(" in c for c in captions)
+    years = papers_frame["year"].iloc[sorted(members)]
+    assert f"Years {years.min()}–{years.max()}" in captions
+    assert any(c.startswith("field: ") for c in captions)
+
+
+@pytest.mark.slow
+def test_what_is_new_on_a_grown_map(papers_frame):
+    from explorer.grow import add_rows
+
+    at = _open_clustered(papers_frame, name="grown")
+    assert not [e for e in at.expander if e.label.startswith("What is new")], "a map never grown has nothing new"
+    strangers = pd.DataFrame({"title": ["Volcano lava ash", "Lava magma crater"], "year": [2030, 2031],
+                              "field": ["geology", "geology"]})
+    add_rows("grown", pd.concat([papers_frame.head(4).assign(title=lambda f: f["title"] + " again"), strangers],
+                                ignore_index=True), workspace=Workspace())
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at.selectbox(key="open_choice").set_value("grown")
+    at.button(key="open_saved").click()
+    _run(at)
+    panel = next(e for e in at.expander if e.label.startswith("What is new"))
+    assert panel.label == "What is new: batch 1, 6 rows"
+    assert any(c.value.replace("\\", "").startswith("Gained most: ") and "(+4)" in c.value.replace("\\", "")
+               for c in panel.caption), [c.value for c in panel.caption]
+    at.button(key="whats_new_only").click()
+    _run(at)
+    total = len(Workspace().open("grown").points)
+    assert any(f"6 of {total} rows match the filters" in c.value for c in at.caption), [c.value for c in at.caption]
+    apart = Workspace().open("grown").manifest["batches"][-1]["apart_rows"]
+    assert apart and set(apart) <= {len(papers_frame) + 4, len(papers_frame) + 5}, "the strangers land apart"
+    at.button(key="whats_new_apart").click()
+    _run(at)
+    assert at.session_state["selection"] == apart and at.session_state["side_tab"] == "Selection"
+
+
+@pytest.mark.slow
+def test_a_paper_open_in_details_is_screened_there(papers_frame):
+    from explorer.screening import RELEVANT, decisions_of
+
+    at = _open_clustered(papers_frame, name="details")
+    at.session_state["selected_row"] = 3
+    at.session_state["side_tab"] = "Details"
+    _run(at)
+    assert any(c.value == "Screening: not screened" for c in at.caption)
+    at.button(key="details_yes").click()
+    _run(at)
+    _run(at)  # the page runs again whole on the saved decision
+    assert decisions_of(Workspace().open("details")).iloc[3] == RELEVANT
+    assert any(c.value == "Screening: relevant" for c in at.caption)
+    assert at.button(key="details_yes").disabled
+
+
+@pytest.mark.slow
+def test_events_that_pile_up_during_a_run_are_all_applied_once_in_order(papers_frame):
+    build_map(papers_frame, name="papers", model="hashing", workspace=Workspace())
+    at = _run(AppTest.from_file(APP, default_timeout=120))
+    at.selectbox(key="open_choice").set_value("papers")
+    at.button(key="open_saved").click()
+    _run(at)
+    key = f"map:papers:{at.session_state['map_stamp']}"
+    # A box selection, then a click that landed while the run the box started was busy: both arrive together.
+    box = {"instance": "page-1", "n": 1, "seq": "page-1:1", "kind": "selection", "ids": [1, 2, 3]}
+    click = {"instance": "page-1", "n": 2, "seq": "page-1:2", "kind": "click", "ids": [7]}
+    at.session_state[key] = {"seq": "page-1:2", "events": [box, click]}
+    _run(at)
+    assert at.session_state["selection"] == [1, 2, 3] and at.session_state["selected_row"] == 7
+    assert map_args(at)["ack"] == {"instance": "page-1", "n": 2}, "the browser may forget both"
+    # Sent again (the browser had not heard the ack yet) with a new one: only the new one applies.
+    at.session_state["selection"] = [9]
+    again = {"instance": "page-1", "n": 3, "seq": "page-1:3", "kind": "click", "ids": [5]}
+    at.session_state[key] = {"seq": "page-1:3", "events": [box, click, again]}
+    _run(at)
+    assert at.session_state["selection"] == [9] and at.session_state["selected_row"] == 5

@@ -18,6 +18,8 @@
     // Density takes over once the points in view average this many per occupied pixel, or once their
     // discs would cover the view this many times over (drawing them would cost more than a frame).
     DENSITY_OVERLAP: 2,
+    // ...but a small map stays discs, however its points pile up (a few hundred duplicates would be specks).
+    DENSITY_MIN_POINTS: 5000,
     DENSITY_COVER: 4,
     // Colours at least this opaque are drawn as they look over white (one store a pixel).
     SOLID_ALPHA: 0.8,

@@ -2,6 +2,12 @@
 // The legend (one entry per colour group, with its count; a click hides or shows the group) and the
 // colour bar of a numeric colour (similarity, trust, a number column), both from the layer's palette.
 (function (M) {
+  function scaleEnd(value) {
+    // A scale's end as people write it: whole numbers whole (a year is 2021, not 2.02e+3), others to 3 digits.
+    const v = Number(value);
+    return Number.isInteger(v) ? String(v) : Math.abs(v) >= 1000 ? v.toFixed(0) : String(Number(v.toPrecision(3)));
+  }
+
   const css = c => "rgb(" + c[0] + "," + c[1] + "," + c[2] + ")";
 
   function build(container, layer, title, onToggle) {
@@ -27,8 +33,8 @@
         const ends = document.createElement("div");
         ends.className = "ends";
         const low = document.createElement("span"), high = document.createElement("span"), name = document.createElement("b");
-        low.textContent = Number(entry.colorbar.cmin).toPrecision(3);
-        high.textContent = Number(entry.colorbar.cmax).toPrecision(3);
+        low.textContent = scaleEnd(entry.colorbar.cmin);
+        high.textContent = scaleEnd(entry.colorbar.cmax);
         name.textContent = M.labels.plain(entry.colorbar.title || "");
         ends.append(low, name, high);
         bar.append(scale, ends);

@@ -71,7 +71,8 @@
         }
       }
       const area = Math.PI * Math.pow(Math.max(...palette.map(c => c[4])) / 2, 2);
-      const density = drawn * area > M.C.DENSITY_COVER * w * h || (occupied > 0 && drawn / occupied >= M.C.DENSITY_OVERLAP);
+      const density = drawn * area > M.C.DENSITY_COVER * w * h
+        || (drawn >= M.C.DENSITY_MIN_POINTS && occupied > 0 && drawn / occupied >= M.C.DENSITY_OVERLAP);
       if (density) drawDensity(occupied);
       else drawDiscs(n, palette, colour, cell, fade);
       ctx.putImageData(image, 0, 0);

@@ -20,8 +20,9 @@ from explorer.embedders import embedder_for, load_embedder
 from explorer.errors import ExplorerError
 from explorer.facets import DATE, encode_facets, facet_columns, facet_mask, format_state, pack_facets, parse_state
 from explorer.filters import display_columns, filterable_columns
+from explorer.grow import newest_batch
 from explorer.labels import contrast_terms
-from explorer.map_clusters import cluster_id_columns, labelled_points, named_points
+from explorer.map_clusters import cluster_cards, cluster_id_columns, labelled_points, named_points
 from explorer.project import warm_up_umap
 from explorer.sql_filter import sql_mask
 from explorer.store import Workspace
@@ -135,6 +136,18 @@ def facet_file(name: str, stamp: str, level: str | None) -> tuple[str, Callable[
         return pack_facets(header, blob, display_points(name, stamp, level)["row_id"].to_numpy())
 
     return key, build
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def get_newest_batch(name: str, stamp: str, level: str | None):
+    """A grown map's newest batch (explorer.grow.newest_batch), once per map version and level."""
+    return newest_batch(get_map(name, stamp), level)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def get_cluster_cards(name: str, stamp: str, level: str) -> dict:
+    """The map's cluster cards at ``level`` by cluster id (explorer.cluster_cards), once per map version."""
+    return {card.id: card for card in cluster_cards(get_map(name, stamp), level)}
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

@@ -10,6 +10,7 @@ import contextlib
 from functools import partial
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from explorer.cluster import ClusterConfig
@@ -19,6 +20,7 @@ from explorer.errors import ExplorerError
 from explorer.export import export_points, to_bibtex_bytes, to_csv_bytes, to_ris_bytes
 from explorer.facets import parse_state, state_to_json
 from explorer.filters import display_columns, positions_of
+from explorer.grow import BATCH_COLUMN
 from explorer.map_clusters import add_clusters, cluster_column, cluster_levels, rename_cluster
 from explorer.search import KEYWORD
 from explorer.store import Workspace
@@ -28,7 +30,9 @@ from . import loaders
 from .build_page import IMAGE_TYPES
 from .map_tools import add_rows_panel, duplicates_panel, trust_panel
 from .refinement import refinement_sidebar
+from .screening_panel import MAP_SAVED_KEY, screening_buttons, screening_panel
 from .state import (
+    FACETS_KEY,
     FACETS_PARAM,
     RESULTS_TAB,
     SIDE_TAB,
@@ -38,6 +42,7 @@ from .state import (
     Controls,
     SearchInput,
     ViewState,
+    chart_ack,
     chart_key,
     clear_facets,
     clear_selection,
@@ -47,6 +52,7 @@ from .state import (
     explain_row,
     focus_row,
     forget,
+    select_rows,
     show_map,
     show_results,
     sync_query_param,
@@ -165,6 +171,8 @@ def map_view(saved, controls: Controls) -> None:
     selection, clusters).
 
     A fragment: a search, a click or a selection reruns only this part, not the sidebar."""
+    if st.session_state.pop(MAP_SAVED_KEY, False):
+        st.rerun(scope="app")  # a decision saved a new version: read it everywhere
     st.markdown(PAGE_CSS + LIST_CSS, unsafe_allow_html=True)
     search = search_controls(images=saved.kind == "images")
     sync_query_param(search.query)
@@ -177,13 +185,15 @@ def map_view(saved, controls: Controls) -> None:
     with map_col:
         status_line(view)
         map_chart(view.points, view.style, revision=f"{saved.name}:{stamp}", key=chart_key(saved),
-                  facets=loaders.facet_file(saved.name, stamp, view.level), facet_state=facet_state(view.facets))
+                  facets=loaders.facet_file(saved.name, stamp, view.level), facet_state=facet_state(view.facets),
+                  facet_context=view.outside_facets, ack=chart_ack())
     with side_col, st.container(key="side_panel"):
         side_panel(saved, view)
         if view.level is not None:
             cluster_panel(saved, view)
         else:
             offer_clustering(saved)
+        whats_new(saved, view)
     if view.why_row is not None and view.result is not None:
         why_dialog(saved, view)
     # Load the query model now, while the person looks at the map, not on their first search;
@@ -226,8 +236,8 @@ def side_panel(saved, view: ViewState) -> None:
 
     Only the open tab runs (switching tabs reruns): on a 100k map the hidden tabs' tables and lists
     cost a box selection and a search redraw about 0.2 s each."""
-    results, details, selection = st.tabs(list(SIDE_TABS), key=SIDE_TAB, on_change="rerun",
-                                          default=st.session_state.get(SIDE_TAB, RESULTS_TAB))
+    results, details, selection, screening = st.tabs(list(SIDE_TABS), key=SIDE_TAB, on_change="rerun",
+                                                     default=st.session_state.get(SIDE_TAB, RESULTS_TAB))
     if results.open:
         with results:
             if view.result is not None:
@@ -243,6 +253,12 @@ def side_panel(saved, view: ViewState) -> None:
     if selection.open:
         with selection:
             selection_panel(saved, view)
+    if screening.open:
+        with screening:
+            for key, kind in (("screen_note", st.info), ("screen_error", st.warning)):
+                if note := st.session_state.pop(key, None):
+                    kind(escape_markdown(note))
+            screening_panel(saved, view.titles, loaders.get_texts(saved.name, st.session_state["map_stamp"]))
 
 
 # ---------------------------------------------------------------- panels
@@ -351,6 +367,7 @@ def details_panel(saved, view: ViewState) -> None:
         with st.container(height=220 if len(str(named[column])) > 900 else "content", border=False):
             st.markdown(f"*{escape_markdown(column)}:* {escape_markdown(str(named[column]))}")
     why_panel_offer(saved, view, i)
+    screening_buttons(saved, int(row_id), i)
     fields = [c for c in display_columns(saved.points) if c not in long_text and c != view.title_column]
     st.dataframe({"field": [str(c) for c in fields], "value": [str(named[c]) for c in fields]},
                  hide_index=True, width="stretch")
@@ -428,6 +445,26 @@ def selection_csv(saved, row_ids: list[int]) -> bytes:
     return to_csv_bytes(rows[display_columns(rows)])
 
 
+def whats_new(saved, view: ViewState) -> None:
+    """A grown map's newest batch (explorer.grow.newest_batch): the clusters that gained most of its rows,
+    the rows that landed apart (select them), and the map filtered to that batch."""
+    summary = loaders.get_newest_batch(saved.name, st.session_state["map_stamp"], view.level)
+    if summary is None:
+        return
+    with st.expander(f"What is new: batch {summary.batch}, {summary.rows:,} rows", expanded=False):
+        when = f" on {summary.added[:10]}" if summary.added else ""
+        source = f" from {summary.source}" if summary.source else ""
+        st.caption(escape_markdown(f"Added{when}{source}."))
+        if summary.gained:
+            st.caption(escape_markdown("Gained most: " + ", ".join(f"{name} (+{n})" for name, n in summary.gained)))
+        only = f"{BATCH_COLUMN}:{summary.batch}..{summary.batch}"
+        st.button("Show only this batch", key="whats_new_only", on_click=st.session_state.__setitem__,
+                  args=(FACETS_KEY, only), help="Dims the other batches (a facet filter: Clear facets undoes it)")
+        if summary.apart:
+            st.caption(f"{len(summary.apart):,} of its rows are unlike anything on the map: drawn apart, right of it.")
+            st.button("Select them", key="whats_new_apart", on_click=select_rows, args=(summary.apart,))
+
+
 def offer_clustering(saved) -> None:
     """A map built without clusters can get them afterwards."""
     with st.expander("Clusters"):
@@ -456,8 +493,7 @@ def cluster_panel(saved, view: ViewState) -> None:
     if chosen is None:
         st.caption("Select a cluster to highlight it on the map (the others are dimmed).")
     else:
-        st.markdown(f"**{escape_markdown(chosen['label'])}** · {int(chosen['size']):,} rows")
-        st.caption("Top terms: " + escape_markdown(", ".join(chosen["terms"])))
+        cluster_card(saved, level, int(chosen["id"]))
         new_label = st.text_input("Rename this cluster", key=f"rename_{level}_{int(chosen['id'])}",
                                   placeholder="empty restores the automatic label")
         if st.button("Save label", key="save_label"):
@@ -467,6 +503,30 @@ def cluster_panel(saved, view: ViewState) -> None:
                                                   int(chosen["id"])).to_numpy()]
         curate_button(saved, ids.tolist(), key="remove_cluster", what="this cluster")
     contrast_panel(saved, view)
+
+
+def cluster_card(saved, level: str, cluster_id: int) -> None:
+    """What the picked cluster is about (explorer.cluster_cards): its most central papers, distinctive terms
+    with how many of its papers use them, its years, its top venues and authors, and its points' trust."""
+    card = loaders.get_cluster_cards(saved.name, st.session_state["map_stamp"], level).get(cluster_id)
+    if card is None:
+        return
+    trust = f" · trust {card.trust:.2f}" if card.trust is not None else ""
+    with st.container(border=True, key="cluster_card"):
+        st.markdown(f"**{escape_markdown(card.label)}** · {card.size:,} rows{trust}")
+        if card.central:
+            st.markdown("**Most central**\n" + "\n".join(f"1. {escape_markdown(title[:140])}"
+                                                           for _, title in card.central))
+        if card.terms:
+            st.caption("Terms (papers using them): " + escape_markdown(", ".join(f"{t} ({n})" for t, n in card.terms)))
+        if card.year_span:
+            low, high = card.year_span
+            st.caption(f"Years {low}–{high}" if low != high else f"Year {low}")
+            if len(card.years) > 1:
+                st.bar_chart(pd.Series(card.years, name="papers").rename_axis("year"), height=110)
+        for column, values in card.top_values.items():
+            if values:
+                st.caption(escape_markdown(f"{column}: " + ", ".join(f"{v} ({n})" for v, n in values)))
 
 
 def curate_button(saved, row_ids: list[int], *, key: str, what: str) -> None:

@@ -27,6 +27,7 @@ from explorer.store import Workspace
 from explorer.vector_index import search_index
 
 from . import loaders
+from .screening_panel import HEAT_KEY, heat_values
 
 # Per-session view state that belongs to one open map and is dropped when another map is opened.
 VIEW_STATE_KEYS = (
@@ -36,8 +37,8 @@ VIEW_STATE_KEYS = (
 )
 # The side panel's tabs (stateful: a callback may switch them, e.g. opening a result shows Details).
 SIDE_TAB = "side_tab"
-RESULTS_TAB, DETAILS_TAB, SELECTION_TAB = "Results", "Details", "Selection"
-SIDE_TABS = (RESULTS_TAB, DETAILS_TAB, SELECTION_TAB)
+RESULTS_TAB, DETAILS_TAB, SELECTION_TAB, SCREENING_TAB = "Results", "Details", "Selection", "Screening"
+SIDE_TABS = (RESULTS_TAB, DETAILS_TAB, SELECTION_TAB, SCREENING_TAB)
 # The page's query parameters that hold the view, so a reload or a shared link opens the same one.
 MAP_PARAM, QUERY_PARAM, SQL_PARAM, FACETS_PARAM = "map", "query", "sql", "facets"
 VIEW_PARAMS = (MAP_PARAM, QUERY_PARAM, SQL_PARAM, FACETS_PARAM)
@@ -110,6 +111,12 @@ def clear_selection() -> None:
     st.session_state.pop("selection", None)
     if st.session_state.get(SIDE_TAB) == SELECTION_TAB:
         st.session_state[SIDE_TAB] = RESULTS_TAB
+
+
+def select_rows(row_ids: list[int]) -> None:
+    """Button callback: these rows become the selection, shown in its tab."""
+    st.session_state["selection"] = [int(r) for r in row_ids]
+    st.session_state[SIDE_TAB] = SELECTION_TAB
 
 
 def clear_facets() -> None:
@@ -190,15 +197,38 @@ def sync_query_param(query: str, param: str = QUERY_PARAM) -> None:
         st.query_params.pop(param, None)
 
 
-def apply_chart_event(event) -> None:
-    """A click focuses one point; a box or lasso replaces the selection (kept across reruns); the facets'
-    state ({"kind": "facets", "state": {column: {range} | {selected}}}) replaces the facet filter.
+def apply_chart_event(value) -> None:
+    """The map's events since the last run, in order: a click focuses one point; a box or lasso replaces the
+    selection (kept across reruns); the facets' state ({"kind": "facets", "state": {column: {range} |
+    {selected}}}) replaces the facet filter.
 
-    Read before anything is drawn, so a click or lasso shows up in this very run; an event is
-    applied once (the widget keeps returning its last one)."""
-    if not event or event.get("seq") == st.session_state.get("last_event"):
+    The browser sends every event Python has not acknowledged yet ({"events": [...]}, each numbered ``n``
+    within its page's ``instance``), so a click that lands while a run is busy is not lost behind the
+    next one; each is applied once. Read before anything is drawn, so an event shows up in this very run."""
+    if not value:
         return
-    st.session_state["last_event"] = event.get("seq")
+    events = value.get("events") if isinstance(value.get("events"), list) else [value]
+    last = st.session_state.get("last_event") or {}
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        mark = {"instance": event.get("instance"), "n": event.get("n"), "seq": event.get("seq")}
+        if mark["n"] is not None and mark["instance"] == last.get("instance") and mark["n"] <= (last.get("n") or 0):
+            continue  # applied in an earlier run
+        if mark["n"] is None and mark["seq"] == last.get("seq"):
+            continue  # the widget keeps returning its last single event
+        last = mark
+        _apply_one(event)
+    st.session_state["last_event"] = last
+
+
+def chart_ack() -> dict | None:
+    """The last map event applied ({instance, n}): the browser stops re-sending it and those before it."""
+    last = st.session_state.get("last_event") or {}
+    return {"instance": last.get("instance"), "n": last.get("n")} if last.get("n") is not None else None
+
+
+def _apply_one(event: dict) -> None:
     if event.get("kind") == "facets":
         try:
             st.session_state[FACETS_KEY] = format_state(state_from_json(event.get("state") or {}))
@@ -283,6 +313,8 @@ class ViewState:
     search_note: str = ""
     # The facet filter applied, as its canonical URL text ("" for none).
     facets: str = ""
+    # The rows the other filters keep (keyword, SQL, categories; None: all): the facets count within them.
+    outside_facets: np.ndarray | None = None
 
 
 def run_search(saved, search: SearchInput, messages: list[tuple[str, str]]) -> SearchResult | None:
@@ -352,6 +384,7 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
         else:
             keep &= sql_keep
     keep &= category_mask(points, controls.categories)
+    outside_facets = None if keep.all() else keep.copy()
     facets = str(st.session_state.get(FACETS_KEY) or "").strip()
     if facets:
         facet_keep, facets, facet_error = loaders.get_facet_mask(saved.name, stamp, level, facets)
@@ -389,6 +422,9 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
         style.query_label = result.query
         if search.by_similarity:
             style.similarity = np.nan_to_num(result.scores, nan=0.0)
+    if st.session_state.get(HEAT_KEY) and (heat := heat_values(saved, stamp)) is not None:
+        # Screening's heat layer: every paper by the model's estimate that it is relevant.
+        style.similarity, style.scale_title = heat, "likely relevant"
     if controls.show_labels and level is not None:
         # Every level goes to the browser, which shows finer labels as the map is zoomed in.
         style.labels = map_labels(saved)
@@ -400,4 +436,4 @@ def compute_view_state(saved, controls: Controls, search: SearchInput) -> ViewSt
                      keep=keep, result=result, style=style, messages=list(dict.fromkeys(messages)),
                      neighbours=neighbours,
                      dim_note=dim_note(len(points), filtered=filtered, cluster=chosen, shown=int(keep.sum())),
-                     search_note=search_note, facets=facets)
+                     search_note=search_note, facets=facets, outside_facets=outside_facets)

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
@@ -185,7 +186,8 @@ def _mtime(path: Path) -> float | None:
 
 
 def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int = 720,
-              facets: tuple[str, Callable[[], bytes]] | None = None, facet_state: dict | None = None) -> dict | None:
+              facets: tuple[str, Callable[[], bytes]] | None = None, facet_state: dict | None = None,
+              facet_context: np.ndarray | None = None, ack: dict | None = None) -> dict | None:
     """Draw the map; returns the last event ({"seq", "kind": "click" | "selection", "ids"}) or None.
 
     ``height`` is the frame's height until the browser knows the window's (then most of it). The
@@ -194,7 +196,9 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
     empty) clear the outline and the fading. ``revision`` is "<map name>:<stamp>": the map's files
     are staged under its name, so that forget_map can remove them. ``facets`` is (a key, the maker of its
     explorer.facets.pack_facets file) for the facet strip over the map, ``facet_state`` the filter it shows
-    (explorer.facets.state_to_json); a brush or click there comes back as {"kind": "facets", "state"}."""
+    (explorer.facets.state_to_json), ``facet_context`` the rows the other filters keep (the facets count
+    within them; None: all); a brush or click there comes back as {"kind": "facets", "state"}. The
+    browser re-sends every event until ``ack`` (the last one Python applied: state.chart_ack) covers it."""
     component = components.declare_component("explorer_map", path=frontend_folder())
     layer_key = base_key(points, style, revision=revision)
     overlay = overlay_json(points, style)
@@ -210,16 +214,21 @@ def map_chart(points, style: MapStyle, *, revision: str, key: str, height: int =
         source = style.thumbnails
         assets["thumbnails"] = _asset(f"{staged}/thumbnails-{map_id}.json", lambda: _thumbnail_payload(source))
     layer = base_layer(layer_key, points, style, revision)
-    legend_title = "similarity" if style.similarity is not None else (style.color_by or "")
+    legend_title = style.scale_title if style.similarity is not None else (style.color_by or "")
     facets_name = binary_file(f"facets-{facets[0]}.bin", facets[1], map_name=map_name) if facets else None
     facet_json = json.dumps(facet_state or {}, sort_keys=True)
+    context_name = None
+    if facets and facet_context is not None:
+        bits = np.packbits(np.asarray(facet_context, dtype=bool), bitorder="little").tobytes()
+        context_name = binary_file(f"keep-{_digest(bits)}.bin", lambda: bits, map_name=map_name)
     return component(layer=points_file(layer_key, layer, map_name=map_name), legend_title=legend_title,
                      facets=facets_name, facet_state=facet_json, facet_state_key=_digest(facet_json.encode()),
+                     facet_context=context_name,
                      base_key=layer_key,
                      overlay=overlay, overlay_key=_digest(overlay.encode()), labels=labels,
                      labels_key=_digest(labels.encode()),
                      assets=assets, selected=selected, selection_key=_digest(repr(selected).encode()),
-                     height=height, key=key, default=None)
+                     height=height, ack=ack, key=key, default=None)
 
 
 def label_json(style: MapStyle) -> str:
