@@ -28,7 +28,7 @@ from explorer.trust import far_on_map
 
 from . import loaders
 from .build_page import IMAGE_TYPES
-from .map_tools import add_rows_panel, duplicates_panel, trust_panel
+from .map_tools import add_rows_panel, duplicates_panel, select_rows, trust_panel
 from .refinement import refinement_sidebar
 from .screening_panel import MAP_SAVED_KEY, screening_buttons, screening_panel
 from .state import (
@@ -52,7 +52,6 @@ from .state import (
     explain_row,
     focus_row,
     forget,
-    select_rows,
     show_map,
     show_results,
     sync_query_param,

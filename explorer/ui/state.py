@@ -113,12 +113,6 @@ def clear_selection() -> None:
         st.session_state[SIDE_TAB] = RESULTS_TAB
 
 
-def select_rows(row_ids: list[int]) -> None:
-    """Button callback: these rows become the selection, shown in its tab."""
-    st.session_state["selection"] = [int(r) for r in row_ids]
-    st.session_state[SIDE_TAB] = SELECTION_TAB
-
-
 def clear_facets() -> None:
     """Button callback: drop every facet's range and choice."""
     st.session_state.pop(FACETS_KEY, None)
