@@ -8,7 +8,7 @@ saved map of any kind.
 from __future__ import annotations
 
 from .cluster import ClusterConfig, Clustering, ClusterLevel, cluster_map
-from .corpus import Corpus, detect_kind, read_corpus
+from .corpus import Corpus, ReadOptions, detect_kind, read_corpus
 from .curate import relayout_map, remove_and_reproject
 from .draw import MapStyle
 from .duplicates import Duplicates, near_duplicates
@@ -43,7 +43,7 @@ from .map_clusters import (
     rename_cluster,
     same_group,
 )
-from .pipeline import BuildResult, build_map
+from .pipeline import BuildResult, EmbedOptions, build_map
 from .project import Projection, ProjectionConfig, project
 from .refine import RefineResult, pending_refinements, refine_map
 from .search import SearchResult, nearest_neighbors, search_map, search_similar
@@ -77,7 +77,8 @@ __all__ = [
     "MapStyle", "widget", "thumbnail_data_uri", "export_points", "to_csv_bytes",
     "to_html_bytes", "to_parquet_bytes",
     # the whole path, its refinement by the transformer, and the store
-    "BuildResult", "build_map", "RefineResult", "pending_refinements", "refine_map", "SavedMap", "Workspace",
+    "BuildResult", "build_map", "ReadOptions", "EmbedOptions", "RefineResult", "pending_refinements", "refine_map",
+    "SavedMap", "Workspace",
     "remove_and_reproject", "relayout_map",
     # maps that grow, and where they mislead
     "AddResult", "add_rows", "Trust", "add_trust", "trust_scores", "Duplicates", "near_duplicates",

@@ -8,6 +8,7 @@ search) reads the Corpus and never asks where it came from.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from .images import (
 from .load import LoadedTable, load_table, tidy_columns
 from .progress import ProgressFn, no_progress
 from .texts import compose_texts
+from .vectors import GivenInputs, read_given
 
 # The kinds of data a corpus (and so a map, an embedder) holds; "auto" tells them apart by the source.
 TEXT = "text"
@@ -62,6 +64,9 @@ class Corpus:
     images: ImageSet | None = None
     notes: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # Your own vectors, layout and neighbours read with the rows (ReadOptions' vectors, x, y, neighbors):
+    # the embed and project steps take them from here instead of computing them.
+    given: GivenInputs | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -127,28 +132,57 @@ def _looks_like_images(data: bytes) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a source is read into a Corpus: its kind, its name, which columns (or template) make each row's
+    text, for images the ZIP a table's ``path_column`` names, and your own vectors, x/y layout and
+    neighbours (column names, or an .npy file for ``vectors``), read as an input of their own."""
+
+    kind: str = "auto"
+    source_name: str | None = None
+    text_columns: Sequence[str] | None = None
+    template: str | None = None
+    images: str | Path | bytes | BinaryIO | None = None
+    path_column: str | None = None
+    limits: ImageLimits | None = None
+    vectors: str | Path | None = None
+    x: str | None = None
+    y: str | None = None
+    neighbors: str | None = None
+
+    @property
+    def gives(self) -> bool:
+        """Whether the source brings your own vectors, layout or neighbours."""
+        return any(v is not None for v in (self.vectors, self.x, self.y, self.neighbors))
+
+
 def read_corpus(
     source: str | Path | bytes | BinaryIO | LoadedTable | pd.DataFrame | ImageSet | Sequence | Corpus,
+    options: ReadOptions | None = None,
     *,
-    kind: str = "auto",
-    source_name: str | None = None,
-    text_columns: list[str] | None = None,
-    template: str | None = None,
-    images: str | Path | bytes | BinaryIO | None = None,
-    path_column: str | None = None,
-    limits: ImageLimits | None = None,
     progress: ProgressFn = no_progress,
+    **keywords,
 ) -> Corpus:
-    """Read any source into a Corpus; ``kind`` "auto" tells text from images by the source itself.
+    """Read any source into a Corpus (``options``, or the same fields as keywords); ``kind`` "auto" tells
+    text from images by the source itself.
 
     For text, ``text_columns`` or ``template`` choose each row's text (detected when neither is given).
-    For images, ``images`` is a ZIP holding the images a table's ``path_column`` names."""
+    For images, ``images`` is a ZIP holding the images a table's ``path_column`` names. Your own vectors,
+    layout and neighbours come out as ``corpus.given``, their columns taken out of the table, and a row
+    is on the map when it has a vector."""
+    options = dataclasses.replace(options or ReadOptions(), **keywords)
+    kind, source_name, images = options.kind, options.source_name, options.images
+    text_columns = list(options.text_columns) if options.text_columns else None
+    template, path_column, limits = options.template, options.path_column, options.limits
     if kind not in KINDS:
         raise InputError(f"Unknown kind '{kind}': choose one of {', '.join(KINDS)}.")
     if isinstance(source, Corpus):
         return source
     kind = detect_kind(source, images=images) if kind == "auto" else kind
     if kind == IMAGES:
+        if options.gives:
+            raise InputError("Your own vectors, layout and neighbours go with a table of text; an image map embeds "
+                             "its images.")
         if text_columns or template:
             raise InputError("Text columns and templates apply to tables of text; an image map embeds the images.")
         return _image_corpus(source, source_name=source_name, images=images, path_column=path_column,
@@ -156,15 +190,32 @@ def read_corpus(
     if images is not None:
         raise InputError("A ZIP of images goes with an image map: build it with kind='images'.")
     table = read_table(source, source_name)
+    given = None
+    if options.gives:
+        table, given = _split_given(table, source, options)
     # A bibliography names its own text (title + abstract), not its longest column (the raw entry).
     columns = text_columns or (None if template else table.text_columns)
     selection = compose_texts(table.frame, columns=columns, template=template)
+    # With your own vectors a row is on the map when it has a vector; its text is what hover and keyword
+    # search read.
+    embedded = given.vectors.present.copy() if given is not None and given.vectors is not None \
+        else selection.embedded
     return Corpus(
-        kind=TEXT, frame=table.frame, embedded=selection.embedded, text_columns=selection.columns,
+        kind=TEXT, frame=table.frame, embedded=embedded, text_columns=selection.columns,
         template=selection.template, texts=selection.texts, source_name=table.source_name,
         format=table.format, content_hash=table.content_hash, encoding=table.encoding,
-        notes=[*table.notes, *selection.notes],
+        notes=[*table.notes, *selection.notes], given=given,
     )
+
+
+def _split_given(table: LoadedTable, source, options: ReadOptions) -> tuple[LoadedTable, GivenInputs]:
+    """The table without the columns that held vectors or neighbours, and what it gave instead."""
+    base = Path(source).parent if isinstance(source, (str, Path)) else None
+    given = read_given(table.frame, vectors=options.vectors, x=options.x, y=options.y, neighbors=options.neighbors,
+                       base=base)
+    frame = table.frame.drop(columns=list(given.consumed))
+    kept = [c for c in table.text_columns or [] if c in frame.columns] or None
+    return dataclasses.replace(table, frame=frame, text_columns=kept), given
 
 
 def read_table(source, source_name: str | None = None) -> LoadedTable:

@@ -16,13 +16,12 @@ import numpy as np
 import pandas as pd
 
 from .cluster import ClusterConfig
-from .corpus import IMAGES, TEXT, Corpus, detect_kind, read_corpus, read_table
+from .corpus import IMAGES, TEXT, Corpus, ReadOptions, read_corpus
 from .embed import EmbeddingCache, EmbeddingResult, embed_cached
 from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder, text_search_of
 from .embedders.given import GivenVectorsEmbedder
 from .errors import InputError
 from .hashing import bytes_hash, file_sha256
-from .images import ImageLimits
 from .manifest import Manifest
 from .map_clusters import clustered
 from .map_files import save_map
@@ -34,7 +33,7 @@ from .progress import ProgressFn, no_progress
 from .project import EXACT_KNN_ROWS, MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
 from .thumbnails import THUMBNAIL_FORMAT
-from .vectors import GivenInputs, GivenVectors, read_given
+from .vectors import GivenInputs, GivenVectors
 from .version import __version__
 
 log = logging.getLogger(__name__)
@@ -87,34 +86,37 @@ class StageTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How the rows are embedded: a model (a name, a folder or an Embedder; None: by ``mode``), the mode
+    ("auto", "fast", "quality"), whether an image model that cannot load gives way to pixels, the batch
+    size, and whether the embedding cache is used."""
+
+    model: str | Embedder | None = None
+    mode: str = "auto"
+    fallback: bool = False
+    batch_size: int = DEFAULT_BATCH_SIZE
+    use_cache: bool = True
+
+
 def build_map(
     source,
     *,
-    kind: str = "auto",
-    source_name: str | None = None,
-    name: str | None = None,
-    text_columns: list[str] | None = None,
-    template: str | None = None,
-    images=None,
-    path_column: str | None = None,
-    model: str | Embedder | None = None,
-    mode: str = "auto",
-    fallback: bool = False,
+    read: ReadOptions | None = None,
+    embed: EmbedOptions | None = None,
     projection: ProjectionConfig | None = None,
     clusters: ClusterConfig | None = None,
+    name: str | None = None,
     workspace: Workspace | None = None,
-    use_cache: bool = True,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    limits: ImageLimits | None = None,
-    vectors: str | Path | None = None,
-    x: str | None = None,
-    y: str | None = None,
-    neighbors: str | None = None,
     reserve: bool = False,
     progress: ProgressFn = no_progress,
+    **options,
 ) -> BuildResult:
     """Build and save a map of texts or images from anything `read_corpus` takes.
 
+    ``read`` says how the source is read (ReadOptions: its kind, text columns or template, images, your own
+    vectors, layout and neighbours), ``embed`` how it is embedded (EmbedOptions); any of their fields may
+    be given by name instead, as in ``build_map("papers.csv", text_columns=["title"], model="hashing")``.
     Text without a ``model``: ``mode`` picks the embedder, "quality" (the bundled transformer), "fast"
     (TF-IDF + SVD fitted on the data) or "auto" (by the data's size, see explorer.modes; a table too big
     for the transformer gets the fast map with its refinement pending, see ``refine_pending``). Images:
@@ -122,6 +124,7 @@ def build_map(
     model that cannot be loaded gives way to the pixel embedder (said in the notes). With ``reserve`` the
     map takes a free name (``name (2)`` when ``name`` is taken), claimed as the build starts; without,
     it replaces any map of its name."""
+    read, embed = grouped_options(read, embed, options)
     workspace = workspace or Workspace()
     projection = projection or ProjectionConfig()
     if name is not None:
@@ -130,59 +133,21 @@ def build_map(
 
     with timer.stage("load"):
         progress("load", 0.0, "Reading the data")
-        given = None
-        if any(v is not None for v in (vectors, x, y, neighbors)):
-            source, given = _split_given(source, kind=kind, source_name=source_name, vectors=vectors, x=x, y=y,
-                                         neighbors=neighbors)
-        corpus = read_corpus(source, kind=kind, source_name=source_name, text_columns=text_columns,
-                             template=template, images=images, path_column=path_column, limits=limits,
-                             progress=progress)
+        corpus = read_corpus(source, read, progress=progress)
+        given = corpus.given
         progress("load", 1.0, _loaded_message(corpus))
     requested = name or corpus.default_name()
     with _claimed(workspace, requested, reserve=reserve) as map_name:
         notes = list(corpus.notes)
-        if given is not None and given.vectors is not None:
-            # A row is on the map when it has a vector; its text (if any) is what hover and keyword search read.
-            corpus.embedded = given.vectors.present.copy()
 
         with timer.stage("embed"):
-            if given is not None and given.vectors is not None:
-                choice, embedder = None, given_embedder(given.vectors, model=model, mode=mode)
-            else:
-                choice, embedder = _embedder_for_build(corpus, model=model, mode=mode, fallback=fallback)
-            if choice is not None and choice.refine and given is not None and given.layout is not None:
-                # A refinement lays the map out again with UMAP: the layout you gave would be lost.
-                choice = dataclasses.replace(choice, refine=False, search_seconds=None)
-                notes.append("Your layout is kept as it is, so this fast map is not refined by the transformer "
-                             "later; build with the quality mode for search by meaning.")
-            if choice is not None:
-                notes.append(choice.reason)
-                progress("embed", 0.0, choice.reason)
-            if embedder.fallback_reason:
-                notes.insert(0, embedder.fallback_reason)
-            progress("embed", 0.0, f"Loading the model {embedder.model_id}")
-            if given is not None and given.vectors is not None:
-                embedded = EmbeddingResult(vectors=given.vectors.vectors[given.vectors.present],
-                                           model_id=embedder.model_id, n_cached=0, n_computed=0, seconds=0.0)
-                progress("embed", 1.0,
-                         f"Kept your {given.vectors.dimension}-number vectors from {given.vectors.source}")
-            else:
-                cache = EmbeddingCache(workspace.cache_path) if use_cache and embedder.cacheable else None
-                embedded = embed_cached(embedder, corpus, cache=cache, batch_size=batch_size, progress=progress)
-                notes += embedded.notes
-                embedder.persist(workspace.root)
+            choice, embedder, embedded = _embedding(corpus, embed, workspace, notes=notes, progress=progress)
 
         with timer.stage("project"):
             layout_input = embedder.layout_vectors(embedded.vectors)
-            graph = None
-            if given is not None and given.layout is not None:
-                layout = given_layout(given, corpus.embedded, embedded.vectors, notes=notes, progress=progress)
-            else:
-                graph = build_graph(layout_input, embedded.vectors, projection=projection, progress=progress)
-                progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
-                layout = project(layout_input, config=projection, knn=graph,
-                                 cache_dir=workspace.projection_cache_dir if use_cache else None, progress=progress)
-                notes += layout.notes
+            layout, graph = _layout(corpus, embedded.vectors, layout_input, projection=projection,
+                                    cache_dir=workspace.projection_cache_dir if embed.use_cache else None,
+                                    notes=notes, progress=progress)
             progress("project", 1.0, f"Layout by {layout.method.upper()}")
 
         started = time.perf_counter()
@@ -251,17 +216,61 @@ def _claimed(workspace: Workspace, name: str, *, reserve: bool) -> Iterator[str]
         yield claimed
 
 
-def _split_given(source, *, kind: str, source_name: str | None, vectors, x, y, neighbors) -> tuple:
-    """The table without the columns that held vectors or neighbours, and what it gave instead."""
-    if kind == IMAGES or (kind == "auto" and detect_kind(source) == IMAGES):
-        raise InputError("Your own vectors, layout and neighbours go with a table of text; an image map embeds "
-                         "its images.")
-    table = read_table(source, source_name)
-    base = Path(source).parent if isinstance(source, (str, Path)) else None
-    given = read_given(table.frame, vectors=vectors, x=x, y=y, neighbors=neighbors, base=base)
-    frame = table.frame.drop(columns=list(given.consumed))
-    kept = [c for c in table.text_columns or [] if c in frame.columns] or None
-    return dataclasses.replace(table, frame=frame, text_columns=kept), given
+def grouped_options(read: ReadOptions | None, embed: EmbedOptions | None, options: dict
+                    ) -> tuple[ReadOptions, EmbedOptions]:
+    """``read`` and ``embed`` with the fields given by name (build_map's ``**options``) set on them."""
+    reading = {f.name for f in dataclasses.fields(ReadOptions)}
+    embedding = {f.name for f in dataclasses.fields(EmbedOptions)}
+    unknown = sorted(set(options) - reading - embedding)
+    if unknown:
+        raise TypeError(f"build_map() got unexpected keyword arguments: {', '.join(unknown)}")
+    read = dataclasses.replace(read or ReadOptions(), **{k: v for k, v in options.items() if k in reading})
+    embed = dataclasses.replace(embed or EmbedOptions(), **{k: v for k, v in options.items() if k in embedding})
+    return read, embed
+
+
+def _embedding(corpus: Corpus, embed: EmbedOptions, workspace: Workspace, *, notes: list[str],
+               progress: ProgressFn) -> tuple[ModeChoice | None, Embedder, EmbeddingResult]:
+    """The embed step: the mode's choice (None for your own vectors or a named model), the embedder, and the
+    rows' vectors, computed (through the cache) or your own as the reader gave them (``corpus.given``)."""
+    given = corpus.given.vectors if corpus.given is not None else None
+    if given is not None:
+        choice, embedder = None, given_embedder(given, model=embed.model, mode=embed.mode)
+    else:
+        choice, embedder = _embedder_for_build(corpus, model=embed.model, mode=embed.mode, fallback=embed.fallback)
+    if choice is not None and choice.refine and corpus.given is not None and corpus.given.layout is not None:
+        # A refinement lays the map out again with UMAP: the layout you gave would be lost.
+        choice = dataclasses.replace(choice, refine=False, search_seconds=None)
+        notes.append("Your layout is kept as it is, so this fast map is not refined by the transformer "
+                     "later; build with the quality mode for search by meaning.")
+    if choice is not None:
+        notes.append(choice.reason)
+        progress("embed", 0.0, choice.reason)
+    if embedder.fallback_reason:
+        notes.insert(0, embedder.fallback_reason)
+    progress("embed", 0.0, f"Loading the model {embedder.model_id}")
+    if given is not None:
+        progress("embed", 1.0, f"Kept your {given.dimension}-number vectors from {given.source}")
+        return choice, embedder, EmbeddingResult(vectors=given.vectors[given.present], model_id=embedder.model_id,
+                                                 n_cached=0, n_computed=0, seconds=0.0)
+    cache = EmbeddingCache(workspace.cache_path) if embed.use_cache and embedder.cacheable else None
+    embedded = embed_cached(embedder, corpus, cache=cache, batch_size=embed.batch_size, progress=progress)
+    notes += embedded.notes
+    embedder.persist(workspace.root)
+    return choice, embedder, embedded
+
+
+def _layout(corpus: Corpus, vectors: np.ndarray, layout_input: np.ndarray, *, projection: ProjectionConfig,
+            cache_dir, notes: list[str], progress: ProgressFn) -> tuple[Projection, KnnGraph | None]:
+    """The project step: your own layout as the reader gave it (``corpus.given``), else the projection of the
+    vectors with the build's one kNN graph (returned for the neighbours column, None when there is none)."""
+    if corpus.given is not None and corpus.given.layout is not None:
+        return given_layout(corpus.given, corpus.embedded, vectors, notes=notes, progress=progress), None
+    graph = build_graph(layout_input, vectors, projection=projection, progress=progress)
+    progress("project", 0.0, f"Projecting {corpus.n_embedded:,} points with {projection.method.upper()}")
+    layout = project(layout_input, config=projection, knn=graph, cache_dir=cache_dir, progress=progress)
+    notes += layout.notes
+    return layout, graph
 
 
 def given_embedder(given: GivenVectors, *, model, mode: str) -> Embedder:

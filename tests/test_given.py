@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from explorer import ProjectionConfig, build_map
+from explorer import ProjectionConfig, Workspace, build_map
 from explorer.errors import InputError
 from explorer.search import KEYWORD, search_map
 
@@ -98,3 +98,25 @@ def test_given_neighbors_are_kept_and_a_users_neighbors_column_does_not_break_a_
     frame.rename(columns={"nb": "neighbors"}).drop(columns=["emb"]).to_parquet(other)
     again = build_map(other, model="hashing", projection=PCA, workspace=workspace, name="again").saved
     assert "neighbors_original" in again.points.columns
+
+
+def test_your_vectors_are_an_input_the_reader_fills_and_build_map_takes_grouped_options(tmp_path):
+    import inspect
+
+    from explorer import EmbedOptions, ReadOptions, read_corpus
+
+    frame = pd.DataFrame({"title": ["a b", "c d", "e f"], "emb": [[1.0, 0.0], None, [0.0, 1.0]]})
+    corpus = read_corpus(frame, ReadOptions(vectors="emb", text_columns=["title"]))
+    assert corpus.given is not None and corpus.given.vectors.dimension == 2
+    assert corpus.embedded.tolist() == [True, False, True], "a row is on the map when it has a vector"
+    assert "emb" not in corpus.frame.columns, "the vectors' column is read as an input, not a text"
+    parameters = inspect.signature(build_map).parameters
+    assert len(parameters) <= 10 and {"read", "embed"} <= set(parameters)
+    saved = build_map(frame, read=ReadOptions(vectors="emb", text_columns=["title"]), embed=EmbedOptions(),
+                      name="given", workspace=Workspace(tmp_path / "home")).saved
+    assert len(saved.points) == 3 and saved.embedded.tolist() == [True, False, True]
+    # The same options by name, for the common case; a misspelt one is refused as Python refuses it.
+    again = build_map(frame, vectors="emb", text_columns=["title"], name="again", workspace=Workspace(tmp_path / "h2"))
+    np.testing.assert_array_equal(again.saved.embeddings, saved.embeddings)
+    with pytest.raises(TypeError, match="text_column"):
+        build_map(frame, text_column=["title"], workspace=Workspace(tmp_path / "h3"))
