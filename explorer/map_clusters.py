@@ -307,7 +307,7 @@ def cluster_cards(saved: SavedMap, level: str | int = 0) -> list[ClusterCard]:
     points = saved.points
     ids = points[section["column"]].to_numpy()
     texts = pd.Series(saved.texts(), dtype="string").str.lower().fillna("")
-    title = title_column(points, saved.manifest.get("text_columns") or [])
+    title = title_column(points, saved.meta.text_columns or [])
     names = points[title].astype("string").fillna("") if title else texts
     year_column = next((c for c in YEAR_COLUMNS if c in points.columns), None)
     years = year_values(points[year_column]) if year_column else None
