@@ -61,6 +61,7 @@ class _ProgressBar:
         """End the bar's line."""
         if self.stage:
             self.stream.write("\n")
+            self.stage = ""
 
 
 def _snippet(text: str, limit: int = 100) -> str:
@@ -75,7 +76,8 @@ def _progress_bar(args: argparse.Namespace) -> _ProgressBar | None:
 
 def _build(args: argparse.Namespace) -> int:
     from .corpus import IMAGES, TEXT, detect_kind
-    from .pipeline import build_map
+    from .pipeline import FAST_STAGE, build_map
+    from .refine import SEARCH_READS
 
     _check_engine_options(args)
     _use_device(args)
@@ -139,7 +141,8 @@ def _build(args: argparse.Namespace) -> int:
               f"{duration_text(refinement.estimated_seconds or 0)} on this CPU: "
               f"`explorer refine \"{_printable(result.saved.name)}\"` starts it.", flush=True)
         return 0
-    print(f"ready: {_printable(result.saved.name)} (fast map; search by meaning after refinement)", flush=True)
+    print(f"ready: {_printable(result.saved.name)} (fast map; search reads {SEARCH_READS[FAST_STAGE]})",
+          flush=True)
     return _refine_names(args, common["workspace"], [result.saved.name])
 
 
@@ -167,15 +170,24 @@ def _use_device(args: argparse.Namespace) -> None:
 
 def _refine_names(args: argparse.Namespace, workspace: Workspace, names: list[str]) -> int:
     """Refine maps one after another with a progress bar; Ctrl-C keeps each fast map and says how to resume."""
-    from .refine import REFINE_DONE, refine_map
+    from .refine import REFINE_DONE, SEARCH_READS, refine_map
 
     model = getattr(args, "refine_model", None)
     _use_device(args)
     code = 0
     for name in names:
         bar = _progress_bar(args)
+
+        def on_stage(stage: str, saved, bar=bar) -> None:
+            if bar:
+                bar.close()
+            # Each stage as it is saved: the map can be searched by meaning long before the last one.
+            print(f"stage {stage}: {_printable(saved.name)} is saved; search reads {SEARCH_READS[stage]}",
+                  flush=True)
+
         try:
-            result = refine_map(name, workspace=workspace, model=model, **({"progress": bar} if bar else {}))
+            result = refine_map(name, workspace=workspace, model=model, on_stage=on_stage,
+                                **({"progress": bar} if bar else {}))
         except KeyboardInterrupt:
             if bar:
                 bar.close()

@@ -179,6 +179,10 @@ class RefinementSection(Section):
     requested: str | None = None
     automatic: bool | None = None
     estimated_seconds: float | None = None
+    # Which vectors search reads now: "fast" (TF-IDF), "titles", "full" (pipeline.FAST_STAGE …); a map
+    # refined before stages existed has none (read as "full" once done).
+    stage: str | None = None
+    title_column: str | None = None
     displacement: Any = None
     rows: int | None = None
     n_cached: int | None = None

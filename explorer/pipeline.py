@@ -32,6 +32,7 @@ from .placement import place_rows
 from .progress import ProgressFn, no_progress
 from .project import EXACT_KNN_ROWS, MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
+from .texts import title_stage_column
 from .thumbnails import THUMBNAIL_FORMAT
 from .vectors import GivenInputs, GivenVectors
 from .version import __version__
@@ -42,6 +43,9 @@ STAGES = ("load", "embed", "project", "save")
 # The manifest's "refinement" section: the fast map of a progressive build waits in this state for
 # the transformer (explorer.refine), which sets "done" when the refined map is saved.
 REFINE_PENDING = "pending"
+# Which vectors a progressive map's search reads (the refinement section's "stage"): the fast map's TF-IDF,
+# then the transformer's vectors of the titles (a table with a title column), then of the whole text.
+FAST_STAGE, TITLES_STAGE, FULL_STAGE = "fast", "titles", "full"
 # The manifest lists at most this many skipped files; the count is always exact.
 MAX_SKIPPED_LISTED = 1_000
 
@@ -160,7 +164,9 @@ def build_map(
         if choice is not None and choice.refine:
             manifest["refinement"] = {"state": REFINE_PENDING, "model": None, "max_seq_length": REFINE_MAX_TOKENS,
                                       "from_model": embedder.model_id, "requested": manifest["created"],
-                                      "automatic": choice.automatic, "estimated_seconds": choice.search_seconds}
+                                      "automatic": choice.automatic, "estimated_seconds": choice.search_seconds,
+                                      "stage": FAST_STAGE,
+                                      "title_column": title_stage_column(corpus.frame, corpus.text_columns)}
         manifest["projection"]["input_dimension"] = int(layout_input.shape[1]) if layout_input.ndim == 2 else 0
         if given is not None:
             manifest["given"] = {**given.to_dict(),

@@ -1,5 +1,6 @@
 """Refinement, the second half of a progressive build: a fast map's rows embedded by the transformer
-in chunks, then the map laid out again from the new vectors, starting from its current layout.
+in chunks, in stages: first the titles (a table with a title column; search by meaning reads them while
+the map stays as drawn), then the whole text, the map laid out afresh and aligned to what was shown.
 
 Each chunk's vectors go into the workspace's embedding cache as soon as they exist, so a refinement
 that is killed, interrupted or crashes loses one chunk at most: the next run finds the rest in the
@@ -11,6 +12,7 @@ and a map deleted (or rebuilt) meanwhile is left alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -27,10 +29,11 @@ from .errors import InputError, MapChangedError
 from .limits import Limits
 from .map_clusters import LEVEL_COLUMNS, clustered
 from .map_files import save_map
-from .pipeline import REFINE_PENDING
+from .pipeline import FAST_STAGE, FULL_STAGE, REFINE_PENDING, TITLES_STAGE
 from .progress import ProgressFn, no_progress
-from .project import ProjectionConfig, project
+from .project import ProjectionConfig, aligned, project
 from .store import SavedMap, Workspace
+from .texts import column_texts
 
 try:
     import fcntl
@@ -52,6 +55,10 @@ DEFAULT_CHUNK_ROWS = 256
 LABEL_MATCH = 0.5
 # A refinement whose save meets another save it cannot merge is redone on the latest version this often.
 REFINE_SAVE_TRIES = 3
+# The refined layout's start, as the manifest records it.
+ALIGNED_START = "laid out afresh, then aligned to the fast map (rotation, mirror, scale)"
+# Told each time a stage is saved: its name (pipeline.TITLES_STAGE, FULL_STAGE) and the map's new version.
+StageFn = Callable[[str, SavedMap], None]
 
 
 @dataclass
@@ -67,6 +74,24 @@ class RefineResult:
     n_cached: int = 0
     displacement: dict = field(default_factory=dict)
     message: str = ""
+
+
+# What search reads at each stage, in the words the sidebar, the results and the CLI use.
+SEARCH_READS = {
+    FAST_STAGE: "words (the fast map's TF-IDF), until the transformer has read the rows",
+    TITLES_STAGE: "meaning, on the titles (the transformer is reading the rest)",
+    FULL_STAGE: "meaning, on the whole text",
+}
+
+
+def search_stage(section) -> str | None:
+    """The stage a map's search is on (pipeline.FAST_STAGE, TITLES_STAGE, FULL_STAGE), from its refinement
+    section (a RefinementSection); None for a map built without one."""
+    if section.state is None:
+        return None
+    if section.state == REFINE_DONE:
+        return FULL_STAGE
+    return section.stage or FAST_STAGE
 
 
 def refinement_of(manifest: dict) -> dict:
@@ -123,9 +148,12 @@ def refine_map(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn = no_progress,
     should_stop: Callable[[], bool] | None = None,
+    on_stage: StageFn | None = None,
 ) -> RefineResult:
-    """Embed a pending map's rows with the transformer (or ``model``), re-lay it out from its current
-    layout, re-cluster it when it had clusters, and save it as the map's new version.
+    """Refine a pending map in stages, each saved as the map's next version and told to ``on_stage``: the
+    titles embedded by the transformer (or ``model``) when the map has a title column (the map as drawn,
+    searched by meaning on them), then the whole text, laid out afresh and aligned to the map as it was,
+    re-clustered when it had clusters.
 
     Stops cleanly between chunks when ``should_stop()`` is true (the map stays pending); returns "gone"
     when the map was deleted meanwhile. A map whose refinement failed before is tried again."""
@@ -145,14 +173,15 @@ def refine_map(
                                 "process.")
         try:
             return _refine(saved, section, workspace=workspace, model=model, chunk_rows=chunk_rows,
-                           batch_size=batch_size, progress=progress, stop=stop, started=started)
+                           batch_size=batch_size, progress=progress, stop=stop, started=started,
+                           on_stage=on_stage or (lambda stage, saved: None))
         except Exception as exc:  # Ctrl-C is no failure: the refinement stays pending
             _mark_failed(workspace, map_id, saved.name, exc)
             raise
 
 
 def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chunk_rows: int, batch_size: int,
-            progress: ProgressFn, stop: Callable[[], bool], started: float) -> RefineResult:
+            progress: ProgressFn, stop: Callable[[], bool], started: float, on_stage: StageFn) -> RefineResult:
     map_id = saved.meta.map_id
     # The build recorded the model and the length the refinement reads (modes.REFINE_MAX_TOKENS).
     embedder = load_embedder(model if model is not None else section.get("model"), kind=TEXT,
@@ -164,108 +193,163 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
     total = len(texts)
     cache = EmbeddingCache(workspace.cache_path) if embedder.cacheable else None
     seconds: dict[str, float] = {}
+    titles_cached = 0
+    embed = functools.partial(_embed_chunks, embedder, cache=cache, chunk_rows=chunk_rows, batch_size=batch_size,
+                              progress=progress, stop=stop)
 
     def stopped() -> RefineResult:
         return RefineResult(STOPPED, map_id, saved.name, seconds=time.perf_counter() - started, rows=total,
                             message=f"Stopped; `explorer refine \"{saved.name}\"` resumes where it stopped.")
 
     progress("embed", 0.0, f"Loading the model {embedder.model_id}")
-    chunks, n_cached = [], 0
-    for start in range(0, total, max(1, chunk_rows)):
+    changes = {"model_id": embedder.model_id, "model": embedder.spec, "model_hash": embedder.model_hash,
+               "dimension": embedder.dimension}
+    title_column = section.get("title_column")
+    if (section.get("stage") or FAST_STAGE) == FAST_STAGE and title_column in saved.points.columns:
+        # Titles first: search by meaning on them within seconds, while the whole text is read.
+        titles = column_texts(saved.points[embedded], title_column, max_chars=cut)
+        titles = [title or text for title, text in zip(titles, texts, strict=True)]  # no title: the whole text
+        embedded_titles = embed(titles, stage=TITLES_STAGE)
+        if embedded_titles is None:
+            return stopped()
+        titles_cached = embedded_titles[1]
+        seconds[TITLES_STAGE] = time.perf_counter() - started
+        section = {**section, "stage": TITLES_STAGE, "seconds": {TITLES_STAGE: round(seconds[TITLES_STAGE], 3)}}
+        saved = _on_latest(workspace, map_id, saved, lambda latest: _save_stage(
+            latest, workspace, embedded=embedded, vectors=embedded_titles[0], coords=None,
+            changes=changes, section=section, progress=progress))
+        if isinstance(saved, RefineResult):
+            return saved
+        on_stage(TITLES_STAGE, saved)
+        progress("embed", 0.0, f"Search by meaning reads the titles; now the whole text of {total:,} rows")
         if stop():
             return stopped()
-        chunk = texts[start:start + chunk_rows]
-        part = embed_cached(embedder, chunk, cache=cache, batch_size=batch_size,
-                            progress=_within(progress, start, len(chunk), total))
-        chunks.append(part.vectors)
-        n_cached += part.n_cached
-    vectors = np.vstack(chunks) if chunks else np.zeros((0, embedder.dimension), dtype=np.float32)
-    seconds["embed"] = time.perf_counter() - started
-    if stop():
+
+    mark = time.perf_counter()
+    embedded_texts = embed(texts, stage="embed")
+    if embedded_texts is None or stop():
         return stopped()
+    vectors, n_cached = embedded_texts[0], embedded_texts[1] + titles_cached
+    seconds["embed"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
     config = ProjectionConfig.from_dict(saved.meta.projection.to_dict())
     before = saved.coords[embedded]
-    progress("project", 0.0, f"Laying out {total:,} points again with {config.method.upper()}, from the current map")
+    progress("project", 0.0, f"Laying out {total:,} points again with {config.method.upper()}")
     layout_input = embedder.layout_vectors(vectors)
-    layout = project(layout_input, config=config, cache_dir=workspace.projection_cache_dir,
-                     init=before if np.isfinite(before).all() and total else None)
-    displacement = layout_displacement(before, layout.coords)
+    # Laid out afresh, as the quality mode lays out these vectors (a layout started from the fast map's kept
+    # its folds: 2D 10-NN 0.02 lower), then turned and scaled onto the fast map so the picture stays put.
+    layout = project(layout_input, config=config, cache_dir=workspace.projection_cache_dir)
+    coords = aligned(layout.coords, before) if np.isfinite(before).all() and total else layout.coords
+    displacement = layout_displacement(before, coords)
     seconds["project"] = time.perf_counter() - mark
     progress("project", 1.0, f"Median point moved {displacement['median']:.1%} of the map's size")
     if stop():
         return stopped()
 
     progress("save", 0.0, "Saving the refined map")
-    refined = {**section, "state": REFINE_DONE, "model": embedder.spec, "model_id": embedder.model_id,
-               "displacement": displacement, "rows": total, "n_cached": n_cached}
+    refined = {**section, "state": REFINE_DONE, "stage": FULL_STAGE, "model": embedder.spec,
+               "model_id": embedder.model_id, "displacement": displacement, "rows": total, "n_cached": n_cached}
     refined.pop("error", None)
-    changes = {"model_id": embedder.model_id, "model": embedder.spec, "model_hash": embedder.model_hash,
-               "dimension": int(vectors.shape[1]),
+    changes = {**changes, "dimension": int(vectors.shape[1]),
                "projection": {**config.to_dict(), "method_used": layout.method,
-                              "input_dimension": int(layout_input.shape[1]), "init": "the fast map's layout"}}
-    current = saved.name
-    for _ in range(REFINE_SAVE_TRIES):
-        # The latest version each time: what another save or a rename did meanwhile is kept.
-        current = find_map(workspace, map_id, hint=current)
-        if current is None:
-            return _gone(map_id, saved.name, started)
-        latest = workspace.open(current, mmap=True)
-        if latest.meta.refinement.state not in (REFINE_PENDING, REFINE_FAILED):
-            return RefineResult(NOT_PENDING, map_id, current, message=f"'{current}' was refined meanwhile.")
-        if not np.array_equal(latest.points["row_id"].to_numpy(), saved.points["row_id"].to_numpy()):
-            return _gone(map_id, saved.name, started)
-        try:
-            result = _save_refined(latest, workspace, embedded=embedded, vectors=vectors, coords=layout.coords,
-                                   changes=changes, refined=refined, seconds=seconds, started=started,
-                                   progress=progress)
-            break
-        except MapChangedError as exc:
-            log.info("%s changed during its refinement: redone on the latest version (%s)", current, exc)
-    else:
-        raise MapChangedError(f"'{current}' kept changing during its refinement: it was tried "
-                              f"{REFINE_SAVE_TRIES} times. Run `explorer refine \"{current}\"` again.")
+                              "input_dimension": int(layout_input.shape[1]),
+                              "init": ALIGNED_START}}
+    result = _on_latest(workspace, map_id, saved, lambda latest: _save_stage(
+        latest, workspace, embedded=embedded, vectors=vectors, coords=coords, changes=changes,
+        section={**refined, "seconds": {**(section.get("seconds") or {}), **seconds}}, started=started,
+        progress=progress))
+    if isinstance(result, RefineResult):
+        return result
     total_seconds = time.perf_counter() - started
     progress("save", 1.0, f"Refined '{result.name}' in {total_seconds:.0f} s")
     log.info("refined %s with %s in %.1f s (median displacement %.3f)", result.name, embedder.model_id,
              total_seconds, displacement["median"])
+    on_stage(FULL_STAGE, result)
     return RefineResult(REFINE_DONE, map_id, result.name, saved=result, seconds=total_seconds, rows=total,
                         n_cached=n_cached, displacement=displacement,
                         message=f"'{result.name}' now uses {embedder.model_id}: search by meaning, neighbours and "
                         "clusters come from its vectors.")
 
 
-def _save_refined(latest: SavedMap, workspace: Workspace, *, embedded: np.ndarray, vectors: np.ndarray,
-                  coords: np.ndarray, changes: dict, refined: dict, seconds: dict, started: float,
-                  progress: ProgressFn) -> SavedMap:
-    """The refined vectors and layout put on ``latest`` (re-clustered when it has clusters) and saved as
-    its next version; MapChangedError when another save landed meanwhile that cannot be merged."""
-    points = latest.points.drop(columns=list(LEVEL_COLUMNS.values()), errors="ignore").copy()
-    full_coords = np.full((len(points), 2), np.nan, dtype=np.float32)
-    full_coords[embedded] = coords
-    points["x"], points["y"] = full_coords[:, 0], full_coords[:, 1]
+def _embed_chunks(embedder: Embedder, texts: list[str], *, stage: str, cache: EmbeddingCache | None,
+                  chunk_rows: int, batch_size: int, progress: ProgressFn,
+                  stop: Callable[[], bool]) -> tuple[np.ndarray, int] | None:
+    """``texts`` embedded a chunk at a time (each chunk cached as it is done), reported as ``stage``; the
+    vectors and how many came from the cache, or None when ``stop()`` said so between chunks."""
+    chunks, n_cached, total = [], 0, len(texts)
+    for start in range(0, total, max(1, chunk_rows)):
+        if stop():
+            return None
+        chunk = texts[start:start + chunk_rows]
+        part = embed_cached(embedder, chunk, cache=cache, batch_size=batch_size,
+                            progress=_within(progress, stage, start, len(chunk), total))
+        chunks.append(part.vectors)
+        n_cached += part.n_cached
+    vectors = np.vstack(chunks) if chunks else np.zeros((0, embedder.dimension), dtype=np.float32)
+    return vectors, n_cached
+
+
+def _on_latest(workspace: Workspace, map_id: str, saved: SavedMap,
+               write: Callable[[SavedMap], SavedMap]) -> SavedMap | RefineResult:
+    """``write`` applied to the map's latest version (what another save or a rename did meanwhile is kept),
+    redone when another save lands first; a RefineResult instead when the map is gone or refined meanwhile."""
+    current = saved.name
+    for _ in range(REFINE_SAVE_TRIES):
+        current = find_map(workspace, map_id, hint=current)
+        if current is None:
+            return _gone(map_id, saved.name, time.perf_counter())
+        latest = workspace.open(current, mmap=True)
+        if latest.meta.refinement.state not in (REFINE_PENDING, REFINE_FAILED):
+            return RefineResult(NOT_PENDING, map_id, current, message=f"'{current}' was refined meanwhile.")
+        if not np.array_equal(latest.points["row_id"].to_numpy(), saved.points["row_id"].to_numpy()):
+            return _gone(map_id, saved.name, time.perf_counter())
+        try:
+            return write(latest)
+        except MapChangedError as exc:
+            log.info("%s changed during its refinement: redone on the latest version (%s)", current, exc)
+    raise MapChangedError(f"'{current}' kept changing during its refinement: it was tried "
+                          f"{REFINE_SAVE_TRIES} times. Run `explorer refine \"{current}\"` again.")
+
+
+def _save_stage(latest: SavedMap, workspace: Workspace, *, embedded: np.ndarray, vectors: np.ndarray,
+                coords: np.ndarray | None, changes: dict, section: dict, progress: ProgressFn,
+                started: float | None = None) -> SavedMap:
+    """One stage's vectors put on ``latest`` and saved as its next version: with ``coords`` the new layout
+    too (re-clustered when the map has clusters), without them the map as it is drawn, searched by the new
+    vectors. MapChangedError when another save landed meanwhile that cannot be merged."""
+    points = latest.points
     full = np.zeros((len(points), vectors.shape[1]), dtype=np.float32)
     full[embedded] = vectors
-    manifest = {**{k: v for k, v in latest.manifest.items() if k != "clusters"}, **changes}
-    refined = {**refined, "from_model": refined.get("from_model") or latest.meta.model_id}
-    if latest.meta.clusters:
-        mark = time.perf_counter()
-        points, manifest = _reclustered(latest, points, full, manifest, progress=progress)
-        seconds = {**seconds, "cluster": time.perf_counter() - mark}
-        refined["labels"] = manifest["clusters"].pop("carried", {})
-    refined["seconds"] = {k: round(v, 3) for k, v in {**seconds, "total": time.perf_counter() - started}.items()}
-    refined["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    manifest["refinement"] = refined
+    manifest = {**latest.manifest, **changes}
+    section = {**section, "from_model": section.get("from_model") or latest.meta.model_id}
+    if coords is not None:
+        points = points.drop(columns=list(LEVEL_COLUMNS.values()), errors="ignore").copy()
+        full_coords = np.full((len(points), 2), np.nan, dtype=np.float32)
+        full_coords[embedded] = coords
+        points["x"], points["y"] = full_coords[:, 0], full_coords[:, 1]
+        manifest.pop("clusters", None)
+        if latest.meta.clusters:
+            mark = time.perf_counter()
+            points, manifest = _reclustered(latest, points, full, manifest, progress=progress)
+            section["seconds"] = {**section.get("seconds", {}), "cluster": time.perf_counter() - mark}
+            section["labels"] = manifest["clusters"].pop("carried", {})
+    if started is not None:
+        section["seconds"] = {k: round(v, 3) for k, v in
+                              {**section.get("seconds", {}), "total": time.perf_counter() - started}.items()}
+        section["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    manifest["refinement"] = section
     return save_map(workspace, latest.name, points=points, embeddings=full, manifest=manifest, base=latest)
 
 
-def _within(progress: ProgressFn, start: int, size: int, total: int) -> ProgressFn:
-    """A chunk's own progress reports, as rows of the whole refinement."""
-    def report(stage: str, fraction: float, message: str = "") -> None:
-        if stage == "embed" and total:
+def _within(progress: ProgressFn, stage: str, start: int, size: int, total: int) -> ProgressFn:
+    """A chunk's own progress reports, as rows of the whole ``stage`` (titles, or the whole text)."""
+    what = "titles" if stage == TITLES_STAGE else "rows"
+
+    def report(step: str, fraction: float, message: str = "") -> None:
+        if step == "embed" and total:
             done = start + int(size * max(0.0, min(1.0, fraction)))
-            progress("embed", done / total, f"{done:,} / {total:,} rows")
+            progress(stage, done / total, f"{done:,} / {total:,} {what}")
     return report
 
 

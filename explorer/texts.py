@@ -23,6 +23,11 @@ TEXT_COLUMN_NAMES = {
     "description", "summary", "sentence", "question", "answer", "comment", "review", "caption",
 }
 DEFAULT_SEPARATOR = ". "
+# A column that names each row in a few words (a paper's title): what a refinement embeds first. Named so, or
+# the shortest of the text's columns; its median at most this long, and the rest of the text at least twice it.
+TITLE_NAMES = ("title", "headline", "name", "subject")
+TITLE_MAX_CHARS = 200
+TITLE_SAMPLE_ROWS = 2_000
 # A template's own text is copied into every row: 1 MB of it on 100,000 rows would be 100 GB of texts.
 MAX_TEMPLATE_CHARS = 2_000
 
@@ -206,3 +211,22 @@ def title_column(points: pd.DataFrame, text_columns: Sequence[str]) -> str | Non
         if candidate in points.columns:
             return candidate
     return text_columns[0] if text_columns else None
+
+
+def title_stage_column(frame: pd.DataFrame, columns: Sequence[str]) -> str | None:
+    """The column of the map's text that names each row in a few words, when the text has more beside it
+    (a title beside its abstract), else None: a title reads in a fraction of the time of the whole text."""
+    columns = [c for c in dict.fromkeys(columns) if c in frame.columns]
+    if len(columns) < 2:
+        return None
+    sample = frame[columns].head(TITLE_SAMPLE_ROWS)
+    lengths = {c: float(sample[c].map(_cell_text).str.len().median()) for c in columns}
+    named = [c for c in columns if str(c).strip().lower() in TITLE_NAMES]
+    candidate = named[0] if named else min(columns, key=lengths.__getitem__)
+    rest = sum(length for c, length in lengths.items() if c != candidate)
+    return candidate if 0 < lengths[candidate] <= TITLE_MAX_CHARS and rest >= 2 * lengths[candidate] else None
+
+
+def column_texts(frame: pd.DataFrame, column: str, *, max_chars: int) -> list[str]:
+    """One column's cells as the texts to embed (empty for a missing value), cut at ``max_chars``."""
+    return [_cell_text(v)[:max_chars] for v in frame[column].tolist()]

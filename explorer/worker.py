@@ -19,6 +19,7 @@ from .embedders import DEFAULT_BATCH_SIZE, Embedder
 from .errors import ExplorerError
 from .manifest import Manifest
 from .modes import PROJECT_FIXED_SECONDS, PROJECT_SECONDS_PER_ROW
+from .pipeline import TITLES_STAGE
 from .refine import DEFAULT_CHUNK_ROWS, NOT_PENDING, REFINE_DONE, pending_refinements, refine_map
 from .store import Workspace
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+# The progress stages that report rows read by the transformer: the titles, then the whole text.
+EMBED_STAGES = (TITLES_STAGE, "embed")
 
 
 @dataclass
@@ -45,6 +48,9 @@ class JobStatus:
     stage: str = ""
     outcome: str = ""
     stamp: str = ""
+    # The last stage saved (pipeline.TITLES_STAGE, FULL_STAGE; "" none yet) and that version's save stamp.
+    saved_stage: str = ""
+    stage_stamp: str = ""
     submitted: float = 0.0
     finished: float | None = None
 
@@ -184,7 +190,7 @@ class RefinementWorker:
         def progress(stage: str, fraction: float, message: str = "") -> None:
             with self._changed:
                 job.stage = stage
-                if stage == "embed":
+                if stage in EMBED_STAGES:
                     job.rows_done = int(round(fraction * job.rows_total))
                 job.seconds_left = clock.seconds_left(stage, job.rows_done)
                 job.message = message
@@ -195,9 +201,15 @@ class RefinementWorker:
                 time.sleep(self.pause_seconds)
             return job.map_id in self._cancel
 
+        def on_stage(stage: str, saved) -> None:
+            with self._changed:
+                job.saved_stage, job.stage_stamp, job.name = stage, saved.stamp, saved.name
+                self._changed.notify_all()
+
         try:
             result = refine_map(job.name, workspace=self.workspace, model=self.model, chunk_rows=self.chunk_rows,
-                                batch_size=self.batch_size, progress=progress, should_stop=should_stop)
+                                batch_size=self.batch_size, progress=progress, should_stop=should_stop,
+                                on_stage=on_stage)
         except Exception as exc:  # one map's failure must not stop the maps queued after it
             log.warning("refinement of %s failed: %s", job.name, exc)
             with self._changed:
@@ -231,7 +243,7 @@ class _Clock:
 
     def seconds_left(self, stage: str, rows_done: int) -> float | None:
         now = time.perf_counter()
-        if stage == "embed":
+        if stage in EMBED_STAGES:
             # Paced from the first report on: rows found in the cache arrive at once and would flatter it.
             if self.first is None or rows_done < self.first[1]:
                 self.first = (now, rows_done)
@@ -239,7 +251,8 @@ class _Clock:
             elapsed, done = now - self.first[0], rows_done - self.first[1]
             if done <= 0 or elapsed <= 0:
                 return None
-            return (self.rows - rows_done) * elapsed / done + self.project_seconds
+            # Titles: the time left until search reads them; the whole text: until the new map is laid out.
+            return (self.rows - rows_done) * elapsed / done + (self.project_seconds if stage == "embed" else 0.0)
         if stage == "project":
             self.project_started = self.project_started or now
             return max(0.0, self.project_seconds - (now - self.project_started))

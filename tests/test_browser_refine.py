@@ -1,5 +1,6 @@
 """The progressive build in Chromium: upload → the fast map → the refinement's progress in the sidebar →
-a search works meanwhile → the switch to the transformer's map, whose ranking differs."""
+a search works meanwhile → search by meaning on the titles, the map as drawn → the switch to the
+transformer's map, whose ranking differs."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from test_browser import TOPICS, _search
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 # A table this small takes the progressive build only with a tiny budget; chunks of 4 rows with a
-# rest between them stretch the refinement to ~10 s, long enough to search during it.
+# rest between them stretch each stage of the refinement (titles, then the whole text) to ~15 s, long enough
+# to search during it.
 SERVER_ENV = {"EXPLORER_QUALITY_BUDGET_SECONDS": "0.001", "EXPLORER_REFINE_CHUNK_ROWS": "4",
-              "EXPLORER_REFINE_PAUSE_SECONDS": "2", "EXPLORER_DEFAULT_MODEL": ""}
+              "EXPLORER_REFINE_PAUSE_SECONDS": "3", "EXPLORER_DEFAULT_MODEL": ""}
 
 
 def _ranking(page) -> list[str]:
@@ -36,7 +38,8 @@ def test_progressive_build_refines_in_the_background(tmp_path):
     from playwright.sync_api import sync_playwright
 
     csv_path = tmp_path / "papers.csv"
-    pd.DataFrame([{"title": t, "abstract": a, "field": f} for f, items in TOPICS.items()
+    # Abstracts twice their titles' length at least, as a paper's are: the refinement reads the titles first.
+    pd.DataFrame([{"title": t, "abstract": f"{a} {a}", "field": f} for f, items in TOPICS.items()
                   for t, a in items]).to_csv(csv_path, index=False)
     with streamlit_server(tmp_path / "home", env=SERVER_ENV) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
@@ -59,10 +62,25 @@ def test_progressive_build_refines_in_the_background(tmp_path):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "refine_progress.png"))
         assert fast_ranking and not sidebar.get_by_role("button", name="Use the refined map").is_visible()
+        assert "Search reads words" in sidebar.inner_text()
+        assert "by words, fast map" in page.get_by_text(re.compile(r"\d+ results \(")).first.inner_text()
+
+        # The titles are read first: search by meaning on them is offered, and the map stays as drawn.
+        use_titles = sidebar.get_by_role("button", name="Search by meaning", exact=True)
+        use_titles.wait_for(timeout=240_000)
+        drawn = map_frame(page).locator("#map").get_attribute("data-points-total")
+        use_titles.click()
+        sidebar.get_by_text("Search reads meaning, on the titles").wait_for(timeout=60_000)
+        wait_until_idle(page)
+        _search(page, "protein folding")
+        title_ranking = _ranking(page)
+        assert "by meaning, on titles" in page.get_by_text(re.compile(r"\d+ results \(")).first.inner_text()
+        assert title_ranking and "Protein folding pathways" in " ".join(title_ranking[:3])
+        assert map_frame(page).locator("#map").get_attribute("data-points-total") == drawn
+        page.screenshot(path=str(ARTIFACTS / "refine_titles.png"))
 
         # The switch is offered, never made under the cursor: the fast map stays until the button.
         sidebar.get_by_role("button", name="Use the refined map").wait_for(timeout=240_000)
-        assert "tfidf-svd" in sidebar.inner_text()
         fast_layer = map_frame(page).locator("#map").get_attribute("data-base-key")
         sidebar.get_by_role("button", name="Use the refined map").click()
         sidebar.get_by_text(re.compile("all-MiniLM-L6-v2")).first.wait_for(timeout=60_000)

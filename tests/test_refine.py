@@ -29,7 +29,9 @@ from explorer.cli import main
 from explorer.embed import EmbeddingCache
 from explorer.map_clusters import cluster_table, rename_cluster
 from explorer.modes import choose_mode
+from explorer.project import aligned
 from explorer.refine import (
+    ALIGNED_START,
     GONE,
     REFINE_DONE,
     REFINE_FAILED,
@@ -38,6 +40,7 @@ from explorer.refine import (
     pending_refinements,
     refine_map,
 )
+from explorer.texts import title_stage_column
 from explorer.worker import CANCELLED, DONE, FAILED, RefinementWorker
 
 TESTS = Path(__file__).resolve().parent
@@ -175,7 +178,7 @@ def test_refinement_saves_a_new_version_with_the_new_model(progressive, table, w
     manifest = refined.manifest
     assert manifest["model_id"] == "hashing-64" and manifest["map_id"] == fast.manifest["map_id"]
     assert manifest["refinement"]["state"] == "done" and manifest["refinement"]["from_model"] == fast.manifest["model_id"]
-    assert manifest["projection"]["init"] == "the fast map's layout"
+    assert manifest["projection"]["init"] == ALIGNED_START
     assert refined.embeddings.shape == (len(table), 64) and refined.stamp != fast_stamp
     # The points kept their rows and columns; only the layout and the vectors are new.
     assert refined.points["row_id"].tolist() == fast.points["row_id"].tolist()
@@ -221,10 +224,11 @@ def test_a_crash_part_way_keeps_the_fast_map_and_the_rerun_resumes_from_the_cach
     kept = workspace.open("papers")
     assert kept.manifest["model_id"] == fast.manifest["model_id"] and kept.manifest["refinement"]["state"] == REFINE_FAILED
     assert np.array_equal(kept.embeddings, fast.embeddings)
-    # The two chunks embedded before the crash are in the cache: the rerun embeds the other 60 rows only.
+    # The two chunks of titles embedded before the crash are in the cache: the rerun embeds the other 60 titles
+    # and every row's whole text.
     again = CountingHashing()
     result = refine_map("papers", workspace=workspace, model=again, chunk_rows=30)
-    assert result.state == REFINE_DONE and result.n_cached == 60 and again.texts == len(table) - 60
+    assert result.state == REFINE_DONE and result.n_cached == 60 and again.texts == 2 * len(table) - 60
 
 
 def test_a_refinement_killed_in_another_process_resumes(progressive, table, workspace, tmp_path):
@@ -253,7 +257,8 @@ def test_a_refinement_killed_in_another_process_resumes(progressive, table, work
     assert kept.manifest["refinement"]["state"] == "pending" and kept.manifest["model_id"].startswith("tfidf")
     again = CountingHashing()
     result = refine_map("papers", workspace=Workspace(workspace.root), model=again, chunk_rows=10)
-    assert result.state == REFINE_DONE and result.n_cached >= 20 and again.texts == len(table) - result.n_cached
+    assert result.state == REFINE_DONE and result.n_cached >= 20
+    assert again.texts == 2 * len(table) - result.n_cached  # its titles, then its whole texts
 
 
 def test_a_stopped_refinement_stays_pending(progressive, table, workspace):
@@ -350,7 +355,7 @@ def test_the_worker_runs_one_refinement_at_a_time_in_order(progressive, table, w
         worker.close()
     assert [j.state for j in finished] == [DONE, DONE, DONE]
     assert finished[0].finished <= finished[1].finished <= finished[2].finished
-    assert slow.most_active == 1 and slow.texts == len(table)  # the 2nd and 3rd maps: cache hits
+    assert slow.most_active == 1 and slow.texts == 2 * len(table)  # titles and texts; the 2nd and 3rd maps: cache hits
     assert all(workspace.read_manifest(n)["model_id"] == "hashing-64" for n in ("first", "second", "third"))
     assert finished[0].stamp == workspace.stamp("first")
 
@@ -414,7 +419,11 @@ def test_explorer_build_shows_the_fast_map_then_refines_with_the_transformer(pro
     home = tmp_path / "cli-home"
     assert main(["--home", str(home), "build", str(source), "--projection", "pca", "-q"]) == 0
     out = capsys.readouterr().out
-    assert out.index("ready: papers (fast map; search by meaning after refinement)") < out.index("refined: papers")
+    # Each stage as it is saved: the fast map, search by meaning on the titles, then the whole text.
+    assert (out.index("ready: papers (fast map; search reads words")
+            < out.index("stage titles: papers is saved; search reads meaning, on the titles")
+            < out.index("stage full: papers is saved; search reads meaning, on the whole text")
+            < out.index("refined: papers"))
     manifest = Workspace(home).read_manifest("papers")
     # The refinement reads the bundled MiniLM at 128 tokens (modes.REFINE_MAX_TOKENS).
     assert manifest["model_id"] == load_embedder(None, max_seq_length=128).model_id
@@ -446,3 +455,100 @@ def test_a_map_another_process_is_refining_is_left_to_it(progressive, table, wor
         assert free
         result = refine_map("papers", workspace=workspace, model=CountingHashing())
     assert result.state == BUSY and pending_refinements(workspace) == ["papers"]
+
+
+# ---------------------------------------------------------------- stages: titles first, then the whole text
+
+
+def test_titles_first_search_by_meaning_on_them_while_the_map_stays_as_drawn(progressive, table, workspace):
+    fast = _pending_map(table, workspace, clusters=ClusterConfig(min_cluster_size=10))
+    assert fast.meta.refinement.stage == "fast" and fast.meta.refinement.title_column == "title"
+    fast_stamp, seen = fast.stamp, {}
+
+    def on_stage(stage, saved):
+        seen[stage] = saved
+        # What the map is at this moment, read back from the workspace (the version the app would open).
+        seen[stage + " on disk"] = workspace.open("papers")
+
+    result = refine_map("papers", workspace=workspace, model=HashingEmbedder(dimension=64), chunk_rows=40,
+                        on_stage=on_stage)
+    assert result.state == REFINE_DONE and list(seen) == ["titles", "titles on disk", "full", "full on disk"]
+    titles = seen["titles on disk"]
+    assert titles.meta.refinement.state == "pending" and titles.meta.refinement.stage == "titles"
+    assert titles.manifest["model_id"] == "hashing-64" and titles.stamp != fast_stamp
+    # The map as drawn: same layout and clusters; only search reads new vectors, those of the titles.
+    assert np.array_equal(titles.coords, fast.coords)
+    assert cluster_table(titles).equals(cluster_table(fast))
+    assert np.allclose(titles.embeddings, HashingEmbedder(dimension=64).embed(table["title"].tolist()), atol=1e-6)
+    hits = search_map(titles, "photon note physics", k=10).indices
+    assert set(table["field"].iloc[hits]) == {"physics"}
+    full = seen["full on disk"]
+    assert full.meta.refinement.state == "done" and full.meta.refinement.stage == "full"
+    assert set(full.meta.refinement.seconds) >= {"titles", "embed", "project", "total"}
+    texts = [f"{t}. {a}" for t, a in zip(table.title, table.abstract, strict=True)]
+    assert np.allclose(full.embeddings, HashingEmbedder(dimension=64).embed(texts), atol=1e-6)
+
+
+def test_a_refinement_stopped_after_its_titles_resumes_with_the_whole_text(progressive, table, workspace):
+    _pending_map(table, workspace)
+    stages = []
+    first = CountingHashing()
+    result = refine_map("papers", workspace=workspace, model=first, chunk_rows=40,
+                        on_stage=lambda stage, saved: stages.append(stage), should_stop=lambda: bool(stages))
+    assert result.state == STOPPED and stages == ["titles"] and first.texts == len(table)
+    kept = workspace.open("papers")
+    assert kept.meta.refinement.stage == "titles" and pending_refinements(workspace) == ["papers"]
+    again = CountingHashing()
+    result = refine_map("papers", workspace=workspace, model=again, chunk_rows=40,
+                        on_stage=lambda stage, saved: stages.append(stage))
+    # The titles are not read again: only the whole text is left.
+    assert result.state == REFINE_DONE and stages == ["titles", "full"] and again.texts == len(table)
+
+
+def test_a_table_without_titles_is_refined_in_one_stage(progressive, table, workspace):
+    result = build_map(table[["abstract", "field"]], name="papers", workspace=workspace)
+    assert result.saved.meta.refinement.title_column is None
+    stages = []
+    counting = CountingHashing()
+    refined = refine_map("papers", workspace=workspace, model=counting, on_stage=lambda s, saved: stages.append(s))
+    assert refined.state == REFINE_DONE and stages == ["full"] and counting.texts == len(table)
+
+
+def test_the_refined_layout_is_the_quality_modes_aligned_to_the_fast_map(progressive, table, workspace):
+    fast = _pending_map(table, workspace)
+    embedder = HashingEmbedder(dimension=64)
+    refine_map("papers", workspace=workspace, model=embedder)
+    refined = workspace.open("papers")
+    # Laid out afresh, as a build of these vectors would be (not started from the fast map's layout) ...
+    afresh = project(embedder.layout_vectors(np.asarray(refined.embeddings)),
+                     config=ProjectionConfig.from_dict(fast.meta.projection.to_dict())).coords
+    assert np.allclose(refined.coords, aligned(afresh, fast.coords), atol=1e-4)
+    # ... and turned onto the fast map: it moved less than the fresh layout would have.
+    assert (layout_displacement(fast.coords, refined.coords)["median"]
+            <= layout_displacement(fast.coords, afresh)["median"])
+
+
+def test_alignment_finds_a_turned_mirrored_scaled_moved_copy():
+    rng = np.random.default_rng(3)
+    layout = rng.normal(size=(300, 2))
+    angle = 0.7
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    copy = 2.5 * (layout * [1, -1]) @ turn + [4.0, -9.0]
+    assert np.allclose(aligned(copy, layout), layout, atol=1e-4)
+    noisy = copy + rng.normal(scale=0.05, size=copy.shape)
+    assert layout_displacement(layout, aligned(noisy, layout))["median"] < 0.02
+    # Degenerate inputs come back as they were.
+    assert np.array_equal(aligned(layout[:2], layout[:2]), layout[:2].astype(np.float32))
+
+
+@pytest.mark.parametrize(("columns", "expected"), [
+    ({"title": ["Short"] * 5, "abstract": ["a long text " * 20] * 5}, "title"),
+    ({"Headline": ["Short"] * 5, "body": ["a long text " * 20] * 5}, "Headline"),
+    ({"heading": ["A paper's name"] * 5, "summary": ["a long text " * 20] * 5}, "heading"),  # shortest
+    ({"abstract": ["a long text " * 20] * 5}, None),  # one column: the title is the whole text
+    ({"title": ["a long text " * 20] * 5, "abstract": ["another long text " * 15] * 5}, None),  # no short one
+    ({"title": [None] * 5, "abstract": ["a long text " * 20] * 5}, None),  # no titles at all
+])
+def test_the_title_column_is_named_or_detected(columns, expected):
+    frame = pd.DataFrame(columns)
+    assert title_stage_column(frame, list(columns)) == expected

@@ -22,6 +22,8 @@ from explorer.facets import parse_state, state_to_json
 from explorer.filters import display_columns, positions_of
 from explorer.grow import BATCH_COLUMN
 from explorer.map_clusters import add_clusters, cluster_column, cluster_levels, rename_cluster
+from explorer.pipeline import FAST_STAGE, TITLES_STAGE
+from explorer.refine import search_stage
 from explorer.search import KEYWORD
 from explorer.store import Workspace
 from explorer.trust import far_on_map
@@ -289,7 +291,9 @@ def results_panel(saved, view: ViewState) -> None:
     if len(result.indices) == 0:
         st.caption(escape_markdown(empty_result_message(view, st.session_state.get("threshold", 0.0))))
         return
-    how = {KEYWORD: "words matched", "example": "nearest to the example image"}.get(result.mode, "by meaning")
+    stage = search_stage(saved.meta.refinement) if result.mode == "semantic" else None
+    how = {KEYWORD: "words matched", "example": "nearest to the example image"}.get(
+        result.mode, {FAST_STAGE: "by words, fast map", TITLES_STAGE: "by meaning, on titles"}.get(stage, "by meaning"))
     follow = "read it and see why it matches" if result.mode == "semantic" and saved.kind == "text" else "open it"
     st.caption(f"{len(result.indices)} results ({how}); click one to {follow}.")
     row_ids = saved.points["row_id"].to_numpy()

@@ -15,8 +15,8 @@ import streamlit as st
 from explorer.home import explorer_home
 from explorer.manifest import RefinementSection
 from explorer.modes import duration_text
-from explorer.pipeline import REFINE_PENDING
-from explorer.refine import DEFAULT_CHUNK_ROWS, REFINE_DONE, REFINE_FAILED
+from explorer.pipeline import REFINE_PENDING, TITLES_STAGE
+from explorer.refine import DEFAULT_CHUNK_ROWS, REFINE_DONE, REFINE_FAILED, SEARCH_READS, search_stage
 from explorer.store import Workspace
 from explorer.worker import DONE, FAILED, QUEUED, JobStatus, RefinementWorker
 
@@ -54,6 +54,8 @@ def refinement_sidebar(saved) -> None:
     """Where the open map's refinement stands, for the sidebar: progress while it runs, then the switch."""
     section = saved.meta.refinement
     state = section.state
+    if (stage := search_stage(section)) is not None:
+        st.caption(f"Search reads {SEARCH_READS[stage]}.")
     if state == REFINE_DONE:
         moved = section.displacement or {}
         st.caption(f"Refined by {escape_markdown(section.model_id or 'the transformer')} from the fast map"
@@ -96,6 +98,11 @@ def refinement_progress(name: str, map_id: str, stamp: str, failed: bool) -> Non
                    + f" `explorer refine \"{escape_markdown(name)}\"` tries again.")
         return
     if job.active:
+        if job.saved_stage == TITLES_STAGE and job.stage_stamp and job.stage_stamp != stamp:
+            # The titles' version is the map as drawn, searched by meaning: offered at once, not swapped in.
+            st.info("Search by meaning is ready on the titles; the map stays as it is.")
+            if st.button("Search by meaning", key="use_title_vectors", type="primary"):
+                st.rerun(scope="app")
         st.caption(_progress_line(job, worker))
         st.progress(job.rows_done / job.rows_total if job.rows_total else 0.0)
         return
@@ -118,6 +125,11 @@ def _progress_line(job: JobStatus, worker: RefinementWorker) -> str:
         return f"Search by meaning: waiting for {ahead} other map(s) to be refined first."
     left = "" if job.seconds_left is None else f" · about {duration_text(job.seconds_left)} left"
     if job.stage in ("project", "cluster", "save"):
-        return f"Search by meaning: laying out the transformer's map{left}."
+        return f"The transformer's map: laying it out{left}."
+    if job.stage == TITLES_STAGE:
+        return f"Search by meaning: the transformer has read {job.rows_done:,} of {job.rows_total:,} titles{left}."
+    if job.saved_stage == TITLES_STAGE:
+        return (f"The transformer's map: it has read the whole text of {job.rows_done:,} of {job.rows_total:,} "
+                f"rows{left}.")
     return f"Search by meaning: the transformer has read {job.rows_done:,} of {job.rows_total:,} rows{left}."
 
