@@ -38,7 +38,7 @@ def main() -> None:
     import explorer
     from explorer import Workspace, build_map
     from explorer.cluster import ClusterConfig
-    from explorer.neighbor_column import read_neighbor_lists
+    from explorer.points_file import read_neighbor_lists
 
     print(f"code: {Path(explorer.__file__).parent}; load average before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as home:

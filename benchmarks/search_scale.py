@@ -79,9 +79,10 @@ def child(cache: Path, rows: int, home: Path) -> dict:
 
     from explorer import Workspace, nearest_neighbors, search_map, search_similar
     from explorer.embedders.tfidf import CorpusEmbedder
+    from explorer.index_file import INDEX_FILE
     from explorer.map_files import save_map
     from explorer.search import embed_query
-    from explorer.vector_index import INDEX_FILE, build_index, needs_index, search_index
+    from explorer.vector_index import build_index, needs_index, search_index
 
     loads = [os.getloadavg()[0]]
     embedder = CorpusEmbedder.load(cache / "embedder")

@@ -16,11 +16,13 @@ import pandas as pd
 import pyarrow as pa
 
 from .errors import MapChangedError
+from .index_file import VectorIndex, read_index
 from .label_file import label_table
-from .neighbor_column import NEIGHBORS_COLUMN, computed_neighbors, given_neighbors, kept_neighbors, neighbors_from_graph
+from .neighbor_column import computed_neighbors, neighbors_from_graph
 from .neighbours import KnnGraph
+from .points_file import NEIGHBORS_COLUMN, given_neighbors, kept_neighbors
 from .store import MapFiles, SavedMap, StaleFiles, Workspace
-from .vector_index import VectorIndex, build_index, needs_index, read_index
+from .vector_index import build_index, needs_index
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from .embedders import TEXT, embedder_for
 from .errors import InputError, ModelError
-from .vector_index import VectorIndex, search_index
+from .index_file import VectorIndex
+from .vector_index import search_index
 
 log = logging.getLogger(__name__)
 

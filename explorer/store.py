@@ -24,11 +24,11 @@ import pandas as pd
 
 from .errors import InputError, MapChangedError, MapNotFoundError
 from .home import explorer_home
+from .index_file import VectorIndex, file_source, write_index
 from .label_file import write_labels
 from .manifest import DEFAULT_KIND, Manifest
-from .neighbor_column import NEIGHBORS_COLUMN, read_points, write_points
+from .points_file import NEIGHBORS_COLUMN, POINTS_FILE, read_points, write_points
 from .thumbnails import THUMBNAILS_FILE, read_thumbnail_table, write_thumbnail_table
-from .vector_index import VectorIndex, file_source, write_index
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,7 +40,6 @@ except ImportError:  # Windows: the lock below then covers the threads of one pr
 
 log = logging.getLogger(__name__)
 
-POINTS_FILE = "points.parquet"
 EMBEDDINGS_FILE = "embeddings.npy"
 MANIFEST_FILE = "manifest.json"
 _TMP_PREFIX = ".tmp-"

@@ -6,31 +6,26 @@ float32) for 500 candidates, and `search.search_similar` scores those exactly fr
 embeddings, taking more candidates while a row left out could still reach the hits. On 1M fast-mode
 arXiv vectors and 2 cores a search takes about 5 ms where the exact float32 product takes 50-70 ms, and
 recall@10 against the exact search is 0.998 (benchmarks/search_scale.py). The codes are kept in the
-map folder (INDEX_FILE) with a fingerprint of the vectors they were built from, and are never used for
+map folder (explorer.index_file) with a fingerprint of the vectors they were built from, and are never used for
 vectors they do not match.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .hashing import combined_hash
+from .index_file import VectorIndex, file_source, fingerprint, padded, read_index, write_index
 
 log = logging.getLogger(__name__)
 
 # Maps this big or smaller are searched exactly: at 100k rows the full product takes ~4 ms here.
 EXACT_ROWS = 100_000
-INDEX_FILE = "search_index.npz"
 # Dimensions per 4-bit sub-quantiser. 4 gave recall@10 0.9995 with 500 candidates on 1M arXiv vectors;
 # 2 (twice the codes) measured the same recall in twice the scan time.
 DIMS_PER_CODE = 4
@@ -45,45 +40,8 @@ TRAIN_ROWS = 50_000
 MARGIN_QUERIES = 64
 MARGIN_HITS = 1_000
 MARGIN_QUANTILE = 1.0
-# Rows whose values the fingerprint hashes, evenly spaced, plus the array's shape: a refinement or any
-# rebuild changes every row, and the file's size and mtime catch an embeddings.npy written in place.
-FINGERPRINT_ROWS = 256
-_FORMAT = 2
 # faiss' thread count is global: two builds at once must not leave it at one (see _one_thread).
 _THREADS_LOCK = threading.Lock()
-
-
-@dataclass
-class VectorIndex:
-    """Product-quantised codes of a map's vectors that propose the candidates of a search."""
-
-    index: object
-    rows: int
-    dimension: int
-    fingerprint: str
-    source: dict
-    # A row's exact score is at most slope * its code's score + intercept + margin (as far as measured).
-    margin: float
-    slope: float = 1.0
-    intercept: float = 0.0
-    build_seconds: float = 0.0
-
-    @property
-    def nbytes(self) -> int:
-        """Size of the codes in memory."""
-        return int(self.index.sa_code_size()) * self.rows
-
-    def candidates(self, query_vector: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``count`` rows whose codes score highest against ``query_vector``, best first, and
-        those scores."""
-        query = _padded(np.asarray(query_vector, dtype=np.float32).reshape(1, -1), self.index.d)
-        scores, found = self.index.search(query, int(min(count, self.rows)))
-        keep = found[0] >= 0
-        return found[0][keep].astype(np.int64), scores[0][keep]
-
-    def highest_exact(self, code_score: float) -> float:
-        """How high the exact score of a row whose code scores ``code_score`` can be (see MARGIN_QUANTILE)."""
-        return self.slope * float(code_score) + self.intercept + self.margin
 
 
 def faiss_available() -> bool:
@@ -100,13 +58,6 @@ def needs_index(rows: int) -> bool:
     return rows > EXACT_ROWS and faiss_available()
 
 
-def fingerprint(embeddings: np.ndarray) -> str:
-    """A cheap identity of a vector array: its shape and FINGERPRINT_ROWS evenly spaced rows."""
-    rows = np.unique(np.linspace(0, max(len(embeddings) - 1, 0), FINGERPRINT_ROWS).astype(np.int64))
-    sample = np.ascontiguousarray(np.asarray(embeddings[rows], dtype=np.float32)) if len(embeddings) else b""
-    return combined_hash([f"{tuple(embeddings.shape)}", bytes(sample).hex()])
-
-
 def build_index(embeddings: np.ndarray, *, seed: int = 0, train_rows: int = TRAIN_ROWS,
                 source: dict | None = None) -> VectorIndex:
     """Train a 4-bit product quantiser on a sample of ``embeddings`` and encode every row."""
@@ -117,7 +68,7 @@ def build_index(embeddings: np.ndarray, *, seed: int = 0, train_rows: int = TRAI
     width = -(-dimension // DIMS_PER_CODE) * DIMS_PER_CODE
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(rows, size=min(rows, train_rows), replace=False))
-    train = _padded(np.asarray(embeddings[sample], dtype=np.float32), width)
+    train = padded(np.asarray(embeddings[sample], dtype=np.float32), width)
     # Rows without text are zero vectors: they would only pull centroids towards the origin.
     train = train[np.abs(train).sum(axis=1) > 0]
     index = faiss.IndexPQFastScan(width, width // DIMS_PER_CODE, 4, faiss.METRIC_INNER_PRODUCT)
@@ -126,7 +77,7 @@ def build_index(embeddings: np.ndarray, *, seed: int = 0, train_rows: int = TRAI
         index.train(train if len(train) else np.zeros((1, width), dtype=np.float32))
     # In chunks, so a memory-mapped map is never copied whole into memory.
     for start in range(0, rows, 100_000):
-        index.add(_padded(np.asarray(embeddings[start:start + 100_000], dtype=np.float32), width))
+        index.add(padded(np.asarray(embeddings[start:start + 100_000], dtype=np.float32), width))
     slope, intercept, margin = _calibrate(index, embeddings, sample, rng)
     seconds = time.perf_counter() - started
     log.info("built the search index of %d rows in %.1f s (exact ≤ %.2f * code + %.2f + %.3f)", rows, seconds,
@@ -143,7 +94,7 @@ def _calibrate(index, embeddings: np.ndarray, sample: np.ndarray,
     chosen, queries = chosen[np.abs(queries).sum(axis=1) > 0], queries[np.abs(queries).sum(axis=1) > 0]
     if not len(chosen):
         return 1.0, 0.0, 0.0
-    approx, found = index.search(_padded(queries, index.d), min(MARGIN_HITS, index.ntotal))
+    approx, found = index.search(padded(queries, index.d), min(MARGIN_HITS, index.ntotal))
     codes, exact = [], []
     for row, query, scores, rows in zip(chosen, queries, approx, found, strict=True):
         # A row's own score is left out: neighbours of a row never rank the row itself.
@@ -157,59 +108,6 @@ def _calibrate(index, embeddings: np.ndarray, sample: np.ndarray,
         slope, intercept = 1.0, 0.0
     margin = float(np.quantile(exact - (slope * codes + intercept), MARGIN_QUANTILE))
     return float(slope), float(intercept), max(margin, 0.0)
-
-
-def file_source(embeddings_file: Path) -> dict:
-    """What a VectorIndex remembers of the embeddings file it was built from: its size and mtime."""
-    stat = Path(embeddings_file).stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def write_index(index: VectorIndex, folder: Path) -> Path:
-    """Write ``index`` to ``folder``/INDEX_FILE atomically (a temporary file, then a rename)."""
-    import faiss
-
-    meta = {"format": _FORMAT, "rows": index.rows, "dimension": index.dimension,
-            "fingerprint": index.fingerprint, "source": index.source, "margin": index.margin,
-            "slope": index.slope, "intercept": index.intercept, "build_seconds": index.build_seconds}
-    target = Path(folder) / INDEX_FILE
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, codes=faiss.serialize_index(index.index),
-                     meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return target
-
-
-def read_index(folder: Path, embeddings: np.ndarray, *, embeddings_file: Path | None = None) -> VectorIndex | None:
-    """The index kept in ``folder`` if it was built from exactly these vectors (and this file); else None."""
-    import faiss
-
-    path = Path(folder) / INDEX_FILE
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            meta = json.loads(bytes(stored["meta"]).decode("utf-8"))
-            if meta.get("format") != _FORMAT or meta.get("fingerprint") != fingerprint(embeddings):
-                return None
-            if embeddings_file is not None and meta.get("source") != file_source(embeddings_file):
-                return None
-            codes = stored["codes"]
-    except (OSError, ValueError, KeyError) as exc:
-        if not isinstance(exc, FileNotFoundError):
-            log.warning("ignoring an unreadable search index %s (%s)", path, exc)
-        return None
-    index = faiss.deserialize_index(codes)
-    return VectorIndex(index=index, rows=int(meta["rows"]), dimension=int(meta["dimension"]),
-                       fingerprint=meta["fingerprint"], source=meta["source"], margin=float(meta["margin"]),
-                       slope=float(meta["slope"]), intercept=float(meta["intercept"]),
-                       build_seconds=float(meta.get("build_seconds", 0.0)))
 
 
 def index_for(folder: Path, embeddings: np.ndarray, *, embeddings_file: Path | None = None) -> VectorIndex | None:
@@ -269,12 +167,3 @@ def _one_thread(faiss):
             yield
         finally:
             faiss.omp_set_num_threads(threads)
-
-
-def _padded(vectors: np.ndarray, width: int) -> np.ndarray:
-    """``vectors`` with zero columns added up to ``width`` (the sub-quantisers need equal slices)."""
-    if vectors.shape[1] == width:
-        return np.ascontiguousarray(vectors)
-    out = np.zeros((len(vectors), width), dtype=np.float32)
-    out[:, : vectors.shape[1]] = vectors
-    return out

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer import Workspace
-from explorer.neighbor_column import read_neighbor_lists
+from explorer.points_file import read_neighbor_lists
 from explorer.ui.text import escape_markdown
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

@@ -361,9 +361,9 @@ STORE_MAY_IMPORT = {
     "explorer.home": {"explorer_home"},
     "explorer.manifest": {"DEFAULT_KIND", "Manifest"},  # the manifest's schema, read
     "explorer.label_file": {"write_labels"},
-    "explorer.neighbor_column": {"NEIGHBORS_COLUMN", "read_points", "write_points"},
+    "explorer.points_file": {"NEIGHBORS_COLUMN", "POINTS_FILE", "read_points", "write_points"},
+    "explorer.index_file": {"VectorIndex", "file_source", "write_index"},
     "explorer.thumbnails": {"THUMBNAILS_FILE", "read_thumbnail_table", "write_thumbnail_table"},
-    "explorer.vector_index": {"VectorIndex", "file_source", "write_index"},
     # SavedMap.texts(): a row's text as the manifest's columns or template compose it, read, not derived.
     "explorer.texts": {"compose_texts"},
 }

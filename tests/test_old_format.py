@@ -19,7 +19,7 @@ from explorer.curate import remove_and_reproject
 from explorer.export import to_csv_bytes, to_html_bytes, to_parquet_bytes
 from explorer.label_file import LABELS_FILE, label_table
 from explorer.map_clusters import add_clusters, cluster_table
-from explorer.neighbor_column import read_neighbor_lists
+from explorer.points_file import read_neighbor_lists
 from explorer.thumbnails import thumbnail_data_uri
 from explorer.trust import add_trust
 

@@ -316,7 +316,8 @@ def test_a_umap_build_computes_its_knn_graph_once_and_the_save_reuses_it(papers_
     """The exact graph UMAP is given is the neighbours column's: the save does not compute it again."""
     import explorer.map_files as map_files
     import explorer.neighbours as neighbours
-    from explorer.neighbor_column import NEIGHBORS_K, computed_neighbors, read_neighbor_lists
+    from explorer.neighbor_column import NEIGHBORS_K, computed_neighbors
+    from explorer.points_file import read_neighbor_lists
 
     graphs: list[int] = []
     real_nearest_rows = neighbours.nearest_rows

@@ -13,7 +13,7 @@ from explorer.grow import add_rows
 from explorer.label_file import LABELS_FILE
 from explorer.map_clusters import cluster_table, rename_cluster
 from explorer.map_files import map_files, save_map
-from explorer.neighbor_column import read_neighbor_lists
+from explorer.points_file import read_neighbor_lists
 from explorer.refine import REFINE_DONE, refine_map
 from explorer.trust import add_trust
 

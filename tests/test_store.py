@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from explorer import InputError, MapNotFoundError, Workspace
+from explorer.points_file import POINTS_FILE
 from explorer.store import (
     EMBEDDINGS_FILE,
     MANIFEST_FILE,
-    POINTS_FILE,
     STALE_TMP_SECONDS,
     sanitise_map_name,
 )

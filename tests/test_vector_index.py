@@ -9,8 +9,9 @@ import pytest
 
 from explorer import map_files, nearest_neighbors, search_map, search_similar
 from explorer import vector_index as vi
+from explorer.index_file import INDEX_FILE, fingerprint, read_index
 from explorer.store import EMBEDDINGS_FILE
-from explorer.vector_index import INDEX_FILE, build_index, read_index, search_index
+from explorer.vector_index import build_index, search_index
 
 pytest.importorskip("faiss")
 
@@ -153,13 +154,13 @@ def test_the_index_is_rebuilt_when_the_embeddings_change(workspace, small_limit)
     reopened = workspace.open("m", mmap=True)
     assert read_index(reopened.path, reopened.embeddings, embeddings_file=reopened.path / EMBEDDINGS_FILE) is None
     index = search_index(reopened)
-    assert index.fingerprint == vi.fingerprint(first)
+    assert index.fingerprint == fingerprint(first)
     assert read_index(reopened.path, first, embeddings_file=reopened.path / EMBEDDINGS_FILE) is not None
     assert not [p for p in reopened.path.iterdir() if p.name.endswith(".tmp")]
 
     # New vectors set on an open map get their own index, built in memory: the folder's is not theirs.
     reopened.embeddings = second.copy()
-    assert search_index(reopened).fingerprint == vi.fingerprint(second)
+    assert search_index(reopened).fingerprint == fingerprint(second)
     assert read_index(reopened.path, first, embeddings_file=reopened.path / EMBEDDINGS_FILE) is not None
 
 
