@@ -87,18 +87,20 @@ def estimate_seconds(mode: str, *, n_rows: int, avg_chars: float) -> float:
     project = PROJECT_FIXED_SECONDS + n_rows * PROJECT_SECONDS_PER_ROW
     if mode == "fast":
         return FAST_FIXED_SECONDS + n_rows * avg_chars * FAST_SECONDS_PER_CHAR + project
-    if mode == "refine":  # the transformer at REFINE_MAX_TOKENS, then the layout again
+    if mode in ("refine", "titles"):  # the transformer at REFINE_MAX_TOKENS; the whole text is laid out again
         tokens = min(REFINE_MAX_TOKENS, avg_chars / CHARS_PER_TOKEN + 2)
-        return QUALITY_LOAD_SECONDS + n_rows * tokens * REFINE_SECONDS_PER_TOKEN + project
+        return QUALITY_LOAD_SECONDS + n_rows * tokens * REFINE_SECONDS_PER_TOKEN + (project if mode == "refine" else 0)
     tokens = min(QUALITY_MAX_TOKENS, avg_chars / CHARS_PER_TOKEN + 2)  # + the [CLS] and [SEP] tokens
     return QUALITY_LOAD_SECONDS + n_rows * tokens * QUALITY_SECONDS_PER_TOKEN + project
 
 
-def choose_mode(n_rows: int, avg_chars: float, requested: str = "auto") -> ModeChoice:
+def choose_mode(n_rows: int, avg_chars: float, requested: str = "auto", *,
+                title_chars: float | None = None) -> ModeChoice:
     """Pick fast or quality for ``n_rows`` texts: as requested, or automatically by estimated time.
 
     Automatically, a table the transformer would take too long for gets the fast map first and the
-    transformer's refinement after it (``refine``), so the map comes quickly and search by meaning follows."""
+    transformer's refinement after it (``refine``), so the map comes quickly and search by meaning follows:
+    on the titles first when the table has them (``title_chars``, their mean length), then on the whole text."""
     if requested not in MODES:
         raise InputError(f"Unknown mode '{requested}'; choose one of {', '.join(MODES)}.")
     quality = estimate_seconds("quality", n_rows=n_rows, avg_chars=avg_chars)
@@ -113,16 +115,21 @@ def choose_mode(n_rows: int, avg_chars: float, requested: str = "auto") -> ModeC
         return ModeChoice("quality", f"{n_rows:,} rows are few enough for the transformer (about "
                           f"{duration_text(quality)}), which gives the best map.", quality, requested,
                           search_seconds=quality)
-    # The refinement embeds every row with the transformer and lays the map out again.
-    search = fast + estimate_seconds("refine", n_rows=n_rows, avg_chars=avg_chars)
+    # The refinement embeds the titles (when there are), then every row's text, and lays the map out again.
+    titles = estimate_seconds("titles", n_rows=n_rows, avg_chars=title_chars) if title_chars else 0.0
+    whole = estimate_seconds("refine", n_rows=n_rows, avg_chars=avg_chars)
+    search = fast + (titles or whole)
     first = (f"The transformer would take about {duration_text(quality)} for {n_rows:,} rows on this CPU, so the "
              f"fast mode (TF-IDF + SVD fitted on your data) builds the map in about {duration_text(fast)}; ")
-    if search - fast <= REFINE_AUTO_MAX_SECONDS:
-        return ModeChoice("fast", first + f"the transformer then refines it in the background: search by meaning in "
-                          f"about {duration_text(search)}. Choose the quality mode to wait for the transformer's map "
-                          "instead.", fast, requested, refine=True, search_seconds=search)
+    if titles + whole <= REFINE_AUTO_MAX_SECONDS:
+        then = (f"search by meaning on the titles in about {duration_text(search)}, on the whole text in about "
+                f"{duration_text(fast + titles + whole)}" if titles else
+                f"search by meaning in about {duration_text(search)}")
+        return ModeChoice("fast", first + f"the transformer then refines it in the background: {then}. Choose the "
+                          "quality mode to wait for the transformer's map instead.", fast, requested, refine=True,
+                          search_seconds=search)
     return ModeChoice("fast", first + f"refining it with the transformer would hold the CPU for about "
-                      f"{duration_text(search - fast)}, so it starts only when you ask (the map's sidebar, or "
+                      f"{duration_text(titles + whole)}, so it starts only when you ask (the map's sidebar, or "
                       "`explorer refine`); until then search matches the words of your data.", fast, requested,
                       refine=True, search_seconds=search, automatic=False)
 
@@ -142,8 +149,10 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def choose_mode_for_texts(texts: Sequence[str], requested: str = "auto") -> ModeChoice:
-    """choose_mode for the texts a build will embed (their count and mean length)."""
+def choose_mode_for_texts(texts: Sequence[str], requested: str = "auto", *,
+                          title_chars: float | None = None) -> ModeChoice:
+    """choose_mode for the texts a build will embed (their count and mean length), and the mean length of
+    their titles when the refinement reads those first (texts.title_stage_column)."""
     n_rows = len(texts)
     avg_chars = sum(map(len, texts)) / n_rows if n_rows else 0.0
-    return choose_mode(n_rows, avg_chars, requested)
+    return choose_mode(n_rows, avg_chars, requested, title_chars=title_chars)

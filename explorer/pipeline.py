@@ -32,7 +32,7 @@ from .placement import place_rows
 from .progress import ProgressFn, no_progress
 from .project import EXACT_KNN_ROWS, MIN_ROWS_FOR_UMAP, Projection, ProjectionConfig, project
 from .store import SavedMap, Workspace, sanitise_map_name
-from .texts import title_stage_column
+from .texts import mean_title_chars, title_stage_column
 from .thumbnails import THUMBNAIL_FORMAT
 from .vectors import GivenInputs, GivenVectors
 from .version import __version__
@@ -341,7 +341,8 @@ def _embedder_for_build(corpus: Corpus, *, model, mode: str, fallback: bool) -> 
         return None, load_embedder(model, kind=IMAGES, fallback=fallback)
     if named and mode != "auto":
         raise InputError(f"Choose either a model ({model}) or a mode ({mode}), not both.")
-    choice = None if named else choose_mode_for_texts(corpus.items(), requested=mode)
+    titles = None if named else mean_title_chars(corpus.frame[corpus.embedded], corpus.text_columns)
+    choice = None if named else choose_mode_for_texts(corpus.items(), requested=mode, title_chars=titles)
     embedder = load_embedder(choice.model if choice is not None else model, kind=TEXT)
     if IMAGES in embedder.kinds and TEXT not in embedder.kinds:
         raise InputError(f"{embedder.model_id} embeds images only; a table of text needs a text model.")

@@ -230,3 +230,11 @@ def title_stage_column(frame: pd.DataFrame, columns: Sequence[str]) -> str | Non
 def column_texts(frame: pd.DataFrame, column: str, *, max_chars: int) -> list[str]:
     """One column's cells as the texts to embed (empty for a missing value), cut at ``max_chars``."""
     return [_cell_text(v)[:max_chars] for v in frame[column].tolist()]
+
+
+def mean_title_chars(frame: pd.DataFrame, columns: Sequence[str]) -> float | None:
+    """The mean length of the titles a refinement reads first (title_stage_column), None without one."""
+    column = title_stage_column(frame, columns)
+    if column is None:
+        return None
+    return float(frame[column].map(_cell_text).str.len().mean())

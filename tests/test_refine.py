@@ -132,6 +132,10 @@ def test_the_mode_choice_gives_both_waits():
     huge = choose_mode(100_000, 1_000)
     assert huge.refine and not huge.automatic, "hours of transformer start only when asked"
     assert "when you ask" in huge.summary and "only when you ask" in huge.reason
+    # With titles, search by meaning comes with them, long before the whole text is read.
+    titled = choose_mode(12_000, 1_000, title_chars=80)
+    assert titled.refine and titled.automatic and titled.search_seconds < big.search_seconds / 3
+    assert "search by meaning on the titles in about" in titled.reason and "on the whole text in about" in titled.reason
 
 
 def test_a_refinement_too_long_for_this_cpu_waits_to_be_asked(progressive, table, workspace, monkeypatch):

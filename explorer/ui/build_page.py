@@ -24,7 +24,7 @@ from explorer.progress import ProgressFn
 from explorer.project import ProjectionConfig
 from explorer.search import KEYWORD
 from explorer.store import Workspace
-from explorer.texts import compose_texts, detect_text_columns
+from explorer.texts import compose_texts, detect_text_columns, mean_title_chars
 from explorer.vectors import OfferedColumns, offered_columns
 
 from . import loaders
@@ -288,7 +288,8 @@ def upload_form(uploaded) -> None:
         if selection is not None:
             texts = [t for t, keep in zip(selection.texts, selection.embedded, strict=True) if keep]
             # The reason says both waits: the map's, and search by meaning's.
-            st.info(escape_markdown(choose_mode_for_texts(texts, requested=mode).reason))
+            titles = mean_title_chars(text_frame[selection.embedded], selection.columns)
+            st.info(escape_markdown(choose_mode_for_texts(texts, requested=mode, title_chars=titles).reason))
     name = st.text_input("Map name", value=Path(uploaded.name).stem, key="upload_name")
     find_clusters = st.checkbox("Find clusters and label them", value=True, key="upload_clusters",
                                 help="Topic labels drawn on the map; adds a few seconds.")
