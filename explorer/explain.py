@@ -345,7 +345,9 @@ def explain_hit(saved, query: str, row_id: int, *, embedder=None) -> MatchExplan
             f"The map '{saved.name}' was built with {saved.meta.model_id}, not "
             f"{embedder.model_id}: explain its hits with the map's own model."
         )
-    return explain_match(clean_query(query), saved.texts()[index], embedder=embedder)
+    from .refine import vector_texts
+
+    return explain_match(clean_query(query), vector_texts(saved)[index], embedder=embedder)
 
 
 def token_frame(inspection: TextInspection) -> pd.DataFrame:

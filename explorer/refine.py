@@ -94,6 +94,17 @@ def search_stage(section) -> str | None:
     return section.stage or FAST_STAGE
 
 
+def vector_texts(saved: SavedMap) -> list[str]:
+    """The text each row's vector was made from: its title while search is on the titles (the whole text
+    where a row has none, as the refinement embeds it), else the map's text."""
+    texts = saved.texts()
+    column = saved.meta.refinement.title_column
+    if search_stage(saved.meta.refinement) != TITLES_STAGE or column not in saved.points.columns:
+        return texts
+    titles = column_texts(saved.points, column, max_chars=Limits.from_env().max_text_chars)
+    return [title or text for title, text in zip(titles, texts, strict=True)]
+
+
 def refinement_of(manifest: dict) -> dict:
     """A manifest's refinement section ({} for a map that never had one)."""
     return manifest.get("refinement") or {}

@@ -39,6 +39,7 @@ from explorer.refine import (
     layout_displacement,
     pending_refinements,
     refine_map,
+    vector_texts,
 )
 from explorer.texts import title_stage_column
 from explorer.worker import CANCELLED, DONE, FAILED, RefinementWorker
@@ -556,3 +557,20 @@ def test_alignment_finds_a_turned_mirrored_scaled_moved_copy():
 def test_the_title_column_is_named_or_detected(columns, expected):
     frame = pd.DataFrame(columns)
     assert title_stage_column(frame, list(columns)) == expected
+
+
+def test_a_hit_on_the_titles_is_explained_by_its_title(progressive, table, workspace, monkeypatch):
+    from explorer import explain
+
+    _pending_map(table, workspace)
+    stages = []
+    refine_map("papers", workspace=workspace, model=HashingEmbedder(dimension=64),
+               on_stage=lambda stage, saved: stages.append(stage), should_stop=lambda: bool(stages))
+    titles = workspace.open("papers")
+    assert vector_texts(titles) == table["title"].tolist()
+    read = []
+    monkeypatch.setattr(explain, "explain_match", lambda query, text, embedder: read.append(text))
+    explain.explain_hit(titles, "photon", 3, embedder=load_embedder("hashing-64"))
+    assert read == [table["title"].iloc[3]], "the score came from the title: the explanation reads it"
+    refine_map("papers", workspace=workspace, model=HashingEmbedder(dimension=64))
+    assert vector_texts(workspace.open("papers"))[3] == f"{table.title.iloc[3]}. {table.abstract.iloc[3]}"
