@@ -18,6 +18,7 @@ when any session starts an upload.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -46,6 +47,11 @@ CHUNK_BYTES = 8 * 1024 * 1024
 # about as big again, and a full disk must fail here, at once, not in the middle of a save.
 DISK_HEADROOM_BYTES = 100 * 1024 * 1024
 UPLOAD_MAX_AGE_S = 24 * 3600
+# Each chunk arrives in a protobuf message that Streamlit's runs leave in reference cycles, freed only by a
+# full collection, which the app's config turns off after runs (runner.postScriptGC: 0.5 s with a big map
+# in memory). Without one every so often the server's memory crept up by ~0.2 MB per MB uploaded
+# (docs/benchmarks.md, "Big uploads"); a collection per GC_EVERY_BYTES keeps it flat, at a small cost.
+GC_EVERY_BYTES = 64 * 1024 * 1024
 # An upload id is the browser's: a name for a stream of chunks, checked, and never part of a path.
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _HEADER_LENGTH = struct.Struct(">I")
@@ -67,6 +73,7 @@ class Upload:
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
     last: int = 0  # the number of the last message handled (echoed, so every message gets an answer)
+    collected: int = 0  # the bytes received at the last garbage collection (GC_EVERY_BYTES)
 
     @property
     def done(self) -> bool:
@@ -255,6 +262,9 @@ def _picker(key: str, label: str, types: tuple[str, ...]) -> None:
     if upload is not None and upload is not before:
         remove_stale_uploads(uploads_root(), keep=folder)
     st.session_state[_state_key(key)] = upload
+    if upload is not None and upload.received - upload.collected >= GC_EVERY_BYTES:
+        upload.collected = upload.received
+        gc.collect()
     if _outline(upload) != outline:
         st.rerun()  # started, finished, failed or cancelled: the form below changes with it
     component = components.declare_component("explorer_upload", path=str(FRONTEND))
