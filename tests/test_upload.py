@@ -167,6 +167,8 @@ def test_the_app_shows_progress_then_the_form_and_keeps_the_file_on_disk(app, ex
     assert "build_upload" not in [b.key for b in app.button], "the earlier file's form went with it"
     files = list((explorer_home / "uploads").rglob("upload-*"))
     assert len(files) == 1 and files[0].read_bytes() == data[:half], "the earlier upload's file went too"
+    app.run()  # a rerun of the page (another widget) re-delivers the last chunk: it is not appended again
+    assert files[0].read_bytes() == data[:half] and app.get("progress")[0].proto.value == bars[0].proto.value
     _send(app, 3, "chunk", data[half:], offset=half)
     assert app.get("progress")[0].proto.value == 100
     assert app.get("progress")[0].proto.text.startswith(escape_markdown("Uploaded papers.csv"))
@@ -188,3 +190,11 @@ def test_the_app_refuses_a_file_over_the_limit_in_one_line(app, monkeypatch, exp
         "(EXPLORER_MAX_UPLOAD_MB).")]
     assert not list((explorer_home / "uploads").rglob("upload-*")), "nothing of it on disk"
     assert "build_upload" not in [b.key for b in app.button]
+
+
+def test_cancel_in_the_app_removes_the_part_and_the_bar(app, explorer_home):
+    _send(app, 1, "start", name="papers.csv", size=100)
+    _send(app, 2, "chunk", b"title\n" * 10, offset=0)
+    assert len(app.get("progress")) == 1 and len(list((explorer_home / "uploads").rglob("upload-*"))) == 1
+    _send(app, 3, "cancel")
+    assert len(app.get("progress")) == 0 and not list((explorer_home / "uploads").rglob("upload-*"))
