@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import InputError, shown_lines
 from .hashing import bytes_hash
-from .limits import Limits
+from .limits import Limits, too_big_message
 
 log = logging.getLogger(__name__)
 
@@ -455,10 +455,7 @@ def check_columns(count: int, name: str, limit: int) -> None:
 
 
 def _too_big(name: str, size: int, limit: int) -> str:
-    return (
-        f"{name}: the file is {size / 1e6:,.1f} MB, more than the limit of {limit / 1e6:,.0f} MB. "
-        "Upload a smaller file, or raise the limit (EXPLORER_MAX_UPLOAD_MB)."
-    )
+    return too_big_message(name, size, limit)  # the app's upload refuses with the same line
 
 
 # The delimiter is guessed from this many characters (cut at a line end) and at most this many records.

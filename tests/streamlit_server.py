@@ -92,6 +92,16 @@ def map_frame(page):
     return page.frame_locator(MAP_IFRAME)
 
 
+# The upload form's file picker (explorer/ui/frontend/upload/index.html): it sends a file in chunks.
+UPLOAD_IFRAME = 'iframe[title*="explorer_upload"]'
+
+
+def upload_file(page, path):
+    """Choose ``path`` in the upload form's picker (its iframe's file input), as a person browsing to it would
+    (with an async page, await what it returns)."""
+    return page.frame_locator(UPLOAD_IFRAME).locator('input[type="file"]').set_input_files(str(path))
+
+
 def open_sidebar(page):
     """The sidebar, opened: it folds when a map opens (the map fills the page), and holds the map's controls."""
     sidebar = page.locator('[data-testid="stSidebar"]')

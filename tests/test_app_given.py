@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from uploads import send_file
 
 from explorer import Workspace
 from explorer.points_file import read_neighbor_lists
@@ -49,8 +50,7 @@ def _parquet(frame: pd.DataFrame) -> bytes:
 def _uploaded(frame: pd.DataFrame, name: str = "given.parquet") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.file_uploader(key="upload").set_value((name, _parquet(frame), "application/octet-stream"))
-    at.run()
+    send_file(at, name, _parquet(frame))
     assert not at.exception, at.exception
     return at
 

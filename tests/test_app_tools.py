@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import APP
+from uploads import send_file
 
 from explorer import ProjectionConfig, Workspace, build_map
 
@@ -33,8 +34,7 @@ def test_rows_added_in_the_app_join_the_map_without_moving_it(papers_frame):
     at = opened("papers")
     assert at.button(key="add_rows").disabled, "nothing to add before a file is chosen"
     new = papers_frame.head(4).assign(title=lambda f: f["title"] + " (new)")
-    at.file_uploader(key="add_rows_file").set_value(("more.csv", new.to_csv(index=False).encode(), "text/csv"))
-    at.run()
+    send_file(at, "more.csv", new.to_csv(index=False).encode(), key="add_rows_file")
     at.button(key="add_rows").click().run()
     assert not at.exception, at.exception
 

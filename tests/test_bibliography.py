@@ -313,12 +313,12 @@ def test_cli_builds_a_bib_file_and_exports_bib_and_ris(tmp_path, capsys):
 
 def test_the_app_uploads_a_bib_file_with_title_and_abstract_chosen(monkeypatch, workspace):
     from streamlit.testing.v1 import AppTest
+    from uploads import send_file
 
     monkeypatch.setenv("EXPLORER_DEFAULT_MODEL", "hashing")
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
     at.run()
-    at.file_uploader(key="upload").set_value(("refs.bib", BIBTEX.encode(), "application/x-bibtex"))
-    at.run()
+    send_file(at, "refs.bib", BIBTEX.encode())
     assert not at.exception, at.exception
     assert at.multiselect(key="upload_columns").value == ["title", "abstract"]
 

@@ -11,6 +11,7 @@ from streamlit_server import (
     MAP_IFRAME,
     map_frame,
     streamlit_server,
+    upload_file,
     wait_until_idle,
 )
 
@@ -83,10 +84,7 @@ def _search(page, query: str) -> None:
 def test_upload_build_search_and_details(browser, app_url, tmp_path):
     page, errors = _new_page(browser, app_url)
     csv_path = _dataset(tmp_path / "papers_upload.csv")
-    with page.expect_file_chooser() as chooser:
-        # The first uploader takes tables; the second one takes images.
-        page.get_by_role("button", name=re.compile(r"^\s*(upload\s*)?(Upload|Browse files)\s*$", re.I)).first.click()
-    chooser.value.set_files(str(csv_path))
+    upload_file(page, csv_path)
     page.get_by_role("button", name="Build map").wait_for(timeout=60_000)
     wait_until_idle(page)
     page.get_by_role("button", name="Build map").click()

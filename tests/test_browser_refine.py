@@ -15,6 +15,7 @@ from streamlit_server import (
     map_frame,
     open_sidebar,
     streamlit_server,
+    upload_file,
     wait_until_idle,
 )
 from test_browser import TOPICS, _search
@@ -46,9 +47,7 @@ def test_progressive_build_refines_in_the_background(tmp_path):
         page = browser.new_page(viewport={"width": 1500, "height": 1050})
         page.goto(url)
         wait_until_idle(page)
-        with page.expect_file_chooser() as chooser:
-            page.get_by_role("button", name=re.compile(r"^\s*(upload\s*)?(Upload|Browse files)\s*$", re.I)).first.click()
-        chooser.value.set_files(str(csv_path))
+        upload_file(page, csv_path)
         page.get_by_text("search by meaning in about").wait_for(timeout=60_000)  # the form says both waits
         page.get_by_role("button", name="Build map").click()
         map_frame(page).locator("#map[data-points-total]").first.wait_for(timeout=180_000)

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 from playwright.sync_api import expect
-from streamlit_server import ARTIFACTS, map_frame, open_sidebar, streamlit_server, wait_until_idle
+from streamlit_server import ARTIFACTS, map_frame, open_sidebar, streamlit_server, upload_file, wait_until_idle
 
 from explorer import ProjectionConfig, Workspace, build_map
 
@@ -97,7 +97,8 @@ def test_trust_duplicates_and_added_rows_in_the_browser(browser, tools_url, tmp_
     more = tmp_path / "more.csv"
     papers.head(4).assign(title=lambda f: f["title"] + " (new)").to_csv(more, index=False)
     sidebar.locator("summary").filter(has_text="Add rows").click()
-    sidebar.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(more))
+    upload_file(page, more)  # the picker sends it to disk in chunks (explorer/ui/upload.py)
+    sidebar.get_by_test_id("stProgress").filter(has_text="Uploaded more.csv").wait_for(timeout=60_000)
     settle(page)
     click_until(page, sidebar.get_by_role("button", name="Add to this map"),
                 page.get_by_text("Added 4 rows to 'tools' as batch 1; no point moved."), tries=1)

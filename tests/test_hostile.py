@@ -37,6 +37,7 @@ from hostile_inputs import (
 )
 from map_spec import map_spec
 from streamlit.testing.v1 import AppTest
+from uploads import send_file
 
 from explorer import ExplorerError, ProjectionConfig, Workspace, build_map
 from explorer.cli import EXIT_USER_ERROR, main
@@ -242,10 +243,10 @@ def test_the_app_shows_the_message_and_stays_usable(case, monkeypatch, workspace
     at.run()
     upload = (name, data, MIME[Path(name).suffix])
     if case.kind == TABLE:
-        at.file_uploader(key="upload").set_value(upload)
+        send_file(at, name, data)
     else:
         at.file_uploader(key="upload_images").set_value([upload])
-    at.run()
+        at.run()
     assert not at.exception, at.exception
     shown = [element.value for element in (*at.error, *at.warning, *at.info)]
     assert any(escape_markdown(case.message) in message for message in shown), shown  # shown as the text it is
@@ -255,8 +256,7 @@ def test_the_app_shows_the_message_and_stays_usable(case, monkeypatch, workspace
     elif case.error is None:
         assert any(c.value.startswith(f"{case.rows:,} images.") for c in at.caption)
     # Still usable: the next, good upload previews and offers to build.
-    at.file_uploader(key="upload").set_value(("papers.csv", papers_csv(), "text/csv"))
-    at.run()
+    send_file(at, "papers.csv", papers_csv())
     assert not at.exception, at.exception
     assert at.button(key="build_upload").label == "Build map"
     assert _snapshot(workspace.map_path(BEFORE)) == earlier_map
@@ -265,8 +265,7 @@ def test_the_app_shows_the_message_and_stays_usable(case, monkeypatch, workspace
 def _build_in_new_session(frame: pd.DataFrame) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
-    at.file_uploader(key="upload").set_value(("data.csv", frame.to_csv(index=False).encode(), "text/csv"))
-    at.run()
+    send_file(at, "data.csv", frame.to_csv(index=False).encode())
     at.button(key="build_upload").click().run()
     assert not at.exception, at.exception
     return at

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 from hostile_inputs import CANARY, papers
-from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, IDLE_SCRIPT, chromium_path, map_frame, streamlit_server
+from streamlit_server import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    IDLE_SCRIPT,
+    chromium_path,
+    map_frame,
+    streamlit_server,
+    upload_file,
+)
 
 from explorer import ProjectionConfig, Workspace, build_map
 from explorer.export import to_html_bytes
@@ -66,7 +74,7 @@ async def _session(browser, url: str, csv_path: Path, i: int) -> list[str]:
     try:
         await page.goto(url, timeout=TIMEOUT)
         await _idle(page)
-        await page.locator('input[type="file"]').first.set_input_files(str(csv_path))
+        await upload_file(page, csv_path)
         build = page.get_by_role("button", name="Build map")
         await build.wait_for(timeout=TIMEOUT)
         await _idle(page)

@@ -3,6 +3,7 @@
     state       session keys, callbacks, and the one view state computed before anything is drawn
     loaders     every st.cache_* loader (maps, texts, titles, models, warm-ups)
     build_page  the first screen: upload, samples, saved maps, and the build
+    upload      the file picker that sends a table to disk in chunks, with its progress bar (frontend/upload/)
     map_page    the open map: sidebar, search bar, the map and its panels
     widget      the map component (frontend/map/index.html, shipped as package data)
     text        Markdown escaping for user data

@@ -31,6 +31,7 @@ from . import loaders
 from .refinement import submit_refinement
 from .state import show_map
 from .text import escape_markdown
+from .upload import Upload, file_upload
 
 # The sample data sits beside the package in the repository (explorer/ui → the repository root).
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
@@ -229,12 +230,13 @@ def _vector_model() -> tuple[str | None, str | None]:
     return (name, None) if name else (None, "Name the model that made the vectors, or choose None.")
 
 
-def parsed_once(data: bytes, options: tuple, parse: Callable[[], T]) -> T:
-    """``parse()`` of an upload, run once per file content and reading options (an ExplorerError too).
+def parsed_once(identity: bytes, options: tuple, parse: Callable[[], T]) -> T:
+    """``parse()`` of an upload, run once per upload and reading options (an ExplorerError too).
 
     The form reruns the script on every widget change; reading a big file again each time took
-    seconds. One upload is kept per session, keyed by the sha256 of its bytes."""
-    key = (hashlib.sha256(data).hexdigest(), options)
+    seconds. One upload is kept per session, keyed by the sha256 of ``identity`` (what tells one
+    upload from another: its id and size, or the images' names and bytes)."""
+    key = (hashlib.sha256(identity).hexdigest(), options)
     cached = st.session_state.get(PARSED_UPLOAD)
     if cached is None or cached[0] != key:
         try:
@@ -247,11 +249,12 @@ def parsed_once(data: bytes, options: tuple, parse: Callable[[], T]) -> T:
     return cached[1]
 
 
-def upload_form(uploaded) -> None:
-    """Preview an uploaded table and let the user choose what to embed."""
-    data = uploaded.getvalue()
+def upload_form(uploaded: Upload) -> None:
+    """Preview an uploaded table (read from its file on disk) and let the user choose what to embed."""
+    identity = f"{uploaded.id}:{uploaded.size}:{uploaded.path}".encode()
     try:
-        table = parsed_once(data, ("table", uploaded.name), lambda: load_table(data, name=uploaded.name))
+        table = parsed_once(identity, ("table", uploaded.name),
+                            lambda: load_table(uploaded.path, name=uploaded.name))
     except ExplorerError as exc:
         st.error(escape_markdown(exc))
         return
@@ -365,7 +368,7 @@ def landing() -> None:
     upload_col, sample_col, saved_col = st.columns([2, 1, 1], gap="large")
     with upload_col:
         st.subheader("Upload a table")
-        uploaded = st.file_uploader("CSV, TSV, JSON, JSONL, Parquet or XLSX", key="upload", type=TABLE_TYPES)
+        uploaded = file_upload("upload", label="CSV, TSV, JSON, JSONL, Parquet or XLSX", types=TABLE_TYPES)
         images = st.file_uploader("…or images: several files, or a ZIP (its folders become labels)",
                                   key="upload_images", type=IMAGE_TYPES, accept_multiple_files=True)
     with sample_col:

@@ -16,6 +16,7 @@ from . import loaders
 from .build_page import IMAGE_TYPES, TABLE_TYPES, run_with_progress
 from .state import SELECTION_TAB, SIDE_TAB, show_map
 from .text import escape_markdown
+from .upload import file_upload
 
 MAX_GROUPS_LISTED = 20
 
@@ -33,11 +34,16 @@ def add_rows_panel(saved) -> None:
         st.caption("New rows are embedded with this map's own model and placed beside their nearest rows; "
                    "every point already on the map stays where it is. They get a batch number (filter by "
                    f"`{BATCH_COLUMN}` to see them)." + ("" if images else " The table needs the map's text columns."))
-        upload = st.file_uploader("Rows to add", type=IMAGE_TYPES if images else TABLE_TYPES, key="add_rows_file")
+        if images:  # image files and ZIPs keep Streamlit's uploader, as on the first screen
+            upload = st.file_uploader("Rows to add", type=IMAGE_TYPES, key="add_rows_file")
+            source = None if upload is None else upload.getvalue()
+        else:  # a table of any size goes to disk in chunks (explorer/ui/upload.py)
+            upload = file_upload("add_rows_file", label="Rows to add", types=TABLE_TYPES)
+            source = None if upload is None else upload.path
         if st.button("Add to this map", key="add_rows", disabled=upload is None):
             result = run_with_progress(
                 "Adding rows…",
-                lambda progress: add_rows(saved.name, upload.getvalue(), source_name=upload.name,
+                lambda progress: add_rows(saved.name, source, source_name=upload.name,
                                           workspace=Workspace(), progress=progress),
                 done=lambda r: f"Added {r.added:,} rows in {r.seconds:.1f} s", failed="The rows could not be added")
             if result is not None:
