@@ -69,9 +69,9 @@ def map_texts(frame: pd.DataFrame) -> list[str]:
     return list(compose_texts(frame, columns=["title", "abstract"]).texts)
 
 
-def searches(name: str, frame: pd.DataFrame, cache: EmbeddingCache) -> dict:
+def searches(name: str, frame: pd.DataFrame, cache: EmbeddingCache, threads: int | None = None) -> dict:
     """One candidate's top 10s and ranks for every query kind (vectors from the cache where they are)."""
-    embedder = embedder_of(name)
+    embedder = embedder_of(name, threads)
     first, rest = known_item_texts(frame)
 
     def embed(texts: list[str]) -> np.ndarray:
@@ -97,23 +97,28 @@ def scores(found: dict, reference: dict, category: np.ndarray) -> dict[str, floa
             "known item R@10": float(np.mean(found["rank"] <= K)), "top-10 agreement": float(np.mean(shared))}
 
 
-def ranking(paths: list[Path], candidates: list[str], cache_path: Path) -> None:
-    """Print each candidate's metrics and their ratios to the reference's for the papers in ``paths``."""
+def ranking(paths: list[Path], candidates: list[str], cache_path: Path, *, rows: int | None = None,
+            threads: int | None = None) -> None:
+    """Print each candidate's metrics and their ratios to the reference's for the papers in ``paths``
+    (a seeded sample of ``rows`` of them, where given)."""
     frame = read_papers(paths)
+    if rows is not None and rows < len(frame):
+        frame = frame.sample(n=rows, random_state=0).reset_index(drop=True)
     category = frame["primary_category"].to_numpy()
     cache = EmbeddingCache(cache_path)
     started = time.perf_counter()
-    reference = searches(REFERENCE, frame, cache)
+    reference = searches(REFERENCE, frame, cache, threads)
     base = scores(reference, reference, category)
-    rows = [(REFERENCE, base)]
+    table = [(REFERENCE, base)]
     for name in candidates:
-        rows.append((name, scores(searches(name, frame, cache), reference, category)))
+        table.append((name, scores(searches(name, frame, cache, threads), reference, category)))
         print(f"  {name} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\n{len(frame):,} papers ({', '.join(p.name for p in paths)}); load average at the end {load}\n")
+    sample = f"a seeded sample of {len(frame):,} papers" if rows is not None else f"{len(frame):,} papers"
+    print(f"\n{sample} ({', '.join(p.name for p in paths)}); load average at the end {load}\n")
     print("| step | " + " | ".join(METRICS) + " | ≥ 0.97× on P, R, MRR |")
     print("|---|" + "---|" * (len(METRICS) + 1))
-    for name, values in rows:
+    for name, values in table:
         cells = []
         for metric in METRICS:
             ratio = values[metric] / base[metric] if base[metric] else float("nan")
@@ -157,13 +162,15 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--speed", action="store_true", help="time the candidates instead of ranking with them")
-    parser.add_argument("--rows", type=int, default=200, help="papers timed per candidate with --speed")
+    parser.add_argument("--rows", type=int, help="papers timed per candidate with --speed (default 200), or a "
+                        "seeded sample of the papers to rank (default all)")
+    parser.add_argument("--threads", type=int, help="torch threads while ranking (1 reads more rows/s on a busy CPU)")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if args.speed:
-        speed(args.data, args.candidates, rows=args.rows, rounds=args.rounds)
+        speed(args.data, args.candidates, rows=args.rows or 200, rounds=args.rounds)
     else:
-        ranking(args.data, args.candidates, args.cache)
+        ranking(args.data, args.candidates, args.cache, rows=args.rows, threads=args.threads)
 
 
 if __name__ == "__main__":
