@@ -146,3 +146,29 @@ def test_int8_vectors_keep_fp32s_ranking(monkeypatch):
     kinds = {type(m).__module__ for m in int8.model.modules()}
     assert any("quantized" in k for k in kinds) and not any("quantized" in type(m).__module__
                                                              for m in fp32.model.modules())
+
+
+def test_an_explanation_records_only_its_own_pass_of_the_shared_model():
+    import threading
+
+    import torch
+
+    from explorer.explain import _capture_steps
+
+    class Body(torch.nn.Module):
+        """The part of a BERT-like model the capture hooks: embeddings.word_embeddings."""
+
+        def __init__(self):
+            super().__init__()
+            self.embeddings = torch.nn.Module()
+            self.embeddings.word_embeddings = torch.nn.Embedding(10, 4)
+
+    body = Body()
+    with _capture_steps(body, enabled=True) as captured:
+        # Another thread (a refinement's batch) runs the same model while the explanation's hooks are on.
+        other = threading.Thread(target=lambda: body.embeddings.word_embeddings(torch.tensor([[1, 2, 3]])))
+        other.start()
+        other.join()
+        assert "word_embeddings" not in captured, "another thread's pass was recorded as the explanation's"
+        body.embeddings.word_embeddings(torch.tensor([[4, 5]]))
+    assert captured["word_embeddings"].shape == (2, 4)
