@@ -30,12 +30,15 @@ PROJECT_FIXED_SECONDS = 3.0
 PROJECT_SECONDS_PER_ROW = 0.45e-3
 # Up to this estimate the transformer is worth its wait: the map is better and still comes quickly.
 QUALITY_BUDGET_SECONDS = 60.0
-# The progressive build's refinement reads the first 128 tokens of each text (all-MiniLM-L6-v2 was
-# trained on 128): 2.0-2.7x the docs/s of 256 tokens here, for title -> abstract recall@10 0.980 vs
-# 0.989 and a 2D 10-NN of the field 0.699 vs 0.709 on the 2,500 arXiv file (docs/benchmarks.md,
-# "Transformer speed"). 37 abstracts a second at load 2-3 on the 12k file (section "progressive"):
-# ~0.21 ms per token, rounded up for a shared machine.
+# The progressive build's refinement step (issue 30): the bundled model reading the first REFINE_MAX_TOKENS
+# tokens of each text, run as REFINE_QUANTIZE on the CPU (None: fp32; on a GPU it is fp32 whatever this says).
+# The fastest step that kept >= 0.97x the 256-token fp32 model's topic precision@10, neighbours' precision@10,
+# known-item MRR and recall@10 on the arXiv sets (docs/benchmarks.md, "The refinement's transformer step,
+# measured by ranking"): int8 at 128 tokens. int8 at 96 and 64 tokens read more rows a second but lost topic
+# and neighbour precision (0.93-0.96x); fp32 at 128, today's step before it, held too but read fewer rows.
 REFINE_MAX_TOKENS = 128
+REFINE_QUANTIZE: str | None = "int8"
+# Seconds per token of the kept step on 2 shared cores: int8 at 128 tokens read SPEED_PLACEHOLDER
 REFINE_SECONDS_PER_TOKEN = 0.25e-3
 # A refinement estimated to take longer starts only when asked (a button, `explorer refine`): at 100k
 # rows it would hold both cores for hours.
@@ -125,6 +128,14 @@ def choose_mode(n_rows: int, avg_chars: float, requested: str = "auto") -> ModeC
                       f"{duration_text(search - fast)}, so it starts only when you ask (the map's sidebar, or "
                       "`explorer refine`); until then search matches the words of your data.", fast, requested,
                       refine=True, search_seconds=search, automatic=False)
+
+
+def refine_model_spec() -> str:
+    """The spec of the refinement's transformer step, loaded with max_seq_length=REFINE_MAX_TOKENS: the bundled
+    model, named "#int8" where REFINE_QUANTIZE says so."""
+    from .embedders.transformer import BUNDLED_MODEL, quantized_spec
+
+    return quantized_spec(BUNDLED_MODEL, REFINE_QUANTIZE)
 
 
 def quality_budget_seconds() -> float:

