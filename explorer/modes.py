@@ -38,8 +38,11 @@ QUALITY_BUDGET_SECONDS = 60.0
 # and neighbour precision (0.93-0.96x); fp32 at 128, today's step before it, held too but read fewer rows.
 REFINE_MAX_TOKENS = 128
 REFINE_QUANTIZE: str | None = "int8"
-# Seconds per token of the kept step on 2 shared cores: int8 at 128 tokens read SPEED_PLACEHOLDER
-REFINE_SECONDS_PER_TOKEN = 0.25e-3
+# Seconds per token of the kept step on 2 shared cores. fp32 at 128 tokens read 37 abstracts a second at load 2-3
+# (0.21 ms per token; section "progressive"), kept at 0.25 ms for a shared machine; int8 at 128 read 1.5x fp32's
+# rows a second in the same rounds (15.1 against 10.1 at 2 threads, 17.7 against 12.0 at 1, load 5.5-7), so
+# 0.25 / 1.5 ms. Only the CPU path is int8: on a GPU this is a generous upper bound.
+REFINE_SECONDS_PER_TOKEN = 0.17e-3
 # A refinement estimated to take longer starts only when asked (a button, `explorer refine`): at 100k
 # rows it would hold both cores for hours.
 REFINE_AUTO_MAX_SECONDS = 30 * 60.0
