@@ -32,17 +32,19 @@ PROJECT_SECONDS_PER_ROW = 0.45e-3
 QUALITY_BUDGET_SECONDS = 60.0
 # The progressive build's refinement step (issue 30): the bundled model reading the first REFINE_MAX_TOKENS
 # tokens of each text, run as REFINE_QUANTIZE on the CPU (None: fp32; on a GPU it is fp32 whatever this says).
-# The fastest step that kept >= 0.97x the 256-token fp32 model's topic precision@10, neighbours' precision@10,
-# known-item MRR and recall@10 on the arXiv sets (docs/benchmarks.md, "The refinement's transformer step,
-# measured by ranking"): int8 at 128 tokens. int8 at 96 and 64 tokens read more rows a second but lost topic
-# and neighbour precision (0.93-0.96x); fp32 at 128, today's step before it, held too but read fewer rows.
+# Measured by ranking against the 256-token fp32 model (docs/benchmarks.md, "The refinement's transformer step,
+# measured by ranking"), no step faster than fp32 at 128 held >= 0.97x on every metric on both arXiv sets:
+# int8 at 128 (1.5x fp32-128's rows a second) kept 0.967x the neighbours' precision@10 on the 2,500 papers
+# (0.978x on the ~12k sample), int8 and fp32 at 96 and 64 tokens lost more; only int8 at 256 held everything,
+# and it reads fewer rows a second than fp32 at 128. So fp32 at 128 stays: it holds all but the 10 topic
+# queries' precision@10 on the 2,500 papers (0.958x, 3 hits in 100) and the steady neighbours' one (0.976x).
+# REFINE_QUANTIZE = "int8" is the faster step, for 0.967-0.978x of the neighbours' precision.
 REFINE_MAX_TOKENS = 128
-REFINE_QUANTIZE: str | None = "int8"
-# Seconds per token of the kept step on 2 shared cores. fp32 at 128 tokens read 37 abstracts a second at load 2-3
-# (0.21 ms per token; section "progressive"), kept at 0.25 ms for a shared machine; int8 at 128 read 1.5x fp32's
-# rows a second in the same rounds (15.1 against 10.1 at 2 threads, 17.7 against 12.0 at 1, load 5.5-7), so
-# 0.25 / 1.5 ms. Only the CPU path is int8: on a GPU this is a generous upper bound.
-REFINE_SECONDS_PER_TOKEN = 0.17e-3
+REFINE_QUANTIZE: str | None = None
+# fp32 at 128 tokens read 37 abstracts a second at load 2-3 on the 12k file (section "progressive"): ~0.21 ms per
+# token, rounded up for a shared machine. Re-measured for issue 30 at load 5.5-8 (other work on both cores):
+# 10-15 rows a second at 2 threads, 12-22 at 1 (0.4-0.8 ms per token); the estimate stays at the quieter figure.
+REFINE_SECONDS_PER_TOKEN = 0.25e-3
 # A refinement estimated to take longer starts only when asked (a button, `explorer refine`): at 100k
 # rows it would hold both cores for hours.
 REFINE_AUTO_MAX_SECONDS = 30 * 60.0
