@@ -35,9 +35,10 @@ QUALITY_BUDGET_SECONDS = 60.0
 # Measured by ranking against the 256-token fp32 model (docs/benchmarks.md, "The refinement's transformer step,
 # measured by ranking"), no step faster than fp32 at 128 held >= 0.97x on every metric on both arXiv sets:
 # int8 at 128 (1.5x fp32-128's rows a second) kept 0.967x the neighbours' precision@10 on the 2,500 papers
-# (0.978x on the ~12k sample), int8 and fp32 at 96 and 64 tokens lost more; only int8 at 256 held everything,
-# and it reads fewer rows a second than fp32 at 128. So fp32 at 128 stays: it holds all but the 10 topic
-# queries' precision@10 on the 2,500 papers (0.958x, 3 hits in 100) and the steady neighbours' one (0.976x).
+# (0.978x on the ~12k sample), int8 and fp32 at 96 and 64 tokens lost more, int8 at 256 missed the topic
+# queries' precision on the ~12k sample (0.957x) and reads fewer rows than fp32 at 128. So fp32 at 128 stays:
+# it misses only the 10 topic queries' precision@10 on the 2,500 papers (0.958x, 3 hits in 100) and holds the
+# steady neighbours' one (0.976x).
 # REFINE_QUANTIZE = "int8" is the faster step, for 0.967-0.978x of the neighbours' precision.
 REFINE_MAX_TOKENS = 128
 REFINE_QUANTIZE: str | None = None
