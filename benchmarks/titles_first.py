@@ -43,19 +43,37 @@ TOPICS = {
 FIRST_SENTENCE = re.compile(r"^(.+?[.!?])(\s|$)", re.S)
 
 
+# Queries scored this many at a time: 12k known-item queries against 12k papers would be a 0.6 GB matrix at once.
+CHUNK = 2048
+
+
 def top_k(queries: np.ndarray, documents: np.ndarray, k: int = 10) -> np.ndarray:
     """Each query's k most similar documents, best first (unit vectors: the dot product is the cosine)."""
-    scores = queries @ documents.T
-    best = np.argpartition(-scores, k, axis=1)[:, :k]
-    order = np.take_along_axis(scores, best, axis=1).argsort(axis=1)[:, ::-1]
-    return np.take_along_axis(best, order, axis=1)
+    parts = []
+    for start in range(0, len(queries), CHUNK):
+        scores = queries[start:start + CHUNK] @ documents.T
+        best = np.argpartition(-scores, k, axis=1)[:, :k]
+        order = np.take_along_axis(scores, best, axis=1).argsort(axis=1)[:, ::-1]
+        parts.append(np.take_along_axis(best, order, axis=1))
+    return np.vstack(parts) if parts else np.zeros((0, k), dtype=np.int64)
 
 
 def ranks(queries: np.ndarray, documents: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """The rank (1 = first) of each query's target document."""
-    scores = queries @ documents.T
-    own = scores[np.arange(len(targets)), targets]
-    return 1 + (scores > own[:, None]).sum(axis=1)
+    parts = []
+    for start in range(0, len(queries), CHUNK):
+        scores = queries[start:start + CHUNK] @ documents.T
+        own = scores[np.arange(len(scores)), targets[start:start + CHUNK]]
+        parts.append(1 + (scores > own[:, None]).sum(axis=1))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def known_item_texts(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Each paper's known-item query (its abstract's first sentence) and its text without that sentence."""
+    abstracts, titles = frame["abstract"].fillna(""), frame["title"].fillna("")
+    first = [m.group(1) if (m := FIRST_SENTENCE.match(a)) else a for a in abstracts]
+    rest = [t + ". " + a[len(f):].strip() for t, a, f in zip(titles, abstracts, first, strict=True)]
+    return first, rest
 
 
 def main() -> None:
@@ -70,11 +88,9 @@ def main() -> None:
     started = time.perf_counter()
     full = embedder.embed((frame["title"].fillna("") + ". " + frame["abstract"].fillna("")).tolist())
     full_seconds = time.perf_counter() - started
-    first = [m.group(1) if (m := FIRST_SENTENCE.match(a)) else a for a in frame["abstract"].fillna("")]
-    known = embedder.embed(first)
     # The same documents without the sentence asked: a known-item query then has to match by meaning there too.
-    rest = [t + ". " + a[len(f):].strip() for t, a, f in zip(frame["title"].fillna(""), frame["abstract"].fillna(""),
-                                                               first, strict=True)]
+    first, rest = known_item_texts(frame)
+    known = embedder.embed(first)
     held_out = embedder.embed(rest)
     topics = list(TOPICS)
     topic_vectors = embedder.embed([TOPICS[t] for t in topics])

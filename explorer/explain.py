@@ -457,27 +457,35 @@ def _capture_steps(transformer, *, enabled: bool) -> Iterator[dict]:
     if not enabled:
         yield captured
         return
+    # The model is shared by the process (a build or a refinement may be encoding with it meanwhile):
+    # only this thread's pass is recorded.
+    owner = threading.get_ident()
+
+    def keep(target: dict, key, value) -> None:
+        if threading.get_ident() == owner:
+            target[key] = _numpy(value)
+
     handles = []
     embeddings = getattr(transformer, "embeddings", None)
     for name in _EMBEDDING_PARTS:
         part = getattr(embeddings, name, None)
         if part is not None:
             handles.append(part.register_forward_hook(
-                lambda _module, _inputs, out, name=name: captured.__setitem__(name, _numpy(out[0]))
+                lambda _module, _inputs, out, name=name: keep(captured, name, out[0])
             ))
     norm = getattr(embeddings, "LayerNorm", None)
     if norm is not None:
         handles.append(norm.register_forward_pre_hook(
-            lambda _module, inputs: captured.__setitem__("summed_input", _numpy(inputs[0][0]))
+            lambda _module, inputs: keep(captured, "summed_input", inputs[0][0])
         ))
     for index, layer in enumerate(_bert_layers(transformer) or []):
         # The self-attention module returns (heads side by side, weights); its parent adds the
         # output projection, the residual and the LayerNorm.
         handles.append(layer.attention.self.register_forward_hook(
-            lambda _module, _inputs, out, i=index: captured["heads"].__setitem__(i, _numpy(out[0][0]))
+            lambda _module, _inputs, out, i=index: keep(captured["heads"], i, out[0][0])
         ))
         handles.append(layer.attention.output.register_forward_hook(
-            lambda _module, _inputs, out, i=index: captured["attended"].__setitem__(i, _numpy(out[0]))
+            lambda _module, _inputs, out, i=index: keep(captured["attended"], i, out[0])
         ))
     try:
         yield captured

@@ -30,12 +30,21 @@ PROJECT_FIXED_SECONDS = 3.0
 PROJECT_SECONDS_PER_ROW = 0.45e-3
 # Up to this estimate the transformer is worth its wait: the map is better and still comes quickly.
 QUALITY_BUDGET_SECONDS = 60.0
-# The progressive build's refinement reads the first 128 tokens of each text (all-MiniLM-L6-v2 was
-# trained on 128): 2.0-2.7x the docs/s of 256 tokens here, for title -> abstract recall@10 0.980 vs
-# 0.989 and a 2D 10-NN of the field 0.699 vs 0.709 on the 2,500 arXiv file (docs/benchmarks.md,
-# "Transformer speed"). 37 abstracts a second at load 2-3 on the 12k file (section "progressive"):
-# ~0.21 ms per token, rounded up for a shared machine.
+# The progressive build's refinement step (issue 30): the bundled model reading the first REFINE_MAX_TOKENS
+# tokens of each text, run as REFINE_QUANTIZE on the CPU (None: fp32; on a GPU it is fp32 whatever this says).
+# Measured by ranking against the 256-token fp32 model (docs/benchmarks.md, "The refinement's transformer step,
+# measured by ranking"), no step faster than fp32 at 128 held >= 0.97x on every metric on both arXiv sets:
+# int8 at 128 (1.5x fp32-128's rows a second) kept 0.967x the neighbours' precision@10 on the 2,500 papers
+# (0.978x on the ~12k sample), int8 and fp32 at 96 and 64 tokens lost more, int8 at 256 missed the topic
+# queries' precision on the ~12k sample (0.957x) and reads fewer rows than fp32 at 128. So fp32 at 128 stays:
+# it misses only the 10 topic queries' precision@10 on the 2,500 papers (0.958x, 3 hits in 100) and holds the
+# steady neighbours' one (0.976x).
+# REFINE_QUANTIZE = "int8" is the faster step, for 0.967-0.978x of the neighbours' precision.
 REFINE_MAX_TOKENS = 128
+REFINE_QUANTIZE: str | None = None
+# fp32 at 128 tokens read 37 abstracts a second at load 2-3 on the 12k file (section "progressive"): ~0.21 ms per
+# token, rounded up for a shared machine. Re-measured for issue 30 at load 5.5-8 (other work on both cores):
+# 10-15 rows a second at 2 threads, 12-22 at 1 (0.4-0.8 ms per token); the estimate stays at the quieter figure.
 REFINE_SECONDS_PER_TOKEN = 0.25e-3
 # A refinement estimated to take longer starts only when asked (a button, `explorer refine`): at 100k
 # rows it would hold both cores for hours.
@@ -132,6 +141,14 @@ def choose_mode(n_rows: int, avg_chars: float, requested: str = "auto", *,
                       f"{duration_text(titles + whole)}, so it starts only when you ask (the map's sidebar, or "
                       "`explorer refine`); until then search matches the words of your data.", fast, requested,
                       refine=True, search_seconds=search, automatic=False)
+
+
+def refine_model_spec() -> str:
+    """The spec of the refinement's transformer step, loaded with max_seq_length=REFINE_MAX_TOKENS: the bundled
+    model, named "#int8" where REFINE_QUANTIZE says so."""
+    from .embedders.transformer import BUNDLED_MODEL, quantized_spec
+
+    return quantized_spec(BUNDLED_MODEL, REFINE_QUANTIZE)
 
 
 def quality_budget_seconds() -> float:

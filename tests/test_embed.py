@@ -236,7 +236,8 @@ def test_model_loads_on_the_chosen_device_with_its_token_length(monkeypatch):
     loaded = []
 
     def fake_load(path, device):
-        model = SimpleNamespace(max_seq_length=512, get_embedding_dimension=lambda: 384)
+        model = SimpleNamespace(max_seq_length=512, get_embedding_dimension=lambda: 384,
+                                encode=lambda texts, **options: np.zeros((len(texts), 384), dtype=np.float32))
         loaded.append((device, model))
         return model
 

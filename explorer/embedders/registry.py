@@ -19,6 +19,7 @@ from .transformer import (
     ClipEmbedder,
     SentenceTransformerEmbedder,
     max_seq_length_of,
+    quantize_of,
 )
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,14 @@ def embedder_for(saved) -> Embedder:
     # A text map's queries are cut as its rows were: a map of the bundled model from before 128 tokens
     # became its default keeps 256, so its model id, and the search check, still match.
     length = max_seq_length_of(saved.meta.model_id) if kind == TEXT and not is_corpus_model(spec) else None
+    # Int8 vectors come from the CPU path only: on a machine with a GPU the queries still go through it.
+    device = "cpu" if kind == TEXT and quantize_of(saved.meta.model_id) else None
     key = (kind, spec, str(root) if is_corpus_model(spec) else "", _stamp(spec, root), length)
     with _lock:
         embedder = _loaded.get(key)
     if embedder is None:
         # Loaded outside the lock: a first load takes seconds and must not hold up other maps' searches.
-        embedder = load_embedder(spec, kind=kind, workspace_root=root, max_seq_length=length)
+        embedder = load_embedder(spec, kind=kind, workspace_root=root, max_seq_length=length, device=device)
         with _lock:
             while len(_loaded) >= MAX_LOADED:
                 _loaded.pop(next(iter(_loaded)))

