@@ -23,6 +23,7 @@ from .embedders.base import DEFAULT_BATCH_SIZE, Embedder
 from .hashing import text_hash
 from .images import DEFAULT_MAX_SIDE
 from .progress import ProgressFn, no_progress
+from .texts import TextColumn, pick_texts
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,9 @@ def embed_cached(
     if todo:
         if known:
             progress("embed", 0.0, f"{len(known):,} {noun} from the cache; embedding {len(todo):,} new")
-        pending = [items[first[h]] for h in todo]
+        # Every text new and distinct: the texts as they are (in Arrow for a corpus), not a list of them.
+        every = isinstance(items, TextColumn) and len(todo) == len(items)
+        pending = items if every else pick_texts(items, [first[h] for h in todo])
         embed = embedder.embed_images if images else embedder.embed
         fresh = embed(pending, batch_size=batch_size, progress=progress)
         if cache:
