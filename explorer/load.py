@@ -477,13 +477,13 @@ def _too_big(name: str, size: int, limit: int) -> str:
     )
 
 
-# A CSV/TSV or Parquet file read from a path and larger than this is read by pyarrow, BLOCK_BYTES at a time,
+# A CSV/TSV or Parquet file read from a path and larger than this is read by pyarrow, CSV_BLOCK_BYTES at a time,
 # straight into Arrow arrays: the whole-file read holds the bytes, their decoded text and pandas' Python
 # strings at once (a 146 MB CSV peaked at 1.7 GB, a 1.46 GB one would near 12 GB). Smaller files, and any
 # file the block read cannot give the same table for (not UTF-8, NUL bytes, rows wider or narrower than the
 # header), keep the whole-file read and every repair it makes.
 STREAM_BYTES = 16 * 2**20
-BLOCK_BYTES = 16 * 2**20
+CSV_BLOCK_BYTES = 16 * 2**20
 _HEAD_BYTES = 1 << 16
 # pandas' default missing-value markers, so both reads agree on which cells are empty.
 NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
@@ -559,7 +559,8 @@ def _stream_delimited(
 
     delimiter = _sniff_delimiter(head, name)
     header = _header(head, delimiter)
-    if not header or any("\n" in h or "\r" in h for h in header):
+    # A header longer than the head, or one with a line break in a name: the whole-file read counts it.
+    if not header or any("\n" in h or "\r" in h for h in header) or not ("\n" in head or "\r" in head):
         return None
     check_columns(len(header), name, max_columns)
     # pandas names the columns (Unnamed: i for a blank name, a.1 for a repeated one), as the small read does.
@@ -567,7 +568,7 @@ def _stream_delimited(
     if len(names) != len(header):
         return None
     options = {
-        "read_options": pa_csv.ReadOptions(block_size=BLOCK_BYTES),
+        "read_options": pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
         "parse_options": pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
         "convert_options": pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
                                                  null_values=list(NA_STRINGS), strings_can_be_null=True),
@@ -577,15 +578,14 @@ def _stream_delimited(
         with pa_csv.open_csv(path, **options) as reader:
             for batch in reader:
                 rows += batch.num_rows
-                if rows > max_rows:
-                    # Refused as the rows arrive, before the rest of the file is read.
-                    raise InputError(_too_many_rows(name, rows, max_rows).replace(f": {rows:,}", ": over "
-                                                                                   f"{rows - batch.num_rows:,}"))
-                batches.append(batch)
+                if rows <= max_rows:  # past the cap the rows are only counted, for the message
+                    batches.append(batch)
             schema = reader.schema
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         log.info("pyarrow's block read refused %s (%s); reading it whole", name, exc)
         return None
+    if rows > max_rows:
+        raise InputError(_too_many_rows(name, rows, max_rows))
     table = pa.Table.from_batches(batches, schema=schema)
     del batches
     if delimiter != ",":
@@ -615,13 +615,17 @@ def _typed(column):
                               pa.bool_(): pd.BooleanDtype(), pa.large_string(): pd.StringDtype("pyarrow")})
     if column.null_count == len(column):
         return pa.nulls(len(column), pa.int64())
+    def number(kind):
+        # Arrow's casts take neither the spaces around a number nor a leading plus sign; pandas does.
+        return pc.cast(pc.replace_substring_regex(pc.utf8_trim(column, " \t"), r"^\+", ""), kind)
+
     if pc.all(pc.match_substring_regex(column, _INTEGER)).as_py():
         try:
-            return pc.cast(pc.utf8_trim(column, " \t"), pa.int64())
+            return number(pa.int64())
         except pa.ArrowInvalid:
             return column  # beyond int64: pandas keeps the digits as text
     if pc.all(pc.match_substring_regex(column, _FLOAT)).as_py():
-        return pc.cast(pc.utf8_trim(column, " \t"), pa.float64())
+        return number(pa.float64())
     if pc.all(pc.is_in(column, value_set=pa.array(_BOOLEANS, pa.large_string()))).as_py():
         return pc.equal(pc.utf8_lower(column), "true")
     return column

@@ -27,7 +27,7 @@ DEFAULT_SEPARATOR = ". "
 MAX_TEMPLATE_CHARS = 2_000
 # Texts are composed (and read back out of Arrow) this many rows at a time: the Python strings of one
 # batch at most, ~50 MB of abstracts, never those of a million rows (1.1 GB, plus the cells they come from).
-TEXT_BATCH_ROWS = 50_000
+TEXT_BATCH_ROWS = 10_000
 
 
 class TextColumn(Sequence[str]):
