@@ -96,7 +96,9 @@ def detect_text_columns(frame: pd.DataFrame, *, max_columns: int = 3) -> list[st
     stats = []
     for col in frame.columns:
         values = frame[col].dropna()
-        values = values[values.map(lambda v: isinstance(v, str))]
+        if not isinstance(values.dtype, pd.StringDtype):
+            # A string column holds only strings: asking each of them would make a Python object per row.
+            values = values[values.map(lambda v: isinstance(v, str))]
         if values.empty:
             continue
         lengths = values.str.len()
