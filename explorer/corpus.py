@@ -35,7 +35,7 @@ from .images import (
 )
 from .load import LoadedTable, load_table, tidy_columns
 from .progress import ProgressFn, no_progress
-from .texts import compose_texts
+from .texts import TextColumn, compose_texts
 from .vectors import GivenInputs, read_given
 
 # The kinds of data a corpus (and so a map, an embedder) holds; "auto" tells them apart by the source.
@@ -60,7 +60,8 @@ class Corpus:
     content_hash: str
     template: str | None = None
     encoding: str | None = None
-    texts: list[str] | None = None
+    # In Arrow (a TextColumn) when read from a table: a million abstracts as Python strings are 1.1 GB.
+    texts: list[str] | TextColumn | None = None
     images: ImageSet | None = None
     notes: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -85,6 +86,8 @@ class Corpus:
         """What the embedder reads, one per embedded row: texts, or images decoded on access."""
         if self.kind == IMAGES:
             return ImageSequence(self.images.data, max_side=max_side)
+        if isinstance(self.texts, TextColumn):
+            return self.texts.filter(self.embedded)
         return [t for t, keep in zip(self.texts, self.embedded, strict=True) if keep]
 
     def item_hashes(self) -> list[str]:
@@ -195,7 +198,7 @@ def read_corpus(
         table, given = _split_given(table, source, options)
     # A bibliography names its own text (title + abstract), not its longest column (the raw entry).
     columns = text_columns or (None if template else table.text_columns)
-    selection = compose_texts(table.frame, columns=columns, template=template)
+    selection = compose_texts(table.frame, columns=columns, template=template, arrow=True)
     # With your own vectors a row is on the map when it has a vector; its text is what hover and keyword
     # search read.
     embedded = given.vectors.present.copy() if given is not None and given.vectors is not None \

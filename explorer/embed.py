@@ -23,6 +23,7 @@ from .embedders.base import DEFAULT_BATCH_SIZE, Embedder
 from .hashing import text_hash
 from .images import DEFAULT_MAX_SIDE
 from .progress import ProgressFn, no_progress
+from .texts import TextColumn, pick_texts
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +170,21 @@ def embed_cached(
     if todo:
         if known:
             progress("embed", 0.0, f"{len(known):,} {noun} from the cache; embedding {len(todo):,} new")
-        pending = [items[first[h]] for h in todo]
+        # Every text new and distinct: the texts as they are (in Arrow for a corpus), not a list of them.
+        every = isinstance(items, TextColumn) and len(todo) == len(items)
+        pending = items if every else pick_texts(items, [first[h] for h in todo])
         embed = embedder.embed_images if images else embedder.embed
         fresh = embed(pending, batch_size=batch_size, progress=progress)
         if cache:
             cache.put_many(key, todo, fresh)
-        known.update(zip(todo, fresh, strict=True))
+        if len(todo) < len(hashes):
+            known.update(zip(todo, fresh, strict=True))
     progress("embed", 1.0, f"{len(hashes):,} / {len(hashes):,} {'images' if images else 'rows'}")
-    vectors = _aligned(hashes, known, dimension=embedder.dimension)
+    if todo and len(todo) == len(hashes):
+        # Every row new and distinct, in order: the embedder's array is the result (no second copy, 1 GB at 1M).
+        vectors = np.asarray(fresh, dtype=np.float32)
+    else:
+        vectors = _aligned(hashes, known, dimension=embedder.dimension)
     new = set(todo)
     n_cached = sum(1 for h in hashes if h not in new)
     log.info("embedded %d %s (%d cached) with %s", len(hashes), noun, n_cached, embedder.model_id)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .limits import Limits
+from .texts import pick_texts
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def label_levels(
             raise ValueError(f"{len(texts)} texts for {len(labels)} cluster labels")
     levels = {name: np.asarray(ids) for name, ids in levels.items()}
     rows = label_sample(levels)
-    sample = [texts[i] for i in rows]
+    sample = list(pick_texts(texts, rows))
     counts, vocab = _count(sample)
     fragments = _fragments(sample, counts, vocab)
     return {name: _label(counts, vocab, ids[rows], top_n, sizes=_sizes(ids), excluded=fragments)

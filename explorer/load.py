@@ -86,6 +86,11 @@ def load_table(
     max_bytes = limits.max_upload_bytes if max_bytes is None else max_bytes
     max_rows = limits.max_rows if max_rows is None else max_rows
     max_columns = limits.max_columns
+    if isinstance(source, (str, Path)):
+        streamed = _load_streamed(Path(source), name=name or Path(source).name, max_bytes=max_bytes,
+                                  max_rows=max_rows, max_columns=max_columns)
+        if streamed is not None:
+            return streamed
     data, source_name = _read_source(source, name=name, max_bytes=max_bytes)
     notes: list[str] = []
     fmt = detect_format(source_name, data, notes=notes)
@@ -116,6 +121,15 @@ def load_table(
         frame = _read_binary(lambda: _read_parquet(data, source_name, max_columns), source_name, "Parquet")
     else:
         frame = _read_xlsx(data, source_name, sheet=sheet, notes=notes, max_rows=max_rows, max_columns=max_columns)
+    return _finish_table(frame, source_name, fmt, bytes_hash(data), encoding=encoding, notes=notes,
+                         skipped=skipped, text_columns=text_columns, max_rows=max_rows, max_columns=max_columns)
+
+
+def _finish_table(
+    frame: pd.DataFrame, source_name: str, fmt: str, content_hash: str, *, encoding: str | None, notes: list[str],
+    skipped: list[int], text_columns: list[str] | None, max_rows: int, max_columns: int,
+) -> LoadedTable:
+    """The rules every reader's table ends with: the column cap, tidy names, at least one row, the row cap."""
     # Every reader checks the cap before it builds its table; this catches any shape one did not foresee.
     check_columns(frame.shape[1], source_name, max_columns)
     frame = tidy_columns(frame, notes=notes)
@@ -126,20 +140,22 @@ def load_table(
     if len(frame) == 0:
         raise InputError(f"{source_name}: the file has a header but no rows.")
     if len(frame) > max_rows:
-        raise InputError(
-            f"{source_name}: {len(frame):,} rows is more than the limit of {max_rows:,}. "
-            "Split the file, or raise the limit (EXPLORER_MAX_ROWS)."
-        )
+        raise InputError(_too_many_rows(source_name, len(frame), max_rows))
     return LoadedTable(
         frame=frame.reset_index(drop=True),
         source_name=source_name,
         format=fmt,
-        content_hash=bytes_hash(data),
+        content_hash=content_hash,
         encoding=encoding,
         notes=notes,
         skipped_lines=skipped,
         text_columns=text_columns,
     )
+
+
+def _too_many_rows(name: str, rows: int, limit: int) -> str:
+    return (f"{name}: {rows:,} rows is more than the limit of {limit:,}. "
+            "Split the file, or raise the limit (EXPLORER_MAX_ROWS).")
 
 
 def detect_format(name: str, data: bytes, *, notes: list[str] | None = None) -> str:
@@ -458,6 +474,160 @@ def _too_big(name: str, size: int, limit: int) -> str:
     return too_big_message(name, size, limit)  # the app's upload refuses with the same line
 
 
+# A CSV/TSV or Parquet file read from a path and larger than this is read by pyarrow, CSV_BLOCK_BYTES at a time,
+# straight into Arrow arrays: the whole-file read holds the bytes, their decoded text and pandas' Python
+# strings at once (a 146 MB CSV peaked at 1.7 GB, a 1.46 GB one would near 12 GB). Smaller files, and any
+# file the block read cannot give the same table for (not UTF-8, NUL bytes, rows wider or narrower than the
+# header), keep the whole-file read and every repair it makes.
+STREAM_BYTES = 16 * 2**20
+CSV_BLOCK_BYTES = 16 * 2**20
+_HEAD_BYTES = 1 << 16
+# pandas' default missing-value markers, so both reads agree on which cells are empty.
+NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+# The cells pandas' C parser reads as integers, floats and booleans (spaces and tabs around them allowed).
+_INTEGER = r"^[ \t]*[+-]?[0-9]+[ \t]*$"
+_FLOAT = r"^[ \t]*[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?|(?i:inf|infinity))[ \t]*$"
+_BOOLEANS = ("True", "TRUE", "true", "False", "FALSE", "false")
+
+
+def _load_streamed(path: Path, *, name: str, max_bytes: int, max_rows: int, max_columns: int) -> LoadedTable | None:
+    """A big CSV/TSV or Parquet file read from its path in blocks into Arrow; None where the whole-file
+    read applies (a small file, another format, or a file the block read cannot give the same table for)."""
+    if not path.is_file() or (size := path.stat().st_size) <= STREAM_BYTES:
+        return None
+    if size > max_bytes:
+        raise InputError(_too_big(name, size, max_bytes))
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+    if head[:4] == b"PK\x03\x04":
+        return None  # a workbook or a ZIP: told apart from the whole file
+    notes: list[str] = []
+    fmt = detect_format(name, head, notes=notes)
+    if fmt not in ("csv", "parquet"):
+        return None
+    digest, has_nul = _scan_file(path)
+    if fmt == "parquet":
+        frame = _read_binary(lambda: _read_parquet(path, name, max_columns), name, "Parquet")
+        return _finish_table(frame, name, fmt, digest, encoding=None, notes=notes, skipped=[], text_columns=None,
+                             max_rows=max_rows, max_columns=max_columns)
+    text = _utf8_head(head)
+    if text is None or has_nul:
+        return None
+    _check_is_text(text, name)
+    frame = _stream_delimited(path, text, name, notes=notes, max_rows=max_rows, max_columns=max_columns)
+    if frame is None:
+        return None
+    encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    return _finish_table(frame, name, fmt, digest, encoding=encoding, notes=notes, skipped=[], text_columns=None,
+                         max_rows=max_rows, max_columns=max_columns)
+
+
+def _scan_file(path: Path) -> tuple[str, bool]:
+    """The file's sha256 (as bytes_hash gives it) and whether it holds a NUL byte, in one pass of 1 MB reads."""
+    import hashlib
+
+    digest, nul = hashlib.sha256(), False
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+            nul = nul or b"\x00" in block
+    return digest.hexdigest(), nul
+
+
+def _utf8_head(head: bytes) -> str | None:
+    """The first bytes as text when they are UTF-8 (a character cut at the end aside), else None."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _guess_utf16(head):
+        return None
+    head = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return head[: exc.start].decode("utf-8") if exc.start >= len(head) - 3 else None
+
+
+def _stream_delimited(
+    path: Path, head: str, name: str, *, notes: list[str], max_rows: int, max_columns: int
+) -> pd.DataFrame | None:
+    """The table pyarrow reads in blocks, every cell as text, then typed per column as pandas types it;
+    None when pyarrow refuses a row (the whole-file read repairs it and says so)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    delimiter = _sniff_delimiter(head, name)
+    header = _header(head, delimiter)
+    # A header longer than the head, or one with a line break in a name: the whole-file read counts it.
+    if not header or any("\n" in h or "\r" in h for h in header) or not ("\n" in head or "\r" in head):
+        return None
+    check_columns(len(header), name, max_columns)
+    # pandas names the columns (Unnamed: i for a blank name, a.1 for a repeated one), as the small read does.
+    names = [str(c) for c in pd.read_csv(io.StringIO(head), sep=delimiter, index_col=False, nrows=0).columns]
+    if len(names) != len(header):
+        return None
+    options = {
+        "read_options": pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        "parse_options": pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        "convert_options": pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
+                                                 null_values=list(NA_STRINGS), strings_can_be_null=True),
+    }
+    batches, rows = [], 0
+    try:
+        with pa_csv.open_csv(path, **options) as reader:
+            for batch in reader:
+                rows += batch.num_rows
+                if rows <= max_rows:  # past the cap the rows are only counted, for the message
+                    batches.append(batch)
+            schema = reader.schema
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        log.info("pyarrow's block read refused %s (%s); reading it whole", name, exc)
+        return None
+    if rows > max_rows:
+        raise InputError(_too_many_rows(name, rows, max_rows))
+    table = pa.Table.from_batches(batches, schema=schema)
+    del batches
+    if delimiter != ",":
+        notes.append(f"Columns are separated by {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}.")
+    repeated = _repeated_names(header)
+    if repeated:
+        notes.append(f"Renamed repeated column name(s): {', '.join(repeated)} (the second is now "
+                     f"{repeated[0]}.1, and so on).")
+    typed = pa.table([_typed(column) for column in table.columns], names=[f"c{i}" for i in range(len(names))])
+    del table
+    frame = typed.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
+    frame.columns = names
+    return frame
+
+
+_PANDAS_TYPES = {}
+
+
+def _typed(column):
+    """A column of text cells as pandas' C parser types it: integers, floats, booleans, else text (a column
+    with no value at all is Int64, as pandas makes it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not _PANDAS_TYPES:
+        _PANDAS_TYPES.update({pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(),
+                              pa.bool_(): pd.BooleanDtype(), pa.large_string(): pd.StringDtype("pyarrow")})
+    if column.null_count == len(column):
+        return pa.nulls(len(column), pa.int64())
+    def number(kind):
+        # Arrow's casts take neither the spaces around a number nor a leading plus sign; pandas does.
+        return pc.cast(pc.replace_substring_regex(pc.utf8_trim(column, " \t"), r"^\+", ""), kind)
+
+    if pc.all(pc.match_substring_regex(column, _INTEGER)).as_py():
+        try:
+            return number(pa.int64())
+        except pa.ArrowInvalid:
+            return column  # beyond int64: pandas keeps the digits as text
+    if pc.all(pc.match_substring_regex(column, _FLOAT)).as_py():
+        return number(pa.float64())
+    if pc.all(pc.is_in(column, value_set=pa.array(_BOOLEANS, pa.large_string()))).as_py():
+        return pc.equal(pc.utf8_lower(column), "true")
+    return column
+
+
 # The delimiter is guessed from this many characters (cut at a line end) and at most this many records.
 SNIFF_CHARS = 4096
 SNIFF_RECORDS = 50
@@ -763,14 +933,17 @@ def _read_binary(reader, name: str, kind: str) -> pd.DataFrame:
 MAX_PARQUET_DEPTH = 32
 
 
-def _read_parquet(data: bytes, name: str, max_columns: int) -> pd.DataFrame:
+def _read_parquet(data: bytes | Path, name: str, max_columns: int) -> pd.DataFrame:
     import pyarrow.parquet as pq
+
+    # A path is read by pyarrow itself (its strings straight into Arrow), never held as bytes first.
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
 
     _refuse_pickled_extension_type()
     deep = InputError(f"{name}: a column is nested more than {MAX_PARQUET_DEPTH} levels deep, which no table "
                       "column is. Write the values flat (a list of numbers at most).")
     try:
-        schema = pq.read_schema(io.BytesIO(data))
+        schema = pq.read_schema(source)
     except OSError as exc:
         if "too deeply nested" in str(exc):
             raise deep from exc
@@ -778,7 +951,7 @@ def _read_parquet(data: bytes, name: str, max_columns: int) -> pd.DataFrame:
     check_columns(len(schema.names), name, max_columns)
     if any(_depth(field.type) > MAX_PARQUET_DEPTH for field in schema):
         raise deep
-    return pd.read_parquet(io.BytesIO(data))
+    return pd.read_parquet(source)
 
 
 def _depth(arrow_type) -> int:

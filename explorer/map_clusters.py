@@ -94,8 +94,8 @@ def _label_levels(
 ) -> dict[str, dict[int, ClusterLabel]]:
     """Labels from the texts' distinctive terms; an image map's label column wins where set."""
     embedded = saved.embedded
-    texts = [t for t, keep in zip(saved.texts(), embedded, strict=True) if keep]
-    labels = label_levels(texts, levels)
+    # In Arrow: the labels read a sample of the texts, so a million of them are never Python strings at once.
+    labels = label_levels(saved.texts(arrow=True).filter(embedded), levels)
     column = saved.meta.images.label_column
     if column and column in saved.points:
         values = saved.points[column][embedded].tolist()

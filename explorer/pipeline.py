@@ -146,6 +146,10 @@ def build_map(
 
         with timer.stage("embed"):
             choice, embedder, embedded = _embedding(corpus, embed, workspace, notes=notes, progress=progress)
+        if corpus.kind == TEXT:
+            # Embedded: the layout and the save read the vectors and the table, not the texts (1.4 GB at 1M rows,
+            # freed here unless the caller holds the Corpus it passed in).
+            corpus = dataclasses.replace(corpus, texts=None)
 
         with timer.stage("project"):
             layout_input = embedder.layout_vectors(embedded.vectors)

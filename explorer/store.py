@@ -190,8 +190,9 @@ class SavedMap:
         """Boolean mask of rows that have an embedding."""
         return self.points["embedded"].to_numpy(dtype=bool)
 
-    def texts(self) -> list[str]:
-        """The text embedded for each row, rebuilt from the manifest's columns or template."""
+    def texts(self, *, arrow: bool = False) -> Sequence[str]:
+        """The text embedded for each row, rebuilt from the manifest's columns or template (with ``arrow``,
+        as a TextColumn: no Python string per row held for the whole map)."""
         from .texts import compose_texts
 
         selection = compose_texts(
@@ -199,6 +200,7 @@ class SavedMap:
             columns=self.meta.text_columns,
             template=self.meta.template,
             max_chars=10**9,
+            arrow=arrow,
         )
         return selection.texts
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,13 +30,61 @@ TITLE_MAX_CHARS = 200
 TITLE_SAMPLE_ROWS = 2_000
 # A template's own text is copied into every row: 1 MB of it on 100,000 rows would be 100 GB of texts.
 MAX_TEMPLATE_CHARS = 2_000
+# Texts are composed (and read back out of Arrow) this many rows at a time: the Python strings of one
+# batch at most, ~50 MB of abstracts, never those of a million rows (1.1 GB, plus the cells they come from).
+TEXT_BATCH_ROWS = 10_000
+
+
+class TextColumn(Sequence[str]):
+    """Texts held in one Arrow string array: a Python str exists only for the rows being read."""
+
+    def __init__(self, array):
+        self.array = array  # a pyarrow ChunkedArray of large_string
+
+    @classmethod
+    def from_batches(cls, batches: list[list[str]]) -> TextColumn:
+        """One column of the batches' texts, in order."""
+        import pyarrow as pa
+
+        return cls(pa.chunked_array([pa.array(b, type=pa.large_string()) for b in batches], type=pa.large_string()))
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.array[index].to_pylist()
+        return self.array[int(index)].as_py()
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, len(self.array), TEXT_BATCH_ROWS):
+            yield from self.array[start : start + TEXT_BATCH_ROWS].to_pylist()
+
+    def take(self, indices) -> TextColumn:
+        """The texts at ``indices``, still in Arrow."""
+        import pyarrow as pa
+
+        return TextColumn(self.array.take(pa.array(np.asarray(indices, dtype=np.int64))))
+
+    def filter(self, mask: np.ndarray) -> TextColumn:
+        """The texts where ``mask`` is true, still in Arrow."""
+        import pyarrow as pa
+
+        return self if mask.all() else TextColumn(self.array.filter(pa.array(np.asarray(mask, dtype=bool))))
+
+
+def pick_texts(texts: Sequence[str], indices) -> Sequence[str]:
+    """The texts at ``indices`` (in Arrow when they are, else a list)."""
+    if isinstance(texts, TextColumn):
+        return texts.take(indices)
+    return [texts[i] for i in indices]
 
 
 @dataclass
 class TextSelection:
     """The text embedded for each row, and which rows have any."""
 
-    texts: list[str]
+    texts: list[str] | TextColumn
     embedded: np.ndarray
     columns: list[str]
     template: str | None = None
@@ -53,7 +101,9 @@ def detect_text_columns(frame: pd.DataFrame, *, max_columns: int = 3) -> list[st
     stats = []
     for col in frame.columns:
         values = frame[col].dropna()
-        values = values[values.map(lambda v: isinstance(v, str))]
+        if not isinstance(values.dtype, pd.StringDtype):
+            # A string column holds only strings: asking each of them would make a Python object per row.
+            values = values[values.map(lambda v: isinstance(v, str))]
         if values.empty:
             continue
         lengths = values.str.len()
@@ -111,9 +161,11 @@ def compose_texts(
     template: str | None = None,
     separator: str = DEFAULT_SEPARATOR,
     max_chars: int | None = None,
+    arrow: bool = False,
 ) -> TextSelection:
     """Build each row's text from ``columns`` (joined) or ``template``; empty rows are marked, not dropped.
-    Texts longer than ``max_chars`` (default ``Limits.from_env().max_text_chars``) are cut for embedding."""
+    Texts longer than ``max_chars`` (default ``Limits.from_env().max_text_chars``) are cut for embedding.
+    With ``arrow`` the texts come as a TextColumn, composed TEXT_BATCH_ROWS rows at a time."""
     max_chars = Limits.from_env().max_text_chars if max_chars is None else max_chars
     notes: list[str] = []
     if template:
@@ -123,7 +175,9 @@ def compose_texts(
             raise InputError(f"The template '{template}' names no column. Use placeholders like {{title}}.")
         _check_fields(frame, names)
         columns = list(dict.fromkeys(names))
-        built = (_fill_template(parts, row) for row in _rows(frame, columns))
+
+        def build(rows):
+            return [_fill_template(parts, row) for row in rows]
     else:
         if columns is None:
             columns = detect_text_columns(frame)
@@ -135,21 +189,34 @@ def compose_texts(
         if not columns:
             raise InputError("Choose at least one text column.")
         _check_columns(frame, columns)
-        built = (_join(row, separator) for row in _rows(frame, columns))
+
+        def build(rows):
+            return [_join(row, separator) for row in rows]
     # Each text is cut as it is made, so no more than the limit per row is ever kept.
-    texts: list[str] = []
+    batches: list[list[str]] = []
+    masks: list[np.ndarray] = []
     truncated = 0
-    for text in built:
-        if len(text) > max_chars:
-            text = text[:max_chars]
-            truncated += 1
-        texts.append(text)
+    for start in range(0, len(frame), TEXT_BATCH_ROWS):
+        batch = build(_rows(frame.iloc[start : start + TEXT_BATCH_ROWS], columns))
+        for i, text in enumerate(batch):
+            if len(text) > max_chars:
+                batch[i] = text[:max_chars]
+                truncated += 1
+        masks.append(np.fromiter((bool(t.strip()) for t in batch), dtype=bool, count=len(batch)))
+        # In Arrow, a batch's strings are freed as soon as it is copied in.
+        batches.append(TextColumn.from_batches([batch]).array if arrow else batch)
     if truncated:
         notes.append(
             f"{truncated:,} row(s) have more than {max_chars:,} characters of text: only the first "
             f"{max_chars:,} are embedded; the table keeps the full text."
         )
-    embedded = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+    if arrow:
+        import pyarrow as pa
+
+        texts = TextColumn(pa.chunked_array([c for b in batches for c in b.chunks], type=pa.large_string()))
+    else:
+        texts = [t for batch in batches for t in batch]
+    embedded = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
     empty = len(texts) - int(embedded.sum())
     if empty == len(texts):
         raise InputError(

@@ -456,3 +456,19 @@ def test_an_embedder_of_ones_own_needs_only_the_protocols_core(workspace, papers
     assert set(papers_frame["field"].iloc[hits.indices]) == {"biology"}
     with pytest.raises(ModelError, match="cannot embed images"):
         load_embedder(own, kind="images").embed_images([])
+
+
+def test_distinct_new_texts_keep_the_embedders_array(fake_embedder, monkeypatch):
+    # Issue 31: a million new, distinct rows are the embedder's array itself, not a second 1 GB copy of it.
+    returned = []
+    embed = fake_embedder.embed
+
+    def spy(texts, **kwargs):
+        returned.append(embed(texts, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(fake_embedder, "embed", spy)
+    result = embed_cached(fake_embedder, ["one text", "another", "a third"])
+    assert result.vectors is returned[0] and result.n_computed == 3
+    repeated = embed_cached(fake_embedder, ["one text", "another", "one text"])
+    assert np.array_equal(repeated.vectors[0], repeated.vectors[2]) and repeated.n_computed == 2

@@ -20,6 +20,7 @@ from ..errors import InputError, ModelError
 from ..hashing import bytes_hash, combined_hash
 from ..home import explorer_home
 from ..progress import ProgressFn, no_progress
+from ..texts import pick_texts
 from .base import DEFAULT_BATCH_SIZE, EmbedderBase, l2_normalise
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class CorpusEmbedder(EmbedderBase):
         if not whole:
             pick = np.sort(np.random.default_rng(self.seed).choice(len(texts), size=self.vocabulary_rows,
                                                                    replace=False))
-            texts = [texts[i] for i in pick]
+            texts = pick_texts(texts, pick)
         progress("embed", 0.0, f"Learning the vocabulary of {len(texts):,} texts")
         vectorizer = TfidfVectorizer(**_vectorizer_params(len(texts)))
         try:
