@@ -324,19 +324,3 @@ def warm_up_umap() -> float:
     log.info("UMAP warmed up in %.1f s", seconds)
     return seconds
 
-
-def aligned(coords: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """``coords`` turned, mirrored, scaled and moved to lie as close as they can to ``reference`` (the same
-    rows laid out before): orthogonal Procrustes. Distances between points keep their ratios, so every
-    measure of the layout's own quality is unchanged; only where the map sits on the screen follows the old one."""
-    x = np.asarray(coords, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    if x.shape != ref.shape or len(x) < 3 or not (np.isfinite(x).all() and np.isfinite(ref).all()):
-        return np.asarray(coords, dtype=np.float32)
-    x_mean, ref_mean = x.mean(axis=0), ref.mean(axis=0)
-    xc, rc = x - x_mean, ref - ref_mean
-    u, sigma, vt = np.linalg.svd(xc.T @ rc)
-    rotation = u @ vt
-    spread = float((xc ** 2).sum())
-    scale = float(sigma.sum()) / spread if spread > 0 else 1.0
-    return (scale * xc @ rotation + ref_mean).astype(np.float32)

@@ -29,10 +29,9 @@ from explorer.cli import main
 from explorer.embed import EmbeddingCache
 from explorer.map_clusters import cluster_table, rename_cluster
 from explorer.modes import choose_mode
-from explorer.project import aligned
 from explorer.refine import (
-    ALIGNED_START,
     GONE,
+    LAYOUT_START,
     REFINE_DONE,
     REFINE_FAILED,
     STOPPED,
@@ -183,7 +182,7 @@ def test_refinement_saves_a_new_version_with_the_new_model(progressive, table, w
     manifest = refined.manifest
     assert manifest["model_id"] == "hashing-64" and manifest["map_id"] == fast.manifest["map_id"]
     assert manifest["refinement"]["state"] == "done" and manifest["refinement"]["from_model"] == fast.manifest["model_id"]
-    assert manifest["projection"]["init"] == ALIGNED_START
+    assert manifest["projection"]["init"] == LAYOUT_START
     assert refined.embeddings.shape == (len(table), 64) and refined.stamp != fast_stamp
     # The points kept their rows and columns; only the layout and the vectors are new.
     assert refined.points["row_id"].tolist() == fast.points["row_id"].tolist()
@@ -517,33 +516,6 @@ def test_a_table_without_titles_is_refined_in_one_stage(progressive, table, work
     counting = CountingHashing()
     refined = refine_map("papers", workspace=workspace, model=counting, on_stage=lambda s, saved: stages.append(s))
     assert refined.state == REFINE_DONE and stages == ["full"] and counting.texts == len(table)
-
-
-def test_the_refined_layout_is_the_quality_modes_aligned_to_the_fast_map(progressive, table, workspace):
-    fast = _pending_map(table, workspace)
-    embedder = HashingEmbedder(dimension=64)
-    refine_map("papers", workspace=workspace, model=embedder)
-    refined = workspace.open("papers")
-    # Laid out afresh, as a build of these vectors would be (not started from the fast map's layout) ...
-    afresh = project(embedder.layout_vectors(np.asarray(refined.embeddings)),
-                     config=ProjectionConfig.from_dict(fast.meta.projection.to_dict())).coords
-    assert np.allclose(refined.coords, aligned(afresh, fast.coords), atol=1e-4)
-    # ... and turned onto the fast map: it moved less than the fresh layout would have.
-    assert (layout_displacement(fast.coords, refined.coords)["median"]
-            <= layout_displacement(fast.coords, afresh)["median"])
-
-
-def test_alignment_finds_a_turned_mirrored_scaled_moved_copy():
-    rng = np.random.default_rng(3)
-    layout = rng.normal(size=(300, 2))
-    angle = 0.7
-    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    copy = 2.5 * (layout * [1, -1]) @ turn + [4.0, -9.0]
-    assert np.allclose(aligned(copy, layout), layout, atol=1e-4)
-    noisy = copy + rng.normal(scale=0.05, size=copy.shape)
-    assert layout_displacement(layout, aligned(noisy, layout))["median"] < 0.02
-    # Degenerate inputs come back as they were.
-    assert np.array_equal(aligned(layout[:2], layout[:2]), layout[:2].astype(np.float32))
 
 
 @pytest.mark.parametrize(("columns", "expected"), [
