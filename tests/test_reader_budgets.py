@@ -20,11 +20,18 @@ from explorer import InputError, load_table
 SECONDS = 2.0
 MEGABYTES = 500
 
+# The child's own high-water mark (VmHWM), not ru_maxrss: Linux carries that over an exec from the process
+# that forked it, so under a whole suite's pytest (~3 GB) "idle" was already 3 GB and no read could exceed it.
 _CHILD = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     import explorer, openpyxl, pandas, bibtexparser, charset_normalizer  # the idle process: a server's imports
     from explorer import ExplorerError, load_table
-    idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def high_water_kb():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+    idle = high_water_kb()
     cpu, wall = time.process_time(), time.perf_counter()
     try:
         table = load_table(sys.argv[1])
@@ -33,7 +40,7 @@ _CHILD = textwrap.dedent("""
         outcome = {"error": str(exc)}
     outcome["cpu_s"] = time.process_time() - cpu
     outcome["wall_s"] = time.perf_counter() - wall
-    outcome["peak_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - idle) / 1024
+    outcome["peak_mb"] = (high_water_kb() - idle) / 1024
     print(json.dumps(outcome))
 """)
 
