@@ -211,8 +211,12 @@ def init_local_ray(**options) -> None:
     # setting on macOS and Windows): for the length of the start, it does.
     joins_clusters = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
+    # Ray Data lists files in its workers too: each worker marks fsspec's HTTP filesystem absent as the driver
+    # does (_avoid_http_import_race), else the same import race fails a read there now and then.
+    runtime_env = {"worker_process_setup_hook": f"{__name__}._avoid_http_import_race",
+                   **options.pop("runtime_env", {})}
     try:
-        ray.init(**LOCAL_RAY, **options)
+        ray.init(**LOCAL_RAY, runtime_env=runtime_env, **options)
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = joins_clusters
 

@@ -253,3 +253,21 @@ def test_a_rerun_embeds_only_the_rows_its_shards_lack(ray_instance, tmp_path):
     assert reports[-1] == "600 / 600 rows embedded on 2 worker(s)"
     assert len(reports) == 1 + 400 // 100  # only the 400 missing rows went to the workers
     np.testing.assert_array_equal(vectors, expected)
+
+
+def test_ray_workers_skip_fsspecs_http_import_race(ray_instance):
+    """Ray Data lists files in its workers, in threads: there too fsspec's HTTP filesystem is marked absent
+    when aiohttp is (a half-done import seen by another thread failed a CI read with an ImportError)."""
+    import importlib.util
+
+    import ray
+
+    @ray.remote
+    def mark() -> str:
+        import sys
+
+        return repr(sys.modules.get("fsspec.implementations.http", "not marked"))
+
+    if importlib.util.find_spec("aiohttp") is not None:
+        pytest.skip("aiohttp is installed: fsspec's HTTP filesystem loads, nothing to mark")
+    assert ray.get(mark.remote()) == "None"
