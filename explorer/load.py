@@ -609,7 +609,7 @@ def _typed(column):
 
     if not _PANDAS_TYPES:
         _PANDAS_TYPES.update({pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(),
-                              pa.bool_(): pd.BooleanDtype(), pa.large_string(): pd.StringDtype("pyarrow")})
+                              pa.bool_(): pd.BooleanDtype(), pa.string(): pd.StringDtype()})
     if column.null_count == len(column):
         return pa.nulls(len(column), pa.int64())
     def number(kind):
@@ -620,12 +620,20 @@ def _typed(column):
         try:
             return number(pa.int64())
         except pa.ArrowInvalid:
-            return column  # beyond int64: pandas keeps the digits as text
+            return _text(column)  # beyond int64: pandas keeps the digits as text
     if pc.all(pc.match_substring_regex(column, _FLOAT)).as_py():
         return number(pa.float64())
     if pc.all(pc.is_in(column, value_set=pa.array(_BOOLEANS, pa.large_string()))).as_py():
         return pc.equal(pc.utf8_lower(column), "true")
-    return column
+    return _text(column)
+
+
+def _text(column):
+    """A text column as pandas takes it: Arrow ``string`` (older pandas refuse ``large_string``; 16 MB blocks
+    keep every chunk far below its 2 GB), into pandas' default string dtype as the whole-file read's."""
+    import pyarrow as pa
+
+    return column.cast(pa.string())
 
 
 # The delimiter is guessed from this many characters (cut at a line end) and at most this many records.
