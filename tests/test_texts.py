@@ -180,3 +180,52 @@ def test_a_template_longer_than_the_cap_is_one_line(abstracts):
     with pytest.raises(InputError, match="The template is 5,008 characters long; at most 2,000") as info:
         compose_texts(abstracts, template="{title} " + "x" * 5_000)
     assert "\n" not in str(info.value)
+
+
+def _column_and_list(monkeypatch, rows: int = 11):
+    import explorer.texts as texts
+
+    monkeypatch.setattr(texts, "TEXT_BATCH_ROWS", 3)  # several chunks, the last one short
+    frame = pd.DataFrame({"title": [f"T{i}" if i % 4 else "" for i in range(rows)],
+                          "abstract": [f"a{i} " * (i % 5) for i in range(rows)]}, dtype="string")
+    return (compose_texts(frame, columns=["title", "abstract"], arrow=True).texts,
+            compose_texts(frame, columns=["title", "abstract"]).texts)
+
+
+def test_a_composed_text_column_reads_as_its_list(monkeypatch):
+    column, listed = _column_and_list(monkeypatch)
+    assert len(column) == len(listed) and list(column) == listed
+    for start in range(-2, len(listed) + 2):
+        for stop in range(-2, len(listed) + 2):
+            assert column[start:stop] == listed[start:stop], (start, stop)
+    assert column[::2] == listed[::2]
+    for indices in ([], [0], [10, 0, 5, 5, 3], list(range(11)), [-1, 2]):
+        assert list(column.take(indices)) == [listed[i] for i in indices]
+    with pytest.raises(IndexError):
+        column.take([11])
+    mask = [i % 3 != 1 for i in range(11)]
+    kept = [t for t, keep in zip(listed, mask, strict=True) if keep]
+    assert list(column.filter(mask)) == kept and column.filter(mask)[2:6] == kept[2:6]
+    assert list(column.filter(mask).take([4, 0])) == [kept[4], kept[0]]
+    assert column[7] == listed[7] and list(column) == listed  # a read by row holds it, the same texts
+
+
+def test_take_composes_each_chunk_once_in_any_order(monkeypatch):
+    column, listed = _column_and_list(monkeypatch, rows=30)
+    calls = []
+    compose = column._compose
+    column._compose = lambda i: calls.append(i) or compose(i)
+    assert list(column.take([29, 0, 14, 1, 28, 15])) == [listed[i] for i in (29, 0, 14, 1, 28, 15)]
+    assert sorted(calls) == [0, 4, 5, 9]
+
+
+def test_texts_composed_in_arrow_hold_no_copy_of_the_table():
+    pa = pytest.importorskip("pyarrow")
+    frame = pd.DataFrame({"title": [f"Paper {i}" for i in range(60_000)],
+                          "abstract": [f"{i} " + "words of an abstract " * 50 for i in range(60_000)]},
+                         dtype="string[pyarrow]")
+    before = pa.total_allocated_bytes()
+    selection = compose_texts(frame, columns=["title", "abstract"], arrow=True)
+    assert sum(len(t) for t in selection.texts) > 60_000_000  # 60 MB of texts, read through
+    # Held beside the table they would be 60 MB of Arrow buffers; composed when read, one chunk at most stays.
+    assert pa.total_allocated_bytes() - before < 15_000_000
