@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from quality import DEFAULT_DATA, LABEL, invocation_of, read_source, write_section
+from quality import DEFAULT_DATA, LABEL, invocation_of, publish, read_source
 
 from explorer import (
     BuildResult,
@@ -380,18 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.labels:
         saved, scores = run_label_benchmark(args.data, args.home)
         section = render_label_section(args.data, saved, scores, invocation=invocation_of(__file__, argv))
-        print(section)
-        if args.write:
-            write_section(section, marker=LABELS_SECTION)
-            print("wrote docs/benchmarks.md")
+        publish(section, write=args.write, marker=LABELS_SECTION)
         return 0
     build, runs = run_benchmark(args.data, args.home)
     invocation = invocation_of(__file__, argv)
     section = render_section(args.data, build, runs, invocation=invocation)
-    print(section)
-    if args.write:
-        write_section(section, marker=SECTION)
-        print("wrote docs/benchmarks.md")
+    publish(section, write=args.write, marker=SECTION)
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from metrics import knn_predict, maxrss_to_mb
-from quality import LABEL, invocation_of, write_section
+from quality import LABEL, invocation_of, publish
 from speed import hundred_k, twelve_k
 
 from explorer import Workspace, build_map
@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(workspace.map_path("without held-out"), ignore_errors=True)
     s = None if args.skip_100k else speed(workspace)
     section = render(invocation_of(__file__, argv), q, s, (load, os.getloadavg()[0]))
-    print(section)
-    if args.write:
-        write_section(section, marker=SECTION)
+    publish(section, write=args.write, marker=SECTION)
     return 0
 
 

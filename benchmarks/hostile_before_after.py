@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from quality import write_section
+from quality import publish
 from reliability_table import table_cell
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="replace the generated section of the doc")
     args = parser.parse_args(argv)
     section = build_section(args.before.resolve(), args.timeout)
-    print(section)
-    if args.write:
-        write_section(section, marker=MARKER, doc=DOC)
+    publish(section, write=args.write, marker=MARKER, doc=DOC)
     return 0
 
 

@@ -16,7 +16,6 @@ afterplot; the new page: window.explorerExport.ready), then to hover and search 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import glob
 import os
 import subprocess
@@ -34,7 +33,7 @@ PLOTLY_COMMIT = "bac6180"
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from quality import invocation_of, machine_header, write_section  # noqa: E402
+from quality import invocation_of, machine_header, publish  # noqa: E402
 from streamlit_server import CHROMIUM_ARGS, chromium_path  # noqa: E402
 from synthetic_map import synthetic_points  # noqa: E402
 
@@ -223,12 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     home = args.keep or Path(tempfile.mkdtemp(prefix="html-bench-"))
     results = run(home, repeats=args.repeats)
     section = render(results, invocation=invocation_of(__file__, argv), load=load, repeats=args.repeats)
-    print(section)
-    if args.write:
-        # Other benchmarks write their sections of the same file: one writer at a time.
-        with open("/tmp/docs.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            write_section(section, marker=SECTION)
+    publish(section, write=args.write, marker=SECTION)
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from metrics import knn_accuracy
 from PIL import Image
-from quality import DOC, write_section
+from quality import DOC, publish
 
 from explorer import PixelFeatureEmbedder, Workspace, build_map, read_images
 
@@ -154,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     invocation = shlex.join([_relative(Path(sys.executable)), _relative(Path(__file__)),
                              *(sys.argv[1:] if argv is None else argv)])
     section = render_section(result, invocation=invocation)
-    print(section)
-    if args.write:
-        write_section(section, marker="images")
-        print(f"wrote {_relative(DOC)}")
+    publish(section, write=args.write, marker="images")
     return 0 if result.knn_2d >= TARGET else 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import platform
 import re
@@ -230,9 +231,24 @@ def _proc_field(path: str, key: str) -> str:
     return ""
 
 
+def publish(section: str, *, write: bool, marker: str = SECTION, doc: Path = DOC) -> None:
+    """Print a benchmark's section and, with ``write``, put it into the doc in place of its last version."""
+    print(section)
+    if write:
+        write_section(section, marker=marker, doc=doc)
+        print(f"wrote {_relative(doc)}")
+
+
 def write_section(section: str, *, marker: str = SECTION, doc: Path = DOC) -> None:
     """Replace one marked section of the doc, leaving the others (creating doc or section if needed)."""
     begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    # Benchmarks that run side by side write sections of the same file: one writer at a time.
+    with open(Path(tempfile.gettempdir()) / "explorer-benchmarks-doc.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _replace_section(doc, section, begin, end)
+
+
+def _replace_section(doc: Path, section: str, begin: str, end: str) -> None:
     text = doc.read_text(encoding="utf-8") if doc.exists() else machine_header()
     if begin in text and end in text:
         before, rest = text.split(begin, 1)
@@ -256,10 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_quality(args.data, rows=args.rows)
     invocation = invocation_of(__file__, argv)
     section = render_section(result, invocation=invocation)
-    print(section)
-    if args.write:
-        write_section(section)
-        print(f"wrote {_relative(DOC)}")
+    publish(section, write=args.write)
     return 0
 
 

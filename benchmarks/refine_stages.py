@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from metrics import knn_accuracy, maxrss_to_mb  # noqa: E402
 from progressive import DATA, LABEL, QUERIES  # noqa: E402
-from quality import invocation_of, stratified_rows, write_section  # noqa: E402
+from quality import invocation_of, publish, stratified_rows  # noqa: E402
 
 K = 10
 KNOWN_ITEMS = 2_000
@@ -193,9 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         loads.append(f"{start_load:.1f} → {os.getloadavg()[0]:.1f}")
         print(json.dumps(results[len(frame)], indent=1), flush=True)
     section = render(results, invocation=invocation_of(__file__, argv), started=started, loads=loads)
-    print(section)
-    if args.write:
-        write_section(section, marker=SECTION)
+    publish(section, write=args.write, marker=SECTION)
     return 0
 
 

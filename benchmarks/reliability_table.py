@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from quality import write_section
+from quality import publish
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "reliability.md"
@@ -117,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="replace the generated section of the doc")
     args = parser.parse_args(argv)
     section = build_section()
-    print(section)
-    if args.write:
-        write_section(section, marker=MARKER, doc=DOC)
+    publish(section, write=args.write, marker=MARKER, doc=DOC)
     return 0
 
 

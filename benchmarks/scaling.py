@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from metrics import MeasuredRun, peak_rss_mb, run_measured
-from quality import DEFAULT_DATA, _relative, explorer_command, read_source, write_section
+from quality import DEFAULT_DATA, _relative, explorer_command, publish, read_source
 
 from explorer import ProjectionConfig, Workspace
 from explorer.engine_ray import DEFAULT_SAMPLE_ROWS as SAMPLE_ROWS
@@ -194,10 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     invocation = shlex.join([_relative(sys.executable), _relative(Path(__file__).resolve()),
                              *(sys.argv[1:] if argv is None else argv)])
     section = render_section(runs, cost, invocation=invocation, loads=loads)
-    print(section)
-    if args.write:
-        write_section(section, marker=SECTION, doc=DOC)
-        print(f"wrote {_relative(DOC)}")
+    publish(section, write=args.write, marker=SECTION, doc=DOC)
     return 0
 
 

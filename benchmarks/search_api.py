@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from quality import _proc_field, _relative, invocation_of, read_source, write_section
+from quality import _proc_field, _relative, invocation_of, publish, read_source
 
 DATA = Path("/work/shared/data/arxiv_cs")
 ROWS = 3_000
@@ -219,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.keep / "search_api.json").write_text(json.dumps(asdict(result)))
     invocation = invocation_of(__file__, argv)
     section = render_section(result, invocation=invocation)
-    print(section)
-    if args.write:
-        write_section(section, marker=SECTION)
+    publish(section, write=args.write, marker=SECTION)
     return 0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from metrics import knn_accuracy, run_measured, trustworthiness_score
-from quality import LABEL, TARGET, invocation_of, read_source, write_section
+from quality import LABEL, TARGET, invocation_of, publish, read_source
 
 DATA = Path("/work/shared/data/arxiv_cs")
 SIZES = ("2.5k", "12k", "100k")
@@ -406,9 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             browser = json.loads((tmp / "browser.json").read_text())
     invocation = invocation_of(__file__, argv)
     section = render(runs, invocation=invocation, started=started, browser=browser)
-    print(section)
-    if args.write:
-        write_section(section, marker=SECTION)
+    publish(section, write=args.write, marker=SECTION)
     return 0
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import knn_accuracy  # noqa: E402
-from quality import _proc_field, _relative, invocation_of, write_section  # noqa: E402
+from quality import _proc_field, invocation_of, publish  # noqa: E402
 
 from explorer.hashing import file_sha256  # noqa: E402
 from explorer.texts import compose_texts  # noqa: E402
@@ -503,10 +503,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(_version(p) for p in VERSIONED)}.",
               f"<!-- {SECTION}:end -->"]
     section = "\n".join(lines) + "\n"
-    print(section)
-    if args.write:
-        write_section(section, marker=SECTION)
-        print(f"wrote {_relative(Path('docs/benchmarks.md').resolve())}")
+    publish(section, write=args.write, marker=SECTION)
     return 0
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from metrics import knn_predict, maxrss_to_mb
-from quality import LABEL, invocation_of, write_section
+from quality import LABEL, invocation_of, publish
 from speed import hundred_k, twelve_k
 
 from explorer import Workspace, build_map
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     cost = None if args.skip_100k else cost_at(built(workspace, "arxiv 100k", hundred_k(base)))
     section = render(invocation_of(__file__, argv), table, overall, trust_seconds, cost,
                      (start_load, os.getloadavg()[0]))
-    print(section)
-    if args.write:
-        write_section(section, marker=SECTION)
+    publish(section, write=args.write, marker=SECTION)
     return 0
 
 
