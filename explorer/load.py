@@ -13,11 +13,13 @@ import unicodedata
 import warnings
 import zipfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError, shown_lines
@@ -474,13 +476,16 @@ def _too_big(name: str, size: int, limit: int) -> str:
     return too_big_message(name, size, limit)  # the app's upload refuses with the same line
 
 
-# A CSV/TSV or Parquet file read from a path and larger than this is read by pyarrow, CSV_BLOCK_BYTES at a time,
-# straight into Arrow arrays: the whole-file read holds the bytes, their decoded text and pandas' Python
-# strings at once (a 146 MB CSV peaked at 1.7 GB, a 1.46 GB one would near 12 GB). Smaller files, and any
-# file the block read cannot give the same table for (not UTF-8, NUL bytes, rows wider or narrower than the
-# header), keep the whole-file read and every repair it makes.
+# A CSV/TSV, JSON Lines or Parquet file read from a path and larger than this is read in blocks of about
+# BLOCK_BYTES (CSV by pyarrow; JSON Lines line by line, at most JSONL_BLOCK_LINES records a block) straight
+# into Arrow arrays: the whole-file read holds the bytes, their decoded text and pandas' Python strings at
+# once (a 146 MB CSV peaked at 1.7 GB, a 1.46 GB one would near 12 GB; JSON Lines a dict per row besides).
+# Smaller files, and any file the block read cannot give the same table for (not UTF-8, NUL bytes, rows
+# wider or narrower than the header, JSON columns of mixed or nested values), keep the whole-file read and
+# every repair it makes.
 STREAM_BYTES = 16 * 2**20
-CSV_BLOCK_BYTES = 16 * 2**20
+BLOCK_BYTES = 16 * 2**20
+JSONL_BLOCK_LINES = 20_000
 _HEAD_BYTES = 1 << 16
 # pandas' default missing-value markers, so both reads agree on which cells are empty.
 NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
@@ -492,7 +497,7 @@ _BOOLEANS = ("True", "TRUE", "true", "False", "FALSE", "false")
 
 
 def _load_streamed(path: Path, *, name: str, max_bytes: int, max_rows: int, max_columns: int) -> LoadedTable | None:
-    """A big CSV/TSV or Parquet file read from its path in blocks into Arrow; None where the whole-file
+    """A big CSV/TSV, JSON Lines or Parquet file read from its path in blocks into Arrow; None where the whole-file
     read applies (a small file, another format, or a file the block read cannot give the same table for)."""
     if not path.is_file() or (size := path.stat().st_size) <= STREAM_BYTES:
         return None
@@ -504,7 +509,7 @@ def _load_streamed(path: Path, *, name: str, max_bytes: int, max_rows: int, max_
         return None  # a workbook or a ZIP: told apart from the whole file
     notes: list[str] = []
     fmt = detect_format(name, head, notes=notes)
-    if fmt not in ("csv", "parquet"):
+    if fmt not in ("csv", "jsonl", "parquet"):
         return None
     digest, has_nul = _scan_file(path)
     if fmt == "parquet":
@@ -515,12 +520,16 @@ def _load_streamed(path: Path, *, name: str, max_bytes: int, max_rows: int, max_
     if text is None or has_nul:
         return None
     _check_is_text(text, name)
-    frame = _stream_delimited(path, text, name, notes=notes, max_rows=max_rows, max_columns=max_columns)
+    skipped: list[int] = []
+    if fmt == "csv":
+        frame = _stream_delimited(path, text, name, notes=notes, max_rows=max_rows, max_columns=max_columns)
+    else:
+        frame = _stream_jsonl(path, name, notes=notes, skipped=skipped, max_rows=max_rows, max_columns=max_columns)
     if frame is None:
         return None
     encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
-    return _finish_table(frame, name, fmt, digest, encoding=encoding, notes=notes, skipped=[], text_columns=None,
-                         max_rows=max_rows, max_columns=max_columns)
+    return _finish_table(frame, name, fmt, digest, encoding=encoding, notes=notes, skipped=skipped,
+                         text_columns=None, max_rows=max_rows, max_columns=max_columns)
 
 
 def _scan_file(path: Path) -> tuple[str, bool]:
@@ -565,7 +574,7 @@ def _stream_delimited(
     if len(names) != len(header):
         return None
     options = {
-        "read_options": pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        "read_options": pa_csv.ReadOptions(block_size=BLOCK_BYTES),
         "parse_options": pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
         "convert_options": pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
                                                  null_values=list(NA_STRINGS), strings_can_be_null=True),
@@ -596,6 +605,158 @@ def _stream_delimited(
     frame = typed.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=True)
     frame.columns = names
     return frame
+
+
+def _stream_jsonl(
+    path: Path, name: str, *, notes: list[str], skipped: list[int], max_rows: int, max_columns: int
+) -> pd.DataFrame | None:
+    """The JSON Lines file parsed line by line as the whole-file read parses it, each block's records turned
+    into Arrow columns; None when the whole-file read could give another table (a line not UTF-8, a column
+    of mixed or nested values, no object at all): it reads the file again and says what it did."""
+    columns = _JsonlColumns(max_rows=max_rows, max_columns=max_columns)
+    block: list[dict] = []
+    size = 0
+    try:
+        for record, length in _jsonl_records(_utf8_lines(path), skipped):
+            block.append(record)
+            size += length
+            if len(block) >= JSONL_BLOCK_LINES or size >= BLOCK_BYTES:
+                if not columns.add(block):
+                    return None
+                block, size = [], 0
+    except UnicodeDecodeError:
+        return None  # the whole-file read finds the encoding, or replaces the bad bytes with a note
+    if block and not columns.add(block):
+        return None
+    if not columns.rows or not columns.kinds:
+        return None  # no object, or only empty ones: the whole-file read refuses the file in its words
+    _note_skipped(skipped, notes)
+    check_columns(len(columns.kinds), name, max_columns)
+    if columns.rows > max_rows:
+        raise InputError(_too_many_rows(name, columns.rows, max_rows))
+    return columns.frame()
+
+
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """The file's lines as str.splitlines cuts its decoded text (\\r, U+2028 and such end a line too), one
+    line of bytes decoded at a time; UnicodeDecodeError at the first line that is not UTF-8."""
+    with open(path, "rb") as fh:
+        for i, raw in enumerate(fh):
+            # b"\n" never occurs inside a UTF-8 character and ends a line for splitlines too: cutting the bytes
+            # there first and the text of each piece then gives the lines of the whole text.
+            yield from (raw[3:] if i == 0 and raw.startswith(b"\xef\xbb\xbf") else raw).decode("utf-8").splitlines()
+
+
+class _Absent:
+    """A key a record does not have: pandas makes it NaN where a JSON null is None."""
+
+
+_ABSENT = _Absent()
+# What a column of values of these Python types (nulls aside) is in the table pandas builds from the records.
+_JSON_KINDS = {frozenset(): "null", frozenset({int}): "int", frozenset({float}): "float",
+               frozenset({int, float}): "float", frozenset({bool}): "bool", frozenset({str}): "str"}
+
+
+class _JsonlColumns:
+    """A JSON Lines table's columns in Arrow, block by block, typed as pandas types the whole-file read's
+    list of records: columns in the order their keys first appear, integers (int64, float64 with a null),
+    floats, booleans (object with a null), text, and null-only columns (objects, float64 where a key lacks)."""
+
+    def __init__(self, *, max_rows: int, max_columns: int):
+        self.rows = 0
+        self.max_rows, self.max_columns = max_rows, max_columns
+        self.kinds: dict[str, str] = {}
+        self.missing: dict[str, bool] = {}
+        self.chunks: dict[str, list] = {}
+        # Per block: None (every row has the key), True (none has) or an Arrow mask of the rows without it.
+        self.absent: dict[str, list] = {}
+
+    def add(self, block: list[dict]) -> bool:
+        """Add a block of records; False when one of its columns cannot be typed as the whole-file read's."""
+        import pyarrow as pa
+
+        start = self.rows
+        self.rows += len(block)
+        for record in block:
+            if not record.keys() <= self.kinds.keys():
+                for key in record:
+                    if key not in self.kinds:
+                        self.kinds[key], self.missing[key] = "null", start > 0
+                        self.chunks[key] = [pa.nulls(start)] if start else []
+                        self.absent[key] = [(start, True)] if start else []
+        if self.rows > self.max_rows or len(self.kinds) > self.max_columns:
+            # Refused at the end with the counts the whole-file read gives: only keys and rows are counted on.
+            self.chunks.clear()
+            self.absent.clear()
+            return True
+        for key, chunks in self.chunks.items():
+            values = [record.get(key, _ABSENT) for record in block]
+            types = set(map(type, values))
+            absent = _Absent in types
+            null = type(None) in types
+            kind = _JSON_KINDS.get(frozenset(types - {_Absent, type(None)}))
+            kind = kind and _merged_kind(self.kinds[key], kind)
+            if kind is None:
+                log.info("JSON Lines column %r mixes types or nests values; reading the file whole", key)
+                return False
+            mask = None
+            if absent:
+                mask = pa.array(np.fromiter((v is _ABSENT for v in values), bool, len(values)))
+                values = [None if v is _ABSENT else v for v in values]
+            try:
+                array = pa.array(values, type=_jsonl_type(kind))
+            except (pa.ArrowInvalid, OverflowError, UnicodeEncodeError) as exc:
+                # Beyond int64 (pandas: uint64 or objects), an int beyond 2**53 among floats, a lone surrogate.
+                log.info("JSON Lines column %r has a value Arrow cannot hold as pandas does (%s)", key, exc)
+                return False
+            chunks.extend(getattr(array, "chunks", [array]))
+            self.absent[key].append((len(block), True if mask is not None and mask.true_count == len(block)
+                                     else mask))
+            self.kinds[key] = kind
+            self.missing[key] = self.missing[key] or absent or null
+        return True
+
+    def frame(self) -> pd.DataFrame:
+        """The table, each column built and its blocks let go one at a time."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        data = {}
+        for key, kind in self.kinds.items():
+            absent = self.absent.pop(key)
+            if kind == "null":  # only nulls: pandas keeps them as None, unless a record lacks the key (NaN)
+                kind = "float" if any(mask is not None for _, mask in absent) else "null"
+            elif kind == "int" and self.missing[key]:
+                kind = "float"
+            target = _jsonl_type(kind)
+            chunks = [c if c.type == target else pc.cast(c, target, safe=False) for c in self.chunks.pop(key)]
+            series = pa.chunked_array(chunks, type=target).to_pandas()
+            del chunks
+            if series.dtype == object and any(mask is not None for _, mask in absent):
+                # Booleans with a null (and text where pandas keeps it as objects): None, NaN where absent.
+                values = series.to_numpy(dtype=object, copy=True)
+                values[np.concatenate([np.zeros(n, bool) if mask is None else np.ones(n, bool) if mask is True
+                                       else mask.to_numpy(zero_copy_only=False) for n, mask in absent])] = np.nan
+                series = pd.Series(values, dtype=object)
+            data[key] = series
+        return pd.DataFrame(data, copy=False)
+
+
+def _merged_kind(seen: str, kind: str) -> str | None:
+    """The kind of a column whose earlier blocks were ``seen`` and whose next is ``kind``; None when pandas
+    would make it a mixed column."""
+    if seen == "null" or seen == kind:
+        return kind
+    if kind == "null":
+        return seen
+    return "float" if {seen, kind} == {"int", "float"} else None
+
+
+def _jsonl_type(kind: str):
+    """The Arrow type of a block of one kind (pyarrow imported only once a JSON Lines file streams)."""
+    import pyarrow as pa
+
+    return {"null": pa.null, "int": pa.int64, "float": pa.float64, "bool": pa.bool_, "str": pa.string}[kind]()
 
 
 _PANDAS_TYPES = {}
@@ -894,8 +1055,18 @@ def _read_json(text: str, name: str, *, max_columns: int) -> pd.DataFrame:
 def _read_jsonl(
     text: str, name: str, *, notes: list[str], skipped: list[int], max_columns: int
 ) -> pd.DataFrame:
-    records = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    records = [record for record, _ in _jsonl_records(text.splitlines(), skipped)]
+    _note_skipped(skipped, notes)
+    if not records:
+        raise InputError(f"{name}: no line is a JSON object. Each line must be one {{...}} record.")
+    check_columns(_key_count(records), name, max_columns)
+    return pd.json_normalize(records, max_level=0)
+
+
+def _jsonl_records(lines: Iterable[str], skipped: list[int]) -> Iterator[tuple[dict, int]]:
+    """Each line's JSON object with the line's length, blank lines passed over; the numbers of the lines
+    that are no JSON object go in ``skipped``."""
+    for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -906,15 +1077,14 @@ def _read_jsonl(
         if not isinstance(item, dict):
             skipped.append(line_no)
             continue
-        records.append(item)
+        yield item, len(line)
+
+
+def _note_skipped(skipped: list[int], notes: list[str]) -> None:
     if skipped:
         notes.append(
             f"Skipped {len(skipped):,} line(s) that are not JSON objects (line {shown_lines(skipped)})."
         )
-    if not records:
-        raise InputError(f"{name}: no line is a JSON object. Each line must be one {{...}} record.")
-    check_columns(_key_count(records), name, max_columns)
-    return pd.json_normalize(records, max_level=0)
 
 
 def _key_count(records: list[dict]) -> int:
