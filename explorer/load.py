@@ -477,14 +477,14 @@ def _too_big(name: str, size: int, limit: int) -> str:
 
 
 # A CSV/TSV, JSON Lines or Parquet file read from a path and larger than this is read in blocks of about
-# BLOCK_BYTES (CSV by pyarrow; JSON Lines line by line, at most JSONL_BLOCK_LINES records a block) straight
+# READ_BLOCK_BYTES (CSV by pyarrow; JSON Lines line by line, at most JSONL_BLOCK_LINES records a block) straight
 # into Arrow arrays: the whole-file read holds the bytes, their decoded text and pandas' Python strings at
 # once (a 146 MB CSV peaked at 1.7 GB, a 1.46 GB one would near 12 GB; JSON Lines a dict per row besides).
 # Smaller files, and any file the block read cannot give the same table for (not UTF-8, NUL bytes, rows
 # wider or narrower than the header, JSON columns of mixed or nested values), keep the whole-file read and
 # every repair it makes.
 STREAM_BYTES = 16 * 2**20
-BLOCK_BYTES = 16 * 2**20
+READ_BLOCK_BYTES = 16 * 2**20
 JSONL_BLOCK_LINES = 20_000
 _HEAD_BYTES = 1 << 16
 # pandas' default missing-value markers, so both reads agree on which cells are empty.
@@ -574,7 +574,7 @@ def _stream_delimited(
     if len(names) != len(header):
         return None
     options = {
-        "read_options": pa_csv.ReadOptions(block_size=BLOCK_BYTES),
+        "read_options": pa_csv.ReadOptions(block_size=READ_BLOCK_BYTES),
         "parse_options": pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
         "convert_options": pa_csv.ConvertOptions(column_types={h: pa.large_string() for h in header},
                                                  null_values=list(NA_STRINGS), strings_can_be_null=True),
@@ -620,7 +620,7 @@ def _stream_jsonl(
         for record, length in _jsonl_records(_utf8_lines(path), skipped):
             block.append(record)
             size += length
-            if len(block) >= JSONL_BLOCK_LINES or size >= BLOCK_BYTES:
+            if len(block) >= JSONL_BLOCK_LINES or size >= READ_BLOCK_BYTES:
                 if not columns.add(block):
                     return None
                 block, size = [], 0
