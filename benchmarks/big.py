@@ -3,8 +3,8 @@
 Each size is built from a CSV or a Parquet file (--format) in a fresh child process with a fresh
 workspace, clusters included (the clustering the app's upload form picks for that many rows). The
 rows are the ~12k real arXiv papers followed by variants of them (benchmarks/speed.py's `hundred_k`).
-The child reports the seconds of every stage and the peak RSS reached by the end of each; the parent reads the child's
-peak RSS from wait4 and scores the saved layout on the real papers only: their 2D 10-NN accuracy of
+The child reports the seconds of every stage and its own peak RSS (VmHWM) reached by the end of each; the parent
+scores the saved layout on the real papers only: their 2D 10-NN accuracy of
 the field inside the big layout, and trustworthiness on a 2,000-row sample of them.
 """
 
@@ -14,7 +14,6 @@ import argparse
 import gc
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -22,8 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from metrics import knn_accuracy, maxrss_to_mb, run_measured, trustworthiness_score
-from quality import LABEL
+from metrics import knn_accuracy, own_peak_mb, run_measured, trustworthiness_score
+from quality import LABEL, invocation_of, publish
 from speed import hundred_k, twelve_k
 
 SIZES = {"100k": 100_000, "300k": 300_000, "1M": 1_000_000}
@@ -49,7 +48,7 @@ def child(csv: Path, home: Path, name: str) -> dict:
     started = time.perf_counter()
 
     def progress(stage: str, fraction: float, message: str) -> None:
-        peaks[stage] = maxrss_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        peaks[stage] = own_peak_mb()
         events.append((stage, round(fraction, 3), round(time.perf_counter() - started, 1)))
 
     result = build_map(csv, name=name, mode="auto", workspace=Workspace(home), clusters=config_for_rows(rows),
@@ -60,6 +59,7 @@ def child(csv: Path, home: Path, name: str) -> dict:
         "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
         "build": round(time.perf_counter() - started, 1),
         "peak_rss_by_stage_mb": {k: round(v) for k, v in peaks.items()},
+        "own_peak_mb": round(own_peak_mb()),
         "mode": result.mode.to_dict() if result.mode else None,
         "refine_pending": result.refine_pending,
         "model_id": manifest["model_id"],
@@ -109,7 +109,9 @@ def run_size(size: str, base, tmp: Path, *, keep: bool, fmt: str = "csv") -> dic
     summary = {
         "size": size, "format": fmt, "rows": rows, "real_rows": real, "wall": round(measured.seconds, 1),
         "to_saved_map": round(to_saved, 1), "with_clusters": round(sum(seconds.values()), 1),
-        "peak_rss_mb": round(measured.peak_rss_mb), "loads": [round(v, 2) for v in measured.load_averages],
+        # The child's own high-water mark; wait4's ru_maxrss includes what the parent held when it forked.
+        "peak_rss_mb": result["own_peak_mb"], "wait4_peak_mb": round(measured.peak_rss_mb),
+        "loads": [round(v, 2) for v in measured.load_averages],
         "csv_mb": round(megabytes), "upload_limit_raised": "EXPLORER_MAX_UPLOAD_MB" in env,
         "knn_2d_real": round(knn_accuracy(coords, labels, k=10), 4),
         "trust_real": round(trustworthiness_score(vectors, coords, n_neighbors=10), 4),
@@ -125,6 +127,39 @@ def run_size(size: str, base, tmp: Path, *, keep: bool, fmt: str = "csv") -> dic
     return summary
 
 
+SECTION = "big-builds"
+STAGES = ("load", "embed", "project", "save", "cluster")
+
+
+def render(results: list[dict], *, invocation: str, note: str = "") -> str:
+    """The docs section of these builds: per size and format, seconds and peak RSS by stage, the map's scores."""
+    results = sorted(results, key=lambda r: (-r["rows"], r["format"]))
+    head = [f"{r['size']} {r['format'].upper()}" for r in results]
+    def row(name, cells):
+        return f"| {name} | " + " | ".join(str(c) for c in cells) + " |"
+    lines = [f"<!-- {SECTION}:begin -->", "### Builds with clusters, CSV and Parquet (`benchmarks/big.py`)", "",
+             f"Command: `{invocation}`. Each build in a fresh child process; peak RSS is the child's own (VmHWM); "
+             "the seconds are under the load averages given (2 cores, shared)." + (f" {note}" if note else ""), "",
+             row("measure", head), "|---|" + "---|" * len(results),
+             row("file (MB)", [f"{r['csv_mb']:,}" for r in results]),
+             row("seconds: " + " / ".join(STAGES), [" / ".join(str(r["seconds"].get(s, "–")) for s in STAGES)
+                                                     for r in results]),
+             row("**with clusters (s)**", [f"**{r['with_clusters']}**" for r in results]),
+             row("peak RSS by the end of " + " / ".join(STAGES) + " (MB)",
+                 [" / ".join(f"{r['peak_rss_by_stage_mb'].get(s, 0):,}" for s in STAGES) for r in results]),
+             row("**peak RSS (MB)**", [f"**{r['peak_rss_mb']:,}**" for r in results]),
+             row("target (s, MB)", [f"{r['targets']['seconds']}, {r['targets']['rss_mb']:,}: "
+                                    f"{'met' if r['targets']['met'] else '**missed**'}" if r.get("targets") else "–"
+                                    for r in results]),
+             row("2D 10-NN of the 11,899 real papers", [r["knn_2d_real"] for r in results]),
+             row("trustworthiness (2,000 real papers)", [r["trust_real"] for r in results]),
+             row("clusters (coarse / fine)", [f"{r['clusters']['coarse']} / {r['clusters']['fine']}" for r in results]),
+             row("TF-IDF model id", [f"`{r['model_id'].split('@')[1]}`" for r in results]),
+             row("load average min / max", [f"{min(r['loads']):.1f} / {max(r['loads']):.1f}" for r in results]),
+             "", f"<!-- {SECTION}:end -->", ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the sizes asked for and print one JSON line each (also appended to --out)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -134,8 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the built maps")
     parser.add_argument("--format", nargs="+", default=["csv"], choices=["csv", "parquet"],
                         help="the files build_map reads, each size in each format (issue 31: CSV and Parquet)")
+    parser.add_argument("--render", type=Path, nargs="+", metavar="JSONL",
+                        help="build nothing: render the results these --out files hold as the docs section")
+    parser.add_argument("--note", default="", help="a sentence for the rendered section (which code ran)")
+    parser.add_argument("--write", action="store_true", help=f"with --render: replace the {SECTION} section of "
+                        "docs/benchmarks.md")
     parser.add_argument("--child", nargs=3, metavar=("CSV", "HOME", "NAME"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.render:
+        results = [json.loads(line) for path in args.render for line in path.read_text().splitlines() if line]
+        publish(render(results, invocation=invocation_of(__file__, argv), note=args.note), write=args.write,
+                marker=SECTION)
+        return 0
     if args.child:
         csv, home, name = args.child
         print(json.dumps(child(Path(csv), Path(home), name)))

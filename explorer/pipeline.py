@@ -22,6 +22,7 @@ from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder, text_search_
 from .embedders.given import GivenVectorsEmbedder
 from .errors import InputError
 from .hashing import bytes_hash, file_sha256
+from .load import release_arrow_memory
 from .manifest import Manifest
 from .map_clusters import clustered
 from .map_files import save_map
@@ -150,6 +151,8 @@ def build_map(
             # Embedded: the layout and the save read the vectors and the table, not the texts (1.4 GB at 1M rows,
             # freed here unless the caller holds the Corpus it passed in).
             corpus = dataclasses.replace(corpus, texts=None)
+        # What Arrow's allocator kept from the read and the embedding goes back before numpy lays the map out.
+        release_arrow_memory()
 
         with timer.stage("project"):
             layout_input = embedder.layout_vectors(embedded.vectors)

@@ -265,3 +265,20 @@ def test_umap_on_the_one_graph_lays_out_as_on_scikit_learn_s_exact_graph():
         warnings.simplefilter("ignore")  # no search index, so no transform: not needed here
         expected = reducer.fit_transform(vectors).astype(np.float32)
     np.testing.assert_array_equal(project(vectors, config=ProjectionConfig()).coords, expected)
+
+
+@pytest.mark.parametrize("rows", [7, 300, 5_000])
+def test_exact_neighbours_are_a_full_sorts_top_k_ties_by_row(rows):
+    from explorer.neighbours import nearest_rows, unit_rows
+
+    rng = np.random.default_rng(rows)
+    # Rows repeated (equal scores) and on a coarse grid (many ties at the k-th place), past the sampled columns.
+    x = unit_rows(np.repeat(rng.integers(-2, 3, size=(max(rows // 3, 3), 6)), 3, axis=0)[:rows].astype(np.float32))
+    for k in (1, 5, min(16, len(x) - 1)):
+        found, scores = nearest_rows(x, x, k=k, skip_self=True)
+        full = x @ x.T
+        np.fill_diagonal(full, -np.inf)
+        columns = np.arange(len(x))
+        for row in range(len(x)):
+            best = np.lexsort((columns, -full[row]))[:k]
+            assert found[row].tolist() == best.tolist() and np.array_equal(scores[row], full[row, best])
