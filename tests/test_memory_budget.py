@@ -21,7 +21,7 @@ ROWS = 50_000
 # layout (a UMAP sample of at most 150,000) are fixed costs at a million rows and are only reported.
 # Measured on this file (2 cores): HEAD before issue 31 peaked at 878 MB by the end of the read (878 MB
 # whole); the Arrow read at 388 MB (717 MB whole, the TF-IDF fit on all 50,000 rows).
-# The same rows as JSON Lines (79 MB): 626 MB by the end of the read before the block read (a dict per row
+# The same rows as JSON Lines (73 MB): 626 MB by the end of the read before the block read (a dict per row
 # and the decoded file), 282-303 MB with it.
 BASELINE_MB = 250
 BOUND_MB = BASELINE_MB + 5_000 * ROWS / 1_000_000
