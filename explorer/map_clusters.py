@@ -73,8 +73,10 @@ def clustered_columns(saved: SavedMap, *, config: ClusterConfig, progress: Progr
     """A map's points with its cluster columns, and the manifest's clusters section (nothing saved)."""
     embedded = saved.embedded
     progress("cluster", 0.0, f"Clustering {int(embedded.sum()):,} points")
+    vectors = np.asarray(saved.embeddings)
+    # Every row embedded (a table's usual case): the vectors as they are, not a masked copy (1 GB at 1M rows).
     clustering = cluster_map(
-        np.asarray(saved.embeddings)[embedded], saved.coords[embedded], config=config
+        vectors if embedded.all() else vectors[embedded], saved.coords[embedded], config=config
     )
     progress("cluster", 0.6, "Labelling the clusters")
     started = time.perf_counter()

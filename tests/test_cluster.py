@@ -801,3 +801,23 @@ def test_clusters_reuse_the_build_s_neighbour_graph(papers_frame, fake_embedder)
     assert with_graph.space == "umap5"
     # The same exact graph, computed once more or handed over: the same clusters.
     np.testing.assert_array_equal(with_graph.levels["coarse"].labels, without.levels["coarse"].labels)
+
+
+@pytest.mark.parametrize("all_embedded", [True, False])
+def test_clustering_reads_the_vectors_without_a_copy_when_every_row_has_one(monkeypatch, all_embedded):
+    import explorer.map_clusters as map_clusters
+
+    vectors = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    points = pd.DataFrame({"title": [f"t{i}" for i in range(40)], "x": np.arange(40.0), "y": np.zeros(40),
+                           "embedded": [all_embedded or i % 2 == 0 for i in range(40)]})
+    seen = []
+
+    def capture(embeddings, coords, **_):
+        seen.append(embeddings)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(map_clusters, "cluster_map", capture)
+    with pytest.raises(RuntimeError, match="captured"):
+        map_clusters.clustered(points, vectors, {"name": "m", "text_columns": ["title"]}, config=ClusterConfig())
+    # A masked copy of a million rows' vectors was 1 GB more at the cluster stage.
+    assert (seen[0] is vectors) == all_embedded and len(seen[0]) == points["embedded"].sum()
