@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError
 from .neighbours import KnnGraph
-from .project import MIN_ROWS_FOR_UMAP, ProjectionConfig, project_umap, sample_indices
+from .project import MIN_ROWS_FOR_UMAP, ProjectionConfig, project_umap, sample_indices, spread
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def cluster_map(
     coords = np.asarray(coords, dtype=np.float32)
     n = len(coords)
     notes: list[str] = []
-    if n < 2 * MIN_CLUSTER_SIZE or _spread(coords) < 1e-6:
+    if n < 2 * MIN_CLUSTER_SIZE or spread(coords) < 1e-6:
         notes.append(
             f"{n:,} point(s) are too few or too alike to form clusters: all are unclustered."
         )
@@ -197,10 +197,6 @@ def _validate(config: ClusterConfig) -> None:
         raise InputError(f"k must be at least 2, not {config.k}.")
     if config.min_cluster_size is not None and config.min_cluster_size < 2:
         raise InputError(f"min_cluster_size must be at least 2, not {config.min_cluster_size}.")
-
-
-def _spread(x: np.ndarray) -> float:
-    return float(np.abs(x - x[0]).max()) if len(x) else 0.0
 
 
 def nearest_sample_rows(points: np.ndarray, sample_points: np.ndarray) -> np.ndarray:

@@ -282,3 +282,12 @@ def test_exact_neighbours_are_a_full_sorts_top_k_ties_by_row(rows):
         for row in range(len(x)):
             best = np.lexsort((columns, -full[row]))[:k]
             assert found[row].tolist() == best.tolist() and np.array_equal(scores[row], full[row, best])
+
+
+def test_spread_is_read_a_chunk_at_a_time_with_the_whole_arrays_answer():
+    from explorer.project import spread
+
+    x = np.random.default_rng(3).normal(size=(1_001, 5)).astype(np.float32)
+    for chunk_rows in (1, 7, 1_000, 5_000):
+        assert spread(x, chunk_rows=chunk_rows) == float(np.abs(x - x[0]).max())
+    assert spread(np.ones((4, 3), dtype=np.float32)) == 0.0
