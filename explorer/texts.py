@@ -77,11 +77,14 @@ class TextColumn(Sequence[str]):
         return self._array
 
     def _chunk(self, i: int):
-        if self._compose is None:
+        # Locals, not attributes, between the test and the use: another thread may read another chunk meanwhile.
+        compose, last = self._compose, self._last
+        if compose is None:
             return self._array.chunk(i)
-        if self._last is None or self._last[0] != i:
-            self._last = (i, self._compose(i))
-        return self._last[1]
+        if last is None or last[0] != i:
+            last = (i, compose(i))
+            self._last = last
+        return last[1]
 
     def __len__(self) -> int:
         return int(self._starts[-1])

@@ -229,3 +229,27 @@ def test_texts_composed_in_arrow_hold_no_copy_of_the_table():
     assert sum(len(t) for t in selection.texts) > 60_000_000  # 60 MB of texts, read through
     # Held beside the table they would be 60 MB of Arrow buffers; composed when read, one chunk at most stays.
     assert pa.total_allocated_bytes() - before < 15_000_000
+
+
+def test_a_read_interleaved_with_another_chunks_read_gets_its_own_texts(monkeypatch):
+    from explorer.texts import TextColumn
+
+    column, listed = _column_and_list(monkeypatch)
+    interleaved = []
+
+    class Interleaving(TextColumn):
+        """Another thread's read of chunk 1 lands just after this read keeps chunk 0 (the race's window)."""
+
+        @property
+        def _last(self):
+            return self.__dict__["last"]
+
+        @_last.setter
+        def _last(self, value):
+            self.__dict__["last"] = value
+            if value is not None and value[0] == 0 and not interleaved:
+                interleaved.append(self[3:6])
+
+    column.__class__ = Interleaving
+    column._last = None
+    assert column[0:3] == listed[0:3] and interleaved == [listed[3:6]]
