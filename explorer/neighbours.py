@@ -152,13 +152,25 @@ def _top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     rows, n = block.shape
     sample = block[:, :: max(1, n // max(TOPK_SAMPLE, 2 * k + 2))]
     floor = -np.partition(-sample, k - 1, axis=1)[:, k - 1]
-    row, column = np.nonzero(block >= floor[:, None])
-    scores = block[row, column]
-    order = np.lexsort((column, -scores, row))
+    candidate = block >= floor[:, None]
+    # Many equal scores (a map of repeated rows) leave much of a row a candidate: such a row is sorted alone,
+    # as a whole-row stable sort is cheaper than sorting its candidates among the block's.
+    few = candidate.sum(axis=1) <= n // 8 + k
+    indices = np.empty((rows, k), dtype=np.int64)
+    scores = np.empty((rows, k), dtype=block.dtype)
+    kept = np.flatnonzero(few)
+    row, column = np.nonzero(candidate[kept])
+    found = block[kept[row], column]
+    order = np.lexsort((column, -found, row))
     # Every row has at least k candidates (its sample's k best), in a run of its own.
-    first = np.concatenate(([0], np.cumsum(np.bincount(row, minlength=rows))[:-1]))
+    counts = np.bincount(row, minlength=len(kept))
+    first = np.cumsum(counts) - counts
     picked = order[first[:, None] + np.arange(k)]
-    return column[picked].astype(np.int64), scores[picked]
+    indices[kept], scores[kept] = column[picked], found[picked]
+    for many in np.flatnonzero(~few):
+        best = np.argsort(-block[many], kind="stable")[:k]
+        indices[many], scores[many] = best, block[many, best]
+    return indices, scores
 
 
 def block_rows(n: int) -> int:

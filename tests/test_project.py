@@ -291,3 +291,13 @@ def test_spread_is_read_a_chunk_at_a_time_with_the_whole_arrays_answer():
     for chunk_rows in (1, 7, 1_000, 5_000):
         assert spread(x, chunk_rows=chunk_rows) == float(np.abs(x - x[0]).max())
     assert spread(np.ones((4, 3), dtype=np.float32)) == 0.0
+
+
+def test_exact_neighbours_of_identical_rows_are_the_lowest_other_rows():
+    from explorer.neighbours import nearest_rows
+
+    # Every score equal: each row's candidates are the whole row, sorted alone (the old argpartition's ties).
+    x = np.ones((3_000, 4), dtype=np.float32) / 2.0
+    found, scores = nearest_rows(x, x, k=5, skip_self=True)
+    assert found[0].tolist() == [1, 2, 3, 4, 5] and found[7].tolist() == [0, 1, 2, 3, 4]
+    assert np.allclose(scores, 1.0)
