@@ -58,13 +58,6 @@ class TextColumn(Sequence[str]):
         column._starts = np.cumsum([0, *lengths])
         return column
 
-    @classmethod
-    def from_batches(cls, batches: list[list[str]]) -> TextColumn:
-        """One column of the batches' texts, in order."""
-        import pyarrow as pa
-
-        return cls(pa.chunked_array([pa.array(b, type=pa.large_string()) for b in batches], type=pa.large_string()))
-
     @property
     def array(self):
         """Every text as one Arrow ChunkedArray (a composed column is held from now on)."""
