@@ -14,7 +14,15 @@ def text_hash(text: str) -> str:
 
 def bytes_hash(data: bytes) -> str:
     """Hex sha256 of a byte string."""
-    return hashlib.sha256(data).hexdigest()
+    return blocks_hash([data])
+
+
+def blocks_hash(blocks: Iterable[bytes]) -> str:
+    """Hex sha256 of byte strings read one after another: the same as of their concatenation."""
+    digest = hashlib.sha256()
+    for block in blocks:
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:

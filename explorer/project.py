@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from .cache_files import cache_folder, set_aside
-from .hashing import bytes_hash, combined_hash
+from .hashing import blocks_hash, bytes_hash, combined_hash
 from .neighbours import KnnGraph, enable_umap_cache, knn_graph
 from .placement import place_rows
 from .progress import ProgressFn, no_progress
+from .row_view import RowView, row_blocks
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Projection:
 
 
 def project(
-    embeddings: np.ndarray,
+    embeddings: np.ndarray | RowView,
     *,
     config: ProjectionConfig | None = None,
     cache_dir: str | Path | None = None,
@@ -94,12 +95,13 @@ def project(
     same vectors with the same settings are laid out once (the reducer is not kept). ``init`` (n, 2),
     row-aligned, starts UMAP from an existing layout (UMAP rescales it), so a re-layout of the same
     rows moves them as little as the new vectors allow; PCA ignores it. ``knn``, the build's graph of these
-    rows (`neighbours.knn_graph`), is UMAP's when it has enough neighbours (see `fit_umap`)."""
+    rows (`neighbours.knn_graph`), is UMAP's when it has enough neighbours (see `fit_umap`). A `RowView` of
+    more than ``config.sample_rows`` rows is read a block at a time, never whole."""
     config = config or ProjectionConfig()
     if config.method not in METHODS:
         raise ValueError(f"Unknown projection method '{config.method}'; choose one of {', '.join(METHODS)}.")
     started = time.perf_counter()
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    x = _rows_to_read(embeddings, config)
     if init is not None:
         init = np.ascontiguousarray(init, dtype=np.float32)
         if init.shape != (len(x), 2) or not np.isfinite(init).all():
@@ -118,7 +120,7 @@ def project(
     elif n == 1 or spread(x) < 1e-6:
         coords, method = np.zeros((n, 2), dtype=np.float32), "constant"
     elif config.method == "pca" or n < MIN_ROWS_FOR_UMAP:
-        coords, method = project_pca(x, seed=config.seed), "pca"
+        coords, method = project_pca(np.asarray(x), seed=config.seed), "pca"
     else:
         fit = fit_umap(x, config=config, init=init, knn=knn, progress=progress)
         coords, reducer, method = fit.coords, fit.reducer, "umap"
@@ -137,15 +139,24 @@ def project(
     )
 
 
-def _cache_file(cache_dir: str | Path, x: np.ndarray, config: ProjectionConfig,
+def _rows_to_read(x: np.ndarray | RowView, config: ProjectionConfig) -> np.ndarray | RowView:
+    """The layout input as it is read: a view kept as a view where UMAP is fitted on a sample and the other
+    rows are placed a block at a time (256 MB not held at 1M rows of 64 floats), else one float32 array."""
+    if isinstance(x, RowView) and config.method == "umap" and len(x) > config.sample_rows:
+        return x
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _cache_file(cache_dir: str | Path, x: np.ndarray | RowView, config: ProjectionConfig,
                 init: np.ndarray | None = None) -> Path:
     """The cache entry of a layout: one recipe over the vectors' bytes and shape, the settings, UMAP's
     version and the starting layout when there is one (another start gives another layout)."""
     from importlib.metadata import version
 
-    # The array's own buffer, not a bytes copy of it (256 MB at 1M rows of 64 floats); the same digest.
-    parts = [bytes_hash(np.ascontiguousarray(x).data), str(x.shape), json.dumps(config.to_dict(), sort_keys=True),
-             version("umap-learn"), LAYOUT_RECIPE]
+    # The rows' bytes a block at a time, not a bytes copy of them (256 MB at 1M rows of 64 floats); the same
+    # digest as of the whole array's buffer.
+    parts = [blocks_hash(block.data for _, block in row_blocks(x)), str(tuple(x.shape)),
+             json.dumps(config.to_dict(), sort_keys=True), version("umap-learn"), LAYOUT_RECIPE]
     if init is not None:
         parts.append("init:" + bytes_hash(init.tobytes()))
     key = combined_hash(parts)
@@ -228,7 +239,7 @@ class UmapFit:
 
 
 def fit_umap(
-    x: np.ndarray, *, config: ProjectionConfig, n_components: int = 2, init: np.ndarray | None = None,
+    x: np.ndarray | RowView, *, config: ProjectionConfig, n_components: int = 2, init: np.ndarray | None = None,
     knn: KnnGraph | None = None, progress: ProgressFn = no_progress,
 ) -> UmapFit:
     """UMAP fitted on every row, or above ``config.sample_rows`` on a seeded sample with the other rows
@@ -239,7 +250,7 @@ def fit_umap(
     from threadpoolctl import threadpool_limits
 
     enable_umap_cache()
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = _rows_to_read(x, config)
     n_neighbors = max(2, min(config.n_neighbors, len(x) - 1))
     sampled = len(x) > config.sample_rows
     fitted_rows = sample_indices(len(x), config.sample_rows, seed=config.seed) if sampled else np.arange(len(x))
