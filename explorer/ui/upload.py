@@ -38,8 +38,8 @@ from explorer.home import explorer_home
 from explorer.limits import Limits, too_big_message
 
 from .text import escape_markdown
+from .widget import upload_folder
 
-UPLOAD_FRONTEND = Path(__file__).parent / "frontend" / "upload"
 # A few MB a message: big enough that the round trip per chunk (a fragment rerun) is a small share of the
 # time, small enough to stay well under Streamlit's 25 MB cap on one message's widget state.
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -267,7 +267,7 @@ def _picker(key: str, label: str, types: tuple[str, ...]) -> None:
         gc.collect()
     if _outline(upload) != outline:
         st.rerun()  # started, finished, failed or cancelled: the form below changes with it
-    component = components.declare_component("explorer_upload", path=str(UPLOAD_FRONTEND))
+    component = components.declare_component("explorer_upload", path=upload_folder())
     component(key=key, default=None, label=label, accept=",".join(f".{t}" for t in types), limit=limit,
               chunk=CHUNK_BYTES, ack=None if upload is None else upload.ack())
     if upload is None:

@@ -50,7 +50,12 @@ from explorer.draw import (
     titles_payload,
 )
 
-FRONTEND = Path(__file__).parent / "frontend" / "map"
+FRONTENDS = Path(__file__).parent / "frontend"
+FRONTEND = FRONTENDS / "map"
+# The upload picker's page (frontend/upload), staged under this subfolder of the map's.
+UPLOAD_SUBFOLDER = "upload"
+# The Streamlit component protocol both pages load, staged beside each.
+PROTOCOL = "component.js"
 # index.html's placeholder for the core's script tags (one per explorer/mapjs file, staged under mapjs/).
 CORE_MARKER = "<!-- explorer-map-core -->"
 log = logging.getLogger(__name__)
@@ -72,7 +77,8 @@ _folder: Path | None = None
 
 @st.cache_resource(show_spinner=False)
 def frontend_folder() -> str:
-    """frontend/map's files and the map core's (under mapjs/), in a new folder private to this server (mode 0700, ours).
+    """frontend/map's files, the map core's (under mapjs/) and the upload picker's (under upload/), in a new
+    folder private to this server (mode 0700, ours).
 
     Never a predictable path that is trusted when it exists: another user of the machine could make it
     first and serve their own index.html, or read the titles. Streamlit serves it as the component."""
@@ -86,12 +92,20 @@ def frontend_folder() -> str:
     return str(folder)
 
 
+def upload_folder() -> str:
+    """The upload picker's staged page (a subfolder of `frontend_folder`), served as its component."""
+    return str(Path(frontend_folder()) / UPLOAD_SUBFOLDER)
+
+
 def stage_frontend(folder: Path) -> None:
-    """Copy index.html and the map core (under mapjs/, from its one source) into ``folder``, with index.html's
-    marker replaced by one script tag per core file in load order."""
-    for path in sorted(FRONTEND.iterdir()):
-        if path.is_file():
-            (folder / path.name).write_bytes(path.read_bytes())
+    """Copy the map's page into ``folder`` and the upload picker's under upload/, each with the component
+    protocol beside it, and the map core (under mapjs/, from its one source), with the map page's marker
+    replaced by one script tag per core file in load order."""
+    for page, target in ((FRONTEND, folder), (FRONTENDS / UPLOAD_SUBFOLDER, folder / UPLOAD_SUBFOLDER)):
+        target.mkdir(mode=0o700, exist_ok=True)
+        for path in [*sorted(page.iterdir()), FRONTENDS / PROTOCOL]:
+            if path.is_file():
+                (target / path.name).write_bytes(path.read_bytes())
     (folder / "mapjs").mkdir(mode=0o700, exist_ok=True)
     names = mapjs.core_files()
     for name in names:
