@@ -25,7 +25,9 @@ from .cluster import ClusterConfig
 from .corpus import TEXT
 from .embed import EmbeddingCache, embed_cached
 from .embedders import DEFAULT_BATCH_SIZE, Embedder, load_embedder
-from .errors import InputError, MapChangedError
+from .embedders.base import l2_normalise
+from .embedders.tfidf import is_corpus_model, load_corpus_embedder
+from .errors import InputError, MapChangedError, ModelError
 from .limits import Limits
 from .map_clusters import LEVEL_COLUMNS, clustered
 from .map_files import save_map
@@ -57,6 +59,14 @@ LABEL_MATCH = 0.5
 REFINE_SAVE_TRIES = 3
 # The refined layout's start, as the manifest records it.
 LAYOUT_START = "the fast map's layout"
+# The refined map is laid out from the transformer's vectors joined with the fast map's own layout input at this
+# weight (unit rows joined: a pair's cosine is the transformer's plus weight² times the fast map's, over 1 + weight²).
+# The transformer reads the first REFINE_MAX_TOKENS tokens of each text, TF-IDF every word of it: on 10k arXiv
+# papers the joined input's mean 2D 10-NN over three UMAP seeds was 0.649 (weight 0.7; 0.652 at 0.5) against 0.637
+# for the fp32 128-token vectors alone and 0.655 for the quality mode's 256-token ones; on 2,500 papers 0.634
+# (0.629 at 0.5) against 0.622 and 0.639 (docs/benchmarks.md, "refine-stages"). Search reads the transformer's
+# vectors alone.
+FAST_LAYOUT_WEIGHT = 0.7
 # Told each time a stage is saved: its name (pipeline.TITLES_STAGE, FULL_STAGE) and the map's new version.
 StageFn = Callable[[str, SavedMap], None]
 
@@ -205,6 +215,8 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
     cache = EmbeddingCache(workspace.cache_path) if embedder.cacheable else None
     seconds: dict[str, float] = {}
     titles_cached = 0
+    # Read before the titles' stage replaces the fast map's vectors.
+    fast_layout = _fast_layout_input(saved, section, embedded, texts, workspace=workspace)
     embed = functools.partial(_embed_chunks, embedder, cache=cache, chunk_rows=chunk_rows, batch_size=batch_size,
                               progress=progress, stop=stop)
 
@@ -247,7 +259,7 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
     config = ProjectionConfig.from_dict(saved.meta.projection.to_dict())
     before = saved.coords[embedded]
     progress("project", 0.0, f"Laying out {total:,} points again with {config.method.upper()}, from the current map")
-    layout_input = embedder.layout_vectors(vectors)
+    layout_input = _joined(np.asarray(embedder.layout_vectors(vectors)), fast_layout)
     # Started from the map as drawn, so points move as little as the new vectors allow. Laying out afresh and
     # turning the result onto the fast map (Procrustes) was measured against this on 2.5k and 10k arXiv papers:
     # the same 2D 10-NN (0.619 / 0.637 against 0.620 / 0.640) with more movement (12-13 % against 11-12 %).
@@ -267,7 +279,9 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
     changes = {**changes, "dimension": int(vectors.shape[1]),
                "projection": {**config.to_dict(), "method_used": layout.method,
                               "input_dimension": int(layout_input.shape[1]),
-                              "init": LAYOUT_START}}
+                              "init": LAYOUT_START,
+                              "joined": None if fast_layout is None else {"model_id": section.get("from_model"),
+                                                                          "weight": FAST_LAYOUT_WEIGHT}}}
     result = _on_latest(workspace, map_id, saved, lambda latest: _save_stage(
         latest, workspace, embedded=embedded, vectors=vectors, coords=coords, changes=changes,
         section={**refined, "seconds": {**(section.get("seconds") or {}), **seconds}}, started=started,
@@ -283,6 +297,32 @@ def _refine(saved: SavedMap, section: dict, *, workspace: Workspace, model, chun
                         n_cached=n_cached, displacement=displacement,
                         message=f"'{result.name}' now uses {embedder.model_id}: search by meaning, neighbours and "
                         "clusters come from its vectors.")
+
+
+def _fast_layout_input(saved: SavedMap, section: dict, embedded: np.ndarray, texts: list[str], *,
+                       workspace: Workspace) -> np.ndarray | None:
+    """The fast map's layout input of the rows refined: from the map's vectors while it still holds the fast
+    model's, else from the texts through the fast model kept in the workspace; None without one (then the
+    transformer's vectors are laid out alone)."""
+    fast_model = section.get("from_model")
+    if not is_corpus_model(fast_model):
+        return None
+    try:
+        fast = load_corpus_embedder(fast_model, workspace_root=workspace.root)
+    except (ModelError, OSError, ValueError) as exc:
+        log.warning("the fast model %s is gone (%s): the refined map is laid out from the transformer alone",
+                    fast_model, exc)
+        return None
+    vectors = saved.embeddings[embedded] if saved.meta.model_id == fast_model else fast.embed(texts)
+    return np.asarray(fast.layout_vectors(vectors))
+
+
+def _joined(transformer: np.ndarray, fast: np.ndarray | None) -> np.ndarray:
+    """The refined layout's input: the transformer's unit rows beside FAST_LAYOUT_WEIGHT times the fast
+    map's, at unit length again (the transformer's alone without the fast map's)."""
+    if fast is None:
+        return transformer
+    return l2_normalise(np.hstack([l2_normalise(transformer), FAST_LAYOUT_WEIGHT * l2_normalise(fast)]))
 
 
 def _embed_chunks(embedder: Embedder, texts: list[str], *, stage: str, cache: EmbeddingCache | None,

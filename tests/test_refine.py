@@ -546,3 +546,66 @@ def test_a_hit_on_the_titles_is_explained_by_its_title(progressive, table, works
     assert read == [table["title"].iloc[3]], "the score came from the title: the explanation reads it"
     refine_map("papers", workspace=workspace, model=HashingEmbedder(dimension=64))
     assert vector_texts(workspace.open("papers"))[3] == f"{table.title.iloc[3]}. {table.abstract.iloc[3]}"
+
+
+def _laid_out_inputs(monkeypatch) -> list[np.ndarray]:
+    """What the refinement passes to UMAP, recorded."""
+    import explorer.refine as refine_module
+
+    seen, real = [], refine_module.project
+    monkeypatch.setattr(refine_module, "project", lambda x, **options: seen.append(np.asarray(x)) or real(x, **options))
+    return seen
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_the_refined_layout_reads_the_transformer_s_vectors_joined_with_the_fast_map_s(
+        progressive, table, workspace, tmp_path, monkeypatch):
+    from explorer import embedder_for
+    from explorer.refine import FAST_LAYOUT_WEIGHT
+
+    fast = _pending_map(table, workspace)
+    fast_input = np.asarray(embedder_for(fast).layout_vectors(np.asarray(fast.embeddings)))
+    seen = _laid_out_inputs(monkeypatch)
+    assert refine_map("papers", workspace=workspace, model=HashingEmbedder(dimension=64)).state == REFINE_DONE
+    refined = workspace.open("papers")
+    (joined,) = seen
+    assert joined.shape == (len(table), 64 + fast_input.shape[1])
+    np.testing.assert_allclose(np.linalg.norm(joined, axis=1), 1.0, rtol=1e-5)
+    # The transformer's unit rows beside the fast map's, weighted: the cosine the layout reads is both.
+    np.testing.assert_allclose(_unit(joined[:, :64]), _unit(np.asarray(refined.embeddings)), atol=1e-5)
+    np.testing.assert_allclose(_unit(joined[:, 64:]), _unit(fast_input), atol=1e-5)
+    ratio = np.linalg.norm(joined[:, 64:], axis=1) / np.linalg.norm(joined[:, :64], axis=1)
+    np.testing.assert_allclose(ratio, FAST_LAYOUT_WEIGHT, rtol=1e-4)
+    projection = refined.manifest["projection"]
+    assert projection["joined"] == {"model_id": fast.manifest["model_id"], "weight": FAST_LAYOUT_WEIGHT}
+    assert projection["input_dimension"] == joined.shape[1]
+    # Search reads the transformer's vectors alone.
+    assert refined.embeddings.shape == (len(table), 64)
+
+    # Resumed after its titles (the map then holds the titles' vectors), the fast map's input is made again
+    # from the texts through the fast model the workspace keeps: the same input.
+    other = Workspace(tmp_path / "other")
+    _pending_map(table, other)
+    stages: list[str] = []
+    refine_map("papers", workspace=other, model=HashingEmbedder(dimension=64),
+               on_stage=lambda stage, saved: stages.append(stage), should_stop=lambda: bool(stages))
+    assert other.open("papers").meta.refinement.stage == "titles"
+    assert refine_map("papers", workspace=other, model=HashingEmbedder(dimension=64)).state == REFINE_DONE
+    np.testing.assert_allclose(seen[-1], joined, atol=1e-5)
+
+
+def test_without_the_fast_model_the_refined_map_is_laid_out_from_the_transformer_alone(
+        progressive, table, workspace, monkeypatch):
+    import shutil
+
+    from explorer.embedders.tfidf import models_dir
+
+    _pending_map(table, workspace)
+    shutil.rmtree(models_dir(workspace.root))
+    seen = _laid_out_inputs(monkeypatch)
+    assert refine_map("papers", workspace=workspace, model=HashingEmbedder(dimension=64)).state == REFINE_DONE
+    refined = workspace.open("papers")
+    assert seen[0].shape == (len(table), 64) and refined.manifest["projection"]["joined"] is None
