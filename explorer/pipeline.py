@@ -26,7 +26,7 @@ from .load import release_arrow_memory
 from .manifest import Manifest
 from .map_clusters import clustered
 from .map_files import save_map
-from .modes import REFINE_MAX_TOKENS, ModeChoice, choose_mode_for_texts
+from .modes import REFINE_MAX_TOKENS, ModeChoice, choose_mode_for_texts, refine_model_spec
 from .neighbor_column import NEIGHBORS_K, NEIGHBORS_MAX_ROWS
 from .neighbours import KnnGraph, knn_graph
 from .placement import place_rows
@@ -169,7 +169,8 @@ def build_map(
                                 seconds=timer.seconds)
         manifest["mode"] = choice.to_dict() if choice is not None else None
         if choice is not None and choice.refine:
-            manifest["refinement"] = {"state": REFINE_PENDING, "model": None, "max_seq_length": REFINE_MAX_TOKENS,
+            manifest["refinement"] = {"state": REFINE_PENDING, "model": refine_model_spec(),
+                                      "max_seq_length": REFINE_MAX_TOKENS,
                                       "from_model": embedder.model_id, "requested": manifest["created"],
                                       "automatic": choice.automatic, "estimated_seconds": choice.search_seconds,
                                       "stage": FAST_STAGE,

@@ -28,7 +28,7 @@ from explorer import (
 from explorer.cli import main
 from explorer.embed import EmbeddingCache
 from explorer.map_clusters import cluster_table, rename_cluster
-from explorer.modes import choose_mode
+from explorer.modes import choose_mode, refine_model_spec
 from explorer.refine import (
     GONE,
     LAYOUT_START,
@@ -110,7 +110,8 @@ def _pending_map(table, workspace, *, name="papers", clusters=None):
 def test_auto_mode_builds_the_fast_map_with_its_refinement_pending(progressive, table, workspace):
     saved = _pending_map(table, workspace)
     section = saved.manifest["refinement"]
-    assert section["state"] == "pending" and section["model"] is None  # None: the bundled transformer
+    # The bundled transformer, in int8 on the CPU (modes.REFINE_QUANTIZE).
+    assert section["state"] == "pending" and section["model"] == refine_model_spec()
     assert section["from_model"] == saved.manifest["model_id"] and len(saved.manifest["map_id"]) == 32
     assert pending_refinements(workspace) == ["papers"]
     # The fast mode asked for by name stops at the fast map; a named model is embedded as asked.
@@ -153,8 +154,9 @@ def test_a_refinement_too_long_for_this_cpu_waits_to_be_asked(progressive, table
         worker.close()
 
 
-def test_the_refinement_reads_128_tokens_of_the_bundled_model(progressive, table, workspace, monkeypatch):
+def test_the_refinement_reads_128_tokens_of_the_bundled_model_in_int8(progressive, table, workspace, monkeypatch):
     import explorer.refine as refine
+    from explorer.embedders.transformer import BUNDLED_MODEL, quantize_of
 
     asked = {}
 
@@ -166,7 +168,10 @@ def test_the_refinement_reads_128_tokens_of_the_bundled_model(progressive, table
     assert saved.manifest["refinement"]["max_seq_length"] == 128
     monkeypatch.setattr(refine, "load_embedder", recording_load)
     refine_map("papers", workspace=workspace)
-    assert asked["spec"] is None and asked["max_seq_length"] == 128, "the length the build recorded"
+    assert asked["max_seq_length"] == 128, "the length the build recorded"
+    # The step modes chose (int8 on the CPU; a GPU runs it in fp32), recorded by the build.
+    assert asked["spec"] == saved.manifest["refinement"]["model"] == f"{BUNDLED_MODEL}#int8"
+    assert quantize_of(asked["spec"]) == "int8"
 
 
 # ---------------------------------------------------------------- the refinement
@@ -429,8 +434,9 @@ def test_explorer_build_shows_the_fast_map_then_refines_with_the_transformer(pro
             < out.index("stage full: papers is saved; search reads meaning, on the whole text")
             < out.index("refined: papers"))
     manifest = Workspace(home).read_manifest("papers")
-    # The refinement reads the bundled MiniLM at 128 tokens (modes.REFINE_MAX_TOKENS).
-    assert manifest["model_id"] == load_embedder(None, max_seq_length=128).model_id
+    # The refinement reads the bundled MiniLM at 128 tokens (modes.REFINE_MAX_TOKENS), in int8 on this CPU.
+    assert manifest["model_id"] == load_embedder(refine_model_spec(), max_seq_length=128).model_id
+    assert manifest["model_id"].endswith("#int8#len128")
     assert manifest["refinement"]["state"] == "done"
     assert main(["--home", str(home), "build", str(source), "--name", "fast only", "--mode", "fast", "-q"]) == 0
     out = capsys.readouterr().out
