@@ -44,7 +44,8 @@ REFINE_QUANTIZE: str | None = "int8"
 # fp32 at 128 tokens read 37 abstracts a second at load 2-3 on the 12k file (section "progressive"): ~0.21 ms per
 # token, rounded up for a shared machine. Re-measured for issue 30 at load 5.5-8 (other work on both cores):
 # 10-15 rows a second at 2 threads, 12-22 at 1 (0.4-0.8 ms per token); the estimate stays at the quieter figure.
-REFINE_SECONDS_PER_TOKEN = 0.25e-3
+# int8 read the same 9,986 papers' 128 tokens in 101 s where fp32 took 142 s (load 1.7-1.9, "refine-stages"): 0.71x.
+REFINE_SECONDS_PER_TOKEN = 0.25e-3 * (0.71 if REFINE_QUANTIZE else 1.0)
 # A refinement estimated to take longer starts only when asked (a button, `explorer refine`): at 100k
 # rows it would hold both cores for hours.
 REFINE_AUTO_MAX_SECONDS = 30 * 60.0
