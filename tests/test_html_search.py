@@ -400,3 +400,27 @@ def test_the_pages_scan_returns_the_exact_top_k_best_first_ties_in_row_order(bro
         assert np.allclose(found["scores"], scores[expected], atol=1e-4)
     finally:
         page.close()
+
+
+@pytest.mark.slow
+def test_a_map_refined_in_int8_exports_its_model_from_the_fp32_weights(real_embedder, tmp_path):
+    import onnxruntime
+
+    from explorer import load_embedder
+    from explorer.embedders.onnx_export import export_onnx
+
+    # The refinement's step: torch's dynamic int8 layers have no ONNX form, so the export failed on them.
+    step = load_embedder(f"{real_embedder.model_name}#int8", max_seq_length=128, device="cpu")
+    assert step.quantize == "int8"
+    model = export_onnx(step, tmp_path / "onnx")
+    assert model.max_seq_length == 128 and model.quantised
+    assert export_onnx(step.full_precision(), tmp_path / "onnx").folder == model.folder  # one export, shared
+    session = onnxruntime.InferenceSession(str(model.model_path))
+    texts = ["Graph neural networks for molecules", "A survey of reinforcement learning"]
+    # The page's graph is the fp32 model's, quantised by the export: its vectors are fp32's to 0.98, as the bundled
+    # model's page is (the map's own int8 vectors are ~0.94 from fp32, their queries in Python embedded alike).
+    for text, want in zip(texts, step.full_precision().embed(texts), strict=True):
+        ids = step.model.tokenize([text])
+        vector = session.run(None, {"input_ids": ids["input_ids"].numpy(),
+                                    "attention_mask": ids["attention_mask"].numpy()})[0][0].mean(axis=0)
+        assert float(vector @ want / np.linalg.norm(vector)) >= 0.98, text

@@ -67,7 +67,10 @@ def onnx_cache_dir(workspace_root: str | Path) -> Path:
 
 def export_onnx(embedder, cache_root: str | Path, *, quantise: bool = True) -> OnnxModel:
     """The embedder's model as ONNX (int8 when ``quantise``), made once per model id and options and
-    kept under ``cache_root``; the bundled model's weights are checked against their sha256 first."""
+    kept under ``cache_root``; the bundled model's weights are checked against their sha256 first. A model that
+    runs int8 in torch is exported from its fp32 weights (the same export as the fp32 model's)."""
+    full_precision = getattr(embedder, "full_precision", None)
+    embedder = full_precision() if callable(full_precision) else embedder
     key = bytes_hash(json.dumps([embedder.model_id, quantise, OPSET, EXPORT_FORMAT]).encode())[:16]
     final = Path(cache_root) / key
     found = _read(final)

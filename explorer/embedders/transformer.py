@@ -206,6 +206,14 @@ class SentenceTransformerEmbedder(EmbedderBase):
         """The model spec that loads this embedder again: its name, with "#int8" when it runs quantised."""
         return quantized_spec(self.model_name, self.quantize)
 
+    def full_precision(self) -> SentenceTransformerEmbedder:
+        """The same model and length in fp32 on the CPU (itself when it runs fp32): torch's dynamic int8 layers
+        have no ONNX form, so an export reads this and quantises the graph its own way."""
+        if not self.quantize:
+            return self
+        return SentenceTransformerEmbedder(self.model_name, device="cpu", max_seq_length=self.max_seq_length,
+                                           threads=self.threads)
+
     def _path(self) -> str:
         if self.model_name == BUNDLED_MODEL:
             path = bundled_model_path()
