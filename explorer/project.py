@@ -202,8 +202,7 @@ def _store(path: Path, coords: np.ndarray, method: str, notes: list[str]) -> Non
 def spread(x: np.ndarray, *, chunk_rows: int = 65_536) -> float:
     """The largest difference of any value from the first row's, a chunk of rows at a time (two whole-array
     temporaries were 512 MB at 1M rows of 64 floats)."""
-    return max((float(np.abs(x[s : s + chunk_rows] - x[0]).max()) for s in range(0, len(x), chunk_rows)),
-               default=0.0)
+    return max((float(np.abs(block - x[0]).max()) for _, block in row_blocks(x, chunk_rows)), default=0.0)
 
 
 def project_pca(x: np.ndarray, *, seed: int = 42) -> np.ndarray:

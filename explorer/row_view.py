@@ -51,6 +51,6 @@ class RowView:
 
 
 def row_blocks(x: np.ndarray | RowView, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, C-contiguous float32 block) over an array or a view, ``rows`` rows at a time."""
+    """(first row, C-contiguous block, in the array's own dtype) over an array or a view, ``rows`` rows at a time."""
     for start in range(0, len(x), rows):
-        yield start, np.ascontiguousarray(x[start : start + rows], dtype=np.float32)
+        yield start, np.ascontiguousarray(x[start : start + rows])
